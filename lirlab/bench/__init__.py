@@ -1,0 +1,1 @@
+"""Benchmarks: ``lirlab bench core`` and ``lirlab bench plaid``, saved as JSON with the machine described."""

@@ -1,0 +1,228 @@
+"""The ``lirlab`` command.
+
+Every subcommand prints one clear line and exits non-zero on bad input; ``lirlab COMMAND --help``
+explains each option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXAMPLES = """
+a first session, offline (the bundled demo corpus; the default model, or MiniLM when offline):
+  lirlab demo
+  lirlab index --dataset demo --out demo-index
+  lirlab search --index demo-index --query "how do deep sea fish make light"
+  lirlab search --index demo-index --dataset demo --out run.tsv
+  lirlab evaluate --run run.tsv --dataset demo --measures nDCG@10 RR@10 R@100
+
+models (--model): a Hugging Face id (default answerdotai/answerai-colbert-small-v1), a local folder
+(Stanford ColBERT, PyLate, or any plain transformers encoder), or 'minilm' for the offline weights.
+datasets (--dataset): 'demo', a BEIR folder (corpus.jsonl, queries.jsonl, qrels/), or an ir_datasets id.
+"""
+
+
+def _add_model_options(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    from lirlab.encoder import DEFAULT_MODEL
+
+    p.add_argument("--model", default=default or DEFAULT_MODEL, help="hub id, model folder, or 'minilm' (default: %(default)s)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument(
+        "--no-augmentation",
+        action="store_true",
+        help="do not pad queries with [MASK] (for encoders never trained with query augmentation)",
+    )
+
+
+def _load_encoder(args, name: str | None = None):
+    from lirlab.encoder import ColBERT
+
+    overrides = {"query_augmentation": False} if getattr(args, "no_augmentation", False) else {}
+    encoder = ColBERT.load(name or args.model, device=args.device, fallback_to_minilm=True, **overrides)
+    print(f"model: {encoder}", file=sys.stderr)
+    return encoder
+
+
+def _cmd_index(args) -> None:
+    from lirlab import data
+
+    dataset = data.load(args.dataset, split=args.split)
+    encoder = _load_encoder(args)
+    if args.kind == "flat":
+        from lirlab.index.flat import FlatIndex
+
+        index = FlatIndex.build(dataset.docs, encoder, batch_size=args.batch_size)
+        index.save(args.out)
+    else:
+        from lirlab.index.plaid import PlaidIndex
+
+        index = PlaidIndex.build(dataset.docs, encoder, path=args.out, nbits=args.nbits)
+    truncated = sum(index.docs.truncated) if hasattr(index, "docs") else None
+    note = f" ({truncated} cut at doc_maxlen={encoder.config.doc_maxlen})" if truncated else ""
+    print(f"indexed {len(index)} documents{note} into {args.out}")
+
+
+def _open_index(args):
+    meta = _index_metadata(args.index)
+    model = args.model or meta.get("model", {}).get("name")
+    if not model:
+        raise ValueError(f"{args.index} does not record its model; pass --model")
+    encoder = _load_encoder(args, model)
+    if meta["type"] == "lirlab.flat":
+        from lirlab.index.flat import FlatIndex
+
+        return FlatIndex.load(args.index, encoder=encoder, device=args.device)
+    from lirlab.index.plaid import PlaidIndex
+
+    return PlaidIndex.load(args.index, encoder=encoder, device=args.device)
+
+
+def _index_metadata(path: str) -> dict:
+    import json
+
+    file = Path(path) / "metadata.json"
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: not a lirlab index (no metadata.json)")
+    meta = json.loads(file.read_text(encoding="utf-8"))
+    if meta.get("type") not in ("lirlab.flat", "lirlab.plaid"):
+        raise ValueError(f"{path}: holds a {meta.get('type')!r}, not a lirlab index")
+    return meta
+
+
+def _cmd_search(args) -> None:
+    from lirlab import data
+
+    if (args.query is None) == (args.dataset is None):
+        raise ValueError("give either --query TEXT (repeatable) or --dataset NAME")
+    queries = args.query if args.query is not None else data.load(args.dataset, split=args.split)
+    index = _open_index(args)
+    run = index.search(queries, k=args.k)
+    if args.out:
+        run.to_csv(args.out, sep="\t", index=False)
+        print(f"wrote {len(run)} rows for {run.qid.nunique()} queries to {args.out}")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_colwidth", 60, "display.width", 120):
+            print(run.to_string(index=False))
+
+
+def read_run(path: str):
+    """A run from a TSV written by ``lirlab search`` or a TREC run file."""
+    import pandas as pd
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: no such run file")
+    first = file.open(encoding="utf-8").readline()
+    if first.startswith("qid\t"):
+        return pd.read_csv(file, sep="\t", dtype={"qid": str, "docno": str})
+    import ir_measures
+
+    rows = [(r.query_id, r.doc_id, r.score) for r in ir_measures.read_trec_run(str(file))]
+    return pd.DataFrame(rows, columns=["qid", "docno", "score"])
+
+
+def _cmd_evaluate(args) -> None:
+    from lirlab import data
+    from lirlab.evaluate import evaluate
+
+    result = evaluate(read_run(args.run), data.load(args.dataset, split=args.split), args.measures)
+    print(result.to_string(index=False))
+
+
+def _cmd_demo(args) -> None:
+    from lirlab.demo import run_demo
+
+    run_demo(model=args.model, out=args.out, device=args.device)
+
+
+def _cmd_bench(args) -> None:
+    from lirlab import data
+
+    dataset = data.load(args.dataset, split=args.split)
+    encoder = _load_encoder(args)
+    if args.which == "core":
+        from lirlab.bench.core import run_core_benchmark
+
+        result = run_core_benchmark(dataset, encoder, args.out, n_queries=args.queries)
+    else:
+        from lirlab.bench.plaid import run_plaid_benchmark
+
+        result = run_plaid_benchmark(dataset, encoder, args.out, n_queries=args.queries)
+    print(f"wrote {result}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lirlab",
+        description="lirlab: encode, index, search, explain and measure late-interaction (ColBERT) retrieval.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("index", help="encode a corpus and write an index folder")
+    p.add_argument("--dataset", required=True, help="'demo', a BEIR folder, or an ir_datasets id")
+    p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default: %(default)s)")
+    p.add_argument("--out", required=True, help="index folder to write (replaced atomically if it exists)")
+    p.add_argument("--kind", choices=["flat", "plaid"], default="flat", help="exhaustive (flat) or compressed PLAID (default: %(default)s)")
+    p.add_argument("--nbits", type=int, choices=[1, 2, 4], default=2, help="PLAID residual bits per dimension (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=32, help="documents per forward pass (default: %(default)s)")
+    _add_model_options(p)
+    p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser("search", help="search an index with text queries or a dataset's queries")
+    p.add_argument("--index", required=True, help="index folder written by 'lirlab index'")
+    p.add_argument("--query", action="append", help="query text (repeat for several)")
+    p.add_argument("--dataset", help="search all queries of this dataset instead")
+    p.add_argument("--split", default="test")
+    p.add_argument("--k", type=int, default=10, help="results per query (default: %(default)s)")
+    p.add_argument("--out", help="write the run as TSV (qid, query, docno, score, rank) instead of printing it")
+    p.add_argument("--model", default=None, help="encoder for the queries (default: the one recorded in the index)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--no-augmentation", action="store_true", help="do not pad queries with [MASK]")
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("evaluate", help="score a run against a dataset's qrels with ir_measures")
+    p.add_argument("--run", required=True, help="TSV from 'lirlab search --out' or a TREC run file")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--measures", nargs="+", default=["nDCG@10", "RR@10", "R@100"], help="ir_measures names (default: %(default)s)")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("demo", help="run the quickstart end to end on the demo corpus and write its figures")
+    p.add_argument("--out", default="lirlab-demo", help="folder for figures and the run (default: %(default)s)")
+    p.add_argument("--model", default=None, help="default: the default model, or MiniLM when offline")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("bench", help="benchmarks saved as JSON/CSV with the machine described")
+    p.add_argument("which", choices=["core", "plaid"], help="core: encoding and exhaustive MaxSim; plaid: the compressed index")
+    p.add_argument("--dataset", default="../shared/data/scifact", help="(default: %(default)s)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--queries", type=int, default=100, help="queries timed one at a time (default: %(default)s)")
+    p.add_argument("--out", default="benchmarks/results", help="results folder (default: %(default)s)")
+    _add_model_options(p)
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lirlab.encoder import ModelLoadError
+    from lirlab.storage import ArtifactError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, KeyError, FileNotFoundError, ModelLoadError, ArtifactError, RuntimeError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"lirlab: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Corpora, queries and relevance judgments.
+
+Three sources, one record type (:class:`Dataset`):
+
+* ``"demo"``: the small collection bundled in the repository's ``data/demo``;
+* a local BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``);
+* an ir_datasets id such as ``"beir/scifact/test"`` (downloaded by ir_datasets on first use).
+
+Examples
+--------
+>>> ds = load("demo")
+>>> ds.name, len(ds.docs) > 100, len(ds.queries) > 10
+('demo', True, True)
+>>> list(ds.qrels.columns)
+['query_id', 'doc_id', 'relevance']
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
+QRELS_COLUMNS = ["query_id", "doc_id", "relevance"]
+
+
+class Document(NamedTuple):
+    """One document: its id, body text and optional title."""
+
+    docno: str
+    text: str
+    title: str = ""
+
+    @property
+    def full_text(self) -> str:
+        """Title and body joined by a space: what gets encoded."""
+        return f"{self.title} {self.text}" if self.title else self.text
+
+
+class Query(NamedTuple):
+    """One query: its id and text."""
+
+    qid: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A test collection: documents, queries and graded qrels (ir_measures column names)."""
+
+    name: str
+    docs: tuple[Document, ...]
+    queries: tuple[Query, ...]
+    qrels: pd.DataFrame
+
+    def __post_init__(self):
+        check_unique([d.docno for d in self.docs], "document id")
+        check_unique([q.qid for q in self.queries], "query id")
+
+    def head(self, n_queries: int) -> Dataset:
+        """The same collection with only the first ``n_queries`` queries (and their qrels)."""
+        queries = self.queries[:n_queries]
+        keep = {q.qid for q in queries}
+        return Dataset(self.name, self.docs, queries, self.qrels[self.qrels.query_id.isin(keep)])
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}: {len(self.docs)} docs, {len(self.queries)} queries, "
+            f"{len(self.qrels)} judgments)"
+        )
+
+
+def check_unique(ids: Sequence[str], what: str) -> None:
+    """Raise ``ValueError`` naming the first repeated id."""
+    seen = set()
+    for i in ids:
+        if i in seen:
+            raise ValueError(f"duplicate {what} {i!r}")
+        seen.add(i)
+
+
+def load(source: str | Path, split: str = "test") -> Dataset:
+    """Load ``"demo"``, a BEIR folder, or an ir_datasets id.
+
+    Raises
+    ------
+    FileNotFoundError
+        A folder was named but lacks the BEIR files.
+    ValueError
+        The name is neither a folder nor a known ir_datasets id.
+    """
+    if str(source) == "demo":
+        return load_beir(DEMO_DIR, split="test", name="demo")
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return load_beir(path, split=split)
+    if path.suffix or str(source).startswith((".", "/", "~")):
+        raise FileNotFoundError(f"no dataset folder at {path}")
+    return load_ir_datasets(str(source))
+
+
+def _read_jsonl(path: Path) -> Iterable[dict]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing (a BEIR folder needs corpus.jsonl, queries.jsonl, qrels/)")
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
+
+
+def load_beir(folder: str | Path, split: str = "test", name: str | None = None) -> Dataset:
+    """Load a BEIR-layout folder; queries are restricted to those judged in ``qrels/<split>.tsv``."""
+    folder = Path(folder)
+    qrels_file = folder / "qrels" / f"{split}.tsv"
+    if not qrels_file.is_file():
+        available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
+        raise FileNotFoundError(f"{qrels_file}: missing; splits here: {available or 'none'}")
+    with open(qrels_file, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter="\t")
+        header = next(reader, None)
+        rows = [(r[0].strip(), r[1].strip(), int(r[2])) for r in reader if r]
+    if header is None or len(header) < 3:
+        raise ValueError(f"{qrels_file}: expected a header 'query-id corpus-id score'")
+    qrels = pd.DataFrame(rows, columns=QRELS_COLUMNS)
+    judged = set(qrels.query_id)
+    docs = tuple(
+        Document(str(d["_id"]), d.get("text", ""), d.get("title", "") or "")
+        for d in _read_jsonl(folder / "corpus.jsonl")
+    )
+    queries = tuple(
+        Query(str(q["_id"]), q["text"]) for q in _read_jsonl(folder / "queries.jsonl") if str(q["_id"]) in judged
+    )
+    return Dataset(name or folder.name, docs, queries, qrels)
+
+
+def load_ir_datasets(dataset_id: str) -> Dataset:
+    """Load an ir_datasets id (documents, queries and qrels must all be provided by it)."""
+    import ir_datasets
+
+    try:
+        dataset = ir_datasets.load(dataset_id)
+    except KeyError:
+        raise ValueError(
+            f"unknown dataset {dataset_id!r}: not 'demo', not a folder, not an ir_datasets id "
+            "(see https://ir-datasets.com, e.g. 'beir/scifact/test')"
+        ) from None
+    for part in ("docs", "queries", "qrels"):
+        if not getattr(dataset, f"has_{part}")():
+            raise ValueError(f"ir_datasets id {dataset_id!r} provides no {part}")
+    try:
+        docs = tuple(
+            Document(d.doc_id, getattr(d, "text", "") or getattr(d, "default_text", lambda: "")(), getattr(d, "title", "") or "")
+            for d in dataset.docs_iter()
+        )
+        queries = tuple(Query(q.query_id, getattr(q, "text", None) or q.default_text()) for q in dataset.queries_iter())
+        qrels = pd.DataFrame(
+            [(q.query_id, q.doc_id, int(q.relevance)) for q in dataset.qrels_iter()], columns=QRELS_COLUMNS
+        )
+    except Exception as e:  # network and cache errors come from many layers of ir_datasets
+        raise RuntimeError(
+            f"ir_datasets could not fetch {dataset_id!r} ({type(e).__name__}: {e}); without internet, point "
+            "lirlab at a local BEIR folder instead"
+        ) from None
+    judged = set(qrels.query_id)
+    return Dataset(dataset_id, docs, tuple(q for q in queries if q.qid in judged), qrels)
+
+
+def as_queries(queries: str | Sequence | Mapping | pd.DataFrame | Dataset) -> list[Query]:
+    """Normalize the many ways a user passes queries to a list of :class:`Query`.
+
+    Accepts one string, a list of strings (ids ``"1"``, ``"2"``, ...), a list of ``Query``, a
+    ``{qid: text}`` mapping, a DataFrame with ``qid`` and ``query`` columns, or a :class:`Dataset`.
+
+    >>> as_queries(["red cats", "blue dogs"])
+    [Query(qid='1', text='red cats'), Query(qid='2', text='blue dogs')]
+    >>> as_queries("")
+    Traceback (most recent call last):
+    ...
+    ValueError: query '1' is empty
+    """
+    if isinstance(queries, Dataset):
+        out = list(queries.queries)
+    elif isinstance(queries, str):
+        out = [Query("1", queries)]
+    elif isinstance(queries, pd.DataFrame):
+        missing = {"qid", "query"} - set(queries.columns)
+        if missing:
+            raise ValueError(f"query DataFrame lacks column(s) {sorted(missing)}")
+        out = [Query(str(q), t) for q, t in zip(queries.qid, queries["query"])]
+    elif isinstance(queries, Mapping):
+        out = [Query(str(q), t) for q, t in queries.items()]
+    else:
+        out = [q if isinstance(q, Query) else Query(str(i), q) for i, q in enumerate(queries, 1)]
+    for q in out:
+        if not isinstance(q.text, str):
+            raise ValueError(f"query {q.qid!r} is not a string: {type(q.text).__name__}")
+        if not q.text.strip():
+            raise ValueError(f"query {q.qid!r} is empty")
+    check_unique([q.qid for q in out], "query id")
+    return out
+
+
+def as_documents(docs: Sequence | Mapping | Dataset) -> list[Document]:
+    """Normalize documents: a list of strings (ids ``"0"``, ``"1"``, ...), of ``Document``, or a ``{docno: text}`` mapping.
+
+    Empty and whitespace-only documents are kept (they encode to their marker tokens alone and score
+    low); non-strings and duplicate ids raise ``ValueError``.
+
+    >>> as_documents({"a": "x", "b": "y"})[1]
+    Document(docno='b', text='y', title='')
+    """
+    if isinstance(docs, Dataset):
+        out = list(docs.docs)
+    elif isinstance(docs, str):
+        raise ValueError("documents must be a list or mapping of texts, not one string")
+    elif isinstance(docs, Mapping):
+        out = [Document(str(d), t) for d, t in docs.items()]
+    else:
+        out = [d if isinstance(d, Document) else Document(str(i), d) for i, d in enumerate(docs)]
+    for d in out:
+        if not isinstance(d.text, str) or not isinstance(d.title, str):
+            raise ValueError(f"document {d.docno!r} is not a string: {type(d.text).__name__}")
+    check_unique([d.docno for d in out], "document id")
+    return out

