@@ -291,6 +291,11 @@ def _load_plain(folder: Path, trust_remote_code: bool, dtype) -> _Parts:
     return _Parts(model, tokenizer, [], EncoderConfig(checkpoint_format="huggingface"))
 
 
+def _position_limit(model) -> int:
+    """Longest input the model's position embeddings allow (512 for BERT)."""
+    return int(getattr(model.config, "max_position_embeddings", 512) or 512)
+
+
 LOADERS = {"stanford": _load_stanford, "pylate": _load_pylate, "huggingface": _load_plain}
 
 
@@ -353,6 +358,8 @@ class ColBERT:
             Passed to transformers; only when you trust the model's code.
         **overrides
             Any :class:`EncoderConfig` field, e.g. ``query_maxlen=64`` or ``query_augmentation=False``.
+            ``query_maxlen=0`` turns query augmentation off (queries are then only cut at the model's
+            position limit).
         """
         folder = resolve_model(name, fallback_to_minilm=fallback_to_minilm)
         fmt = checkpoint_format(folder)
@@ -360,6 +367,8 @@ class ColBERT:
         unknown = set(overrides) - set(EncoderConfig.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown encoder setting(s) {sorted(unknown)}; known: {list(EncoderConfig.__dataclass_fields__)}")
+        if overrides.get("query_maxlen") == 0:
+            overrides.update(query_augmentation=False, query_maxlen=_position_limit(parts.model))
         config = replace(parts.config, **overrides)
         if folder == minilm_folder() and str(name) != MINILM and folder != Path(name):
             name = MINILM

@@ -62,7 +62,7 @@ def evaluate(run: pd.DataFrame, qrels: pd.DataFrame | Dataset, measures: str | S
     """
     parsed = parse_measures(measures)
     run, qrels = _inputs(run, qrels)
-    per_query = per_query_scores(run.rename(columns={"query_id": "qid", "doc_id": "docno"}), qrels, parsed)
+    per_query = _per_query(parsed, run, qrels)
     judged = qrels.query_id.unique()
     rows = []
     for m in parsed:
@@ -73,7 +73,10 @@ def evaluate(run: pd.DataFrame, qrels: pd.DataFrame | Dataset, measures: str | S
 
 def per_query_scores(run: pd.DataFrame, qrels: pd.DataFrame | Dataset, measures: str | Sequence = DEFAULT_MEASURES) -> pd.DataFrame:
     """One row per (query, measure): ``qid, measure, value``."""
-    parsed = parse_measures(measures)
     run, qrels = _inputs(run, qrels)
+    return _per_query(parse_measures(measures), run, qrels)
+
+
+def _per_query(parsed: list, run: pd.DataFrame, qrels: pd.DataFrame) -> pd.DataFrame:
     rows = [(m.query_id, str(m.measure), float(m.value)) for m in ir_measures.iter_calc(parsed, qrels, run)]
     return pd.DataFrame(rows, columns=["qid", "measure", "value"])

@@ -1,0 +1,95 @@
+"""Exact MaxSim kernels against a brute-force double loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lirlab.encoding import Encoding, offsets_from_lengths
+from lirlab.maxsim import LengthGroupedDocs, explain, maxsim_candidates, maxsim_pair, pad_queries
+
+
+def random_encoding(lengths, dim=16, seed=0, kind="document", prefix="d"):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor(lengths)
+    total = int(lengths.sum())
+    return Encoding(
+        ids=tuple(f"{prefix}{i}" for i in range(len(lengths))),
+        vectors=torch.nn.functional.normalize(torch.randn(total, dim, generator=g), dim=1),
+        token_ids=torch.randint(0, 20, (total,), generator=g),
+        offsets=offsets_from_lengths(lengths),
+        vocab=tuple(f"t{i}" for i in range(20)),
+        kind=kind,
+    )
+
+
+def brute_force(queries: Encoding, docs: Encoding) -> torch.Tensor:
+    scores = torch.zeros(len(queries), len(docs))
+    for i in range(len(queries)):
+        for j in range(len(docs)):
+            q, d = queries.vectors_of(i), docs.vectors_of(j)
+            scores[i, j] = sum(max(float(qv @ dv) for dv in d) for qv in q) if len(d) else 0.0
+    return scores
+
+
+@pytest.mark.parametrize("chunk_tokens", [7, 64, 16384])
+def test_length_grouped_scores_equal_brute_force(chunk_tokens):
+    docs = random_encoding([5, 1, 9, 5, 30, 2, 9, 9, 17, 5, 3])
+    queries = random_encoding([4, 8, 1], seed=1, kind="query", prefix="q")
+    engine = LengthGroupedDocs(docs.vectors, docs.lengths, chunk_tokens=chunk_tokens)
+    scores = engine.score(pad_queries(queries))
+    torch.testing.assert_close(scores, brute_force(queries, docs), atol=1e-5, rtol=0)
+
+
+def test_empty_documents_score_zero():
+    docs = random_encoding([3, 0, 2])
+    queries = random_encoding([2], seed=3, kind="query", prefix="q")
+    scores = LengthGroupedDocs(docs.vectors, docs.lengths).score(pad_queries(queries))
+    assert scores[0, 1] == 0.0
+    torch.testing.assert_close(scores, brute_force(queries, docs), atol=1e-5, rtol=0)
+
+
+def test_candidates_and_pair_agree_with_brute_force():
+    docs = random_encoding([6, 2, 11, 4])
+    queries = random_encoding([5], seed=2, kind="query", prefix="q")
+    expected = brute_force(queries, docs)[0]
+    got = maxsim_candidates(queries.vectors_of(0), docs.vectors, docs.lengths, batch_docs=3)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    assert float(maxsim_pair(queries.vectors_of(0), docs.vectors_of(2))) == pytest.approx(float(expected[2]), abs=1e-5)
+
+
+def test_reduced_precision_stays_close():
+    docs = random_encoding([12] * 20 + [7] * 5, dim=32)
+    queries = random_encoding([32], dim=32, seed=5, kind="query", prefix="q")
+    exact = LengthGroupedDocs(docs.vectors, docs.lengths).score(pad_queries(queries))
+    half = LengthGroupedDocs(docs.vectors, docs.lengths, dtype=torch.bfloat16).score(pad_queries(queries))
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, exact, atol=0.25, rtol=0.01)
+
+
+def test_explain_matrix_best_tokens_and_contributions():
+    docs = random_encoding([7, 4])
+    queries = random_encoding([5], seed=4, kind="query", prefix="q")
+    ex = explain(queries, docs, doc_index=1)
+    q, d = queries.vectors_of(0), docs.vectors_of(1)
+    torch.testing.assert_close(ex.similarity, q @ d.T)
+    assert ex.best_doc_token.tolist() == (q @ d.T).argmax(dim=1).tolist()
+    assert ex.score == pytest.approx(float(ex.contributions.sum()), abs=1e-6)
+    assert ex.score == pytest.approx(float(brute_force(queries, docs)[0, 1]), abs=1e-5)
+    assert ex.query_tokens == queries.tokens(0) and ex.doc_tokens == docs.tokens(1)
+
+
+def test_dimension_mismatch_is_reported():
+    docs = random_encoding([3], dim=8)
+    with pytest.raises(ValueError, match="dim"):
+        LengthGroupedDocs(docs.vectors, docs.lengths).score(torch.zeros(1, 2, 4))
+
+
+@pytest.mark.cuda
+def test_cuda_scores_equal_cpu():
+    docs = random_encoding([5, 9, 9, 30, 2])
+    queries = pad_queries(random_encoding([4, 8], seed=1, kind="query", prefix="q"))
+    cpu = LengthGroupedDocs(docs.vectors, docs.lengths).score(queries)
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        gpu = LengthGroupedDocs(docs.vectors, docs.lengths, device="cuda", dtype=dtype).score(queries)
+        torch.testing.assert_close(gpu.cpu(), cpu, atol=0.05 if dtype != torch.float32 else 1e-4, rtol=0.01)
