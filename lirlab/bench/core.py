@@ -1,0 +1,132 @@
+"""``lirlab bench core``: encoding speed, query latency and exhaustive MaxSim, in one run.
+
+Reports, on a dataset (SciFact test by default) with one encoder:
+
+* nDCG@10 (and RR@10, R@100) of exhaustive MaxSim over every query;
+* document encoding throughput against a bare transformers forward pass over the same texts
+  (tokenize, pad to the longest in the batch, run the model, in corpus order), on a seeded sample;
+* query encoding latency, one query at a time;
+* exhaustive MaxSim latency per query against one torch matrix multiply of the same size
+  (``[query_tokens, dim] @ [dim, corpus_tokens]``), the floor any exact engine sits on.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from lirlab.bench.record import peak_rss_mib, percentiles, save_results
+from lirlab.data import Dataset
+from lirlab.evaluate import evaluate
+from lirlab.index.flat import FlatIndex
+from lirlab.maxsim import pad_queries
+
+WARMUP = 5
+
+
+def _timed(fn, repeat: int) -> list[float]:
+    for _ in range(min(WARMUP, repeat)):
+        fn()
+    seconds = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+@torch.inference_mode()
+def bare_forward_seconds(encoder, texts: list[str], batch_size: int) -> float:
+    """Seconds for plain ``tokenizer(...)`` + ``model(...)`` over ``texts`` in their given order."""
+    start = time.perf_counter()
+    for i in range(0, len(texts), batch_size):
+        batch = encoder.tokenizer(
+            texts[i : i + batch_size], padding=True, truncation=True, max_length=encoder.config.doc_maxlen,
+            return_tensors="pt",
+        ).to(encoder.device)
+        encoder.model(**batch)
+    return time.perf_counter() - start
+
+
+def run_core_benchmark(
+    dataset: Dataset,
+    encoder,
+    out_dir: str | Path,
+    n_queries: int = 100,
+    encode_sample: int = 1000,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> Path:
+    """Measure and save ``core.json`` (+ CSV) under ``out_dir``; returns the JSON path."""
+    docs = list(dataset.docs)
+    sample = random.Random(seed).sample(docs, min(encode_sample, len(docs)))
+    texts = [d.full_text for d in sample]
+
+    bare = bare_forward_seconds(encoder, texts, batch_size)
+    start = time.perf_counter()
+    encoder.encode_documents(sample, batch_size=batch_size, progress=False)
+    ours = time.perf_counter() - start
+
+    start = time.perf_counter()
+    index = FlatIndex.build(docs, encoder, batch_size=batch_size)
+    corpus_seconds = time.perf_counter() - start
+    n_tokens = int(index.docs.vectors.shape[0])
+
+    queries = list(dataset.queries)
+    timed = queries[:n_queries]
+    query_seconds = []
+    for q in tqdm(timed, desc="query encoding", unit="query"):
+        start = time.perf_counter()
+        encoder.encode_queries([q])
+        query_seconds.append(time.perf_counter() - start)
+    encoded = encoder.encode_queries(queries)
+
+    maxsim_seconds = []
+    for i in tqdm(range(len(timed)), desc="exhaustive MaxSim", unit="query"):
+        one = encoded.select([i])
+        start = time.perf_counter()
+        index.search_encoded(one, k=10)
+        maxsim_seconds.append(time.perf_counter() - start)
+    padded = pad_queries(encoded.select([0]))[0].to(index.scorer.device, index.scorer.vectors.dtype)
+    corpus = index.scorer.vectors
+    matmul_seconds = _timed(lambda: padded @ corpus.T, len(timed))
+
+    run = index.search(encoded, k=100)
+    quality = evaluate(run, dataset, ["nDCG@10", "RR@10", "R@100"]).set_index("measure")["value"].to_dict()
+    first = index.search(encoded.select(range(len(timed))), k=10)
+    quality_first = evaluate(first, dataset.qrels[dataset.qrels.query_id.isin(set(first.qid))], ["nDCG@10"])
+
+    gemm_flops = 2 * padded.shape[0] * padded.shape[1] * n_tokens
+    maxsim_p50 = percentiles(maxsim_seconds)["p50_ms"]
+    matmul_p50 = percentiles(matmul_seconds)["p50_ms"]
+    results = {
+        "dataset": dataset.name,
+        "model": encoder.describe(),
+        "corpus": {"documents": len(docs), "token_vectors": n_tokens, "truncated": int(sum(index.docs.truncated))},
+        "quality_all_queries": {"queries": len(queries), **quality},
+        "quality_timed_queries": {"queries": len(timed), "nDCG@10": float(quality_first.value.iloc[0])},
+        "document_encoding": {
+            "sample_documents": len(sample),
+            "batch_size": batch_size,
+            "lirlab_docs_per_s": len(sample) / ours,
+            "bare_forward_docs_per_s": len(sample) / bare,
+            "ratio_lirlab_to_bare": bare / ours,
+            "whole_corpus_seconds": corpus_seconds,
+        },
+        "query_encoding": {"queries": len(timed), **percentiles(query_seconds)},
+        "exhaustive_maxsim": {
+            "queries": len(timed),
+            "k": 10,
+            **percentiles(maxsim_seconds),
+            "same_size_matmul": {"gflop": gemm_flops / 1e9, **percentiles(matmul_seconds)},
+            "ratio_maxsim_to_matmul_p50": maxsim_p50 / matmul_p50,
+            "effective_gflop_per_s": gemm_flops / 1e9 / (maxsim_p50 / 1000),
+            "vector_gb_per_s": corpus.numel() * corpus.element_size() / 1e9 / (maxsim_p50 / 1000),
+        },
+        "peak_rss_mib": peak_rss_mib(),
+    }
+    return save_results("core", results, out_dir, device=encoder.device)

@@ -1,0 +1,22 @@
+"""The README's tour runs as written, on the demo corpus with the offline weights."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .conftest import REPO
+
+
+def test_readme_tour_runs(minilm_dir, tmp_path, monkeypatch):
+    block = re.search(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    why = namespace["why"]
+    assert why.query_tokens[:2] == ["[CLS]", "how"] and why.doc_tokens[0] == "[CLS]"
+    assert why.score == pytest.approx(float(why.contributions.sum()), abs=1e-4)
+    assert list(namespace["run"].columns) == ["qid", "query", "docno", "score", "rank"]
+    assert len(namespace["run"]) == 30 * 10
+    assert (tmp_path / "demo-index" / "metadata.json").is_file()
