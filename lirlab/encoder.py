@@ -317,6 +317,8 @@ class ColBERT:
         self.name = name
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        if getattr(self.model, "pooler", None) is not None:
+            self.model.pooler = None  # the pooled [CLS] output is never used; skip its matmul
         self.tokenizer = tokenizer
         self.projections = [p.to(device=self.device, dtype=next(model.parameters()).dtype) for p in projections]
         self.config = config
@@ -413,9 +415,12 @@ class ColBERT:
     def tokenize_queries(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each query as the model sees them, ``[MASK]`` padding included."""
         ids, _ = self._token_ids(texts, self.query_marker_id, self.config.query_maxlen)
-        if self.config.query_augmentation:
-            ids = [row + [self.mask_token_id] * (self.config.query_maxlen - len(row)) for row in ids]
-        return ids
+        return self._augment(ids)
+
+    def _augment(self, ids: list[list[int]]) -> list[list[int]]:
+        if not self.config.query_augmentation:
+            return ids
+        return [row + [self.mask_token_id] * (self.config.query_maxlen - len(row)) for row in ids]
 
     # -- forward ------------------------------------------------------------------------------------
 
@@ -483,7 +488,7 @@ class ColBERT:
         records: list[Query] = as_queries(queries)
         texts = [q.text for q in records]
         ids, truncated = self._token_ids(texts, self.query_marker_id, self.config.query_maxlen)
-        rows = self.tokenize_queries(texts)
+        rows = self._augment(ids)
         attend = [[True] * len(real) + [self.config.attend_to_mask_tokens] * (len(row) - len(real)) for real, row in zip(ids, rows)]
         keep = [torch.ones(len(r), dtype=torch.bool) for r in rows]
         return self._encode([q.qid for q in records], rows, keep, attend, truncated, "query", batch_size, progress)

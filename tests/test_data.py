@@ -133,3 +133,13 @@ def test_ir_datasets_id_reads_the_same_scifact_from_its_local_cache(tmp_path):
     assert n_docs == len(expected.docs) and first_doc == list(expected.docs[0])
     assert queries == [list(q) for q in expected.queries]
     assert qrels == sorted(map(list, expected.qrels.itertuples(index=False)))
+
+
+def test_demo_corpus_golden_items():
+    ds = load("demo")
+    assert (ds.name, len(ds.docs), len(ds.queries), len(ds.qrels)) == ("demo", 200, 30, 67)
+    assert ds.docs[0].docno == "bees-01" and ds.docs[0].title == "Colony structure"
+    assert ds.queries[0] == Query("q01", "Gutenberg printing press invention")
+    assert ds.qrels.iloc[0].tolist() == ["q01", "printing-01", 2]
+    assert set(ds.qrels.doc_id) <= {d.docno for d in ds.docs}
+    assert (ds.qrels.groupby("query_id").relevance.max() == 2).all()
