@@ -97,7 +97,8 @@ class LengthGroupedDocs:
     lengths : torch.Tensor
         ``[n_docs]`` token counts.
     chunk_tokens : int
-        Upper bound on the document tokens multiplied at once (bounds the similarity buffer).
+        Upper bound on the document tokens multiplied at once. It bounds the similarity buffer; 4096
+        keeps a block (2 MiB in fp32 at dim 128) in cache, measured fastest on a 2-core CPU.
     device, dtype :
         Where and in which precision the vectors are kept (fp16/bf16 halve memory on GPU).
     """
@@ -106,7 +107,7 @@ class LengthGroupedDocs:
         self,
         vectors: torch.Tensor,
         lengths: torch.Tensor,
-        chunk_tokens: int = 16384,
+        chunk_tokens: int = 4096,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
     ):

@@ -117,7 +117,7 @@ def markdown_table(declared: Mapping[str, Param]) -> str:
         else:
             rng = ""
         rows.append(
-            f"| `{p.name}` | {p.default} | {rng} | {arrows[p.latency]} | {arrows[p.memory]} | "
+            f"| `{p.name}` | {'auto' if p.default is None else p.default} | {rng} | {arrows[p.latency]} | {arrows[p.memory]} | "
             f"{arrows[p.quality]} | {p.aliases} | {p.description} |"
         )
     return "\n".join(rows)

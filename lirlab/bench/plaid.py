@@ -1,0 +1,148 @@
+"""``lirlab bench plaid``: the compressed index against exhaustive MaxSim, in one run.
+
+On a dataset (SciFact test by default) with one encoder, measures:
+
+* the build from text (encode once, k-means on a sample, compress chunk by chunk): seconds, peak RSS;
+* for nbits 1, 2 and 4 (the same vectors compressed): bytes per token vector, index size on disk,
+  nDCG@10 over every query and over the timed ones, and the overlap of the top-10 with exhaustive
+  MaxSim over the uncompressed vectors;
+* search latency per query at the default knobs (query encoding excluded; reported separately), with
+  per-stage times, one query at a time, and the per-query time of one batch of all queries;
+* an ``n_probe`` sweep (1, 2, 4, 8, 16, 32) with latency, nDCG@10 and recall of the exhaustive top-10.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from lirlab.bench.record import peak_rss_mib, percentiles, save_results
+from lirlab.data import Dataset
+from lirlab.encoding import Encoding
+from lirlab.evaluate import evaluate
+from lirlab.index.flat import FlatIndex
+from lirlab.index.plaid import STAGES, PlaidIndex, default_search_params
+
+WARMUP = 5
+N_PROBES = (1, 2, 4, 8, 16, 32)
+
+
+def top_overlap(run: pd.DataFrame, reference: pd.DataFrame, k: int = 10) -> float:
+    """Mean share of each query's reference top-``k`` that ``run``'s top-``k`` also holds."""
+    ours = run[run["rank"] <= k].groupby("qid").docno.apply(set)
+    theirs = reference[reference["rank"] <= k].groupby("qid").docno.apply(set)
+    return float(np.mean([len(ours.get(q, set()) & docs) / len(docs) for q, docs in theirs.items()]))
+
+
+def timed_search(index: PlaidIndex, queries: Encoding, k: int = 10, **knobs) -> dict:
+    """Search queries one at a time (after warm-up): total and per-stage latency percentiles."""
+    for i in range(min(WARMUP, len(queries))):
+        index.search_encoded(queries.select([i]), k=k, **knobs)
+    totals, stages = [], []
+    for i in range(len(queries)):
+        one = queries.select([i])
+        stage_times: list[dict] = []
+        start = time.perf_counter()
+        index.search_encoded(one, k=k, timings=stage_times, **knobs)
+        totals.append(time.perf_counter() - start)
+        stages.append(stage_times[0])
+    row = {"queries": len(queries), **percentiles(totals)}
+    for stage in STAGES:
+        row[f"{stage}_p50_ms"] = percentiles([s.get(stage, 0.0) for s in stages])["p50_ms"]
+    return row
+
+
+def run_plaid_benchmark(
+    dataset: Dataset,
+    encoder,
+    out_dir: str | Path,
+    n_queries: int = 100,
+    k: int = 10,
+    batch_size: int = 32,
+) -> Path:
+    """Measure and save ``plaid.json`` (+ CSV tables) under ``out_dir``; returns the JSON path."""
+    docs = list(dataset.docs)
+    rss_before = peak_rss_mib()
+    start = time.perf_counter()
+    built = PlaidIndex.build(docs, encoder, nbits=2, batch_size=batch_size)
+    build_seconds = time.perf_counter() - start
+    build = {
+        "nbits": 2,
+        "seconds": build_seconds,
+        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_before_build_mib": rss_before,
+        "n_centroids": built.n_centroids,
+        "stats": built.stats,
+    }
+
+    flat = FlatIndex.build(docs, encoder, batch_size=batch_size)
+    queries = encoder.encode_queries(dataset.queries)
+    timed = queries.select(range(min(n_queries, len(queries))))
+    timed_ids = set(timed.ids)
+    qrels_timed = dataset.qrels[dataset.qrels.query_id.isin(timed_ids)]
+    exact = flat.search(queries, k=k)
+
+    def quality(run: pd.DataFrame) -> dict:
+        run_timed = run[run.qid.isin(timed_ids)]
+        return {
+            "nDCG@10_all": float(evaluate(run, dataset, ["nDCG@10"]).value.iloc[0]),
+            "nDCG@10_timed": float(evaluate(run_timed, qrels_timed, ["nDCG@10"]).value.iloc[0]),
+            "top10_overlap_all": top_overlap(run, exact),
+            "top10_overlap_timed": top_overlap(run_timed, exact[exact.qid.isin(timed_ids)]),
+        }
+
+    exhaustive = {"queries_all": len(queries), "queries_timed": len(timed), **quality(exact)}
+    query_seconds = []
+    for q in list(dataset.queries)[: len(timed)]:
+        start = time.perf_counter()
+        encoder.encode_queries([q])
+        query_seconds.append(time.perf_counter() - start)
+
+    codecs = []
+    for nbits in (1, 2, 4):
+        index = built if nbits == 2 else PlaidIndex.from_encoding(flat.docs, nbits=nbits, progress=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            index.save(Path(tmp) / "index")
+            on_disk = sum(f.stat().st_size for f in (Path(tmp) / "index").iterdir())
+        codecs.append({
+            "nbits": nbits,
+            "source": "build() from text" if nbits == 2 else "from_encoding() of the same vectors",
+            "bytes_per_vector": index.codec.bytes_per_vector,
+            "index_bytes_on_disk": on_disk,
+            "uncompressed_bytes_fp32": int(flat.docs.vectors.numel() * 4),
+            **quality(index.search(queries, k=k)),
+        })
+
+    defaults = default_search_params(k)
+    latency = timed_search(built, timed, k=k)
+    start = time.perf_counter()
+    built.search_encoded(queries, k=k)
+    batched_ms_per_query = (time.perf_counter() - start) / len(queries) * 1000
+
+    sweep = []
+    for n_probe in tqdm(N_PROBES, desc="n_probe sweep"):
+        row = {"n_probe": n_probe, **{key: v for key, v in defaults.items() if key != "n_probe"}}
+        row.update(timed_search(built, timed, k=k, n_probe=n_probe))
+        row.update(quality(built.search(queries, k=k, n_probe=n_probe)))
+        sweep.append(row)
+
+    results = {
+        "dataset": dataset.name,
+        "model": encoder.describe(),
+        "k": k,
+        "default_knobs": defaults,
+        "build": build,
+        "exhaustive": exhaustive,
+        "query_encoding": {"queries": len(timed), **percentiles(query_seconds)},
+        "search_default_knobs": {**latency, "batched_all_queries_ms_per_query": batched_ms_per_query},
+        "codecs": codecs,
+        "n_probe_sweep": sweep,
+        "torch_threads": torch.get_num_threads(),
+    }
+    return save_results("plaid", results, out_dir, device=encoder.device)

@@ -1,0 +1,51 @@
+"""The benchmark commands run end to end on a slice of the demo corpus and describe the machine."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from lirlab import data
+from lirlab.bench.core import run_core_benchmark
+from lirlab.bench.plaid import N_PROBES, run_plaid_benchmark, top_overlap
+from lirlab.data import Dataset
+
+
+@pytest.fixture(scope="module")
+def small_demo() -> Dataset:
+    demo = data.load("demo")
+    docs = demo.docs[:80]
+    kept = {d.docno for d in docs}
+    qrels = demo.qrels[demo.qrels.doc_id.isin(kept)].reset_index(drop=True)
+    queries = tuple(q for q in demo.queries if q.qid in set(qrels.query_id))[:6]
+    return Dataset("demo-slice", docs, queries, qrels[qrels.query_id.isin({q.qid for q in queries})])
+
+
+def test_top_overlap():
+    reference = pd.DataFrame({"qid": ["1"] * 4, "docno": list("abcd"), "rank": [1, 2, 3, 4]})
+    run = pd.DataFrame({"qid": ["1"] * 4, "docno": list("axcy"), "rank": [1, 2, 3, 4]})
+    assert top_overlap(run, reference, k=4) == 0.5
+
+
+def test_core_benchmark_writes_its_figures(small_demo, stanford, tmp_path):
+    path = run_core_benchmark(small_demo, stanford, tmp_path, n_queries=3, encode_sample=10)
+    result = json.loads(path.read_text())
+    assert result["machine"]["cpu_count"] >= 1 and result["machine"]["torch"]
+    assert result["corpus"]["documents"] == 80
+    assert 0 < result["quality_all_queries"]["nDCG@10"] <= 1
+    assert result["document_encoding"]["lirlab_docs_per_s"] > 0
+    assert result["exhaustive_maxsim"]["p50_ms"] > 0 and result["exhaustive_maxsim"]["same_size_matmul"]["gflop"] > 0
+
+
+def test_plaid_benchmark_writes_its_tables(small_demo, stanford, tmp_path):
+    path = run_plaid_benchmark(small_demo, stanford, tmp_path, n_queries=3)
+    result = json.loads(path.read_text())
+    assert [c["nbits"] for c in result["codecs"]] == [1, 2, 4]
+    assert [c["bytes_per_vector"] for c in result["codecs"]] == [16 + 2, 32 + 2, 64 + 2]
+    assert all(0 <= c["top10_overlap_all"] <= 1 for c in result["codecs"])
+    sweep = pd.read_csv(tmp_path / "plaid.n_probe_sweep.csv")
+    assert sweep.n_probe.tolist() == list(N_PROBES)
+    assert {"p50_ms", "centroid_scoring_p50_ms", "exact_maxsim_p50_ms", "nDCG@10_all"} <= set(sweep.columns)
+    assert result["build"]["seconds"] > 0 and result["build"]["peak_rss_mib"] > 0
