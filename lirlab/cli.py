@@ -166,11 +166,11 @@ def _cmd_bench(args) -> None:
     if args.which == "core":
         from lirlab.bench.core import run_core_benchmark
 
-        result = run_core_benchmark(dataset, encoder, args.out, n_queries=args.queries)
+        result = run_core_benchmark(dataset, encoder, args.out, n_queries=args.queries, cache_dir=args.cache)
     else:
         from lirlab.bench.plaid import run_plaid_benchmark
 
-        result = run_plaid_benchmark(dataset, encoder, args.out, n_queries=args.queries)
+        result = run_plaid_benchmark(dataset, encoder, args.out, n_queries=args.queries, cache_dir=args.cache)
     print(f"wrote {result}")
 
 
@@ -224,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--queries", type=int, default=100, help="queries timed one at a time (default: %(default)s)")
     p.add_argument("--out", default="benchmarks/results", help="results folder (default: %(default)s)")
+    p.add_argument(
+        "--cache",
+        default="benchmarks/cache",
+        help="where encoded corpora are kept between benchmarks that do not time encoding (default: %(default)s)",
+    )
     _add_model_options(p, default=BENCH_MODEL)
     p.set_defaults(func=_cmd_bench)
     return parser

@@ -49,3 +49,23 @@ def test_plaid_benchmark_writes_its_tables(small_demo, stanford, tmp_path):
     assert sweep.n_probe.tolist() == list(N_PROBES)
     assert {"p50_ms", "centroid_scoring_p50_ms", "exact_maxsim_p50_ms", "nDCG@10_all"} <= set(sweep.columns)
     assert result["build"]["seconds"] > 0 and result["build"]["peak_rss_mib"] > 0
+
+
+def test_encoded_corpus_is_reused_only_for_the_same_model_and_documents(small_demo, stanford, tmp_path, monkeypatch):
+    from lirlab.bench.record import cached_flat_index
+    from lirlab.index.flat import FlatIndex
+
+    first = cached_flat_index(small_demo, stanford, tmp_path)
+    assert (tmp_path / "demo-slice-flat" / "metadata.json").is_file()
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("the cached vectors should have been used")
+
+    monkeypatch.setattr(FlatIndex, "build", no_encoding)
+    again = cached_flat_index(small_demo, stanford, tmp_path)
+    assert again.docnos == first.docnos
+    assert (again.docs.vectors == first.docs.vectors).all()
+
+    fewer = Dataset("demo-slice", small_demo.docs[:40], small_demo.queries, small_demo.qrels)
+    with pytest.raises(AssertionError, match="cached vectors"):
+        cached_flat_index(fewer, stanford, tmp_path)

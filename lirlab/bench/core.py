@@ -62,6 +62,7 @@ def run_core_benchmark(
     encode_sample: int = 1000,
     batch_size: int = 32,
     seed: int = 0,
+    cache_dir: str | Path | None = None,
 ) -> Path:
     """Measure and save ``core.json`` (+ CSV) under ``out_dir``; returns the JSON path."""
     docs = list(dataset.docs)
@@ -76,6 +77,8 @@ def run_core_benchmark(
     start = time.perf_counter()
     index = FlatIndex.build(docs, encoder, batch_size=batch_size)
     corpus_seconds = time.perf_counter() - start
+    if cache_dir is not None:
+        index.save(Path(cache_dir) / f"{dataset.name}-flat")
     n_tokens = int(index.docs.vectors.shape[0])
 
     queries = list(dataset.queries)

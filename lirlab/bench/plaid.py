@@ -22,11 +22,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from lirlab.bench.record import peak_rss_mib, percentiles, save_results
+from lirlab.bench.record import cached_flat_index, peak_rss_mib, percentiles, save_results
 from lirlab.data import Dataset
 from lirlab.encoding import Encoding
 from lirlab.evaluate import evaluate
-from lirlab.index.flat import FlatIndex
 from lirlab.index.plaid import STAGES, PlaidIndex, default_search_params
 
 WARMUP = 5
@@ -65,6 +64,7 @@ def run_plaid_benchmark(
     n_queries: int = 100,
     k: int = 10,
     batch_size: int = 32,
+    cache_dir: str | Path | None = None,
 ) -> Path:
     """Measure and save ``plaid.json`` (+ CSV tables) under ``out_dir``; returns the JSON path."""
     docs = list(dataset.docs)
@@ -81,7 +81,7 @@ def run_plaid_benchmark(
         "stats": built.stats,
     }
 
-    flat = FlatIndex.build(docs, encoder, batch_size=batch_size)
+    flat = cached_flat_index(dataset, encoder, cache_dir, batch_size=batch_size)
     queries = encoder.encode_queries(dataset.queries)
     timed = queries.select(range(min(n_queries, len(queries))))
     timed_ids = set(timed.ids)

@@ -71,6 +71,27 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cached_flat_index(dataset, encoder, cache_dir: str | os.PathLike | None, batch_size: int = 32):
+    """Exhaustive index of ``dataset``'s documents, encoded once per model and kept in ``cache_dir``.
+
+    Benchmarks that do not time document encoding reuse the vectors a previous run encoded (the
+    cache is checked against the model's description and the document ids, and rebuilt otherwise).
+    ``cache_dir=None`` always encodes.
+    """
+    from lirlab.index.flat import FlatIndex
+
+    docs = list(dataset.docs)
+    folder = Path(cache_dir, f"{dataset.name}-flat") if cache_dir is not None else None
+    if folder is not None and (folder / "metadata.json").is_file():
+        cached = FlatIndex.load(folder, encoder=encoder)
+        if cached.model == encoder.describe() and list(cached.docnos) == [d.docno for d in docs]:
+            return cached
+    index = FlatIndex.build(docs, encoder, batch_size=batch_size)
+    if folder is not None:
+        index.save(folder)
+    return index
+
+
 def save_results(name: str, results: dict[str, Any], out_dir: str | os.PathLike, device="cpu") -> Path:
     """Write ``<out_dir>/<name>.json`` with the machine description; tables (lists of dicts) also as CSV."""
     out = Path(out_dir)

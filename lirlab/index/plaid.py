@@ -586,7 +586,7 @@ class PlaidIndex(Index):
 
         def encode(positions: torch.Tensor) -> Encoding:
             chunk = [records[i] for i in positions.tolist()]
-            encoded = encoder.encode_documents(chunk, batch_size=batch_size, progress=False)
+            encoded = encoder.encode_documents(chunk, batch_size=batch_size, progress=progress)
             if tuple(encoded.ids) != tuple(d.docno for d in chunk):
                 raise RuntimeError("the encoder returned documents other than those it was given")
             return encoded
