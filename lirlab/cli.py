@@ -167,10 +167,14 @@ def _cmd_bench(args) -> None:
         from lirlab.bench.core import run_core_benchmark
 
         result = run_core_benchmark(dataset, encoder, args.out, n_queries=args.queries, cache_dir=args.cache)
-    else:
+    elif args.which == "plaid":
         from lirlab.bench.plaid import run_plaid_benchmark
 
         result = run_plaid_benchmark(dataset, encoder, args.out, n_queries=args.queries, cache_dir=args.cache)
+    else:
+        from lirlab.bench.masks import run_mask_benchmark
+
+        result = run_mask_benchmark(dataset, encoder, args.out, cache_dir=args.cache)
     print(f"wrote {result}")
 
 
@@ -219,7 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("bench", help="benchmarks saved as JSON/CSV with the machine described")
-    p.add_argument("which", choices=["core", "plaid"], help="core: encoding and exhaustive MaxSim; plaid: the compressed index")
+    p.add_argument(
+        "which",
+        choices=["core", "plaid", "masks"],
+        help="core: encoding and exhaustive MaxSim; plaid: the compressed index; "
+        "masks: nDCG@10 as [MASK] query augmentation varies",
+    )
     p.add_argument("--dataset", default="../shared/data/scifact", help="(default: %(default)s)")
     p.add_argument("--split", default="test")
     p.add_argument("--queries", type=int, default=100, help="queries timed one at a time (default: %(default)s)")

@@ -299,6 +299,16 @@ def _position_limit(model) -> int:
 LOADERS = {"stanford": _load_stanford, "pylate": _load_pylate, "huggingface": _load_plain}
 
 
+def _override(config: EncoderConfig, overrides: dict[str, Any], model) -> EncoderConfig:
+    """``config`` with ``overrides`` applied; ``query_maxlen=0`` means no augmentation, cut at the position limit."""
+    unknown = set(overrides) - set(EncoderConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown encoder setting(s) {sorted(unknown)}; known: {list(EncoderConfig.__dataclass_fields__)}")
+    if overrides.get("query_maxlen") == 0:
+        overrides = {**overrides, "query_augmentation": False, "query_maxlen": _position_limit(model)}
+    return replace(config, **overrides)
+
+
 class ColBERT:
     """A late-interaction encoder: texts in, :class:`~lirlab.encoding.Encoding` out.
 
@@ -366,16 +376,24 @@ class ColBERT:
         folder = resolve_model(name, fallback_to_minilm=fallback_to_minilm)
         fmt = checkpoint_format(folder)
         parts = LOADERS[fmt](folder, trust_remote_code, dtype)
-        unknown = set(overrides) - set(EncoderConfig.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown encoder setting(s) {sorted(unknown)}; known: {list(EncoderConfig.__dataclass_fields__)}")
-        if overrides.get("query_maxlen") == 0:
-            overrides.update(query_augmentation=False, query_maxlen=_position_limit(parts.model))
-        config = replace(parts.config, **overrides)
+        config = _override(parts.config, overrides, parts.model)
         if folder == minilm_folder() and str(name) != MINILM and folder != Path(name):
             name = MINILM
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         return cls(parts.model, parts.tokenizer, parts.projections, config, name=str(name), device=device)
+
+    def with_config(self, **overrides) -> ColBERT:
+        """The same weights under other settings, without reloading: the model and projections are shared.
+
+        Takes the :meth:`load` overrides, e.g. ``with_config(query_maxlen=64, attend_to_mask_tokens=True)``;
+        ``query_maxlen=0`` turns query augmentation off.
+
+        >>> short = ColBERT.load("minilm").with_config(query_maxlen=16, query_augmentation=True)  # doctest: +SKIP
+        >>> len(short.encode_queries(["bees"]).tokens(0))  # doctest: +SKIP
+        16
+        """
+        config = _override(self.config, overrides, self.model)
+        return type(self)(self.model, self.tokenizer, self.projections, config, name=self.name, device=self.device)
 
     # -- vocabulary ---------------------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Analyses of late interaction: each returns tidy data (DataFrames, small frozen records)."""

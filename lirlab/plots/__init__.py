@@ -1,0 +1,1 @@
+"""Matplotlib figures of analysis results; they compute nothing of their own."""

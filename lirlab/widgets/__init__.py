@@ -1,0 +1,1 @@
+"""ipywidgets explorers: thin views over the analysis functions."""
