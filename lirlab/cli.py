@@ -171,10 +171,14 @@ def _cmd_bench(args) -> None:
         from lirlab.bench.plaid import run_plaid_benchmark
 
         result = run_plaid_benchmark(dataset, encoder, args.out, n_queries=args.queries, cache_dir=args.cache)
-    else:
+    elif args.which == "masks":
         from lirlab.bench.masks import run_mask_benchmark
 
         result = run_mask_benchmark(dataset, encoder, args.out, cache_dir=args.cache)
+    else:
+        from lirlab.bench.compression import run_compression_benchmark
+
+        result = run_compression_benchmark(dataset, encoder, args.out, cache_dir=args.cache)
     print(f"wrote {result}")
 
 
@@ -225,9 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks saved as JSON/CSV with the machine described")
     p.add_argument(
         "which",
-        choices=["core", "plaid", "masks"],
+        choices=["core", "plaid", "masks", "compression"],
         help="core: encoding and exhaustive MaxSim; plaid: the compressed index; "
-        "masks: nDCG@10 as [MASK] query augmentation varies",
+        "masks: nDCG@10 as [MASK] query augmentation varies; compression: nbits against reconstruction and ranking",
     )
     p.add_argument("--dataset", default="../shared/data/scifact", help="(default: %(default)s)")
     p.add_argument("--split", default="test")

@@ -17,44 +17,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from lirlab.analysis.sweeps import timed_search, top_overlap
 from lirlab.bench.record import cached_flat_index, peak_rss_mib, percentiles, save_results
 from lirlab.data import Dataset
-from lirlab.encoding import Encoding
 from lirlab.evaluate import evaluate
-from lirlab.index.plaid import STAGES, PlaidIndex, default_search_params
+from lirlab.index.plaid import PlaidIndex, default_search_params
 
-WARMUP = 5
 N_PROBES = (1, 2, 4, 8, 16, 32)
-
-
-def top_overlap(run: pd.DataFrame, reference: pd.DataFrame, k: int = 10) -> float:
-    """Mean share of each query's reference top-``k`` that ``run``'s top-``k`` also holds."""
-    ours = run[run["rank"] <= k].groupby("qid").docno.apply(set)
-    theirs = reference[reference["rank"] <= k].groupby("qid").docno.apply(set)
-    return float(np.mean([len(ours.get(q, set()) & docs) / len(docs) for q, docs in theirs.items()]))
-
-
-def timed_search(index: PlaidIndex, queries: Encoding, k: int = 10, **knobs) -> dict:
-    """Search queries one at a time (after warm-up): total and per-stage latency percentiles."""
-    for i in range(min(WARMUP, len(queries))):
-        index.search_encoded(queries.select([i]), k=k, **knobs)
-    totals, stages = [], []
-    for i in range(len(queries)):
-        one = queries.select([i])
-        stage_times: list[dict] = []
-        start = time.perf_counter()
-        index.search_encoded(one, k=k, timings=stage_times, **knobs)
-        totals.append(time.perf_counter() - start)
-        stages.append(stage_times[0])
-    row = {"queries": len(queries), **percentiles(totals)}
-    for stage in STAGES:
-        row[f"{stage}_p50_ms"] = percentiles([s.get(stage, 0.0) for s in stages])["p50_ms"]
-    return row
 
 
 def run_plaid_benchmark(

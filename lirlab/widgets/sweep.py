@@ -1,0 +1,217 @@
+"""SweepExplorer: move PLAID's search knobs and watch latency and quality move.
+
+The sliders are built from the knob declarations (:data:`~lirlab.index.plaid.SEARCH_PARAMS`). Each
+setting is measured by :func:`~lirlab.analysis.sweeps.measure_setting` (queries timed one at a time
+after a warm-up, quality over every query) and added to the settings tried so far, drawn by
+:func:`~lirlab.plots.sweeps.plot_pareto` with the current one ringed. A notebook cell ending in an
+explorer shows it.
+
+Every element carries a CSS class (``lirlab-knob-n_probe``, ``lirlab-knob-ndocs``,
+``lirlab-knob-centroid_score_threshold``, ``lirlab-sweep-result``, ``lirlab-sweep-plot``,
+``lirlab-message``) so browser tests can find it.
+
+Examples
+--------
+>>> import torch
+>>> from lirlab.encoding import Encoding, offsets_from_lengths
+>>> g = torch.Generator().manual_seed(0)
+>>> docs = Encoding(
+...     ids=tuple(f"d{i}" for i in range(20)),
+...     vectors=torch.nn.functional.normalize(torch.randn(100, 16, generator=g), dim=1),
+...     token_ids=torch.zeros(100, dtype=torch.long),
+...     offsets=offsets_from_lengths(torch.full((20,), 5)),
+...     vocab=("tok",),
+... )
+>>> explorer = SweepExplorer(PlaidIndex.from_encoding(docs, n_centroids=8), docs.select([2, 7]), k=3)
+>>> explorer.n_probe.value = 8
+>>> explorer.history.setting.tolist()
+['n_probe=1', 'n_probe=8']
+>>> bytes(explorer.plot.value[:4])
+b'\x89PNG'
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import warnings
+
+import ipywidgets as widgets
+import pandas as pd
+
+from lirlab.analysis.sweeps import exhaustive_reference, judged, measure_setting, setting_labels
+from lirlab.data import Dataset
+from lirlab.encoding import Encoding
+from lirlab.index.plaid import SEARCH_PARAMS, PlaidIndex, default_search_params
+from lirlab.params import Param
+from lirlab.plots.sweeps import plot_pareto
+
+#: Queries timed per setting by default (quality always uses every query).
+TIMED_QUERIES = 30
+
+#: Step of the centroid score threshold slider.
+THRESHOLD_STEP = 0.05
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
+
+
+def _slider(param: Param, value, maximum=None) -> widgets.IntSlider | widgets.FloatSlider:
+    """A slider over ``param``'s declared range (``maximum`` where the declaration leaves it open)."""
+    common = {
+        "value": value,
+        "description": param.name,
+        "tooltip": param.description,
+        "continuous_update": False,
+        "style": {"description_width": "initial"},
+        "layout": widgets.Layout(width="32%"),
+    }
+    if param.type is int:
+        slider = widgets.IntSlider(min=int(param.low), max=int(param.high if param.high is not None else maximum), **common)
+    else:
+        slider = widgets.FloatSlider(min=param.low, max=param.high, step=THRESHOLD_STEP, readout_format=".2f", **common)
+    slider.add_class(f"lirlab-knob-{param.name}")
+    return slider
+
+
+class SweepExplorer:
+    """Try PLAID search settings interactively: latency, quality and the settings tried so far.
+
+    Parameters
+    ----------
+    index : PlaidIndex
+        The index searched (on its own device).
+    queries : Encoding, Dataset or queries
+        Encoded queries, a :class:`~lirlab.data.Dataset` (its queries, and its qrels unless ``qrels``
+        is given), or anything the index's encoder takes.
+    qrels : DataFrame or Dataset, optional
+        Judgments: the result then shows nDCG@10.
+    k : int
+        Results per query; also sets the knobs' starting values (ColBERTv2's defaults for ``k``).
+    n_timed : int, optional
+        Queries timed per setting (default :data:`TIMED_QUERIES`; ``None`` times all).
+
+    Attributes
+    ----------
+    widget : ipywidgets.VBox
+        The root box.
+    n_probe, ndocs, centroid_score_threshold : ipywidgets sliders
+        One per search knob, also in :attr:`sliders`.
+    result, plot, message :
+        ``HTML`` with the current setting's figures, ``Image`` of the latency/quality plot, ``HTML``.
+    history : pandas.DataFrame
+        One row per setting measured (:func:`~lirlab.analysis.sweeps.measure_setting`), the last
+        measured setting last.
+    """
+
+    def __init__(self, index, queries, qrels=None, k: int = 10, *, n_timed: int | None = TIMED_QUERIES):
+        if not isinstance(index, PlaidIndex):
+            raise ValueError(f"SweepExplorer needs a PlaidIndex, got {type(index).__name__}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive whole number, got {k!r}")
+        if isinstance(queries, Dataset):
+            qrels = queries if qrels is None else qrels
+            queries = queries.queries
+        encoded = queries if isinstance(queries, Encoding) else index.encode_queries(queries)[1]
+        self.index = index
+        self.queries = encoded
+        self.qrels = judged(qrels, encoded.ids)
+        self.k = k
+        self.n_timed = n_timed
+        self.reference = exhaustive_reference(index, encoded, k)
+        self.history = pd.DataFrame()
+
+        defaults = default_search_params(k)
+        self.n_probe = _slider(SEARCH_PARAMS["n_probe"], min(defaults["n_probe"], index.n_centroids), index.n_centroids)
+        self.ndocs = _slider(SEARCH_PARAMS["ndocs"], defaults["ndocs"], max(defaults["ndocs"], 4 * index.n_live))
+        self.centroid_score_threshold = _slider(
+            SEARCH_PARAMS["centroid_score_threshold"], defaults["centroid_score_threshold"]
+        )
+        self.sliders = {
+            "n_probe": self.n_probe,
+            "ndocs": self.ndocs,
+            "centroid_score_threshold": self.centroid_score_threshold,
+        }
+        self.message = widgets.HTML()
+        self.message.add_class("lirlab-message")
+        self.result = widgets.HTML()
+        self.result.add_class("lirlab-sweep-result")
+        self.plot = widgets.Image(format="png")
+        self.plot.add_class("lirlab-sweep-plot")
+        self.widget = widgets.VBox([
+            widgets.HBox(list(self.sliders.values())),
+            self.message,
+            self.result,
+            self.plot,
+        ])
+        for slider in self.sliders.values():
+            slider.observe(self._on_knob, names="value")
+        self.update()
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _on_knob(self, change) -> None:
+        self.update()
+
+    def _say(self, text: str, error: bool = False) -> None:
+        color = "#b00020" if error else "#555555"
+        self.message.value = f'<span style="color:{color}">{html.escape(text)}</span>' if text else ""
+
+    @property
+    def knobs(self) -> dict:
+        """The search knobs the sliders are set to."""
+        return {name: slider.value for name, slider in self.sliders.items()}
+
+    def update(self) -> None:
+        """Measure the sliders' setting and show it with every setting tried so far."""
+        knobs = self.knobs
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                row = measure_setting(
+                    self.index,
+                    self.queries,
+                    k=self.k,
+                    reference=self.reference,
+                    qrels=self.qrels,
+                    n_timed=self.n_timed,
+                    **knobs,
+                )
+        except ValueError as error:
+            self._say(f"Cannot measure this setting: {error}", error=True)
+            return
+        tried = self.history
+        if not tried.empty:
+            same = (tried[list(knobs)] == pd.Series(knobs)).all(axis=1)
+            tried = tried[~same]
+        history = pd.concat([tried, pd.DataFrame([row])], ignore_index=True)
+        history["setting"] = setting_labels(history)
+        self.history = history
+        self.result.value = self._result_html(row)
+        try:
+            self.plot.value = _png(plot_pareto(history, highlight=history.index[-1]))
+        except ValueError as error:
+            self._say(f"Cannot draw the settings: {error}", error=True)
+            return
+        self._say(" ".join(dict.fromkeys(str(w.message) for w in caught)))
+
+    def _result_html(self, row: dict) -> str:
+        recall = f"exhaustive_recall@{self.k}"
+        cells = [
+            ("p50 latency", f"{row['p50_ms']:.2f} ms"),
+            ("p90 latency", f"{row['p90_ms']:.2f} ms"),
+        ]
+        if "nDCG@10" in row:
+            cells.append(("nDCG@10", f"{row['nDCG@10']:.4f}"))
+        cells.append((f"recall of the exhaustive top-{self.k}", f"{row[recall]:.4f}"))
+        body = "".join(f"<tr><th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>" for name, value in cells)
+        setting = ", ".join(f"{name}={row[name]:g}" for name in self.sliders)
+        return (
+            f'<table class="lirlab-sweep-table"><caption>{html.escape(setting)} '
+            f"({row['queries']} queries timed on {html.escape(row['device'])})</caption>"
+            f"<tbody>{body}</tbody></table>"
+        )
