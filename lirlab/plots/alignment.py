@@ -1,0 +1,242 @@
+"""Figures and HTML views of a token :class:`~lirlab.analysis.alignment.Alignment`.
+
+:func:`plot_alignment` draws the document × query similarity heatmap with every query token's best
+document token marked, each query token's MaxSim contribution as a bar above its column and, when known,
+how well every stored document vector reconstructs the exact one. :func:`highlight_html` shows the
+document as text, each token coloured by the query token it serves. Both only draw: make the alignment
+readable first with :func:`~lirlab.analysis.alignment.merge_word_pieces` and
+:func:`~lirlab.analysis.alignment.window`.
+
+Examples
+--------
+>>> import torch
+>>> from lirlab.analysis.alignment import align_vectors
+>>> a = align_vectors(torch.eye(2), torch.tensor([[1.0, 0.0], [0.6, 0.8]]), ["cal", "##dera"], ["[CLS]", "x"])
+>>> fig = plot_alignment(a)
+>>> [t.get_text() for t in fig.axes[1].get_yticklabels()]
+['[CLS]', 'x']
+>>> "background" in highlight_html(a)
+True
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
+
+from lirlab.analysis.alignment import Alignment, is_special_token
+
+ELISION = "…"
+#: Approximate width of one tick-label character (default 10 pt font), for the margins.
+CHAR_INCHES = 0.085
+MASK_COLOR = "#9e9e9e"
+
+
+def query_colors(alignment: Alignment) -> list[str]:
+    """One colour per query token (hex), shared by the heatmap and the text view; ``[MASK]`` tokens grey.
+
+    >>> import torch
+    >>> from lirlab.analysis.alignment import align_vectors
+    >>> query_colors(align_vectors(torch.eye(3), torch.eye(3), ["a", "[MASK]", "b"]))
+    ['#1f77b4', '#9e9e9e', '#ff7f0e']
+    """
+    palette = [to_hex(c) for c in colormaps["tab10"].colors if to_hex(c) != "#7f7f7f"]  # grey is for [MASK]
+    palette += [to_hex(c) for c in colormaps["Dark2"].colors]
+    ranks = np.cumsum(~alignment.query_is_mask) - 1
+    return [MASK_COLOR if mask else palette[r % len(palette)] for mask, r in zip(alignment.query_is_mask, ranks)]
+
+
+def _doc_tick_labels(alignment: Alignment) -> list[str]:
+    elided = alignment.elided_before
+    labels = [f"{ELISION} {label}" if elided[i] else label for i, label in enumerate(alignment.doc_labels)]
+    if labels and elided[-1]:
+        labels[-1] = f"{labels[-1]} {ELISION}"
+    return labels
+
+
+def plot_alignment(
+    alignment: Alignment,
+    *,
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float = 1.0,
+    title: str | None = None,
+) -> Figure:
+    """Heatmap of document tokens (rows) × query tokens (columns) with contributions and best matches.
+
+    Parameters
+    ----------
+    alignment : Alignment
+        What to draw (one row per document token or merged word; elided stretches are marked ``…``
+        and by a dashed line).
+    cmap : str
+        Matplotlib colormap of the similarity.
+    vmin, vmax : float
+        Colour scale limits; ``vmin`` defaults to ``min(0, lowest similarity)``.
+    title : str, optional
+        Default: the document id, the MaxSim score and the query.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Axes: contribution bars, heatmap, colour bar and, with a reconstruction cosine, its bars.
+
+    Raises
+    ------
+    ValueError
+        The document has no tokens to draw.
+    """
+    n_query, n_doc = alignment.similarity.shape
+    if n_doc == 0:
+        raise ValueError("nothing to draw: the document has no tokens")
+    with_cosine = alignment.reconstruction_cosine is not None
+    colors = query_colors(alignment)
+    doc_labels = _doc_tick_labels(alignment)
+    # Fixed margins sized from the longest labels: as readable as a layout engine, several times faster.
+    left = 0.5 + CHAR_INCHES * max(len(label) for label in doc_labels)
+    bottom = 1.15 + CHAR_INCHES * max(len(label) for label in alignment.query_labels)
+    heat_width, heat_height = max(1.5, 0.3 * n_query), max(1.5, 0.24 * n_doc)
+    cosine_width = 1.5 if with_cosine else 0.0
+    bar_height, top = 1.1, 0.7
+    if title is None:
+        title = f"{alignment.docno or 'document'}: MaxSim {alignment.score:.3f}"
+        if alignment.query:
+            title += f"\nquery: {alignment.query}"
+    title_width = CHAR_INCHES * max(len(line) for line in title.splitlines() or [""])
+    width = left + max(heat_width + (0.2 + cosine_width if with_cosine else 0.0), title_width) + 0.3
+    height = bottom + heat_height + 0.2 + bar_height + top
+    figure = Figure(figsize=(width, height))
+
+    def box(x: float, y: float, w: float, h: float) -> list[float]:
+        return [x / width, y / height, w / width, h / height]
+
+    bars = figure.add_axes(box(left, bottom + heat_height + 0.2, heat_width, bar_height))
+    heat = figure.add_axes(box(left, bottom, heat_width, heat_height), sharex=bars)
+
+    low = float(np.nanmin(alignment.similarity))
+    image = heat.imshow(
+        alignment.similarity.T,
+        aspect="auto",
+        cmap=cmap,
+        vmin=min(0.0, low) if vmin is None else vmin,
+        vmax=vmax,
+        interpolation="nearest",
+    )
+    columns = np.arange(n_query)
+    matched = alignment.best_doc_token >= 0
+    heat.scatter(
+        columns[matched],
+        alignment.best_doc_token[matched],
+        marker="s",
+        s=60,
+        facecolors="none",
+        edgecolors=[c for c, m in zip(colors, matched) if m],
+        linewidths=2.0,
+    )
+    heat.set_xticks(columns, alignment.query_labels, rotation=90)
+    heat.set_yticks(np.arange(n_doc), doc_labels)
+    heat.set_xlabel("query token")
+    heat.set_ylabel("document token")
+    for row in np.flatnonzero(alignment.elided_before[1:-1]) + 1:
+        heat.axhline(row - 0.5, color="white", linestyle="--", linewidth=1.0)
+    colorbar_axes = figure.add_axes(box(left, 0.45, min(heat_width, 3.0), 0.15))
+    figure.colorbar(image, cax=colorbar_axes, orientation="horizontal", label="cosine similarity")
+
+    bars.bar(columns, alignment.contributions, color=colors)
+    bars.set_ylabel("MaxSim\ncontribution")
+    bars.tick_params(labelbottom=False)
+    bars.axhline(0.0, color="black", linewidth=0.5)
+    bars.set_title(title, fontsize=10, loc="left")
+
+    if with_cosine:
+        cosine_axes = figure.add_axes(box(left + heat_width + 0.2, bottom, cosine_width, heat_height), sharey=heat)
+        cosine = alignment.reconstruction_cosine
+        cosine_axes.barh(np.arange(n_doc), cosine, color="#888888")
+        cosine_axes.set_xlim(max(-1.0, float(cosine.min()) - 0.02), 1.0)
+        cosine_axes.set_xlabel("cos(stored, exact)")
+        cosine_axes.tick_params(labelleft=False)
+        cosine_axes.set_title(f"mean {float(cosine.mean()):.3f}", fontsize=9)
+    return figure
+
+
+def _chip(text: str, color: str, tooltip: str) -> str:
+    return (
+        f'<span style="background:{color}33;border-bottom:3px solid {color};padding:0 2px;border-radius:3px" '
+        f'title="{html.escape(tooltip, quote=True)}">{html.escape(text)}</span>'
+    )
+
+
+def highlight_html(alignment: Alignment, *, show_special: bool = True) -> str:
+    """The document as HTML text, each token coloured by the query token it serves.
+
+    A document token serves the query tokens whose best match it is; it takes the colour of the one
+    with the highest similarity, and its tooltip lists them all. A legend gives each query token's colour.
+    Every token and tooltip is HTML-escaped.
+
+    Parameters
+    ----------
+    alignment : Alignment
+    show_special : bool
+        Show special tokens (``[CLS]``, ``[D]``, ``[SEP]``) in grey; they often absorb matches.
+
+    Returns
+    -------
+    str
+        A ``<div class="lirlab-alignment-text">`` fragment.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lirlab.analysis.alignment import align_vectors
+    >>> a = align_vectors(torch.eye(2), torch.eye(2), ["bee", "hive"], ["<script>", "hive"])
+    >>> "<script>" in highlight_html(a), "&lt;script&gt;" in highlight_html(a)
+    (False, True)
+    """
+    colors = query_colors(alignment)
+    matches = alignment.matches()
+    served = matches[matches.doc_position >= 0].sort_values("similarity", ascending=False).groupby("doc_position")
+    servers = {int(row): group for row, group in served}
+    elided = alignment.elided_before
+    parts = []
+    for row, label in enumerate(alignment.doc_labels):
+        if elided[row]:
+            parts.append(ELISION)
+        special = is_special_token(alignment.doc_tokens[row])
+        if row in servers:
+            group = servers[row]
+            lines = [
+                f"query token {q.query_position} {q.query_label}: similarity {q.similarity:.3f}"
+                for q in group[~group.is_mask].itertuples()
+            ]
+            masks = group[group.is_mask]
+            if len(masks):
+                lines.append(f"{len(masks)} [MASK] tokens: similarity up to {masks.similarity.max():.3f}")
+            tooltip = "\n".join(lines)
+            parts.append(_chip(label, colors[int(group.query_position.iloc[0])], tooltip))
+        elif special and not show_special:
+            continue
+        elif special:
+            parts.append(f'<span style="color:#999;font-size:85%">{html.escape(label)}</span>')
+        else:
+            parts.append(html.escape(label))
+    if elided[-1]:
+        parts.append(ELISION)
+    legend = " ".join(
+        _chip(label, colors[i], f"query token {i}: contributes {alignment.contributions[i]:.3f}")
+        for i, label in enumerate(alignment.query_labels)
+        if not alignment.query_is_mask[i]
+    )
+    n_masks = int(alignment.query_is_mask.sum())
+    if n_masks:
+        legend += " " + _chip(f"[MASK] × {n_masks}", MASK_COLOR, "query augmentation tokens")
+    heading = html.escape(f"{alignment.docno or 'document'} · MaxSim {alignment.score:.3f}")
+    return (
+        '<div class="lirlab-alignment-text" style="line-height:1.9">'
+        f"<div><b>{heading}</b></div>"
+        f'<div style="margin-bottom:4px">query: {legend}</div>'
+        f"<div>{' '.join(parts)}</div></div>"
+    )

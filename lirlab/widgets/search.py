@@ -1,0 +1,235 @@
+"""SearchExplorer: type a query, see the hits, and see why each one scored what it scored.
+
+A notebook cell ending in an explorer shows it. Search runs when Enter is pressed; picking a hit redraws
+its token alignment (:func:`~lirlab.analysis.alignment.align_hit`, drawn by
+:func:`~lirlab.plots.alignment.plot_alignment` and :func:`~lirlab.plots.alignment.highlight_html`).
+Word pieces are merged into words when the checkbox is ticked, and documents longer than
+:data:`LONG_DOCUMENT` rows are windowed around their matched tokens. For a
+:class:`~lirlab.index.plaid.PlaidIndex` with document texts, the heatmap also shows how far each
+decompressed token vector is from the exact one.
+
+Every element carries a CSS class (``lirlab-query``, ``lirlab-results``, ``lirlab-hit``, ``lirlab-merge``,
+``lirlab-heatmap``, ``lirlab-highlight``, ``lirlab-message``) so browser tests can find it.
+
+Examples
+--------
+>>> explorer = SearchExplorer(index, texts=dataset)  # doctest: +SKIP
+>>> explorer  # doctest: +SKIP
+>>> explorer.query.value = "how does a caldera form"  # doctest: +SKIP
+>>> explorer.alignment.matches()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import warnings
+
+import ipywidgets as widgets
+
+from lirlab.analysis.alignment import Alignment, align_hit, merge_word_pieces, window
+from lirlab.data import Query, as_documents
+from lirlab.index.plaid import PlaidIndex
+from lirlab.plots.alignment import highlight_html, plot_alignment
+
+#: Documents with more rows than this (after merging word pieces) are windowed around their matches.
+LONG_DOCUMENT = 40
+#: Rows kept on each side of a matched row when windowing.
+WINDOW_CONTEXT = 2
+#: Characters of document text shown in the results table.
+SNIPPET_CHARS = 120
+
+EMPTY_QUERY = "Type a query and press Enter."
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
+
+
+def _results_table(run, texts: dict[str, str]) -> str:
+    """The run as an HTML table: rank, docno, score and, when known, the start of the text."""
+    rows = []
+    for hit in run.itertuples():
+        text = texts.get(hit.docno, "")
+        snippet = text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else "")
+        rows.append(
+            f"<tr><td>{hit.rank}</td><td>{html.escape(str(hit.docno))}</td>"
+            f"<td>{hit.score:.3f}</td><td>{html.escape(snippet)}</td></tr>"
+        )
+    return (
+        '<table class="lirlab-results-table"><thead><tr><th>rank</th><th>docno</th><th>score</th>'
+        f"<th>text</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+class SearchExplorer:
+    """Search an index interactively and inspect each hit's token alignment.
+
+    Parameters
+    ----------
+    index : FlatIndex or PlaidIndex
+        What to search.
+    encoder : lirlab.encoder.ColBERT, optional
+        Encodes the queries (default: ``index.encoder``).
+    k : int
+        Hits shown per query.
+    texts : mapping of docno to text, Dataset or documents, optional
+        Document texts (as encoded, title included) for the results table and, for a PLAID index,
+        the reconstruction cosine.
+
+    Attributes
+    ----------
+    widget : ipywidgets.VBox
+        The root box.
+    query, results, hit, merge, heatmap, highlight, message :
+        The elements (``Text``, ``HTML``, ``Dropdown``, ``Checkbox``, ``Image``, ``HTML``, ``HTML``).
+    run : pandas.DataFrame or None
+        The last search's run.
+    alignment : Alignment or None
+        The alignment drawn last (merged and windowed as shown).
+    """
+
+    def __init__(self, index, encoder=None, k: int = 10, texts=None):
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive whole number, got {k!r}")
+        self.index = index
+        self.encoder = encoder if encoder is not None else getattr(index, "encoder", None)
+        if self.encoder is None:
+            raise ValueError("SearchExplorer needs an encoder: pass encoder=... or load the index with one")
+        self.k = k
+        self.texts = {d.docno: d.full_text for d in as_documents(texts)} if texts is not None else {}
+        self.run = None
+        self.alignment: Alignment | None = None
+        self._encoded_query = None
+        self._search_note = ""
+        self._updating = False
+
+        self.query = widgets.Text(
+            placeholder="Type a query and press Enter",
+            description="query",
+            continuous_update=False,
+            layout=widgets.Layout(width="60%"),
+        )
+        self.query.add_class("lirlab-query")
+        self.message = widgets.HTML(EMPTY_QUERY)
+        self.message.add_class("lirlab-message")
+        self.results = widgets.HTML()
+        self.results.add_class("lirlab-results")
+        self.hit = widgets.Dropdown(options=[], description="hit")
+        self.hit.add_class("lirlab-hit")
+        self.merge = widgets.Checkbox(value=True, description="merge word pieces", indent=False)
+        self.merge.add_class("lirlab-merge")
+        self.heatmap = widgets.Image(format="png")
+        self.heatmap.add_class("lirlab-heatmap")
+        self.highlight = widgets.HTML()
+        self.highlight.add_class("lirlab-highlight")
+        self.widget = widgets.VBox([
+            self.query,
+            self.message,
+            self.results,
+            widgets.HBox([self.hit, self.merge]),
+            self.heatmap,
+            self.highlight,
+        ])
+
+        self.query.observe(self._on_query, names="value")
+        self.hit.observe(self._on_hit, names="value")
+        self.merge.observe(self._on_merge, names="value")
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # -- callbacks ------------------------------------------------------------------------------------
+
+    def _on_query(self, change) -> None:
+        self.search(change["new"])
+
+    def _on_hit(self, change) -> None:
+        if not self._updating and change["new"] is not None:
+            self.show_hit(change["new"])
+
+    def _on_merge(self, change) -> None:
+        if self.hit.value is not None:
+            self.show_hit(self.hit.value)
+
+    # -- actions --------------------------------------------------------------------------------------
+
+    def _say(self, text: str, error: bool = False) -> None:
+        color = "#b00020" if error else "#555555"
+        self.message.value = f'<span style="color:{color}">{html.escape(text)}</span>' if text else ""
+
+    def _clear(self) -> None:
+        self.run, self.alignment, self._encoded_query = None, None, None
+        self.results.value = ""
+        self.heatmap.value = b""
+        self.highlight.value = ""
+        self._updating = True
+        try:
+            self.hit.options = []
+        finally:
+            self._updating = False
+
+    def search(self, text: str) -> None:
+        """Search ``text`` and show the hits and the alignment of the first one."""
+        self._clear()
+        if not isinstance(text, str) or not text.strip():
+            self._say(EMPTY_QUERY)
+            return
+        try:
+            # The text doubles as the query id, so the run and the alignments carry it.
+            encoded = self.encoder.encode_queries([Query(text, text)])
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                run = self.index.search(encoded, k=self.k)
+        except (ValueError, KeyError) as error:
+            self._say(f"Cannot search: {error}", error=True)
+            return
+        if run.empty:
+            self._say("No results")
+            return
+        self._encoded_query = encoded
+        self.run = run
+        self.results.value = _results_table(run, self.texts)
+        self._updating = True
+        try:
+            self.hit.options = [(f"{r.rank}. {r.docno} ({r.score:.3f})", r.docno) for r in run.itertuples()]
+            self.hit.value = run.docno.iloc[0]
+        finally:
+            self._updating = False
+        self._search_note = " ".join(str(w.message) for w in caught)
+        self.show_hit(run.docno.iloc[0])
+
+    def _align(self, docno: str) -> tuple[Alignment, str]:
+        """The hit's alignment, with the reconstruction cosine when it can be had, and a note if not."""
+        query = self._encoded_query
+        if query is None:
+            raise ValueError("search a query first")
+        text = self.texts.get(docno) if isinstance(self.index, PlaidIndex) else None
+        if text is None:
+            return align_hit(self.index, query, docno, encoder=self.encoder), ""
+        try:
+            return align_hit(self.index, query, docno, encoder=self.encoder, document_text=text), ""
+        except ValueError as error:
+            note = f"no reconstruction view: {error}"
+            return align_hit(self.index, query, docno, encoder=self.encoder), note
+
+    def show_hit(self, docno: str) -> None:
+        """Draw the alignment of the current query with ``docno``."""
+        try:
+            alignment, note = self._align(docno)
+            if self.merge.value:
+                alignment = merge_word_pieces(alignment)
+            if len(alignment.doc_tokens) > LONG_DOCUMENT:
+                alignment = window(alignment, context=WINDOW_CONTEXT)
+            figure = plot_alignment(alignment)
+        except (ValueError, KeyError) as error:
+            self.heatmap.value = b""
+            self.highlight.value = ""
+            self._say(f"Cannot explain {docno!r}: {error}", error=True)
+            return
+        self.alignment = alignment
+        self.heatmap.value = _png(figure)
+        self.highlight.value = highlight_html(alignment)
+        self._say(" ".join(n for n in (self._search_note, note) if n))

@@ -1,0 +1,131 @@
+"""SearchExplorer driven programmatically, as a user would in a notebook."""
+
+from __future__ import annotations
+
+import pytest
+
+from lirlab import data
+from lirlab.data import Document
+from lirlab.index.flat import FlatIndex
+from lirlab.index.plaid import PlaidIndex
+from lirlab.widgets.search import EMPTY_QUERY, LONG_DOCUMENT, SearchExplorer
+
+PNG = b"\x89PNG"
+QUERY = "how does a caldera form"
+HOSTILE = Document("hostile-01", "<script>alert('pwned')</script> zooxanthellae near a volcano vent")
+
+
+@pytest.fixture(scope="module")
+def docs() -> list[Document]:
+    picked = [d for d in data.load("demo").docs if d.docno.startswith(("volcano", "bread"))][:12]
+    return [*picked, HOSTILE]
+
+
+@pytest.fixture(scope="module")
+def flat(docs, stanford) -> FlatIndex:
+    return FlatIndex.build(docs, stanford, progress=False)
+
+
+@pytest.fixture()
+def explorer(flat, docs) -> SearchExplorer:
+    return SearchExplorer(flat, k=5, texts=docs)
+
+
+def test_elements_carry_the_contract_classes(explorer):
+    classes = {
+        "lirlab-query": explorer.query,
+        "lirlab-results": explorer.results,
+        "lirlab-hit": explorer.hit,
+        "lirlab-heatmap": explorer.heatmap,
+        "lirlab-highlight": explorer.highlight,
+        "lirlab-message": explorer.message,
+    }
+    for css, element in classes.items():
+        assert css in element._dom_classes
+    assert explorer.query.continuous_update is False
+    bundle = explorer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert EMPTY_QUERY in explorer.message.value
+
+
+def test_query_shows_results_heatmap_and_highlight(explorer, flat):
+    expected = flat.search(QUERY, k=5)
+    explorer.query.value = QUERY
+    for docno in expected.docno:
+        assert f"<td>{docno}</td>" in explorer.results.value
+    assert explorer.results.value.index(expected.docno[0]) < explorer.results.value.index(expected.docno[4])
+    assert [value for _, value in explorer.hit.options] == expected.docno.tolist()
+    assert explorer.hit.value == expected.docno[0]
+    assert bytes(explorer.heatmap.value).startswith(PNG)
+    assert "lirlab-alignment-text" in explorer.highlight.value
+    assert explorer.alignment.docno == expected.docno[0] and explorer.alignment.query == QUERY
+    assert explorer.alignment.score == pytest.approx(expected.score[0], abs=1e-4)
+    assert len(explorer.alignment.doc_tokens) <= LONG_DOCUMENT or explorer.alignment.elided_before.any()
+    assert explorer.message.value == ""
+
+
+def test_empty_query_asks_for_one_and_clears(explorer):
+    explorer.query.value = QUERY
+    explorer.query.value = "   "
+    assert "Type a query" in explorer.message.value
+    assert explorer.results.value == ""
+    assert explorer.heatmap.value == b""
+    assert explorer.hit.options == ()
+
+
+def test_picking_another_hit_redraws(explorer, flat):
+    explorer.query.value = QUERY
+    first = explorer.heatmap.value
+    second_docno = explorer.hit.options[1][1]
+    explorer.hit.value = second_docno
+    assert explorer.alignment.docno == second_docno
+    assert bytes(explorer.heatmap.value).startswith(PNG) and explorer.heatmap.value != first
+    assert explorer.alignment.score == pytest.approx(flat.search(QUERY, k=5).score[1], abs=1e-4)
+
+
+def test_merge_checkbox_switches_word_pieces(explorer):
+    explorer.query.value = "zooxanthellae volcano vent"
+    explorer.hit.value = HOSTILE.docno
+    explorer.merge.value = False
+    pieces = explorer.alignment.doc_labels
+    explorer.merge.value = True
+    assert explorer.alignment.docno == HOSTILE.docno
+    assert "·ae" in pieces and "zooxanthellae" not in pieces
+    assert "zooxanthellae" in explorer.alignment.doc_labels
+    assert not any(label.startswith("·") for label in explorer.alignment.doc_labels)
+
+
+def test_text_is_escaped_in_the_results(explorer):
+    explorer.query.value = "zooxanthellae volcano vent script alert"
+    assert "hostile-01" in explorer.results.value
+    assert "<script>" not in explorer.results.value
+    assert "&lt;script&gt;" in explorer.results.value
+
+
+def test_errors_show_as_messages_not_tracebacks(explorer):
+    explorer.query.value = QUERY
+    explorer.show_hit("no-such-doc")
+    assert "no-such-doc" in explorer.message.value and "unknown docno" in explorer.message.value
+    assert explorer.heatmap.value == b""
+
+
+def test_plaid_hits_show_reconstruction_and_mismatched_texts_say_so(flat, stanford, docs):
+    plaid = PlaidIndex.from_encoding(flat.docs, nbits=1, encoder=stanford)
+    explorer = SearchExplorer(plaid, k=3, texts=docs)
+    explorer.query.value = QUERY
+    assert bytes(explorer.heatmap.value).startswith(PNG)
+    assert explorer.alignment.reconstruction_cosine is not None
+    assert explorer.alignment.reconstruction_cosine.mean() < 0.99
+
+    wrong = SearchExplorer(plaid, k=3, texts={d.docno: "unrelated words" for d in docs})
+    wrong.query.value = QUERY
+    assert bytes(wrong.heatmap.value).startswith(PNG)
+    assert wrong.alignment.reconstruction_cosine is None
+    assert "no reconstruction view" in wrong.message.value
+
+
+def test_constructor_checks_its_arguments(flat):
+    with pytest.raises(ValueError, match="encoder"):
+        SearchExplorer(FlatIndex(flat.docs))
+    with pytest.raises(ValueError, match="k must be"):
+        SearchExplorer(flat, k=0)
