@@ -17,13 +17,14 @@ b'\\x89PNG'
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+
+from lirlab.plots import figure_png  # noqa: F401  (re-exported: the examples above use it)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,13 +33,6 @@ if TYPE_CHECKING:
 
 OWN_COLOR = "tab:blue"
 MASK_COLOR = "tab:orange"
-
-
-def figure_png(figure: Figure, dpi: int = 100) -> bytes:
-    """The figure as PNG bytes (for an ``ipywidgets.Image`` or a file)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return buffer.getvalue()
 
 
 def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:

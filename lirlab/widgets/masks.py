@@ -24,7 +24,8 @@ import html
 import ipywidgets as widgets
 
 from lirlab.analysis.masks import MaskWeighting, as_index, mask_weighting, term_statistics
-from lirlab.plots.masks import figure_png, plot_mask_overview
+from lirlab.plots import figure_png
+from lirlab.plots.masks import plot_mask_overview
 
 TABLE_COLUMNS = {
     "token": "token",

@@ -22,7 +22,6 @@ Examples
 from __future__ import annotations
 
 import html
-import io
 import warnings
 
 import ipywidgets as widgets
@@ -30,6 +29,7 @@ import ipywidgets as widgets
 from lirlab.analysis.alignment import Alignment, align_hit, merge_word_pieces, window
 from lirlab.data import Query, as_documents
 from lirlab.index.plaid import PlaidIndex
+from lirlab.plots import figure_png
 from lirlab.plots.alignment import highlight_html, plot_alignment
 
 #: Documents with more rows than this (after merging word pieces) are windowed around their matches.
@@ -40,12 +40,6 @@ WINDOW_CONTEXT = 2
 SNIPPET_CHARS = 120
 
 EMPTY_QUERY = "Type a query and press Enter."
-
-
-def _png(figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    return buffer.getvalue()
 
 
 def _results_table(run, texts: dict[str, str]) -> str:
@@ -230,6 +224,6 @@ class SearchExplorer:
             self._say(f"Cannot explain {docno!r}: {error}", error=True)
             return
         self.alignment = alignment
-        self.heatmap.value = _png(figure)
+        self.heatmap.value = figure_png(figure, dpi=80)
         self.highlight.value = highlight_html(alignment)
         self._say(" ".join(n for n in (self._search_note, note) if n))

@@ -33,7 +33,6 @@ b'\x89PNG'
 from __future__ import annotations
 
 import html
-import io
 import warnings
 
 import ipywidgets as widgets
@@ -44,6 +43,7 @@ from lirlab.data import Dataset
 from lirlab.encoding import Encoding
 from lirlab.index.plaid import SEARCH_PARAMS, PlaidIndex, default_search_params
 from lirlab.params import Param
+from lirlab.plots import figure_png
 from lirlab.plots.sweeps import plot_pareto
 
 #: Queries timed per setting by default (quality always uses every query).
@@ -51,12 +51,6 @@ TIMED_QUERIES = 30
 
 #: Step of the centroid score threshold slider.
 THRESHOLD_STEP = 0.05
-
-
-def _png(figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    return buffer.getvalue()
 
 
 def _slider(param: Param, value, maximum=None) -> widgets.IntSlider | widgets.FloatSlider:
@@ -193,7 +187,7 @@ class SweepExplorer:
         self.history = history
         self.result.value = self._result_html(row)
         try:
-            self.plot.value = _png(plot_pareto(history, highlight=history.index[-1]))
+            self.plot.value = figure_png(plot_pareto(history, highlight=history.index[-1]), dpi=80)
         except ValueError as error:
             self._say(f"Cannot draw the settings: {error}", error=True)
             return
