@@ -2,8 +2,10 @@
 
 Loads the default model (or, offline, the bundled MiniLM weights with a visible notice), indexes the
 demo corpus exhaustively, searches its 30 queries, evaluates them, and writes into one folder: the run
-(``run.tsv``), the measures (``metrics.csv``, ``per_query.csv``) and the token alignment of the first
-query's best hit (``alignment.csv``).
+(``run.tsv``), the measures (``metrics.csv``, ``per_query.csv``), the token alignment of the first
+query's best hit (``alignment.csv`` and ``alignment.png``), how well 1-, 2- and 4-bit residuals
+reconstruct the token vectors (``compression.png``), and how nDCG@10 follows ``[MASK]`` query
+augmentation (``masks.csv``, ``masks.png``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,21 @@ from pathlib import Path
 import pandas as pd
 
 from lirlab import data
+from lirlab.analysis.alignment import align_hit, merge_word_pieces, window
+from lirlab.analysis.compression import compressed_indexes, cosine_distributions
+from lirlab.analysis.masks import query_maxlen_curve
 from lirlab.encoder import DEFAULT_MODEL, ColBERT
 from lirlab.evaluate import evaluate, per_query_scores
 from lirlab.index.flat import FlatIndex
 from lirlab.maxsim import explain
+from lirlab.plots import figure_png
+from lirlab.plots.alignment import plot_alignment
+from lirlab.plots.compression import plot_cosine_histograms
+from lirlab.plots.masks import plot_query_maxlen_curve
 
 MEASURES = ["nDCG@10", "RR@10", "R@100"]
+QUERY_MAXLENS = (0, 16, 32, 64)
+FIGURE_DPI = 110
 
 
 def alignment_table(index: FlatIndex, queries, qid: str, docno: str) -> pd.DataFrame:
@@ -49,7 +60,19 @@ def run_demo(model: str | None = None, out: str | Path = "lirlab-demo", device: 
     per_query_scores(run, dataset, MEASURES).to_csv(out / "per_query.csv", index=False)
     first = run.iloc[0]
     alignment_table(index, queries, first.qid, first.docno).to_csv(out / "alignment.csv", index=False)
+    aligned = merge_word_pieces(window(align_hit(index, queries.item(first.qid), first.docno)))
+    figure = plot_alignment(aligned, title=f"{first.query!r} → {first.docno}")
+    (out / "alignment.png").write_bytes(figure_png(figure, dpi=FIGURE_DPI))
+
+    indexes = compressed_indexes(index.docs, nbits=(1, 2, 4))
+    cosines = cosine_distributions(index.docs, indexes)
+    (out / "compression.png").write_bytes(figure_png(plot_cosine_histograms(cosines), dpi=FIGURE_DPI))
+
+    curve = query_maxlen_curve(encoder, dataset, index, query_maxlens=QUERY_MAXLENS, progress=False)
+    curve.to_csv(out / "masks.csv", index=False)
+    (out / "masks.png").write_bytes(figure_png(plot_query_maxlen_curve(curve), dpi=FIGURE_DPI))
+
     print(f"{dataset} with {encoder.name}:")
     print(metrics.to_string(index=False))
-    print(f"wrote run, metrics and the alignment of {first.qid!r} -> {first.docno!r} to {out}/")
+    print(f"wrote the run, measures, alignment of {first.qid!r} -> {first.docno!r}, compression and [MASK] figures to {out}/")
     return out
