@@ -69,6 +69,38 @@ class Dataset:
         keep = {q.qid for q in queries}
         return Dataset(self.name, self.docs, queries, self.qrels[self.qrels.query_id.isin(keep)])
 
+    def slice(self, max_queries: int | None = None, max_docs: int | None = None) -> Dataset:
+        """A smaller collection for quick runs: the first ``max_queries`` queries and about ``max_docs`` documents.
+
+        Every document judged for a kept query stays, so the qrels still make sense; the rest of
+        ``max_docs`` is filled with the other documents in corpus order. Scores on a slice are higher
+        than on the full corpus (fewer distractors): use it to try a pipeline, not to report numbers.
+
+        Examples
+        --------
+        >>> small = load("demo").slice(max_queries=3, max_docs=40)
+        >>> len(small.queries), len(small.docs)
+        (3, 40)
+        >>> set(small.qrels.doc_id) <= {d.docno for d in small.docs}
+        True
+        """
+        for value, what in ((max_queries, "max_queries"), (max_docs, "max_docs")):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{what} must be a positive whole number or None, got {value!r}")
+        sliced = self.head(len(self.queries) if max_queries is None else max_queries)
+        if max_docs is None:
+            return sliced
+        judged = set(sliced.qrels.doc_id)
+        room = max(max_docs - sum(d.docno in judged for d in self.docs), 0)
+        docs = []
+        for d in self.docs:
+            if d.docno in judged:
+                docs.append(d)
+            elif room:
+                docs.append(d)
+                room -= 1
+        return Dataset(self.name, tuple(docs), sliced.queries, sliced.qrels)
+
     def __repr__(self) -> str:
         return (
             f"Dataset({self.name!r}: {len(self.docs)} docs, {len(self.queries)} queries, "

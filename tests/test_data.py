@@ -143,3 +143,24 @@ def test_demo_corpus_golden_items():
     assert ds.qrels.iloc[0].tolist() == ["q01", "printing-01", 2]
     assert set(ds.qrels.doc_id) <= {d.docno for d in ds.docs}
     assert (ds.qrels.groupby("query_id").relevance.max() == 2).all()
+
+
+def test_slice_keeps_judged_documents_and_fills_in_corpus_order():
+    demo = load("demo")
+    small = demo.slice(max_queries=2, max_docs=20)
+    assert [q.qid for q in small.queries] == [q.qid for q in demo.queries[:2]]
+    judged = set(demo.qrels[demo.qrels.query_id.isin({q.qid for q in small.queries})].doc_id)
+    kept = [d.docno for d in small.docs]
+    assert len(kept) == 20 and judged <= set(kept)
+    unjudged = [d.docno for d in demo.docs if d.docno not in judged]
+    assert [d for d in kept if d not in judged] == unjudged[: 20 - len(judged)]
+    assert kept == [d.docno for d in demo.docs if d.docno in set(kept)], "corpus order is kept"
+    assert set(small.qrels.query_id) == {q.qid for q in small.queries}
+    assert len(demo.slice(max_docs=1).docs) == len(set(demo.qrels.doc_id)), "judged documents always stay"
+    assert (len(demo.slice().docs), len(demo.slice().queries)) == (len(demo.docs), len(demo.queries))
+
+
+@pytest.mark.parametrize("bad", [{"max_queries": 0}, {"max_docs": -3}, {"max_docs": 2.5}, {"max_queries": True}])
+def test_slice_rejects_bad_sizes(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        load("demo").slice(**bad)

@@ -1,0 +1,173 @@
+"""The teaching notebooks: committed clean, one parameters cell each, and they run end to end headless.
+
+Every ``notebooks/*.ipynb`` is executed with nbclient on the demo corpus and the bundled offline weights:
+the test injects a cell after the parameters cell (as papermill does) that overrides the model, device
+and dataset. The real-benchmark notebook runs on a small slice of SciFact when ``../shared/data/scifact``
+is present, and on the demo corpus otherwise.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import nbformat
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from .conftest import REPO, SHARED_DATA
+
+NOTEBOOK_DIR = REPO / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+CLEAR_COMMAND = "jupyter nbconvert --clear-output --inplace notebooks/*.ipynb"
+
+#: What CI runs every notebook with, for the names its parameters cell defines.
+CI_PARAMETERS = {"MODEL": "minilm", "DEVICE": "cpu", "DATASET": "demo"}
+#: Notebooks meant for real collections: on CI they get a slice of SciFact when it is at hand.
+REAL_DATA_NOTEBOOKS = {"06_real_benchmark.ipynb"}
+SCIFACT_SLICE = {"MAX_QUERIES": 10, "MAX_DOCS": 150}
+CELL_TIMEOUT_S = 600
+MEASURES = ["nDCG@10", "RR@10", "R@100"]
+
+
+def read(path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def parameters_cells(nb) -> list[int]:
+    return [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+
+
+def assigned_names(source: str) -> list[str]:
+    return [t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets]
+
+
+def ci_parameters(path) -> dict:
+    overrides = dict(CI_PARAMETERS)
+    scifact = SHARED_DATA / "scifact"
+    if path.name in REAL_DATA_NOTEBOOKS and (scifact / "corpus.jsonl").is_file():
+        overrides.update(DATASET=str(scifact), **SCIFACT_SLICE)
+    return overrides
+
+
+def with_parameters(nb, overrides: dict) -> nbformat.NotebookNode:
+    """A copy of ``nb`` with a cell after its parameters cell setting the overrides it declares."""
+    nb = nbformat.from_dict(nb)
+    position = parameters_cells(nb)[0]
+    declared = assigned_names(nb.cells[position].source)
+    source = "\n".join(f"{name} = {value!r}" for name, value in overrides.items() if name in declared)
+    injected = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    nb.cells.insert(position + 1, injected)
+    return nb
+
+
+def execute(nb, allow_errors: bool = False) -> nbformat.NotebookNode:
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        allow_errors=allow_errors,
+        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+    )
+    client.execute()
+    return nb
+
+
+def without_colours(lines: list[str]) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(lines))
+
+
+def plain_text(cell) -> str:
+    return "\n".join(
+        o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
+        for o in cell.outputs
+    )
+
+
+def test_the_notebooks_are_there():
+    assert {"01_quickstart.ipynb", "06_real_benchmark.ipynb"} <= {p.name for p in NOTEBOOKS}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_without_outputs(path):
+    nb = read(path)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"{path.name}: cells {dirty} hold outputs or execution counts; clear them: {CLEAR_COMMAND}"
+    assert "widgets" not in nb.metadata, f"{path.name} stores widget state; clear it (Settings > Save Widget State)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_one_parameters_cell_of_constants_at_the_top(path):
+    nb = read(path)
+    tagged = parameters_cells(nb)
+    assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters', found {len(tagged)}"
+    first_code = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    assert tagged[0] == first_code, f"{path.name}: the parameters cell must be the first code cell"
+    for node in ast.parse(nb.cells[tagged[0]].source).body:
+        assert isinstance(node, ast.Assign), f"{path.name}: the parameters cell may only assign values"
+        ast.literal_eval(node.value)  # raises on anything but a literal: no logic in the parameters
+    assert {"MODEL", "DATASET", "DEVICE"} <= set(assigned_names(nb.cells[tagged[0]].source))
+
+
+@pytest.fixture(scope="module")
+def executed(minilm_dir) -> dict:
+    """Each notebook executed at most once per module (the content checks reuse the runs)."""
+    return {}
+
+
+def run_notebook(path, executed: dict) -> nbformat.NotebookNode:
+    if path.name not in executed:
+        nb = with_parameters(read(path), ci_parameters(path))
+        try:
+            executed[path.name] = execute(nb)
+        except CellExecutionError as e:
+            pytest.fail(f"{path.name} failed on CI parameters {ci_parameters(path)}:\n{e}", pytrace=False)
+    return executed[path.name]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_end_to_end(path, executed):
+    before = sorted(NOTEBOOK_DIR.rglob("*"))
+    nb = run_notebook(path, executed)
+    assert sorted(NOTEBOOK_DIR.rglob("*")) == before, f"{path.name} wrote files into notebooks/ (use a temporary folder)"
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert last.outputs, f"{path.name}: the last cell showed nothing"
+
+
+def shown_measures(cell) -> dict[str, float]:
+    return {m: float(v) for m, v in re.findall(r"(nDCG@10|RR@10|R@100)\s+([-0-9.e]+)", plain_text(cell))}
+
+
+def test_quickstart_reports_what_lirlab_demo_reports(executed, tmp_path):
+    from lirlab.demo import run_demo
+
+    nb = run_notebook(NOTEBOOK_DIR / "01_quickstart.ipynb", executed)
+    cells = {c.get("id"): c for c in nb.cells}
+    shown = shown_measures(cells["evaluate"])
+    run_demo(model="minilm", out=tmp_path, device="cpu")
+    expected = pd.read_csv(tmp_path / "metrics.csv").set_index("measure")["value"].to_dict()
+    assert set(shown) == set(MEASURES)
+    assert shown == pytest.approx(expected, abs=1e-5)
+    compressed = shown_measures(cells["plaid"])
+    assert set(compressed) == set(MEASURES) and 0 < compressed["nDCG@10"] <= 1
+    assert any("image/png" in o.get("data", {}) for o in cells["alignment"].outputs), "no alignment figure shown"
+
+
+def test_lirlab_errors_show_as_one_line_in_a_notebook():
+    cells = [
+        "from lirlab.notebook import brief_errors\nbrief_errors()",
+        "from lirlab import ColBERT\nColBERT.load('no-such-org/no-such-model')",
+        "%tb",
+        "def mine():\n    raise ValueError('not from lirlab')\nmine()",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in cells])
+    outputs = [c.outputs for c in execute(nb, allow_errors=True).cells]
+    [load_error] = [o for o in outputs[1] if o.output_type == "error"]
+    assert load_error.ename == "ModelLoadError" and "could not load model 'no-such-org/no-such-model'" in load_error.evalue
+    shown = without_colours(load_error.traceback)
+    assert "%tb" in shown and "encoder.py" not in shown, "lirlab's own error should be one message, not a traceback"
+    assert "encoder.py" in without_colours(outputs[2][0].traceback), "%tb should still give the full traceback"
+    [other] = [o for o in outputs[3] if o.output_type == "error"]
+    assert "----> 3 mine()" in without_colours(other.traceback), "errors from user code keep their traceback"
