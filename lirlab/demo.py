@@ -60,7 +60,7 @@ def run_demo(model: str | None = None, out: str | Path = "lirlab-demo", device: 
     per_query_scores(run, dataset, MEASURES).to_csv(out / "per_query.csv", index=False)
     first = run.iloc[0]
     alignment_table(index, queries, first.qid, first.docno).to_csv(out / "alignment.csv", index=False)
-    aligned = merge_word_pieces(window(align_hit(index, queries.item(first.qid), first.docno)))
+    aligned = window(merge_word_pieces(align_hit(index, queries.item(first.qid), first.docno)))
     figure = plot_alignment(aligned, title=f"{first.query!r} → {first.docno}")
     (out / "alignment.png").write_bytes(figure_png(figure, dpi=FIGURE_DPI))
 

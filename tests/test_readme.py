@@ -10,10 +10,14 @@ from .conftest import REPO
 
 
 def test_readme_tour_runs(minilm_dir, tmp_path, monkeypatch):
-    block = re.search(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    tour, analysis = blocks[0], next(b for b in blocks if "align_hit" in b)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(block, "README.md", "exec"), namespace)
+    exec(compile(tour, "README.md", "exec"), namespace)
+    exec(compile(analysis, "README.md", "exec"), namespace)
+    hit = namespace["hit"]
+    assert hit.docno == "printing-01" and hit.score == pytest.approx(float(hit.contributions.sum()), abs=1e-4)
     why = namespace["why"]
     assert why.query_tokens[:2] == ["[CLS]", "how"] and why.doc_tokens[0] == "[CLS]"
     assert why.score == pytest.approx(float(why.contributions.sum()), abs=1e-4)
