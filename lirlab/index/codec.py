@@ -222,11 +222,13 @@ class ResidualCodec:
     def residual_values(self, packed: torch.Tensor) -> torch.Tensor:
         """Decoded residuals ``[n, dim]`` float32 of packed rows ``[n, packed_dim]``."""
         positions = torch.arange(packed.shape[1], device=self.device) * 256
-        return self.decode_table[packed.to(self.device).long() + positions].view(packed.shape[0], self.dim)
+        rows = (packed.to(self.device).long() + positions).flatten()
+        # index_select, not advanced indexing: ~5x faster on CPU for these gathers (PLAID's decompression stage)
+        return self.decode_table.index_select(0, rows).view(packed.shape[0], self.dim)
 
     def decompress(self, codes: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
         """L2-normalized float32 ``[n, dim]`` reconstructions of compressed rows."""
-        approx = self.centroids[codes.to(self.device).long()] + self.residual_values(packed)
+        approx = self.centroids.index_select(0, codes.to(self.device).long().flatten()) + self.residual_values(packed)
         return torch.nn.functional.normalize(approx, dim=1)
 
 

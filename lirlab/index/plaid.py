@@ -891,7 +891,8 @@ class PlaidIndex(Index):
         out = torch.zeros(positions.numel(), device=self.device)
         for chosen, _ in self._length_chunks(positions, query_len):
             rows, mask = self._padded_rows(positions[chosen])
-            keys = (query_of[chosen].unsqueeze(1) * n_centroids + self.codes[rows].long()).masked_fill_(
+            codes = self.codes.index_select(0, rows.flatten()).view_as(rows).long()
+            keys = (query_of[chosen].unsqueeze(1) * n_centroids + codes).masked_fill_(
                 ~mask, sentinel
             )
             if kept_centroids is None:
@@ -930,7 +931,7 @@ class PlaidIndex(Index):
             rows, mask = self._padded_rows(docs[doc_chunk])
             padded = torch.zeros(*mask.shape, self.dim, device=self.device)
             flat = rows[mask]
-            padded[mask] = self.codec.decompress(self.codes[flat], self.residuals[flat])
+            padded[mask] = self.codec.decompress(self.codes.index_select(0, flat), self.residuals.index_select(0, flat))
             timer.lap("decompression")
             slot = torch.full((docs.numel(),), -1, dtype=torch.long, device=self.device)
             slot[doc_chunk] = torch.arange(doc_chunk.numel(), device=self.device)
