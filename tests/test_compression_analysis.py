@@ -26,12 +26,14 @@ from lirlab.analysis.compression import (
     token_cosines,
 )
 from lirlab.analysis.sweeps import top_overlap
-from lirlab.encoding import Encoding, offsets_from_lengths
+from lirlab.encoding import Encoding
 from lirlab.index.codec import unpack_buckets
 from lirlab.maxsim import maxsim_pair
 from lirlab.plots.compression import plot_cosine_histograms, plot_residual_histogram, plot_score_errors
 
 matplotlib.use("Agg")
+
+from . import synthetic
 
 DIM = 16
 N_CENTROIDS = 16
@@ -39,17 +41,7 @@ K = 5
 
 
 def random_encoding(n: int, seed: int, kind: str = "document", prefix: str = "d") -> Encoding:
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(2, 12, (n,), generator=g)
-    total = int(lengths.sum())
-    return Encoding(
-        ids=tuple(f"{prefix}{i}" for i in range(n)),
-        vectors=torch.nn.functional.normalize(torch.randn(total, DIM, generator=g), dim=1),
-        token_ids=torch.randint(0, 5, (total,), generator=g),
-        offsets=offsets_from_lengths(lengths),
-        vocab=("a", "b", "c", "d", "e"),
-        kind=kind,
-    )
+    return synthetic.random_encoding(n, seed, dim=DIM, kind=kind, prefix=prefix, vocab_size=5)
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,13 @@ from lirlab.analysis.sweeps import (
     top_overlap,
     validate_grid,
 )
-from lirlab.encoding import Encoding, offsets_from_lengths
+from lirlab.encoding import Encoding
 from lirlab.evaluate import evaluate
 from lirlab.index.flat import FlatIndex
 from lirlab.index.plaid import STAGES, PlaidIndex
 from lirlab.plots.sweeps import plot_pareto
+
+from . import synthetic
 
 DIM = 16
 N_CENTROIDS = 16
@@ -34,17 +36,7 @@ N_DOCS = 40
 
 
 def random_encoding(n: int, seed: int, kind: str = "document", prefix: str = "d") -> Encoding:
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(2, 12, (n,), generator=g)
-    total = int(lengths.sum())
-    return Encoding(
-        ids=tuple(f"{prefix}{i}" for i in range(n)),
-        vectors=torch.nn.functional.normalize(torch.randn(total, DIM, generator=g), dim=1),
-        token_ids=torch.zeros(total, dtype=torch.long),
-        offsets=offsets_from_lengths(lengths),
-        vocab=("tok",),
-        kind=kind,
-    )
+    return synthetic.random_encoding(n, seed, dim=DIM, kind=kind, prefix=prefix)
 
 
 @pytest.fixture(scope="module")
