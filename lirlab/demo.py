@@ -13,8 +13,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from lirlab import data
 from lirlab.analysis.alignment import align_hit, merge_word_pieces, window
 from lirlab.analysis.compression import compressed_indexes, cosine_distributions
@@ -22,7 +20,6 @@ from lirlab.analysis.masks import query_maxlen_curve
 from lirlab.encoder import DEFAULT_MODEL, ColBERT
 from lirlab.evaluate import evaluate, per_query_scores
 from lirlab.index.flat import FlatIndex
-from lirlab.maxsim import explain
 from lirlab.plots import figure_png
 from lirlab.plots.alignment import plot_alignment
 from lirlab.plots.compression import plot_cosine_histograms
@@ -31,16 +28,6 @@ from lirlab.plots.masks import plot_query_maxlen_curve
 MEASURES = ["nDCG@10", "RR@10", "R@100"]
 QUERY_MAXLENS = (0, 16, 32, 64)
 FIGURE_DPI = 110
-
-
-def alignment_table(index: FlatIndex, queries, qid: str, docno: str) -> pd.DataFrame:
-    """One row per query token: the document token it matched and its share of the score."""
-    ex = explain(queries.item(qid), index.docs.item(docno))
-    return pd.DataFrame({
-        "query_token": ex.query_tokens,
-        "doc_token": [ex.doc_tokens[j] if j >= 0 else "" for j in ex.best_doc_token.tolist()],
-        "similarity": ex.contributions.numpy(),
-    })
 
 
 def run_demo(model: str | None = None, out: str | Path = "lirlab-demo", device: str | None = None) -> Path:
@@ -59,9 +46,9 @@ def run_demo(model: str | None = None, out: str | Path = "lirlab-demo", device: 
     metrics.to_csv(out / "metrics.csv", index=False)
     per_query_scores(run, dataset, MEASURES).to_csv(out / "per_query.csv", index=False)
     first = run.iloc[0]
-    alignment_table(index, queries, first.qid, first.docno).to_csv(out / "alignment.csv", index=False)
-    aligned = window(merge_word_pieces(align_hit(index, queries.item(first.qid), first.docno)))
-    figure = plot_alignment(aligned, title=f"{first.query!r} → {first.docno}")
+    hit = align_hit(index, queries.item(first.qid), first.docno)
+    hit.matches().to_csv(out / "alignment.csv", index=False)
+    figure = plot_alignment(window(merge_word_pieces(hit)), title=f"{first.query!r} → {first.docno}")
     (out / "alignment.png").write_bytes(figure_png(figure, dpi=FIGURE_DPI))
 
     indexes = compressed_indexes(index.docs, nbits=(1, 2, 4))
