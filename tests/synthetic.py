@@ -1,9 +1,11 @@
-"""Seeded random encodings for tests that need vectors, not a model."""
+"""Test data without a model: seeded random encodings, and small slices of the demo corpus."""
 
 from __future__ import annotations
 
 import torch
 
+from lirlab import data
+from lirlab.data import Dataset
 from lirlab.encoding import Encoding, offsets_from_lengths
 
 VOCAB = ("a", "b", "c", "d", "e")
@@ -24,3 +26,13 @@ def random_encoding(
         vocab=VOCAB[:vocab_size],
         kind=kind,
     )
+
+
+def demo_slice(n_docs: int, n_queries: int) -> Dataset:
+    """The first ``n_docs`` demo passages and up to ``n_queries`` queries judged on them, with their qrels."""
+    demo = data.load("demo")
+    docs = demo.docs[:n_docs]
+    kept = {d.docno for d in docs}
+    qrels = demo.qrels[demo.qrels.doc_id.isin(kept)].reset_index(drop=True)
+    queries = tuple(q for q in demo.queries if q.qid in set(qrels.query_id))[:n_queries]
+    return Dataset("demo-slice", docs, queries, qrels[qrels.query_id.isin({q.qid for q in queries})])

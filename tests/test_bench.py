@@ -7,20 +7,16 @@ import json
 import pandas as pd
 import pytest
 
-from lirlab import data
 from lirlab.bench.core import run_core_benchmark
 from lirlab.bench.plaid import N_PROBES, run_plaid_benchmark, top_overlap
 from lirlab.data import Dataset
 
+from .synthetic import demo_slice
+
 
 @pytest.fixture(scope="module")
 def small_demo() -> Dataset:
-    demo = data.load("demo")
-    docs = demo.docs[:80]
-    kept = {d.docno for d in docs}
-    qrels = demo.qrels[demo.qrels.doc_id.isin(kept)].reset_index(drop=True)
-    queries = tuple(q for q in demo.queries if q.qid in set(qrels.query_id))[:6]
-    return Dataset("demo-slice", docs, queries, qrels[qrels.query_id.isin({q.qid for q in queries})])
+    return demo_slice(n_docs=80, n_queries=6)
 
 
 def test_top_overlap():

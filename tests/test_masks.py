@@ -11,7 +11,6 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from lirlab import data
 from lirlab.analysis.masks import (
     DEFAULT_QUERY_MAXLENS,
     TermStatistics,
@@ -36,18 +35,15 @@ from lirlab.plots.masks import (
     plot_term_weights,
 )
 
+from .synthetic import demo_slice
+
 QUERY = "how does a caldera form"
 PNG = b"\x89PNG"
 
 
 @pytest.fixture(scope="module")
 def small_demo() -> Dataset:
-    demo = data.load("demo")
-    docs = demo.docs[:30]
-    kept = {d.docno for d in docs}
-    qrels = demo.qrels[demo.qrels.doc_id.isin(kept)].reset_index(drop=True)
-    queries = tuple(q for q in demo.queries if q.qid in set(qrels.query_id))[:3]
-    return Dataset("demo-slice", docs, queries, qrels[qrels.query_id.isin({q.qid for q in queries})])
+    return demo_slice(n_docs=30, n_queries=3)
 
 
 @pytest.fixture(scope="module")
