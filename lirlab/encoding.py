@@ -66,7 +66,9 @@ class Encoding:
     def __post_init__(self):
         n = len(self.ids)
         if self.offsets.shape != (n + 1,):
-            raise ValueError(f"offsets must have {n + 1} entries for {n} items, got {tuple(self.offsets.shape)}")
+            raise ValueError(
+                f"offsets must have {n + 1} entries for {n} items, got {tuple(self.offsets.shape)}"
+            )
         if self.vectors.shape[0] != self.token_ids.shape[0]:
             raise ValueError("vectors and token_ids must have the same number of rows")
         if n and int(self.offsets[-1]) != self.vectors.shape[0]:

@@ -55,7 +55,9 @@ def _inputs(run: pd.DataFrame, qrels: pd.DataFrame | Dataset) -> tuple[pd.DataFr
     return run, qrels
 
 
-def evaluate(run: pd.DataFrame, qrels: pd.DataFrame | Dataset, measures: str | Sequence = DEFAULT_MEASURES) -> pd.DataFrame:
+def evaluate(
+    run: pd.DataFrame, qrels: pd.DataFrame | Dataset, measures: str | Sequence = DEFAULT_MEASURES
+) -> pd.DataFrame:
     """Mean of each measure over the judged queries: a DataFrame ``measure, value``.
 
     Queries of the qrels with no result in the run count as 0, as in trec_eval with ``-c``.
@@ -71,7 +73,9 @@ def evaluate(run: pd.DataFrame, qrels: pd.DataFrame | Dataset, measures: str | S
     return pd.DataFrame(rows, columns=["measure", "value"])
 
 
-def per_query_scores(run: pd.DataFrame, qrels: pd.DataFrame | Dataset, measures: str | Sequence = DEFAULT_MEASURES) -> pd.DataFrame:
+def per_query_scores(
+    run: pd.DataFrame, qrels: pd.DataFrame | Dataset, measures: str | Sequence = DEFAULT_MEASURES
+) -> pd.DataFrame:
     """One row per (query, measure): ``qid, measure, value``."""
     run, qrels = _inputs(run, qrels)
     return _per_query(parse_measures(measures), run, qrels)

@@ -117,7 +117,9 @@ class LengthGroupedDocs:
         self.dim = int(vectors.shape[1])
         order = torch.argsort(lengths, stable=True)
         rows = rows_of(offsets_from_lengths(lengths), order)
-        self.vectors = vectors[rows.to(vectors.device)].to(device=device, dtype=dtype or vectors.dtype).contiguous()
+        self.vectors = (
+            vectors[rows.to(vectors.device)].to(device=device, dtype=dtype or vectors.dtype).contiguous()
+        )
         self.order = order.to(device)
         self.blocks: list[tuple[int, int, int, int]] = []  # (first doc, n docs, length, first row)
         sorted_lengths = lengths[order].tolist()

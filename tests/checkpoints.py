@@ -60,14 +60,23 @@ def write_pylate(source: Path, target: Path, linear: torch.Tensor, nested: bool 
     dense = target / "1_Dense"
     dense.mkdir(parents=True, exist_ok=True)
     save_file({"linear.weight": linear.contiguous()}, str(dense / "model.safetensors"))
-    (dense / "config.json").write_text(json.dumps({
-        "in_features": int(linear.shape[1]),
-        "out_features": int(linear.shape[0]),
-        "bias": False,
-        "activation_function": "torch.nn.modules.linear.Identity",
-    }))
+    (dense / "config.json").write_text(
+        json.dumps(
+            {
+                "in_features": int(linear.shape[1]),
+                "out_features": int(linear.shape[0]),
+                "bias": False,
+                "activation_function": "torch.nn.modules.linear.Identity",
+            }
+        )
+    )
     modules = [
-        {"idx": 0, "name": "0", "path": "0_Transformer" if nested else "", "type": "sentence_transformers.models.Transformer"},
+        {
+            "idx": 0,
+            "name": "0",
+            "path": "0_Transformer" if nested else "",
+            "type": "sentence_transformers.models.Transformer",
+        },
         {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"},
     ]
     (target / "modules.json").write_text(json.dumps(modules))

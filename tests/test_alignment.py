@@ -120,7 +120,10 @@ def test_reconstruction_cosine_is_one_for_flat_and_below_one_for_1bit_plaid(flat
     compressed = align_hit(plaid, QUERY, docno, document_text=texts[docno])
     stored, _ = plaid.decompressed(plaid.docnos.index(docno))
     fresh = stanford.encode_documents([texts[docno]], progress=False).vectors_of(0)
-    expected = [float(np.dot(s, f) / np.linalg.norm(s) / np.linalg.norm(f)) for s, f in zip(stored.numpy(), fresh.numpy())]
+    expected = [
+        float(np.dot(s, f) / np.linalg.norm(s) / np.linalg.norm(f))
+        for s, f in zip(stored.numpy(), fresh.numpy())
+    ]
     np.testing.assert_allclose(compressed.reconstruction_cosine, expected, atol=1e-5)
     assert compressed.reconstruction_cosine.max() <= 1.0 + 1e-5
     assert compressed.reconstruction_cosine.mean() < 0.99
@@ -186,12 +189,19 @@ def test_merged_word_similarity_is_the_max_over_its_pieces(stanford, plaid, text
 
 def test_merging_never_crosses_special_tokens_or_elisions():
     q = torch.tensor([[1.0, 0.0]])
-    doc = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.5, 0.5], [1.0, 1.0]]), dim=1)
+    doc = torch.nn.functional.normalize(
+        torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.5, 0.5], [1.0, 1.0]]), dim=1
+    )
     alignment = align_vectors(q, doc, ["x"], ["[CLS]", "##a", "b", "##c", "##d"])
     assert merge_word_pieces(alignment).doc_labels == ("[CLS]", "·a", "bcd")
     windowed = window(alignment, context=0)
     assert windowed.doc_labels == ("[CLS]",)
-    gapped = window(align_vectors(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), doc, ["x", "y"], ["w", "##a", "b", "##c", "##d"]), 0)
+    gapped = window(
+        align_vectors(
+            torch.tensor([[1.0, 0.0], [0.0, 1.0]]), doc, ["x", "y"], ["w", "##a", "b", "##c", "##d"]
+        ),
+        0,
+    )
     assert gapped.doc_labels == ("w", "·a")
     assert merge_word_pieces(gapped).doc_labels == ("wa",)
 
@@ -202,7 +212,14 @@ def test_window_keeps_every_matched_token_and_its_neighbours(flat, context):
     alignment = align_hit(flat, QUERY, docno)
     windowed = window(alignment, context=context)
     matched = set(alignment.best_doc_token.tolist())
-    expected = sorted({r for m in matched for r in range(m - context, m + context + 1) if 0 <= r < len(alignment.doc_tokens)})
+    expected = sorted(
+        {
+            r
+            for m in matched
+            for r in range(m - context, m + context + 1)
+            if 0 <= r < len(alignment.doc_tokens)
+        }
+    )
     kept = windowed.doc_spans[:, 0].tolist()
     assert kept == expected
     assert len(kept) < len(alignment.doc_tokens)
@@ -233,20 +250,27 @@ def test_frames_are_tidy_and_consistent(stanford):
 def test_highlight_html_escapes_and_colours_by_serving_query_token():
     q = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     doc = torch.eye(3)
-    alignment = align_vectors(q, doc, ['"><img src=x>', "hive"], ["<script>alert(1)</script>", "hive", "&amp"])
+    alignment = align_vectors(
+        q, doc, ['"><img src=x>', "hive"], ["<script>alert(1)</script>", "hive", "&amp"]
+    )
     out = highlight_html(alignment)
     assert "<script>" not in out and "<img" not in out
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out
     assert "&amp;amp" in out
     colors = query_colors(alignment)
-    assert f'solid {colors[1]};padding:0 2px;border-radius:3px" title="query token 1 hive: similarity 1.000">hive' in out
+    assert (
+        f'solid {colors[1]};padding:0 2px;border-radius:3px" title="query token 1 hive: similarity 1.000">hive'
+        in out
+    )
     assert "…" not in out
     assert "…" in highlight_html(window(align_vectors(q, torch.eye(3)[[2, 2, 2, 0, 2, 2, 2]]), context=0))
 
 
 def test_plot_alignment_renders_with_one_label_per_token(plaid, texts):
     docno = plaid.docnos[5]
-    alignment = window(merge_word_pieces(align_hit(plaid, QUERY, docno, document_text=texts[docno])), context=1)
+    alignment = window(
+        merge_word_pieces(align_hit(plaid, QUERY, docno, document_text=texts[docno])), context=1
+    )
     figure = plot_alignment(alignment)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

@@ -32,7 +32,10 @@ def test_core_benchmark_writes_its_figures(small_demo, stanford, tmp_path):
     assert result["corpus"]["documents"] == 80
     assert 0 < result["quality_all_queries"]["nDCG@10"] <= 1
     assert result["document_encoding"]["lirlab_docs_per_s"] > 0
-    assert result["exhaustive_maxsim"]["p50_ms"] > 0 and result["exhaustive_maxsim"]["same_size_matmul"]["gflop"] > 0
+    assert (
+        result["exhaustive_maxsim"]["p50_ms"] > 0
+        and result["exhaustive_maxsim"]["same_size_matmul"]["gflop"] > 0
+    )
 
 
 def test_plaid_benchmark_writes_its_tables(small_demo, stanford, tmp_path):
@@ -47,7 +50,9 @@ def test_plaid_benchmark_writes_its_tables(small_demo, stanford, tmp_path):
     assert result["build"]["seconds"] > 0 and result["build"]["peak_rss_mib"] > 0
 
 
-def test_encoded_corpus_is_reused_only_for_the_same_model_and_documents(small_demo, stanford, tmp_path, monkeypatch):
+def test_encoded_corpus_is_reused_only_for_the_same_model_and_documents(
+    small_demo, stanford, tmp_path, monkeypatch
+):
     from lirlab.bench.record import cached_flat_index
     from lirlab.index.flat import FlatIndex
 

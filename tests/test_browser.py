@@ -59,7 +59,9 @@ RENDERING = (NoSuchElementException, StaleElementReferenceException)
 
 def browser_binaries() -> tuple[str, str]:
     """Paths of the system Chromium and chromedriver, or skip."""
-    chromium = os.environ.get("LIRLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = (
+        os.environ.get("LIRLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
     driver = os.environ.get("LIRLAB_CHROMEDRIVER") or shutil.which("chromedriver")
     if not chromium:
         pytest.skip(f"Chromium is not installed; {INSTALL_HINT} (or set LIRLAB_CHROMIUM)")
@@ -108,7 +110,9 @@ class JupyterLab:
         self.log = open(self.log_path, "w")  # closed in stop(), after the server
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "jupyterlab",
+                sys.executable,
+                "-m",
+                "jupyterlab",
                 "--no-browser",
                 "--ip=127.0.0.1",
                 f"--port={self.port}",
@@ -213,7 +217,9 @@ def screenshot(driver, name: str) -> Path:
 def wait_for(driver, condition, timeout: float, what: str, name: str):
     """``WebDriverWait.until`` that leaves a screenshot and says what did not happen."""
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.5, ignored_exceptions=RENDERING).until(condition)
+        return WebDriverWait(driver, timeout, poll_frequency=0.5, ignored_exceptions=RENDERING).until(
+            condition
+        )
     except TimeoutException:
         path = screenshot(driver, f"{name}-failed")
         pytest.fail(f"{what} within {timeout:.0f} s (screenshot: {path})", pytrace=False)
@@ -221,7 +227,11 @@ def wait_for(driver, condition, timeout: float, what: str, name: str):
 
 def write_notebook(root: Path, name: str, cells: list[str]) -> str:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
     nbformat.write(nb, root / name)
     return name
 
@@ -229,7 +239,9 @@ def write_notebook(root: Path, name: str, cells: list[str]) -> str:
 def open_and_run_all(driver, lab: JupyterLab, name: str, ready_text: str) -> None:
     """Open a notebook in JupyterLab, run every cell from the Run menu, wait for ``ready_text`` to show."""
     driver.get(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}")
-    wait_for(driver, lambda d: lab.kernel_idle(name), KERNEL_RUN_S, f"the kernel of {name} did not start", name)
+    wait_for(
+        driver, lambda d: lab.kernel_idle(name), KERNEL_RUN_S, f"the kernel of {name} did not start", name
+    )
     driver.find_element(By.XPATH, "//li[contains(@class, 'lm-MenuBar-item')][.//*[text()='Run']]").click()
     run_all = wait_for(
         driver,
@@ -246,7 +258,9 @@ def open_and_run_all(driver, lab: JupyterLab, name: str, ready_text: str) -> Non
         f"{name} did not finish running its cells ({ready_text!r} never showed)",
         name,
     )
-    errors = driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    errors = driver.find_elements(
+        By.CSS_SELECTOR, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+    )
     tracebacks = [e.text for e in errors if "Traceback" in e.text or "An exception has occurred" in e.text]
     assert not tracebacks, f"{name} raised in the browser:\n{tracebacks[0]}"
 
@@ -257,18 +271,24 @@ def outputs_text(driver) -> str:
 
 
 def image_rendered(driver, element) -> bool:
-    return bool(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", element))
+    return bool(
+        driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", element)
+    )
 
 
 def test_jupyterlab_runs_a_notebook_and_its_widgets_answer(lab, browser):
-    name = write_notebook(lab.root, "widgets.ipynb", [
-        "from lirlab import data\nprint(len(data.load('demo').docs), 'demo passages')",
-        "import ipywidgets\n"
-        "slider = ipywidgets.IntSlider(value=3, min=0, max=10).add_class('probe-slider')\n"
-        "doubled = ipywidgets.HTML('doubled: 6').add_class('probe-doubled')\n"
-        "slider.observe(lambda change: setattr(doubled, 'value', f'doubled: {2 * change.new}'), 'value')\n"
-        "ipywidgets.VBox([slider, doubled])",
-    ])
+    name = write_notebook(
+        lab.root,
+        "widgets.ipynb",
+        [
+            "from lirlab import data\nprint(len(data.load('demo').docs), 'demo passages')",
+            "import ipywidgets\n"
+            "slider = ipywidgets.IntSlider(value=3, min=0, max=10).add_class('probe-slider')\n"
+            "doubled = ipywidgets.HTML('doubled: 6').add_class('probe-doubled')\n"
+            "slider.observe(lambda change: setattr(doubled, 'value', f'doubled: {2 * change.new}'), 'value')\n"
+            "ipywidgets.VBox([slider, doubled])",
+        ],
+    )
     open_and_run_all(browser, lab, name, "200 demo passages")
     handle = wait_for(
         browser,
@@ -305,13 +325,17 @@ print("expected:", " ".join(index.search(QUERY, k=3).docno))
 @pytest.fixture(scope="module")
 def explorers_page(lab, browser) -> list[str]:
     """A notebook showing the search and sweep explorers; returns the exhaustive top 3 for QUERY it printed."""
-    name = write_notebook(lab.root, "explorers.ipynb", [
-        EXPLORERS,
-        "SearchExplorer(index, texts={d.docno: d.text for d in dataset.docs})",
-        "plaid = PlaidIndex.from_encoding(index.docs, nbits=2, encoder=encoder)\n"
-        "SweepExplorer(plaid, encoder.encode_queries(dataset.queries), qrels=dataset.qrels, k=10)",
-        "print('all', 'cells ran')",
-    ])
+    name = write_notebook(
+        lab.root,
+        "explorers.ipynb",
+        [
+            EXPLORERS,
+            "SearchExplorer(index, texts={d.docno: d.text for d in dataset.docs})",
+            "plaid = PlaidIndex.from_encoding(index.docs, nbits=2, encoder=encoder)\n"
+            "SweepExplorer(plaid, encoder.encode_queries(dataset.queries), qrels=dataset.qrels, k=10)",
+            "print('all', 'cells ran')",
+        ],
+    )
     open_and_run_all(browser, lab, name, "all cells ran")
     [printed] = [line for line in outputs_text(browser).splitlines() if line.startswith("expected:")]
     return printed.split()[1:]
@@ -320,8 +344,11 @@ def explorers_page(lab, browser) -> list[str]:
 def test_search_explorer_shows_results_and_heatmap(explorers_page, browser):
     expected = explorers_page
     box = wait_for(
-        browser, lambda d: d.find_element(By.CSS_SELECTOR, ".lirlab-query input"), UPDATE_S,
-        "the search explorer's query box did not render", "search-explorer",
+        browser,
+        lambda d: d.find_element(By.CSS_SELECTOR, ".lirlab-query input"),
+        UPDATE_S,
+        "the search explorer's query box did not render",
+        "search-explorer",
     )
     box.clear()
     box.send_keys(QUERY + Keys.ENTER)
@@ -346,20 +373,27 @@ def test_search_explorer_shows_results_and_heatmap(explorers_page, browser):
     hits.select_by_index(1)
     wait_for(
         browser,
-        lambda d: (e := d.find_element(By.CSS_SELECTOR, "img.lirlab-heatmap")).get_attribute("src") != first_heatmap
-        and image_rendered(d, e),
+        lambda d: (
+            (e := d.find_element(By.CSS_SELECTOR, "img.lirlab-heatmap")).get_attribute("src") != first_heatmap
+            and image_rendered(d, e)
+        ),
         UPDATE_S,
         "picking another hit did not redraw the heatmap",
         "search-explorer",
     )
-    browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.CSS_SELECTOR, ".lirlab-query"))
+    browser.execute_script(
+        "arguments[0].scrollIntoView()", browser.find_element(By.CSS_SELECTOR, ".lirlab-query")
+    )
     screenshot(browser, "browser-search-explorer")
 
 
 def test_sweep_explorer_follows_its_slider(explorers_page, browser):
     slider = wait_for(
-        browser, lambda d: d.find_element(By.CSS_SELECTOR, ".lirlab-knob-n_probe"), UPDATE_S,
-        "the sweep explorer's n_probe slider did not render", "sweep-explorer",
+        browser,
+        lambda d: d.find_element(By.CSS_SELECTOR, ".lirlab-knob-n_probe"),
+        UPDATE_S,
+        "the sweep explorer's n_probe slider did not render",
+        "sweep-explorer",
     )
     for knob in ("ndocs", "centroid_score_threshold"):
         assert browser.find_elements(By.CSS_SELECTOR, f".lirlab-knob-{knob}"), f"no slider for {knob}"
@@ -369,13 +403,17 @@ def test_sweep_explorer_follows_its_slider(explorers_page, browser):
     slider.find_element(By.CSS_SELECTOR, ".noUi-handle").send_keys(Keys.ARROW_RIGHT)
     wait_for(
         browser,
-        lambda d: readout.text != before_value
-        and d.find_element(By.CSS_SELECTOR, ".lirlab-sweep-result").text not in ("", before_result),
+        lambda d: (
+            readout.text != before_value
+            and d.find_element(By.CSS_SELECTOR, ".lirlab-sweep-result").text not in ("", before_result)
+        ),
         UPDATE_S,
         "moving n_probe did not update the sweep result",
         "sweep-explorer",
     )
-    assert "ms" in browser.find_element(By.CSS_SELECTOR, ".lirlab-sweep-result").text, "the result names no latency"
+    assert "ms" in browser.find_element(By.CSS_SELECTOR, ".lirlab-sweep-result").text, (
+        "the result names no latency"
+    )
     wait_for(
         browser,
         lambda d: image_rendered(d, d.find_element(By.CSS_SELECTOR, "img.lirlab-sweep-plot")),

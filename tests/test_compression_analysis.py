@@ -62,7 +62,9 @@ def indexes(docs):
 def hand_decompressed(index, docs: Encoding) -> torch.Tensor:
     """centroid + bucket weight per dimension, normalized: the codec's decoding written out."""
     positions = [index.docnos.index(d) for d in docs.ids]
-    rows = torch.cat([torch.arange(int(index.doc_offsets[p]), int(index.doc_offsets[p + 1])) for p in positions])
+    rows = torch.cat(
+        [torch.arange(int(index.doc_offsets[p]), int(index.doc_offsets[p + 1])) for p in positions]
+    )
     buckets = unpack_buckets(index.residuals[rows], index.nbits).long()
     values = index.codec.bucket_weights[torch.arange(DIM), buckets]
     approx = index.codec.centroids[index.codes[rows].long()] + values
@@ -126,7 +128,9 @@ def test_residual_histogram_against_hand_residuals(docs, indexes):
     for dim in (0, 5):
         bins = histogram.counts[histogram.counts.dim == dim]
         edges = np.append(bins.left.to_numpy(), bins.right.iloc[-1])
-        assert bins["count"].tolist() == np.histogram(residuals[:, dim].double().numpy(), bins=edges)[0].tolist()
+        assert (
+            bins["count"].tolist() == np.histogram(residuals[:, dim].double().numpy(), bins=edges)[0].tolist()
+        )
         buckets = histogram.buckets[histogram.buckets.dim == dim]
         cutoffs = index.codec.bucket_cutoffs[dim]
         assert buckets.upper.tolist()[:-1] == pytest.approx(cutoffs.tolist())
@@ -156,7 +160,9 @@ def test_score_errors_equal_exact_minus_compressed_maxsim_by_hand(docs, queries,
                 compressed = maxsim_pair(query, hand_decompressed(index, doc))
                 assert row.exact == pytest.approx(float(exact[docs.position(row.docno)]), abs=1e-5)
                 assert row.compressed == pytest.approx(float(compressed), abs=1e-5)
-                assert row.error == pytest.approx(float(exact[docs.position(row.docno)] - compressed), abs=1e-5)
+                assert row.error == pytest.approx(
+                    float(exact[docs.position(row.docno)] - compressed), abs=1e-5
+                )
 
 
 def test_spearman_and_overlap_on_hand_made_rankings():
@@ -165,22 +171,30 @@ def test_spearman_and_overlap_on_hand_made_rankings():
     tied = np.array([1.5, 1.5, 3.0])  # the mean rank of the tie
     assert spearman([5, 5, 7], [1, 2, 3]) == pytest.approx(np.corrcoef(tied, [1, 2, 3])[0, 1])
     assert np.isnan(spearman([1, 1], [1, 2]))
-    errors = pd.DataFrame({
-        "nbits": [2] * 6,
-        "qid": ["a"] * 3 + ["b"] * 3,
-        "exact": [3.0, 2.0, 1.0, 3.0, 2.0, 1.0],
-        "compressed": [2.9, 2.1, 0.5, 1.0, 2.5, 0.9],
-    })
+    errors = pd.DataFrame(
+        {
+            "nbits": [2] * 6,
+            "qid": ["a"] * 3 + ["b"] * 3,
+            "exact": [3.0, 2.0, 1.0, 3.0, 2.0, 1.0],
+            "compressed": [2.9, 2.1, 0.5, 1.0, 2.5, 0.9],
+        }
+    )
     assert spearman_by_query(errors).spearman.tolist() == pytest.approx([1.0, 1 - 6 * 2 / (3 * 8)])
-    reference = pd.DataFrame({"qid": ["a"] * 4 + ["b"] * 2, "docno": list("wxyz") + list("uv"), "rank": [1, 2, 3, 4, 1, 2]})
-    run = pd.DataFrame({"qid": ["a"] * 4 + ["b"] * 2, "docno": list("wqyr") + list("vu"), "rank": [1, 2, 3, 4, 1, 2]})
+    reference = pd.DataFrame(
+        {"qid": ["a"] * 4 + ["b"] * 2, "docno": list("wxyz") + list("uv"), "rank": [1, 2, 3, 4, 1, 2]}
+    )
+    run = pd.DataFrame(
+        {"qid": ["a"] * 4 + ["b"] * 2, "docno": list("wqyr") + list("vu"), "rank": [1, 2, 3, 4, 1, 2]}
+    )
     assert top_overlap(run, reference, k=4) == pytest.approx((2 / 4 + 2 / 2) / 2)
     assert top_overlap(run, reference, k=1) == pytest.approx((1 + 0) / 2)
     assert top_overlap(run[run.qid == "a"], reference, k=4) == pytest.approx((2 / 4 + 0) / 2)
 
 
 def test_ranking_effects_against_hand_rankings(docs, queries, indexes):
-    qrels = pd.DataFrame({"query_id": list(queries.ids), "doc_id": ["d3", "d7", "d11", "d19"], "relevance": 1})
+    qrels = pd.DataFrame(
+        {"query_id": list(queries.ids), "doc_id": ["d3", "d7", "d11", "d19"], "relevance": 1}
+    )
     effects = ranking_effects(queries, docs, indexes, qrels=qrels, k=K).set_index("nbits")
     errors = score_errors(queries, docs, indexes, k=K)
     for nbits, index in indexes.items():
@@ -191,7 +205,9 @@ def test_ranking_effects_against_hand_rankings(docs, queries, indexes):
             span = [docs.span(i) for i in range(len(docs))]
             exact = torch.stack([maxsim_pair(query, docs.vectors[s]) for s in span])
             compressed = torch.stack([maxsim_pair(query, rebuilt[s]) for s in span])
-            overlaps.append(len(set(exact.topk(K).indices.tolist()) & set(compressed.topk(K).indices.tolist())) / K)
+            overlaps.append(
+                len(set(exact.topk(K).indices.tolist()) & set(compressed.topk(K).indices.tolist())) / K
+            )
             ranking = [docs.ids[i] for i in compressed.topk(K).indices.tolist()]
             relevant = qrels.doc_id[qrels.query_id == qid].iloc[0]
             reciprocal_ranks.append(1 / np.log2(ranking.index(relevant) + 2) if relevant in ranking else 0.0)
@@ -212,7 +228,9 @@ def test_compression_table_gathers_one_row_per_nbits(docs, queries, indexes):
         mine = errors[errors.nbits == row.nbits].error
         assert row.score_error_mean_abs == pytest.approx(mine.abs().mean())
         assert row.score_error_max_abs == pytest.approx(mine.abs().max())
-        assert row.cosine_p50 == pytest.approx(float(token_cosines(docs, indexes[row.nbits]).double().median()), abs=1e-3)
+        assert row.cosine_p50 == pytest.approx(
+            float(token_cosines(docs, indexes[row.nbits]).double().median()), abs=1e-3
+        )
     assert json.loads(table.to_json(orient="records"))[0]["nbits"] == 1
 
 
@@ -227,7 +245,9 @@ def test_bad_inputs_are_value_errors_naming_the_problem(docs, queries, indexes):
     with pytest.raises(ValueError, match="'nowhere' is not in the index"):
         token_cosines(stranger, indexes[2])
     shorter = docs.select([0])
-    shorter = Encoding(shorter.ids, shorter.vectors[:1], shorter.token_ids[:1], torch.tensor([0, 1]), docs.vocab)
+    shorter = Encoding(
+        shorter.ids, shorter.vectors[:1], shorter.token_ids[:1], torch.tensor([0, 1]), docs.vocab
+    )
     with pytest.raises(ValueError, match="'d0' has other tokens"):
         token_cosines(shorter, indexes[2])
     with pytest.raises(ValueError, match="dims must be dimensions in 0..15"):
@@ -287,6 +307,8 @@ def test_compression_benchmark_writes_its_table(stanford, tmp_path):
     assert len({r["nDCG@10_uncompressed"] for r in rows}) == 1
     table = pd.read_csv(tmp_path / "compression.compression.csv")
     assert table.nbits.tolist() == [1, 2, 4] and "score_error_mean_abs" in table.columns
-    assert (tmp_path / "cache" / "demo-slice-flat" / "metadata.json").is_file(), "the encoded corpus is cached"
+    assert (tmp_path / "cache" / "demo-slice-flat" / "metadata.json").is_file(), (
+        "the encoded corpus is cached"
+    )
     summary = pd.read_csv(tmp_path / "compression.cosine_summary.csv")
     assert set(summary.reconstruction) == {"quantized", "centroid"}

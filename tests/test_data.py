@@ -160,7 +160,9 @@ def test_slice_keeps_judged_documents_and_fills_in_corpus_order():
     assert (len(demo.slice().docs), len(demo.slice().queries)) == (len(demo.docs), len(demo.queries))
 
 
-@pytest.mark.parametrize("bad", [{"max_queries": 0}, {"max_docs": -3}, {"max_docs": 2.5}, {"max_queries": True}])
+@pytest.mark.parametrize(
+    "bad", [{"max_queries": 0}, {"max_docs": -3}, {"max_docs": 2.5}, {"max_queries": True}]
+)
 def test_slice_rejects_bad_sizes(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         load("demo").slice(**bad)

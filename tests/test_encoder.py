@@ -25,8 +25,11 @@ def reference_vectors(folder, linear, texts, marker, maxlen, query):
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModel.from_pretrained(folder).eval()
     batch = tokenizer(
-        [". " + t for t in texts], padding="max_length" if query else "longest", truncation=True,
-        max_length=maxlen, return_tensors="pt",
+        [". " + t for t in texts],
+        padding="max_length" if query else "longest",
+        truncation=True,
+        max_length=maxlen,
+        return_tensors="pt",
     )
     ids, attention = batch["input_ids"], batch["attention_mask"]
     ids[:, 1] = tokenizer.convert_tokens_to_ids(marker)
@@ -84,8 +87,10 @@ def test_pylate_layouts_give_the_same_vectors_as_stanford(stanford, pylate_dir, 
     nested = ColBERT.load(write_pylate(minilm_dir, tmp_path / "nested", linear, nested=True), device="cpu")
     for encoder in (ColBERT.load(pylate_dir, device="cpu"), nested):
         assert encoder.config.checkpoint_format == "pylate" and encoder.dim == 128
-        for a, b in ((encoder.encode_queries(QUERIES), stanford.encode_queries(QUERIES)),
-                     (encoder.encode_documents(DOCS, progress=False), stanford.encode_documents(DOCS, progress=False))):
+        for a, b in (
+            (encoder.encode_queries(QUERIES), stanford.encode_queries(QUERIES)),
+            (encoder.encode_documents(DOCS, progress=False), stanford.encode_documents(DOCS, progress=False)),
+        ):
             assert torch.equal(a.token_ids, b.token_ids)
             assert (a.vectors * b.vectors).sum(dim=1).min() >= 0.9999
 
@@ -99,8 +104,15 @@ def test_attend_to_mask_tokens_changes_real_token_vectors(stanford_dir):
 
 
 def test_old_stanford_metadata_falls_back_to_defaults(minilm_dir, linear, tmp_path):
-    folder = write_stanford(minilm_dir, tmp_path / "old", linear, query_token_id=None, doc_token_id=None,
-                            doc_maxlen=None, attend_to_mask_tokens=None)
+    folder = write_stanford(
+        minilm_dir,
+        tmp_path / "old",
+        linear,
+        query_token_id=None,
+        doc_token_id=None,
+        doc_maxlen=None,
+        attend_to_mask_tokens=None,
+    )
     encoder = ColBERT.load(folder, device="cpu")
     assert encoder.config.query_marker == "[unused0]" and encoder.config.doc_marker == "[unused1]"
     assert encoder.config.doc_maxlen == 220 and encoder.config.query_augmentation

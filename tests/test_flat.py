@@ -58,7 +58,9 @@ def test_save_load_round_trip(docs, queries, tmp_path):
     index.save(tmp_path / "idx")
     loaded = FlatIndex.load(tmp_path / "idx")
     assert loaded.docnos == docs.ids and loaded.model == {"name": "random"}
-    assert torch.equal(loaded.docs.vectors, docs.vectors) and torch.equal(loaded.docs.token_ids, docs.token_ids)
+    assert torch.equal(loaded.docs.vectors, docs.vectors) and torch.equal(
+        loaded.docs.token_ids, docs.token_ids
+    )
     pd.testing.assert_frame_equal(loaded.search(queries, k=4), index.search(queries, k=4))
     meta = json.loads((tmp_path / "idx" / "metadata.json").read_text())
     assert meta["type"] == "lirlab.flat" and meta["counts"] == {"documents": 7, "tokens": 41}
@@ -95,10 +97,18 @@ def flip_last_byte(folder):
         (lambda f: (f / "vectors.npy").write_bytes((f / "vectors.npy").read_bytes()[:-8]), "truncated"),
         (flip_last_byte, "vectors.npy: checksum mismatch"),
         (lambda f: (f / "metadata.json").write_text("{"), "metadata.json: not valid JSON"),
-        (lambda f: (f / "metadata.json").write_text(json.dumps({"type": "lirlab.flat", "format_version": 99})),
-         "format version 99 is newer"),
-        (lambda f: (f / "metadata.json").write_text(json.dumps({"type": "lirlab.plaid", "format_version": 1})),
-         "expected 'lirlab.flat'"),
+        (
+            lambda f: (f / "metadata.json").write_text(
+                json.dumps({"type": "lirlab.flat", "format_version": 99})
+            ),
+            "format version 99 is newer",
+        ),
+        (
+            lambda f: (f / "metadata.json").write_text(
+                json.dumps({"type": "lirlab.plaid", "format_version": 1})
+            ),
+            "expected 'lirlab.flat'",
+        ),
     ],
 )
 def test_damaged_folders_name_the_problem(docs, tmp_path, damage, message):

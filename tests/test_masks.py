@@ -121,10 +121,14 @@ def test_ablated_scores_equal_maxsim_over_the_rows_that_are_not_masks(stanford, 
     scores, full = index.scores(ablated), index.scores(queries)
     for i in range(len(queries)):
         mask = queries.mask_positions(i)
-        assert int(mask.sum()) > 0 and ablated.tokens(i) == [t for t, m in zip(queries.tokens(i), mask) if not m]
+        assert int(mask.sum()) > 0 and ablated.tokens(i) == [
+            t for t, m in zip(queries.tokens(i), mask) if not m
+        ]
         for j in range(0, len(index.docnos), 7):
             doc = index.docs.vectors_of(j)
-            assert float(scores[i, j]) == pytest.approx(hand_maxsim(queries.vectors_of(i)[~mask], doc), abs=1e-4)
+            assert float(scores[i, j]) == pytest.approx(
+                hand_maxsim(queries.vectors_of(i)[~mask], doc), abs=1e-4
+            )
             assert float(full[i, j]) == pytest.approx(hand_maxsim(queries.vectors_of(i), doc), abs=1e-4)
 
 
@@ -156,15 +160,21 @@ def test_each_mask_is_assigned_to_the_argmax_of_its_cosines(stanford, index):
     specials = special_token_ids(stanford)
     assert {"[CLS]", "[SEP]", "[unused0]"} <= {stanford.vocab[i] for i in specials}
     for assign_to_special in (True, False):
-        weighting = mask_weighting(stanford, QUERY, index, docno="volcano-03", assign_to_special=assign_to_special)
+        weighting = mask_weighting(
+            stanford, QUERY, index, docno="volcano-03", assign_to_special=assign_to_special
+        )
         candidates = [
-            p for p in range(len(tokens))
+            p
+            for p in range(len(tokens))
             if not mask[p] and (assign_to_special or int(query.token_ids_of(0)[p]) not in specials)
         ]
         rows = weighting.assignments.set_index("position")
         assert rows.index.tolist() == mask.nonzero().flatten().tolist()
         for m in rows.index:
-            cosines = [float(vectors[m] @ vectors[c]) / float(vectors[m].norm() * vectors[c].norm()) for c in candidates]
+            cosines = [
+                float(vectors[m] @ vectors[c]) / float(vectors[m].norm() * vectors[c].norm())
+                for c in candidates
+            ]
             best = max(range(len(candidates)), key=cosines.__getitem__)
             assert rows.term_position[m] == candidates[best]
             assert rows.term_token[m] == tokens[candidates[best]]
@@ -178,9 +188,9 @@ def test_weights_without_a_document_are_means_over_the_top_hits(stanford, index)
     assert weighting.documents.docno.tolist() == top.docno.tolist()
     assert weighting.documents.score.tolist() == pytest.approx(top.score.tolist(), abs=1e-4)
     query = stanford.encode_queries([QUERY])
-    per_doc = torch.stack([
-        (query.vectors_of(0) @ index.docs.item(d).vectors_of(0).T).amax(dim=1) for d in top.docno
-    ]).mean(dim=0)
+    per_doc = torch.stack(
+        [(query.vectors_of(0) @ index.docs.item(d).vectors_of(0).T).amax(dim=1) for d in top.docno]
+    ).mean(dim=0)
     real = weighting.terms.position.tolist()
     assert weighting.terms.own.tolist() == pytest.approx(per_doc[real].tolist(), abs=1e-5)
     assert weighting.terms.effective_weight.sum() == pytest.approx(float(top.score.mean()), abs=1e-4)
@@ -202,13 +212,17 @@ def test_plaid_index_documents_are_decompressed_for_the_weighting(stanford, inde
     plaid = PlaidIndex.from_encoding(index.docs, nbits=4, n_centroids=8)
     weighting = mask_weighting(stanford, QUERY, plaid, docno="volcano-03")
     vectors, _ = plaid.decompressed(plaid.docnos.index("volcano-03"))
-    assert weighting.score == pytest.approx(hand_maxsim(stanford.encode_queries([QUERY]).vectors_of(0), vectors), abs=1e-4)
+    assert weighting.score == pytest.approx(
+        hand_maxsim(stanford.encode_queries([QUERY]).vectors_of(0), vectors), abs=1e-4
+    )
     assert weighting.terms.effective_weight.sum() == pytest.approx(weighting.score, abs=1e-4)
 
 
 def test_weigh_masks_on_encodings_without_masks():
     vocab = ("[CLS]", "[MASK]", "sun")
-    query = Encoding(("q",), torch.eye(2), torch.tensor([0, 2]), torch.tensor([0, 2]), vocab, kind="query", mask_token_id=1)
+    query = Encoding(
+        ("q",), torch.eye(2), torch.tensor([0, 2]), torch.tensor([0, 2]), vocab, kind="query", mask_token_id=1
+    )
     docs = Encoding(("d",), torch.tensor([[0.6, 0.8]]), torch.tensor([2]), torch.tensor([0, 1]), vocab)
     weighting = weigh_masks(query, docs, term_statistics(docs))
     assert weighting.n_masks == 0 and weighting.cosines.empty
@@ -234,9 +248,22 @@ def test_bad_inputs_name_the_problem(stanford, index):
         mask_weighting(None, QUERY, ["some text"])
     with pytest.raises(ValueError, match="non-special"):
         vocab = ("[CLS]", "[MASK]")
-        query = Encoding(("q",), torch.eye(2), torch.tensor([0, 1]), torch.tensor([0, 2]), vocab, kind="query", mask_token_id=1)
-        weigh_masks(query, Encoding(("d",), torch.eye(2)[:1], torch.tensor([0]), torch.tensor([0, 1]), vocab),
-                    TermStatistics(1, torch.tensor([1, 0])), special_token_ids={0}, assign_to_special=False)
+        query = Encoding(
+            ("q",),
+            torch.eye(2),
+            torch.tensor([0, 1]),
+            torch.tensor([0, 2]),
+            vocab,
+            kind="query",
+            mask_token_id=1,
+        )
+        weigh_masks(
+            query,
+            Encoding(("d",), torch.eye(2)[:1], torch.tensor([0]), torch.tensor([0, 1]), vocab),
+            TermStatistics(1, torch.tensor([1, 0])),
+            special_token_ids={0},
+            assign_to_special=False,
+        )
 
 
 # ---------------------------------------------------------------------------------------- encoder
@@ -266,7 +293,13 @@ def test_curve_rows_have_the_settings_asked_for(curve, small_demo):
     settings = list(zip(curve.query_maxlen, curve.attend_to_mask_tokens, curve.masks_used))
     assert settings == expected
     assert list(curve.columns) == [
-        "query_maxlen", "attend_to_mask_tokens", "masks_used", "mean_masks", "truncated_queries", "nDCG@10", "RR@10",
+        "query_maxlen",
+        "attend_to_mask_tokens",
+        "masks_used",
+        "mean_masks",
+        "truncated_queries",
+        "nDCG@10",
+        "RR@10",
     ]
     assert curve["nDCG@10"].between(0, 1).all()
     assert (curve[~curve.masks_used].mean_masks == 0).all()
@@ -278,19 +311,26 @@ def test_curve_rows_have_the_settings_asked_for(curve, small_demo):
 
 def test_curve_values_match_a_direct_search(curve, small_demo, stanford, index):
     for length, attend, ablate in ((16, True, False), (32, True, True), (0, False, False)):
-        variant = stanford.with_config(query_maxlen=length, query_augmentation=length > 0, attend_to_mask_tokens=attend)
+        variant = stanford.with_config(
+            query_maxlen=length, query_augmentation=length > 0, attend_to_mask_tokens=attend
+        )
         encoded = variant.encode_queries(small_demo.queries)
         if ablate:
             encoded = drop_masks(encoded)
         direct = evaluate(index.search(encoded, k=30), small_demo, ["nDCG@10"]).value.iloc[0]
-        row = curve[(curve.query_maxlen == length) & (curve.attend_to_mask_tokens == attend)
-                    & (curve.masks_used == (length > 0 and not ablate))]
+        row = curve[
+            (curve.query_maxlen == length)
+            & (curve.attend_to_mask_tokens == attend)
+            & (curve.masks_used == (length > 0 and not ablate))
+        ]
         assert len(row) == 1 and row["nDCG@10"].iloc[0] == pytest.approx(direct)
 
 
 def test_dropping_masks_that_nothing_attended_gives_back_the_unpadded_queries(curve):
     unpadded = curve[curve.query_maxlen == 0]["nDCG@10"].iloc[0]
-    ablated = curve[(curve.query_maxlen == 32) & ~curve.masks_used & ~curve.attend_to_mask_tokens]["nDCG@10"].iloc[0]
+    ablated = curve[(curve.query_maxlen == 32) & ~curve.masks_used & ~curve.attend_to_mask_tokens][
+        "nDCG@10"
+    ].iloc[0]
     assert ablated == pytest.approx(unpadded, abs=1e-6)
 
 
@@ -328,7 +368,12 @@ def test_figures_draw_the_analysis(stanford, index, curve):
     assignment = plot_mask_assignment(weighting)
     image = assignment.axes[0].images[0].get_array()
     assert image.shape == (weighting.n_masks, n)
-    for figure in (weights, assignment, plot_mask_overview(weighting), plot_query_maxlen_curve(curve, "RR@10")):
+    for figure in (
+        weights,
+        assignment,
+        plot_mask_overview(weighting),
+        plot_query_maxlen_curve(curve, "RR@10"),
+    ):
         assert isinstance(figure, Figure) and figure_png(figure).startswith(PNG)
     lines = plot_query_maxlen_curve(curve).axes[0].get_lines()
     assert [len(line.get_xdata()) for line in lines] == [5, 1, 5, 1, 2]
@@ -351,10 +396,18 @@ def test_mask_benchmark_writes_the_curve(small_demo, stanford, tmp_path):
     assert path.name == "masks.json" and result["machine"]["cpu_count"] >= 1
     assert result["corpus"]["documents"] == 30 and result["queries"] == 2
     rows = [(r["query_maxlen"], r["attend_to_mask_tokens"], r["masks_used"]) for r in result["curve"]]
-    assert rows == [(0, False, False), (0, True, False), (32, False, True), (32, False, False), (32, True, True),
-                    (32, True, False)]
+    assert rows == [
+        (0, False, False),
+        (0, True, False),
+        (32, False, True),
+        (32, False, False),
+        (32, True, True),
+        (32, True, False),
+    ]
     table = pd.read_csv(tmp_path / "masks.curve.csv")
     assert {"nDCG@10", "RR@10", "R@100", "mean_masks"} <= set(table.columns) and len(table) == 6
     assert table["nDCG@10"].tolist() == pytest.approx([r["nDCG@10"] for r in result["curve"]])
     defaults = inspect.signature(run_mask_benchmark).parameters
-    assert defaults["query_maxlens"].default == (0, 8, 16, 32, 48, 64) and defaults["ablate_at"].default == (32,)
+    assert defaults["query_maxlens"].default == (0, 8, 16, 32, 48, 64) and defaults["ablate_at"].default == (
+        32,
+    )

@@ -55,7 +55,9 @@ def test_candidates_and_pair_agree_with_brute_force():
     expected = brute_force(queries, docs)[0]
     got = maxsim_candidates(queries.vectors_of(0), docs.vectors, docs.lengths, batch_docs=3)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
-    assert float(maxsim_pair(queries.vectors_of(0), docs.vectors_of(2))) == pytest.approx(float(expected[2]), abs=1e-5)
+    assert float(maxsim_pair(queries.vectors_of(0), docs.vectors_of(2))) == pytest.approx(
+        float(expected[2]), abs=1e-5
+    )
 
 
 def test_reduced_precision_stays_close():

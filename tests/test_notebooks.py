@@ -94,8 +94,12 @@ def test_the_notebooks_are_there():
 def test_notebook_is_committed_without_outputs(path):
     nb = read(path)
     dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
-    assert not dirty, f"{path.name}: cells {dirty} hold outputs or execution counts; clear them: {CLEAR_COMMAND}"
-    assert "widgets" not in nb.metadata, f"{path.name} stores widget state; clear it (Settings > Save Widget State)"
+    assert not dirty, (
+        f"{path.name}: cells {dirty} hold outputs or execution counts; clear them: {CLEAR_COMMAND}"
+    )
+    assert "widgets" not in nb.metadata, (
+        f"{path.name} stores widget state; clear it (Settings > Save Widget State)"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -131,7 +135,9 @@ def run_notebook(path, executed: dict) -> nbformat.NotebookNode:
 def test_notebook_runs_end_to_end(path, executed):
     before = sorted(NOTEBOOK_DIR.rglob("*"))
     nb = run_notebook(path, executed)
-    assert sorted(NOTEBOOK_DIR.rglob("*")) == before, f"{path.name} wrote files into notebooks/ (use a temporary folder)"
+    assert sorted(NOTEBOOK_DIR.rglob("*")) == before, (
+        f"{path.name} wrote files into notebooks/ (use a temporary folder)"
+    )
     last = [c for c in nb.cells if c.cell_type == "code"][-1]
     assert last.outputs, f"{path.name}: the last cell showed nothing"
 
@@ -152,7 +158,9 @@ def test_quickstart_reports_what_lirlab_demo_reports(executed, tmp_path):
     assert shown == pytest.approx(expected, abs=1e-5)
     compressed = shown_measures(cells["plaid"])
     assert set(compressed) == set(MEASURES) and 0 < compressed["nDCG@10"] <= 1
-    assert any("image/png" in o.get("data", {}) for o in cells["alignment"].outputs), "no alignment figure shown"
+    assert any("image/png" in o.get("data", {}) for o in cells["alignment"].outputs), (
+        "no alignment figure shown"
+    )
 
 
 def test_lirlab_errors_show_as_one_line_in_a_notebook():
@@ -165,9 +173,16 @@ def test_lirlab_errors_show_as_one_line_in_a_notebook():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in cells])
     outputs = [c.outputs for c in execute(nb, allow_errors=True).cells]
     [load_error] = [o for o in outputs[1] if o.output_type == "error"]
-    assert load_error.ename == "ModelLoadError" and "could not load model 'no-such-org/no-such-model'" in load_error.evalue
+    assert (
+        load_error.ename == "ModelLoadError"
+        and "could not load model 'no-such-org/no-such-model'" in load_error.evalue
+    )
     shown = without_colours(load_error.traceback)
-    assert "%tb" in shown and "encoder.py" not in shown, "lirlab's own error should be one message, not a traceback"
-    assert "encoder.py" in without_colours(outputs[2][0].traceback), "%tb should still give the full traceback"
+    assert "%tb" in shown and "encoder.py" not in shown, (
+        "lirlab's own error should be one message, not a traceback"
+    )
+    assert "encoder.py" in without_colours(outputs[2][0].traceback), (
+        "%tb should still give the full traceback"
+    )
     [other] = [o for o in outputs[3] if o.output_type == "error"]
     assert "----> 3 mine()" in without_colours(other.traceback), "errors from user code keep their traceback"

@@ -26,11 +26,15 @@ def test_readme_tour_runs(minilm_dir, tmp_path, monkeypatch):
     assert (tmp_path / "demo-index" / "metadata.json").is_file()
 
 
-@pytest.mark.parametrize("marker, module_attr", [("search-knobs", "SEARCH_PARAMS"), ("build-knobs", "BUILD_PARAMS")])
+@pytest.mark.parametrize(
+    "marker, module_attr", [("search-knobs", "SEARCH_PARAMS"), ("build-knobs", "BUILD_PARAMS")]
+)
 def test_readme_knob_tables_are_generated_from_the_declarations(marker, module_attr):
     from lirlab.index import plaid
     from lirlab.params import markdown_table
 
     text = (REPO / "README.md").read_text()
     table = re.search(rf"<!-- {marker} -->\n(.*?)\n<!-- /{marker} -->", text, re.S).group(1)
-    assert table == markdown_table(getattr(plaid, module_attr)), "regenerate with lirlab.params.markdown_table"
+    assert table == markdown_table(getattr(plaid, module_attr)), (
+        "regenerate with lirlab.params.markdown_table"
+    )

@@ -23,7 +23,9 @@ def clustered(n_docs, seed):
     centres = torch.nn.functional.normalize(torch.randn(N_CENTROIDS, DIM, generator=g), dim=1)
     lengths = torch.randint(3, 12, (n_docs,), generator=g)
     total = int(lengths.sum())
-    vectors = centres[torch.randint(0, N_CENTROIDS, (total,), generator=g)] + 0.3 * torch.randn(total, DIM, generator=g)
+    vectors = centres[torch.randint(0, N_CENTROIDS, (total,), generator=g)] + 0.3 * torch.randn(
+        total, DIM, generator=g
+    )
     return Encoding(
         ids=tuple(str(i) for i in range(n_docs)),
         vectors=torch.nn.functional.normalize(vectors, dim=1),
@@ -36,7 +38,9 @@ def clustered(n_docs, seed):
 def colbert_ai_pack(buckets: torch.Tensor) -> torch.Tensor:
     """colbert-ai's ``binarize``: each bucket index's bits least-significant first, then ``np.packbits``."""
     bits = (buckets.unsqueeze(-1) >> torch.arange(NBITS)) & 1
-    return torch.from_numpy(np.packbits(bits.flatten().numpy().astype(np.uint8)).reshape(buckets.shape[0], -1))
+    return torch.from_numpy(
+        np.packbits(bits.flatten().numpy().astype(np.uint8)).reshape(buckets.shape[0], -1)
+    )
 
 
 def colbert_ai_decompress(centroids, cutoffs_weights, codes, packed):
@@ -63,7 +67,9 @@ def stanford_index(tmp_path):
     folder.mkdir()
     config = {"nbits": NBITS, "dim": DIM, "checkpoint": "some/colbert"}
     (folder / "plan.json").write_text(json.dumps({"config": config, "num_chunks": 2}))
-    (folder / "metadata.json").write_text(json.dumps({"config": config, "num_chunks": 2, "num_partitions": N_CENTROIDS}))
+    (folder / "metadata.json").write_text(
+        json.dumps({"config": config, "num_chunks": 2, "num_partitions": N_CENTROIDS})
+    )
     torch.save(centroids.half(), folder / "centroids.pt")
     torch.save((cutoffs, weights), folder / "buckets.pt")
     torch.save(torch.tensor(0.1), folder / "avg_residual.pt")
@@ -103,7 +109,9 @@ def test_search_equals_an_index_built_from_the_same_codes(stanford_index):
         q = queries.vectors_of(queries.ids.index(qid))
         expected = [float((q @ exact.vectors_of(int(d[3:])).T).max(dim=1).values.sum()) for d in group.docno]
         np.testing.assert_allclose(group.score, expected, atol=1e-4)
-    rebuilt = PlaidIndex(index.codec, index.codes, index.residuals, index.token_ids, index.doc_offsets, index.docnos)
+    rebuilt = PlaidIndex(
+        index.codec, index.codes, index.residuals, index.token_ids, index.doc_offsets, index.docnos
+    )
     pd.testing.assert_frame_equal(rebuilt.search(queries, k=5, n_probe=2), run)
 
 
@@ -111,7 +119,10 @@ def test_search_equals_an_index_built_from_the_same_codes(stanford_index):
     "damage, message",
     [
         (lambda f: (f / "buckets.pt").unlink(), "buckets.pt: missing"),
-        (lambda f: (f / "1.residuals.pt").write_bytes(b"not a tensor file"), "1.residuals.pt: cannot be read"),
+        (
+            lambda f: (f / "1.residuals.pt").write_bytes(b"not a tensor file"),
+            "1.residuals.pt: cannot be read",
+        ),
         (lambda f: (f / "doclens.0.json").write_text("[1, 2]"), "doclens.0.json: lengths sum"),
         (lambda f: (f / "metadata.json").write_text(json.dumps({"config": {}})), "lacks nbits or dim"),
         (lambda f: torch.save({"code": "x"}, f / "buckets.pt"), "expected \\(bucket_cutoffs"),

@@ -51,7 +51,9 @@ def queries() -> Encoding:
 
 @pytest.fixture(scope="module")
 def qrels(queries) -> pd.DataFrame:
-    return pd.DataFrame({"query_id": list(queries.ids), "doc_id": [f"d{i}" for i in (1, 5, 9, 13)], "relevance": 1})
+    return pd.DataFrame(
+        {"query_id": list(queries.ids), "doc_id": [f"d{i}" for i in (1, 5, 9, 13)], "relevance": 1}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +70,18 @@ def test_sweep_has_one_row_per_setting_with_the_expected_columns(index, queries,
     assert len(table) == 2 * 2
     assert sorted(zip(table.n_probe, table.ndocs)) == sorted((p, n) for p in (1, 4) for n in (8, 4 * N_DOCS))
     assert (table.centroid_score_threshold == 0.5).all(), "unset knobs follow the defaults for k"
-    expected = {"device", "device_name", "nbits", "n_centroids", "queries", "p50_ms", "p90_ms", "nDCG@10",
-                f"exhaustive_recall@{K}", "setting"}
+    expected = {
+        "device",
+        "device_name",
+        "nbits",
+        "n_centroids",
+        "queries",
+        "p50_ms",
+        "p90_ms",
+        "nDCG@10",
+        f"exhaustive_recall@{K}",
+        "setting",
+    }
     expected |= {f"{stage}_{p}_ms" for stage in STAGES for p in ("p50", "p90")}
     assert expected <= set(table.columns)
     assert (table.device == "cpu").all() and (table.queries == len(queries)).all()
@@ -82,9 +94,12 @@ def test_quality_columns_match_a_direct_computation(index, queries, qrels):
     table = sweep(index, queries, {"n_probe": [1]}, qrels=qrels, k=K, warmup=0, progress=False)
     run = index.search(queries, k=K, n_probe=1)
     reference = FlatIndex(index.reconstruct()).search(queries, k=K)
-    by_hand = np.mean([
-        len(set(run[run.qid == q].docno) & set(reference[reference.qid == q].docno)) / K for q in queries.ids
-    ])
+    by_hand = np.mean(
+        [
+            len(set(run[run.qid == q].docno) & set(reference[reference.qid == q].docno)) / K
+            for q in queries.ids
+        ]
+    )
     assert table[f"exhaustive_recall@{K}"].iloc[0] == pytest.approx(by_hand)
     assert table["nDCG@10"].iloc[0] == pytest.approx(float(evaluate(run, qrels, ["nDCG@10"]).value.iloc[0]))
 
@@ -95,8 +110,15 @@ def test_exhaustive_knobs_recall_the_whole_exhaustive_top_k(index, queries):
 
 
 def test_build_knobs_build_one_index_per_value(docs, queries):
-    table = sweep(docs, queries, {"nbits": [1, 4], **EXHAUSTIVE}, build={"n_centroids": N_CENTROIDS}, k=K,
-                  warmup=0, progress=False)
+    table = sweep(
+        docs,
+        queries,
+        {"nbits": [1, 4], **EXHAUSTIVE},
+        build={"n_centroids": N_CENTROIDS},
+        k=K,
+        warmup=0,
+        progress=False,
+    )
     assert table.nbits.tolist() == [1, 4]
     assert table.setting.tolist() == ["nbits=1", "nbits=4"]
     uncompressed = FlatIndex(docs).search(queries, k=K)
@@ -156,7 +178,9 @@ def test_bad_grids_and_devices_are_value_errors(index, docs, queries):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the notice given where CUDA is absent")
 def test_cuda_is_skipped_with_a_notice_when_absent(index, queries):
     with pytest.warns(UserWarning, match="CUDA is not available"):
-        table = sweep(index, queries, {"n_probe": [1]}, devices=("cpu", "cuda"), k=K, warmup=0, progress=False)
+        table = sweep(
+            index, queries, {"n_probe": [1]}, devices=("cpu", "cuda"), k=K, warmup=0, progress=False
+        )
     assert table.device.tolist() == ["cpu"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -173,11 +197,14 @@ def test_cpu_and_cuda_rows_in_one_table(index, queries):
 
 
 def test_pareto_frontier_on_a_hand_made_table():
-    table = pd.DataFrame({
-        "device": ["cpu"] * 6 + ["cuda"] * 2,
-        "p50_ms": [1.0, 2.0, 2.0, 3.0, 4.0, np.nan, 9.0, 8.0],
-        "nDCG@10": [0.50, 0.60, 0.55, 0.60, 0.90, 0.99, 0.1, 0.2],
-    }, index=list("abcdefgh"))
+    table = pd.DataFrame(
+        {
+            "device": ["cpu"] * 6 + ["cuda"] * 2,
+            "p50_ms": [1.0, 2.0, 2.0, 3.0, 4.0, np.nan, 9.0, 8.0],
+            "nDCG@10": [0.50, 0.60, 0.55, 0.60, 0.90, 0.99, 0.1, 0.2],
+        },
+        index=list("abcdefgh"),
+    )
     # c is beaten by b (as fast, better); d by b (faster, as good); f has no latency; g by h, h by a
     # unless each device gets its own frontier.
     assert pareto_front(table).tolist() == [True, True, False, False, True, False, False, False]
@@ -189,25 +216,39 @@ def test_pareto_frontier_on_a_hand_made_table():
 
 
 def test_setting_labels_name_the_knobs_that_vary():
-    table = pd.DataFrame({"device": ["cpu", "cpu"], "n_probe": [1, 4], "ndocs": [256, 256],
-                          "centroid_score_threshold": [0.5, 0.45]})
-    assert setting_labels(table).tolist() == ["n_probe=1, centroid_score_threshold=0.5",
-                                              "n_probe=4, centroid_score_threshold=0.45"]
+    table = pd.DataFrame(
+        {
+            "device": ["cpu", "cpu"],
+            "n_probe": [1, 4],
+            "ndocs": [256, 256],
+            "centroid_score_threshold": [0.5, 0.45],
+        }
+    )
+    assert setting_labels(table).tolist() == [
+        "n_probe=1, centroid_score_threshold=0.5",
+        "n_probe=4, centroid_score_threshold=0.45",
+    ]
     assert setting_labels(table.iloc[:1]).tolist() == ["n_probe=1, centroid_score_threshold=0.5, ndocs=256"]
 
 
 def test_pareto_plot_renders_with_labels_and_frontier():
-    table = pd.DataFrame({
-        "n_probe": [1, 2, 4, 8],
-        "p50_ms": [1.0, 2.0, 3.0, 2.5],
-        "exhaustive_recall@10": [0.5, 0.7, 0.8, 0.6],
-    })
+    table = pd.DataFrame(
+        {
+            "n_probe": [1, 2, 4, 8],
+            "p50_ms": [1.0, 2.0, 3.0, 2.5],
+            "exhaustive_recall@10": [0.5, 0.7, 0.8, 0.6],
+        }
+    )
     figure = plot_pareto(table, highlight=3)
     assert isinstance(figure, Figure)
     ax = figure.axes[0]
     assert [t.get_text() for t in ax.texts] == ["n_probe=1", "n_probe=2", "n_probe=4", "n_probe=8"]
     frontier = ax.lines[0]
-    assert frontier.get_xdata().tolist() == [1.0, 2.0, 3.0] and frontier.get_ydata().tolist() == [0.5, 0.7, 0.8]
+    assert frontier.get_xdata().tolist() == [1.0, 2.0, 3.0] and frontier.get_ydata().tolist() == [
+        0.5,
+        0.7,
+        0.8,
+    ]
     assert ax.get_ylabel() == "exhaustive_recall@10"
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

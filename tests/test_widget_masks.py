@@ -41,7 +41,9 @@ def test_typing_a_query_draws_the_analysis(stanford, index):
     expected = mask_weighting(stanford, QUERY, index, top_k=3)
     assert bytes(explorer.plot.value).startswith(PNG)
     assert explorer.result is not None
-    assert explorer.result.terms.effective_weight.tolist() == pytest.approx(expected.terms.effective_weight.tolist())
+    assert explorer.result.terms.effective_weight.tolist() == pytest.approx(
+        expected.terms.effective_weight.tolist()
+    )
     for token in ("calder", "form", "[CLS]"):
         assert f"<td>{token}</td>" in explorer.table.value
     assert f"{expected.score:.3f}" in explorer.message.value

@@ -32,7 +32,9 @@ def random_encoding(n: int, seed: int, kind: str, prefix: str) -> Encoding:
 
 @pytest.fixture(scope="module")
 def index() -> PlaidIndex:
-    return PlaidIndex.from_encoding(random_encoding(N_DOCS, 5, "document", "d"), nbits=2, n_centroids=N_CENTROIDS)
+    return PlaidIndex.from_encoding(
+        random_encoding(N_DOCS, 5, "document", "d"), nbits=2, n_centroids=N_CENTROIDS
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +54,16 @@ def test_sliders_follow_the_knob_declarations(index, queries):
     assert "lirlab-knob-centroid_score_threshold" in explorer.centroid_score_threshold._dom_classes
     assert (explorer.n_probe.min, explorer.n_probe.max) == (SEARCH_PARAMS["n_probe"].low, N_CENTROIDS)
     threshold = SEARCH_PARAMS["centroid_score_threshold"]
-    assert (explorer.centroid_score_threshold.min, explorer.centroid_score_threshold.max) == (threshold.low, threshold.high)
+    assert (explorer.centroid_score_threshold.min, explorer.centroid_score_threshold.max) == (
+        threshold.low,
+        threshold.high,
+    )
     assert explorer.ndocs.max >= 4 * N_DOCS, "the slider must reach the exhaustive setting"
-    assert (explorer.n_probe.value, explorer.ndocs.value, explorer.centroid_score_threshold.value) == (1, 256, 0.5)
+    assert (explorer.n_probe.value, explorer.ndocs.value, explorer.centroid_score_threshold.value) == (
+        1,
+        256,
+        0.5,
+    )
     assert all(not slider.continuous_update for slider in explorer.sliders.values())
     assert "lirlab-sweep-result" in explorer.result._dom_classes
     assert "lirlab-sweep-plot" in explorer.plot._dom_classes
@@ -67,7 +76,11 @@ def test_sliders_follow_the_knob_declarations(index, queries):
 def test_moving_a_slider_measures_and_redraws(index, queries, qrels):
     explorer = SweepExplorer(index, queries, qrels=qrels, k=5)
     first_result, first_plot = explorer.result.value, bytes(explorer.plot.value)
-    assert "p50 latency" in first_result and "nDCG@10" in first_result and "recall of the exhaustive top-5" in first_result
+    assert (
+        "p50 latency" in first_result
+        and "nDCG@10" in first_result
+        and "recall of the exhaustive top-5" in first_result
+    )
     assert first_plot.startswith(PNG) and len(explorer.history) == 1
 
     explorer.n_probe.value = N_CENTROIDS
@@ -77,7 +90,11 @@ def test_moving_a_slider_measures_and_redraws(index, queries, qrels):
     assert bytes(explorer.plot.value).startswith(PNG)
     assert len(explorer.history) == 4
     current = explorer.history.iloc[-1]
-    assert (current.n_probe, current.centroid_score_threshold, current.ndocs) == (N_CENTROIDS, -1.0, 4 * N_DOCS)
+    assert (current.n_probe, current.centroid_score_threshold, current.ndocs) == (
+        N_CENTROIDS,
+        -1.0,
+        4 * N_DOCS,
+    )
     assert current["exhaustive_recall@5"] == 1.0, "every centroid probed and nothing pruned: exhaustive"
     assert "1.0000" in explorer.result.value
 

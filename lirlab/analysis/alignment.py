@@ -121,7 +121,14 @@ class Alignment:
         for name, (got, want) in expected.items():
             if got != want:
                 raise ValueError(f"Alignment.{name} has shape {got}, expected {want}")
-        for name in ("similarity", "best_doc_token", "contributions", "query_is_mask", "doc_spans", "reconstruction_cosine"):
+        for name in (
+            "similarity",
+            "best_doc_token",
+            "contributions",
+            "query_is_mask",
+            "doc_spans",
+            "reconstruction_cosine",
+        ):
             array = getattr(self, name)
             if array is not None:
                 array.setflags(write=False)
@@ -146,19 +153,21 @@ class Alignment:
         n_query, n_doc = self.similarity.shape
         query_rows = np.repeat(np.arange(n_query), n_doc)
         doc_rows = np.tile(np.arange(n_doc), n_query)
-        frame = pd.DataFrame({
-            "query_position": query_rows,
-            "query_token": np.asarray(self.query_tokens, dtype=object)[query_rows],
-            "query_label": np.asarray(self.query_labels, dtype=object)[query_rows],
-            "is_mask": self.query_is_mask[query_rows],
-            "doc_position": doc_rows,
-            "doc_token": np.asarray(self.doc_tokens, dtype=object)[doc_rows],
-            "doc_label": np.asarray(self.doc_labels, dtype=object)[doc_rows],
-            "doc_start": self.doc_spans[doc_rows, 0],
-            "similarity": self.similarity.reshape(-1),
-            "is_best": self.best_doc_token[query_rows] == doc_rows,
-            "contribution": self.contributions[query_rows],
-        })
+        frame = pd.DataFrame(
+            {
+                "query_position": query_rows,
+                "query_token": np.asarray(self.query_tokens, dtype=object)[query_rows],
+                "query_label": np.asarray(self.query_labels, dtype=object)[query_rows],
+                "is_mask": self.query_is_mask[query_rows],
+                "doc_position": doc_rows,
+                "doc_token": np.asarray(self.doc_tokens, dtype=object)[doc_rows],
+                "doc_label": np.asarray(self.doc_labels, dtype=object)[doc_rows],
+                "doc_start": self.doc_spans[doc_rows, 0],
+                "similarity": self.similarity.reshape(-1),
+                "is_best": self.best_doc_token[query_rows] == doc_rows,
+                "contribution": self.contributions[query_rows],
+            }
+        )
         if self.reconstruction_cosine is not None:
             frame["reconstruction_cosine"] = self.reconstruction_cosine[doc_rows]
         return frame
@@ -171,15 +180,17 @@ class Alignment:
         """
         best = self.best_doc_token
         labels = np.asarray(self.doc_labels + ("",), dtype=object)  # best == -1 picks the trailing ""
-        return pd.DataFrame({
-            "query_position": np.arange(len(self.query_tokens)),
-            "query_label": list(self.query_labels),
-            "is_mask": self.query_is_mask,
-            "doc_position": best,
-            "doc_label": labels[best].tolist(),
-            "similarity": self.contributions,
-            "share": self.contributions / self.score if self.score else np.zeros_like(self.contributions),
-        })
+        return pd.DataFrame(
+            {
+                "query_position": np.arange(len(self.query_tokens)),
+                "query_label": list(self.query_labels),
+                "is_mask": self.query_is_mask,
+                "doc_position": best,
+                "doc_label": labels[best].tolist(),
+                "similarity": self.contributions,
+                "share": self.contributions / self.score if self.score else np.zeros_like(self.contributions),
+            }
+        )
 
 
 # ---------------------------------------------------------------------------------------------- labels
@@ -191,7 +202,9 @@ def is_special_token(token: str) -> bool:
     >>> is_special_token("[SEP]"), is_special_token("##s"), is_special_token("[")
     (True, False, False)
     """
-    return len(token) > 2 and ((token[0] == "[" and token[-1] == "]") or (token[0] == "<" and token[-1] == ">"))
+    return len(token) > 2 and (
+        (token[0] == "[" and token[-1] == "]") or (token[0] == "<" and token[-1] == ">")
+    )
 
 
 def _piece_style(tokens: Sequence[str]) -> str:
@@ -216,7 +229,7 @@ def _word_text(token: str, style: str) -> str:
     """The characters a piece adds to its word."""
     if style == "##":
         return token[2:] if _is_continuation(token, style) else token
-    return token[len(style):] if token.startswith(style) else token
+    return token[len(style) :] if token.startswith(style) else token
 
 
 def _label(token: str, style: str, markers: Mapping[str, str], is_mask: bool) -> str:
@@ -282,7 +295,9 @@ def _build(
         query_is_mask=query_is_mask,
         doc_spans=np.stack([np.arange(n_doc), np.arange(1, n_doc + 1)], axis=1).astype(np.int64),
         doc_length=n_doc,
-        reconstruction_cosine=None if reconstruction_cosine is None else reconstruction_cosine.numpy().astype(np.float32),
+        reconstruction_cosine=None
+        if reconstruction_cosine is None
+        else reconstruction_cosine.numpy().astype(np.float32),
         query=query,
         docno=docno,
     )
@@ -316,9 +331,14 @@ def align_vectors(
     ([0, 0], [0.0, 1.0], ('#0',))
     """
     query_vectors, doc_vectors = torch.as_tensor(query_vectors), torch.as_tensor(doc_vectors)
-    query_tokens = list(query_tokens) if query_tokens is not None else [f"#{i}" for i in range(len(query_vectors))]
+    query_tokens = (
+        list(query_tokens) if query_tokens is not None else [f"#{i}" for i in range(len(query_vectors))]
+    )
     doc_tokens = list(doc_tokens) if doc_tokens is not None else [f"#{j}" for j in range(len(doc_vectors))]
-    for what, tokens, vectors in (("query", query_tokens, query_vectors), ("document", doc_tokens, doc_vectors)):
+    for what, tokens, vectors in (
+        ("query", query_tokens, query_vectors),
+        ("document", doc_tokens, doc_vectors),
+    ):
         if len(tokens) != len(vectors):
             raise ValueError(f"{len(tokens)} {what} tokens for {len(vectors)} {what} vectors")
     return _build(
@@ -396,7 +416,11 @@ def _stored_document(index, docno: str) -> tuple[torch.Tensor, torch.Tensor, Seq
         if docno not in index.docs.ids:
             raise ValueError(f"unknown docno {docno!r}: the index holds no such document")
         position = index.docs.position(docno)
-        return index.docs.vectors_of(position).float().cpu(), index.docs.token_ids_of(position).cpu(), index.docs.vocab
+        return (
+            index.docs.vectors_of(position).float().cpu(),
+            index.docs.token_ids_of(position).cpu(),
+            index.docs.vocab,
+        )
     if isinstance(index, PlaidIndex):
         if docno not in index.docnos:
             raise ValueError(f"unknown docno {docno!r}: the index holds no such document")
@@ -498,14 +522,20 @@ def align_hit(
 
 def _select_rows(alignment: Alignment, groups: list[list[int]], doc_tokens, doc_labels) -> Alignment:
     """An alignment whose row ``g`` stands for the old rows ``groups[g]`` (similarity: max over them)."""
-    similarity = np.stack([alignment.similarity[:, g].max(axis=1) for g in groups], axis=1) if groups else (
-        alignment.similarity[:, :0]
+    similarity = (
+        np.stack([alignment.similarity[:, g].max(axis=1) for g in groups], axis=1)
+        if groups
+        else (alignment.similarity[:, :0])
     )
-    group_of = np.full(len(alignment.doc_tokens) + 1, -1, dtype=np.int64)  # best == -1 maps to the trailing -1
+    group_of = np.full(
+        len(alignment.doc_tokens) + 1, -1, dtype=np.int64
+    )  # best == -1 maps to the trailing -1
     for g, rows in enumerate(groups):
         group_of[rows] = g
     best = group_of[alignment.best_doc_token]
-    spans = np.array([[alignment.doc_spans[g[0], 0], alignment.doc_spans[g[-1], 1]] for g in groups], dtype=np.int64)
+    spans = np.array(
+        [[alignment.doc_spans[g[0], 0], alignment.doc_spans[g[-1], 1]] for g in groups], dtype=np.int64
+    )
     cosine = alignment.reconstruction_cosine
     if cosine is not None:
         cosine = np.array([cosine[g].min() for g in groups], dtype=np.float32)
@@ -557,7 +587,9 @@ def merge_word_pieces(alignment: Alignment) -> Alignment:
             groups.append([row])
     doc_tokens = [" ".join(alignment.doc_tokens[r] for r in g) for g in groups]
     doc_labels = [
-        alignment.doc_labels[g[0]] if len(g) == 1 else "".join(_word_text(alignment.doc_tokens[r], style) for r in g)
+        alignment.doc_labels[g[0]]
+        if len(g) == 1
+        else "".join(_word_text(alignment.doc_tokens[r], style) for r in g)
         for g in groups
     ]
     return _select_rows(alignment, groups, doc_tokens, doc_labels)

@@ -147,16 +147,22 @@ def index_rows(docs: Encoding, index: PlaidIndex) -> torch.Tensor:
     lengths = index.doc_lengths.cpu()[positions]
     if not torch.equal(lengths, docs.lengths.cpu()):
         first = int((lengths != docs.lengths.cpu()).nonzero()[0])
-        raise ValueError(f"document {docs.ids[first]!r} has other tokens in the index: it was built from other vectors")
+        raise ValueError(
+            f"document {docs.ids[first]!r} has other tokens in the index: it was built from other vectors"
+        )
     rows = rows_of(index.doc_offsets.cpu(), positions)
     token_differs = (index.token_ids.cpu()[rows].long() != docs.token_ids.cpu().long()).nonzero().flatten()
     if token_differs.numel():
         first = int(torch.searchsorted(docs.offsets.cpu(), token_differs[:1], right=True)) - 1
-        raise ValueError(f"document {docs.ids[first]!r} has other tokens in the index: it was built from other vectors")
+        raise ValueError(
+            f"document {docs.ids[first]!r} has other tokens in the index: it was built from other vectors"
+        )
     return rows
 
 
-def _rebuild(index: PlaidIndex, rows: torch.Tensor, originals: torch.Tensor, reconstruction: str) -> torch.Tensor:
+def _rebuild(
+    index: PlaidIndex, rows: torch.Tensor, originals: torch.Tensor, reconstruction: str
+) -> torch.Tensor:
     """Reconstructions (CPU float32) of the index's ``rows``, whose original vectors are ``originals``."""
     rows = rows.to(index.device)
     codec = index.codec
@@ -262,14 +268,16 @@ def cosine_distributions(
     for (nbits, reconstruction), values in cosines.items():
         counts, _ = np.histogram(np.clip(values, low, 1.0), bins=edges)
         for left, right, count in zip(edges[:-1], edges[1:], counts):
-            histogram.append({
-                "nbits": nbits,
-                "reconstruction": reconstruction,
-                "left": float(left),
-                "right": float(right),
-                "count": int(count),
-                "share": float(count / len(values)) if len(values) else 0.0,
-            })
+            histogram.append(
+                {
+                    "nbits": nbits,
+                    "reconstruction": reconstruction,
+                    "left": float(left),
+                    "right": float(right),
+                    "count": int(count),
+                    "share": float(count / len(values)) if len(values) else 0.0,
+                }
+            )
     return CosineDistribution(pd.DataFrame(summary), pd.DataFrame(histogram))
 
 
@@ -327,18 +335,24 @@ def residual_histogram(
     if not low < high:
         raise ValueError(f"value_range must be (low, high) with low < high, got {value_range!r}")
     edges = np.linspace(low, high, bins + 1)
-    groups = [(-1, residuals.flatten())] if dims is None else [(d, residuals[:, i]) for i, d in enumerate(dim_list)]
+    groups = (
+        [(-1, residuals.flatten())]
+        if dims is None
+        else [(d, residuals[:, i]) for i, d in enumerate(dim_list)]
+    )
     counts = []
     for dim, values in groups:
         numbers, _ = np.histogram(values.double().numpy(), bins=edges)
         for left, right, count in zip(edges[:-1], edges[1:], numbers):
-            counts.append({
-                "dim": dim,
-                "left": float(left),
-                "right": float(right),
-                "count": int(count),
-                "share": float(count / len(values)) if len(values) else 0.0,
-            })
+            counts.append(
+                {
+                    "dim": dim,
+                    "left": float(left),
+                    "right": float(right),
+                    "count": int(count),
+                    "share": float(count / len(values)) if len(values) else 0.0,
+                }
+            )
     stored = unpack_buckets(index.residuals[device_rows], index.nbits).long().cpu()[:, dim_list]
     n_buckets = 1 << index.nbits
     cutoffs = index.codec.bucket_cutoffs.float().cpu()
@@ -348,14 +362,16 @@ def residual_histogram(
         held = torch.bincount(stored[:, i], minlength=n_buckets).double()
         bounds = [float("-inf"), *cutoffs[dim].tolist(), float("inf")]
         for bucket in range(n_buckets):
-            buckets.append({
-                "dim": dim,
-                "bucket": bucket,
-                "lower": bounds[bucket],
-                "upper": bounds[bucket + 1],
-                "weight": float(weights[dim, bucket]),
-                "share": float(held[bucket] / held.sum()) if held.sum() else 0.0,
-            })
+            buckets.append(
+                {
+                    "dim": dim,
+                    "bucket": bucket,
+                    "lower": bounds[bucket],
+                    "upper": bounds[bucket + 1],
+                    "weight": float(weights[dim, bucket]),
+                    "share": float(held[bucket] / held.sum()) if held.sum() else 0.0,
+                }
+            )
     return ResidualHistogram(index.nbits, pd.DataFrame(counts), pd.DataFrame(buckets))
 
 
@@ -399,14 +415,18 @@ def score_errors(
                 continue
             wanted = [positions[d] for d in group.docno]
             compressed = index.exact_scores(queries.select([i]), wanted)[0].double().numpy()
-            frames.append(pd.DataFrame({
-                "nbits": index.nbits,
-                "qid": qid,
-                "docno": group.docno.to_numpy(),
-                "exact_rank": group["rank"].to_numpy(),
-                "exact": group.score.to_numpy(dtype=np.float64),
-                "compressed": compressed,
-            }))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "nbits": index.nbits,
+                        "qid": qid,
+                        "docno": group.docno.to_numpy(),
+                        "exact_rank": group["rank"].to_numpy(),
+                        "exact": group.score.to_numpy(dtype=np.float64),
+                        "compressed": compressed,
+                    }
+                )
+            )
     columns = ["nbits", "qid", "docno", "exact_rank", "exact", "compressed", "error"]
     if not frames:
         return pd.DataFrame(columns=columns)
@@ -494,7 +514,9 @@ def ranking_effects(
         errors = score_errors(queries, docs, indexes, k=k, reference=reference)
     correlations = spearman_by_query(errors).groupby("nbits").spearman.mean()
     judgments = judged(qrels, queries.ids)
-    uncompressed = None if judgments is None else float(evaluate(reference, judgments, [measure]).value.iloc[0])
+    uncompressed = (
+        None if judgments is None else float(evaluate(reference, judgments, [measure]).value.iloc[0])
+    )
     rows = []
     for index in _index_list(indexes):
         if search == "exhaustive":
@@ -537,16 +559,32 @@ def compression_table(
     cosines = cosine_distributions(docs, indexes).summary.drop(columns=["reconstruction"])
     cosines = cosines.rename(columns={c: f"cosine_{c}" for c in cosines.columns if c != "nbits"})
     magnitude = errors.assign(abs_error=errors.error.abs()).groupby("nbits")
-    score = pd.DataFrame({
-        "score_error_mean": magnitude.error.mean(),
-        "score_error_mean_abs": magnitude.abs_error.mean(),
-        "score_error_max_abs": magnitude.abs_error.max(),
-    }).reset_index()
-    storage = pd.DataFrame([
-        {"nbits": index.nbits, "n_centroids": index.n_centroids, "bytes_per_vector": index.codec.bytes_per_vector}
-        for index in _index_list(indexes)
-    ])
+    score = pd.DataFrame(
+        {
+            "score_error_mean": magnitude.error.mean(),
+            "score_error_mean_abs": magnitude.abs_error.mean(),
+            "score_error_max_abs": magnitude.abs_error.max(),
+        }
+    ).reset_index()
+    storage = pd.DataFrame(
+        [
+            {
+                "nbits": index.nbits,
+                "n_centroids": index.n_centroids,
+                "bytes_per_vector": index.codec.bytes_per_vector,
+            }
+            for index in _index_list(indexes)
+        ]
+    )
     rankings = ranking_effects(
-        queries, docs, indexes, qrels=qrels, k=k, measure=measure, search=search, reference=reference, errors=errors
+        queries,
+        docs,
+        indexes,
+        qrels=qrels,
+        k=k,
+        measure=measure,
+        search=search,
+        reference=reference,
+        errors=errors,
     )
     return storage.merge(cosines, on="nbits").merge(score, on="nbits", how="left").merge(rankings, on="nbits")

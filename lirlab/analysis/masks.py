@@ -339,7 +339,9 @@ def weigh_masks(
     explanations = [explain(vectors, docs, doc_index=i) for i in range(len(docs))]
     contributions = torch.stack([e.contributions for e in explanations])  # [docs, query tokens]
     mean_contribution = contributions.mean(dim=0).double()
-    mask_share = torch.zeros(len(tokens), dtype=torch.float64).index_add_(0, term_position[masks], mean_contribution[masks])
+    mask_share = torch.zeros(len(tokens), dtype=torch.float64).index_add_(
+        0, term_position[masks], mean_contribution[masks]
+    )
     n_masks = torch.bincount(term_position[masks], minlength=len(tokens))
 
     real_ids = token_ids[real]
@@ -388,13 +390,31 @@ def weigh_masks(
             zip(explanation.best_doc_token.tolist(), explanation.contributions.tolist())
         ):
             match_rows.append(
-                (docno, rank, position, tokens[position], bool(is_mask[position]), int(term_position[position]),
-                 best, doc_tokens[best] if best >= 0 else "", contribution)
+                (
+                    docno,
+                    rank,
+                    position,
+                    tokens[position],
+                    bool(is_mask[position]),
+                    int(term_position[position]),
+                    best,
+                    doc_tokens[best] if best >= 0 else "",
+                    contribution,
+                )
             )
     matches = pd.DataFrame(
         match_rows,
-        columns=["docno", "rank", "position", "token", "is_mask", "term_position", "doc_position", "doc_token",
-                 "contribution"],
+        columns=[
+            "docno",
+            "rank",
+            "position",
+            "token",
+            "is_mask",
+            "term_position",
+            "doc_position",
+            "doc_token",
+            "contribution",
+        ],
     )
     return MaskWeighting(
         query=query_text if query_text is not None else query.ids[0],
@@ -541,7 +561,9 @@ def query_maxlen_curve(
     >>> curve.pivot_table("nDCG@10", "query_maxlen", ["attend_to_mask_tokens", "masks_used"])  # doctest: +SKIP
     """
     if not isinstance(dataset, Dataset):
-        raise ValueError(f"dataset must be a lirlab Dataset (queries and qrels), got {type(dataset).__name__}")
+        raise ValueError(
+            f"dataset must be a lirlab Dataset (queries and qrels), got {type(dataset).__name__}"
+        )
     if not dataset.queries:
         raise ValueError(f"dataset {dataset.name!r} has no queries")
     query_maxlens = _query_maxlens(query_maxlens, "query_maxlens")
@@ -550,7 +572,9 @@ def query_maxlen_curve(
         raise ValueError("query_maxlens is empty")
     for length in ablate_at:
         if length == 0 or length not in query_maxlens:
-            raise ValueError(f"ablate_at {length} must be one of the padded query_maxlens {[m for m in query_maxlens if m]}")
+            raise ValueError(
+                f"ablate_at {length} must be one of the padded query_maxlens {[m for m in query_maxlens if m]}"
+            )
     attend = tuple(attend)
     if not attend or any(not isinstance(a, bool) for a in attend):
         raise ValueError(f"attend must hold True and/or False, got {list(attend)}")
@@ -573,7 +597,9 @@ def query_maxlen_curve(
 
     rows = []
     settings = [(length, a) for length in query_maxlens for a in attend]
-    for length, attend_to_masks in tqdm(settings, desc="query_maxlen curve", unit="setting", disable=not progress):
+    for length, attend_to_masks in tqdm(
+        settings, desc="query_maxlen curve", unit="setting", disable=not progress
+    ):
         variant = encoder.with_config(
             query_maxlen=length, query_augmentation=length > 0, attend_to_mask_tokens=attend_to_masks
         )

@@ -230,7 +230,9 @@ def measure_setting(
         "n_centroids": index.n_centroids,
         **settings,
     }
-    row.update(timed_search(index, timed, k=k, warmup=warmup, stage_percentiles=STAGE_PERCENTILES, **settings))
+    row.update(
+        timed_search(index, timed, k=k, warmup=warmup, stage_percentiles=STAGE_PERCENTILES, **settings)
+    )
     run = index.search(queries, k=k, **settings)
     judgments = judged(qrels, queries.ids)
     if judgments is not None:
@@ -457,7 +459,9 @@ def pareto_front(
     """
     for column in (latency, quality, *([by] if by else [])):
         if column not in table.columns:
-            raise ValueError(f"the table has no column {column!r}; it has {', '.join(map(str, table.columns))}")
+            raise ValueError(
+                f"the table has no column {column!r}; it has {', '.join(map(str, table.columns))}"
+            )
     front = pd.Series(False, index=table.index, dtype=bool)
     groups = table.groupby(by, sort=False).groups.values() if by else [table.index]
     for rows in groups:

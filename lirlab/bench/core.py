@@ -47,7 +47,10 @@ def bare_forward_seconds(encoder, texts: list[str], batch_size: int) -> float:
     start = time.perf_counter()
     for i in range(0, len(texts), batch_size):
         batch = encoder.tokenizer(
-            texts[i : i + batch_size], padding=True, truncation=True, max_length=encoder.config.doc_maxlen,
+            texts[i : i + batch_size],
+            padding=True,
+            truncation=True,
+            max_length=encoder.config.doc_maxlen,
             return_tensors="pt",
         ).to(encoder.device)
         encoder.model(**batch)
@@ -114,7 +117,11 @@ def run_core_benchmark(
     results = {
         "dataset": dataset.name,
         "model": encoder.describe(),
-        "corpus": {"documents": len(docs), "token_vectors": n_tokens, "truncated": int(sum(index.docs.truncated))},
+        "corpus": {
+            "documents": len(docs),
+            "token_vectors": n_tokens,
+            "truncated": int(sum(index.docs.truncated)),
+        },
         "quality_all_queries": {"queries": len(queries), **quality},
         "quality_timed_queries": {"queries": len(timed), "nDCG@10": float(quality_first.value.iloc[0])},
         "document_encoding": {

@@ -54,8 +54,14 @@ def run_mask_benchmark(
     encode_seconds = time.perf_counter() - start
     start = time.perf_counter()
     curve = query_maxlen_curve(
-        encoder, dataset, index, query_maxlens=query_maxlens, attend=(False, True), ablate_at=ablate_at,
-        measures=measures, k=k,
+        encoder,
+        dataset,
+        index,
+        query_maxlens=query_maxlens,
+        attend=(False, True),
+        ablate_at=ablate_at,
+        measures=measures,
+        k=k,
     )
     curve_seconds = time.perf_counter() - start
     results = {

@@ -83,14 +83,16 @@ def run_plaid_benchmark(
         with tempfile.TemporaryDirectory() as tmp:
             index.save(Path(tmp) / "index")
             on_disk = sum(f.stat().st_size for f in (Path(tmp) / "index").iterdir())
-        codecs.append({
-            "nbits": nbits,
-            "source": "build() from text" if nbits == 2 else "from_encoding() of the same vectors",
-            "bytes_per_vector": index.codec.bytes_per_vector,
-            "index_bytes_on_disk": on_disk,
-            "uncompressed_bytes_fp32": int(flat.docs.vectors.numel() * 4),
-            **quality(index.search(queries, k=k)),
-        })
+        codecs.append(
+            {
+                "nbits": nbits,
+                "source": "build() from text" if nbits == 2 else "from_encoding() of the same vectors",
+                "bytes_per_vector": index.codec.bytes_per_vector,
+                "index_bytes_on_disk": on_disk,
+                "uncompressed_bytes_fp32": int(flat.docs.vectors.numel() * 4),
+                **quality(index.search(queries, k=k)),
+            }
+        )
 
     defaults = default_search_params(k)
     latency = timed_search(built, timed, k=k)

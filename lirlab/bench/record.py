@@ -34,7 +34,9 @@ def describe_machine(device: str | torch.device = "cpu") -> dict[str, Any]:
         pass
     if torch.device(device).type == "cuda":
         props = torch.cuda.get_device_properties(torch.device(device))
-        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda)
+        info.update(
+            gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda
+        )
     return info
 
 
@@ -96,7 +98,11 @@ def save_results(name: str, results: dict[str, Any], out_dir: str | os.PathLike,
     """Write ``<out_dir>/<name>.json`` with the machine description; tables (lists of dicts) also as CSV."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": describe_machine(device)}
+    payload = {
+        "benchmark": name,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": describe_machine(device),
+    }
     payload.update(results)
     path = out / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=float))

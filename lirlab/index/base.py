@@ -34,7 +34,9 @@ class Index:
     def __len__(self) -> int:
         return len(self.docnos)
 
-    def search_encoded(self, queries: Encoding, k: int = 10, **knobs) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def search_encoded(
+        self, queries: Encoding, k: int = 10, **knobs
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per query, ``(document positions, scores)`` best first."""
         raise NotImplementedError
 

@@ -133,13 +133,19 @@ class ResidualCodec:
         n_buckets = 1 << self.nbits
         check_layout(self.dim, self.nbits)
         if self.bucket_cutoffs.shape != (self.dim, n_buckets - 1):
-            raise ValueError(f"bucket_cutoffs must be [{self.dim}, {n_buckets - 1}], got {tuple(self.bucket_cutoffs.shape)}")
+            raise ValueError(
+                f"bucket_cutoffs must be [{self.dim}, {n_buckets - 1}], got {tuple(self.bucket_cutoffs.shape)}"
+            )
         if self.bucket_weights.shape != (self.dim, n_buckets):
-            raise ValueError(f"bucket_weights must be [{self.dim}, {n_buckets}], got {tuple(self.bucket_weights.shape)}")
+            raise ValueError(
+                f"bucket_weights must be [{self.dim}, {n_buckets}], got {tuple(self.bucket_weights.shape)}"
+            )
         # decode_table[position * 256 + byte] = the residual values of the dims that byte holds at that position.
         per_byte = 8 // self.nbits
         device = self.centroids.device
-        buckets = unpack_buckets(torch.arange(256, device=device, dtype=torch.uint8).unsqueeze(1), self.nbits).long()
+        buckets = unpack_buckets(
+            torch.arange(256, device=device, dtype=torch.uint8).unsqueeze(1), self.nbits
+        ).long()
         weights = self.bucket_weights.float().to(device).view(-1, per_byte, n_buckets)
         table = torch.stack([weights[:, g, buckets[:, g]] for g in range(per_byte)], dim=2)
         object.__setattr__(self, "decode_table", table.reshape(-1, per_byte).contiguous())
@@ -184,7 +190,9 @@ class ResidualCodec:
             raise ValueError("the codec needs at least 2 held-out vectors to fit residual buckets")
         centroids = centroids.float()
         if heldout.shape[0] > QUANTILE_SAMPLE:
-            keep = torch.randperm(heldout.shape[0], generator=torch.Generator().manual_seed(seed))[:QUANTILE_SAMPLE]
+            keep = torch.randperm(heldout.shape[0], generator=torch.Generator().manual_seed(seed))[
+                :QUANTILE_SAMPLE
+            ]
             heldout = heldout[keep.to(heldout.device)]
         heldout = heldout.to(device=centroids.device, dtype=torch.float32)
         codes, _ = nearest_centroids(heldout, centroids)
@@ -197,14 +205,19 @@ class ResidualCodec:
 
     def to(self, device: str | torch.device) -> ResidualCodec:
         return ResidualCodec(
-            self.centroids.to(device), self.bucket_cutoffs.to(device), self.bucket_weights.to(device), self.nbits
+            self.centroids.to(device),
+            self.bucket_cutoffs.to(device),
+            self.bucket_weights.to(device),
+            self.nbits,
         )
 
     def assign(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Nearest centroid (int64) and the cosine to it, for each row of ``vectors``."""
         return nearest_centroids(vectors, self.centroids)
 
-    def compress(self, vectors: torch.Tensor, codes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def compress(
+        self, vectors: torch.Tensor, codes: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``[n, dim]`` vectors → (codes ``[n]`` in :attr:`code_dtype`, packed residuals ``[n, packed_dim]`` uint8).
 
         Pass ``codes`` from :meth:`assign` to skip finding the nearest centroids again.
@@ -228,7 +241,9 @@ class ResidualCodec:
 
     def decompress(self, codes: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
         """L2-normalized float32 ``[n, dim]`` reconstructions of compressed rows."""
-        approx = self.centroids.index_select(0, codes.to(self.device).long().flatten()) + self.residual_values(packed)
+        approx = self.centroids.index_select(
+            0, codes.to(self.device).long().flatten()
+        ) + self.residual_values(packed)
         return torch.nn.functional.normalize(approx, dim=1)
 
 

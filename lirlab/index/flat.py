@@ -76,16 +76,27 @@ class FlatIndex(Index):
     def scores(self, queries: Encoding) -> torch.Tensor:
         """Exact MaxSim of every query against every document, ``[n_queries, n_docs]``."""
         padded = pad_queries(queries)
-        return torch.cat(
-            [self.scorer.score(padded[i : i + self.query_batch]) for i in range(0, len(queries), self.query_batch)]
-        ) if len(queries) else torch.zeros(0, len(self.docnos))
+        return (
+            torch.cat(
+                [
+                    self.scorer.score(padded[i : i + self.query_batch])
+                    for i in range(0, len(queries), self.query_batch)
+                ]
+            )
+            if len(queries)
+            else torch.zeros(0, len(self.docnos))
+        )
 
-    def search_encoded(self, queries: Encoding, k: int = 10, progress: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def search_encoded(
+        self, queries: Encoding, k: int = 10, progress: bool = False
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         hits = []
         k = min(k, len(self.docnos))
         batches = range(0, len(queries), self.query_batch)
         for start in tqdm(batches, desc="search", unit="batch", disable=not progress):
-            scores = self.scorer.score(pad_queries(queries.select(range(start, min(start + self.query_batch, len(queries))))))
+            scores = self.scorer.score(
+                pad_queries(queries.select(range(start, min(start + self.query_batch, len(queries)))))
+            )
             top_scores, top_positions = scores.topk(k, dim=1)
             hits.extend(zip(top_positions.cpu(), top_scores.cpu()))
         return hits
@@ -106,7 +117,9 @@ class FlatIndex(Index):
             )
 
     @classmethod
-    def load(cls, path: str | os.PathLike, encoder=None, device=None, dtype=None, verify: bool = True) -> FlatIndex:
+    def load(
+        cls, path: str | os.PathLike, encoder=None, device=None, dtype=None, verify: bool = True
+    ) -> FlatIndex:
         """Open an index folder written by :meth:`save`; errors name the missing or damaged file."""
         art = read_artifact(path, cls.TYPE, cls.FORMAT_VERSION, verify=verify)
         docs = Encoding(

@@ -892,9 +892,7 @@ class PlaidIndex(Index):
         for chosen, _ in self._length_chunks(positions, query_len):
             rows, mask = self._padded_rows(positions[chosen])
             codes = self.codes.index_select(0, rows.flatten()).view_as(rows).long()
-            keys = (query_of[chosen].unsqueeze(1) * n_centroids + codes).masked_fill_(
-                ~mask, sentinel
-            )
+            keys = (query_of[chosen].unsqueeze(1) * n_centroids + codes).masked_fill_(~mask, sentinel)
             if kept_centroids is None:
                 best = table.index_select(0, keys.flatten()).view(*keys.shape, query_len).amax(dim=1)
             else:
@@ -931,7 +929,9 @@ class PlaidIndex(Index):
             rows, mask = self._padded_rows(docs[doc_chunk])
             padded = torch.zeros(*mask.shape, self.dim, device=self.device)
             flat = rows[mask]
-            padded[mask] = self.codec.decompress(self.codes.index_select(0, flat), self.residuals.index_select(0, flat))
+            padded[mask] = self.codec.decompress(
+                self.codes.index_select(0, flat), self.residuals.index_select(0, flat)
+            )
             timer.lap("decompression")
             slot = torch.full((docs.numel(),), -1, dtype=torch.long, device=self.device)
             slot[doc_chunk] = torch.arange(doc_chunk.numel(), device=self.device)

@@ -52,7 +52,9 @@ def is_stanford_index(path: str | os.PathLike) -> bool:
 
 
 def _chunk_numbers(path: Path) -> list[int]:
-    numbers = sorted(int(m.group(1)) for f in path.iterdir() if (m := re.fullmatch(r"(\d+)\.codes\.pt", f.name)))
+    numbers = sorted(
+        int(m.group(1)) for f in path.iterdir() if (m := re.fullmatch(r"(\d+)\.codes\.pt", f.name))
+    )
     if not numbers:
         raise ArtifactError(f"{path}: no N.codes.pt chunk files (not a colbert-ai index)")
     if numbers != list(range(len(numbers))):
@@ -118,7 +120,9 @@ def read_stanford_index(
                 f"expected [{chunk_codes.shape[0]}, {codec.packed_dim}]"
             )
         if sum(doclens) != chunk_codes.shape[0]:
-            raise ArtifactError(f"{path / f'doclens.{n}.json'}: lengths sum to {sum(doclens)}, chunk holds {chunk_codes.shape[0]}")
+            raise ArtifactError(
+                f"{path / f'doclens.{n}.json'}: lengths sum to {sum(doclens)}, chunk holds {chunk_codes.shape[0]}"
+            )
         codes.append(chunk_codes.long())
         residuals.append(reverse_bit_groups(chunk_residuals.to(torch.uint8), nbits))
         lengths.extend(doclens)
@@ -128,7 +132,9 @@ def read_stanford_index(
     lengths_t = torch.tensor(lengths, dtype=torch.long)
     offsets = torch.zeros(len(lengths) + 1, dtype=torch.long)
     offsets[1:] = lengths_t.cumsum(0)
-    names = tuple(str(d) for d in docnos) if docnos is not None else tuple(str(i) for i in range(len(lengths)))
+    names = (
+        tuple(str(d) for d in docnos) if docnos is not None else tuple(str(i) for i in range(len(lengths)))
+    )
     if len(names) != len(lengths):
         raise ValueError(f"{len(names)} docnos given for {len(lengths)} documents in {path}")
 
@@ -136,7 +142,9 @@ def read_stanford_index(
     if (path / "ivf.pid.pt").is_file():
         pids, list_lengths = _load_pt(path / "ivf.pid.pt")
         if list_lengths.numel() != codec.n_centroids or int(list_lengths.sum()) != pids.numel():
-            raise ArtifactError(f"{path / 'ivf.pid.pt'}: inverted lists do not match {codec.n_centroids} centroids")
+            raise ArtifactError(
+                f"{path / 'ivf.pid.pt'}: inverted lists do not match {codec.n_centroids} centroids"
+            )
         ivf_offsets = torch.zeros(codec.n_centroids + 1, dtype=torch.long)
         ivf_offsets[1:] = list_lengths.long().cumsum(0)
         ivf = (pids.long(), ivf_offsets)

@@ -47,7 +47,9 @@ def query_colors(alignment: Alignment) -> list[str]:
     palette = [to_hex(c) for c in colormaps["tab10"].colors if to_hex(c) != "#7f7f7f"]  # grey is for [MASK]
     palette += [to_hex(c) for c in colormaps["Dark2"].colors]
     ranks = np.cumsum(~alignment.query_is_mask) - 1
-    return [MASK_COLOR if mask else palette[r % len(palette)] for mask, r in zip(alignment.query_is_mask, ranks)]
+    return [
+        MASK_COLOR if mask else palette[r % len(palette)] for mask, r in zip(alignment.query_is_mask, ranks)
+    ]
 
 
 def _doc_tick_labels(alignment: Alignment) -> list[str]:
@@ -153,7 +155,9 @@ def plot_alignment(
     bars.set_title(title, fontsize=10, loc="left")
 
     if with_cosine:
-        cosine_axes = figure.add_axes(box(left + heat_width + 0.2, bottom, cosine_width, heat_height), sharey=heat)
+        cosine_axes = figure.add_axes(
+            box(left + heat_width + 0.2, bottom, cosine_width, heat_height), sharey=heat
+        )
         cosine = alignment.reconstruction_cosine
         cosine_axes.barh(np.arange(n_doc), cosine, color="#888888")
         cosine_axes.set_xlim(max(-1.0, float(cosine.min()) - 0.02), 1.0)
@@ -198,7 +202,9 @@ def highlight_html(alignment: Alignment, *, show_special: bool = True) -> str:
     """
     colors = query_colors(alignment)
     matches = alignment.matches()
-    served = matches[matches.doc_position >= 0].sort_values("similarity", ascending=False).groupby("doc_position")
+    served = (
+        matches[matches.doc_position >= 0].sort_values("similarity", ascending=False).groupby("doc_position")
+    )
     servers = {int(row): group for row, group in served}
     elided = alignment.elided_before
     parts = []

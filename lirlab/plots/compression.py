@@ -67,7 +67,9 @@ def plot_cosine_histograms(
     return ax.figure
 
 
-def plot_residual_histogram(residuals: ResidualHistogram, dim: int | None = None, ax: Axes | None = None) -> Figure:
+def plot_residual_histogram(
+    residuals: ResidualHistogram, dim: int | None = None, ax: Axes | None = None
+) -> Figure:
     """One dimension's residual histogram with the codec's bucket cutoffs (vertical lines) and the
     values buckets decode to (triangles); a pooled histogram is drawn without them, since every
     dimension has its own cutoffs.
@@ -84,7 +86,9 @@ def plot_residual_histogram(residuals: ResidualHistogram, dim: int | None = None
     edges = np.append(bins.left.to_numpy(), bins.right.iloc[-1])
     ax.stairs(bins.share.to_numpy(), edges, fill=True, color="#9ecae1", label="residuals")
     if dim == -1:
-        ax.set_title(f"Residuals pooled over every dimension (nbits={residuals.nbits}; cutoffs differ per dimension)")
+        ax.set_title(
+            f"Residuals pooled over every dimension (nbits={residuals.nbits}; cutoffs differ per dimension)"
+        )
     else:
         buckets = residuals.buckets[residuals.buckets.dim == dim]
         cutoffs = buckets.upper.to_numpy()[:-1]
@@ -100,7 +104,9 @@ def plot_residual_histogram(residuals: ResidualHistogram, dim: int | None = None
             clip_on=False,
             label="decoded values (bucket weights)",
         )
-        ax.set_title(f"Residuals of dimension {dim} against the {len(buckets)} buckets (nbits={residuals.nbits})")
+        ax.set_title(
+            f"Residuals of dimension {dim} against the {len(buckets)} buckets (nbits={residuals.nbits})"
+        )
     ax.set_xlabel("residual (vector − centroid)")
     ax.set_ylabel("share of token vectors")
     ax.legend(frameon=False, fontsize="small")
@@ -115,7 +121,12 @@ def plot_score_errors(errors: pd.DataFrame, ax: Axes | None = None) -> Figure:
     ax = _axes(ax, (4.8, 4.4))
     for nbits, pairs in errors.groupby("nbits"):
         ax.scatter(
-            pairs.exact, pairs.compressed, s=12, alpha=0.6, color=nbits_color(int(nbits)), label=f"nbits={nbits}"
+            pairs.exact,
+            pairs.compressed,
+            s=12,
+            alpha=0.6,
+            color=nbits_color(int(nbits)),
+            label=f"nbits={nbits}",
         )
     low = float(min(errors.exact.min(), errors.compressed.min()))
     high = float(max(errors.exact.max(), errors.compressed.max()))

@@ -90,8 +90,14 @@ def plot_mask_assignment(weighting: MaskWeighting, ax: Axes | None = None) -> Fi
     n_masks = weighting.n_masks
     ax = _axes(ax, (6, max(3.0, 0.22 * n_masks + 1.5)))
     if n_masks == 0:
-        ax.text(0.5, 0.5, "no [MASK] tokens in this query\n(query augmentation off, or the query fills query_maxlen)",
-                ha="center", va="center", transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no [MASK] tokens in this query\n(query augmentation off, or the query fills query_maxlen)",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
         ax.set_axis_off()
         return ax.figure
     matrix = cosines.pivot(index="mask_position", columns="term_position", values="cosine")
@@ -105,9 +111,17 @@ def plot_mask_assignment(weighting: MaskWeighting, ax: Axes | None = None) -> Fi
         fontsize=7 if n_masks > 16 else 9,
     )
     assigned = weighting.assignments.set_index("position").term_position
-    ax.scatter([columns.index(assigned[p]) for p in matrix.index], range(len(matrix.index)),
-               s=40, facecolors="none", edgecolors="white", linewidths=1.5)
-    ax.set_title(f"[MASK] → nearest query token (matches in {weighting.documents.docno.iloc[0]})", fontsize=10)
+    ax.scatter(
+        [columns.index(assigned[p]) for p in matrix.index],
+        range(len(matrix.index)),
+        s=40,
+        facecolors="none",
+        edgecolors="white",
+        linewidths=1.5,
+    )
+    ax.set_title(
+        f"[MASK] → nearest query token (matches in {weighting.documents.docno.iloc[0]})", fontsize=10
+    )
     ax.figure.colorbar(image, ax=ax, label="cosine")
     return ax.figure
 
@@ -140,8 +154,15 @@ def plot_query_maxlen_curve(curve: pd.DataFrame, measure: str = "nDCG@10", ax: A
         ax.plot(used.query_maxlen, used[measure], "o-", color=color, label=label)
         dropped = setting[~setting.masks_used]
         if len(dropped):
-            ax.plot(dropped.query_maxlen, dropped[measure], "o", markerfacecolor="none", markersize=9,
-                    color=color, label=f"{label}, [MASK] rows dropped")
+            ax.plot(
+                dropped.query_maxlen,
+                dropped[measure],
+                "o",
+                markerfacecolor="none",
+                markersize=9,
+                color=color,
+                label=f"{label}, [MASK] rows dropped",
+            )
     unpadded = curve[curve.query_maxlen == 0]
     if len(unpadded):
         ax.axhline(unpadded[measure].iloc[0], linestyle=":", color="gray", label="no augmentation")

@@ -103,7 +103,9 @@ def plot_pareto(
         )
     if log_latency:
         ax.set_xscale("log")
-    ax.set_xlabel(f"{latency.removesuffix('_ms')} latency per query (ms)" if latency.endswith("_ms") else latency)
+    ax.set_xlabel(
+        f"{latency.removesuffix('_ms')} latency per query (ms)" if latency.endswith("_ms") else latency
+    )
     ax.set_ylabel(quality)
     ax.set_title("Latency against quality, one point per setting")
     ax.legend(frameon=False, fontsize="small")

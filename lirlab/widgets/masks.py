@@ -65,7 +65,9 @@ class MaskExplorer:
         The analysis behind what is shown.
     """
 
-    def __init__(self, encoder, index_or_docs, query: str | None = None, docno: str | None = None, top_k: int = 10):
+    def __init__(
+        self, encoder, index_or_docs, query: str | None = None, docno: str | None = None, top_k: int = 10
+    ):
         self.encoder = encoder
         self.index = as_index(index_or_docs, encoder)
         self.statistics = term_statistics(self.index)
@@ -74,7 +76,9 @@ class MaskExplorer:
         self.result: MaskWeighting | None = None
 
         self.query = widgets.Text(
-            placeholder="Type a query and press Enter", description="Query", continuous_update=False,
+            placeholder="Type a query and press Enter",
+            description="Query",
+            continuous_update=False,
             layout=widgets.Layout(width="60%"),
         )
         self.query.add_class("lirlab-query")
@@ -118,8 +122,10 @@ class MaskExplorer:
             return
         self.result = result
         self.plot.value = figure_png(plot_mask_overview(result))
-        self.table.value = result.terms[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS).to_html(
-            index=False, float_format="{:.3f}".format, border=0
+        self.table.value = (
+            result.terms[list(TABLE_COLUMNS)]
+            .rename(columns=TABLE_COLUMNS)
+            .to_html(index=False, float_format="{:.3f}".format, border=0)
         )
         self.message.value = html.escape(self._summary(result))
 

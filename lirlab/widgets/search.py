@@ -119,14 +119,16 @@ class SearchExplorer:
         self.heatmap.add_class("lirlab-heatmap")
         self.highlight = widgets.HTML()
         self.highlight.add_class("lirlab-highlight")
-        self.widget = widgets.VBox([
-            self.query,
-            self.message,
-            self.results,
-            widgets.HBox([self.hit, self.merge]),
-            self.heatmap,
-            self.highlight,
-        ])
+        self.widget = widgets.VBox(
+            [
+                self.query,
+                self.message,
+                self.results,
+                widgets.HBox([self.hit, self.merge]),
+                self.heatmap,
+                self.highlight,
+            ]
+        )
 
         self.query.observe(self._on_query, names="value")
         self.hit.observe(self._on_hit, names="value")

@@ -64,9 +64,13 @@ def _slider(param: Param, value, maximum=None) -> widgets.IntSlider | widgets.Fl
         "layout": widgets.Layout(width="32%"),
     }
     if param.type is int:
-        slider = widgets.IntSlider(min=int(param.low), max=int(param.high if param.high is not None else maximum), **common)
+        slider = widgets.IntSlider(
+            min=int(param.low), max=int(param.high if param.high is not None else maximum), **common
+        )
     else:
-        slider = widgets.FloatSlider(min=param.low, max=param.high, step=THRESHOLD_STEP, readout_format=".2f", **common)
+        slider = widgets.FloatSlider(
+            min=param.low, max=param.high, step=THRESHOLD_STEP, readout_format=".2f", **common
+        )
     slider.add_class(f"lirlab-knob-{param.name}")
     return slider
 
@@ -119,8 +123,12 @@ class SweepExplorer:
         self.history = pd.DataFrame()
 
         defaults = default_search_params(k)
-        self.n_probe = _slider(SEARCH_PARAMS["n_probe"], min(defaults["n_probe"], index.n_centroids), index.n_centroids)
-        self.ndocs = _slider(SEARCH_PARAMS["ndocs"], defaults["ndocs"], max(defaults["ndocs"], 4 * index.n_live))
+        self.n_probe = _slider(
+            SEARCH_PARAMS["n_probe"], min(defaults["n_probe"], index.n_centroids), index.n_centroids
+        )
+        self.ndocs = _slider(
+            SEARCH_PARAMS["ndocs"], defaults["ndocs"], max(defaults["ndocs"], 4 * index.n_live)
+        )
         self.centroid_score_threshold = _slider(
             SEARCH_PARAMS["centroid_score_threshold"], defaults["centroid_score_threshold"]
         )
@@ -135,12 +143,14 @@ class SweepExplorer:
         self.result.add_class("lirlab-sweep-result")
         self.plot = widgets.Image(format="png")
         self.plot.add_class("lirlab-sweep-plot")
-        self.widget = widgets.VBox([
-            widgets.HBox(list(self.sliders.values())),
-            self.message,
-            self.result,
-            self.plot,
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox(list(self.sliders.values())),
+                self.message,
+                self.result,
+                self.plot,
+            ]
+        )
         for slider in self.sliders.values():
             slider.observe(self._on_knob, names="value")
         self.update()
@@ -202,7 +212,9 @@ class SweepExplorer:
         if "nDCG@10" in row:
             cells.append(("nDCG@10", f"{row['nDCG@10']:.4f}"))
         cells.append((f"recall of the exhaustive top-{self.k}", f"{row[recall]:.4f}"))
-        body = "".join(f"<tr><th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>" for name, value in cells)
+        body = "".join(
+            f"<tr><th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>" for name, value in cells
+        )
         setting = ", ".join(f"{name}={row[name]:g}" for name in self.sliders)
         return (
             f'<table class="lirlab-sweep-table"><caption>{html.escape(setting)} '
