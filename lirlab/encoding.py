@@ -52,6 +52,10 @@ class Encoding:
         ``"query"`` or ``"document"``.
     mask_token_id : int
         Vocabulary id of ``[MASK]`` (query augmentation), or -1.
+    texts : tuple of str
+        The text of every item when known (queries keep theirs, so runs show what was asked), else ``()``.
+    exact : bool
+        Whether the vectors are as the encoder produced them (``False``: rebuilt by a compressed index).
     """
 
     ids: tuple[str, ...]
@@ -62,6 +66,8 @@ class Encoding:
     truncated: tuple[bool, ...] = ()
     kind: str = "document"
     mask_token_id: int = -1
+    texts: tuple[str, ...] = field(default=(), repr=False)
+    exact: bool = True
 
     def __post_init__(self):
         n = len(self.ids)
@@ -75,6 +81,8 @@ class Encoding:
             raise ValueError("offsets[-1] must equal the number of token rows")
         if not self.truncated:
             object.__setattr__(self, "truncated", (False,) * n)
+        if self.texts and len(self.texts) != n:
+            raise ValueError(f"texts must have one entry per item ({n}), got {len(self.texts)}")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -127,6 +135,8 @@ class Encoding:
             truncated=tuple(self.truncated[int(i)] for i in positions),
             kind=self.kind,
             mask_token_id=self.mask_token_id,
+            texts=tuple(self.texts[int(i)] for i in positions) if self.texts else (),
+            exact=self.exact,
         )
 
     def to(self, device: str | torch.device) -> Encoding:
@@ -139,6 +149,8 @@ class Encoding:
             truncated=self.truncated,
             kind=self.kind,
             mask_token_id=self.mask_token_id,
+            texts=self.texts,
+            exact=self.exact,
         )
 
     @staticmethod
@@ -157,6 +169,8 @@ class Encoding:
             truncated=tuple(t for p in parts for t in p.truncated),
             kind=first.kind,
             mask_token_id=first.mask_token_id,
+            texts=tuple(t for p in parts for t in p.texts) if all(p.texts for p in parts) else (),
+            exact=all(p.exact for p in parts),
         )
 
 

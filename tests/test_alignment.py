@@ -98,7 +98,8 @@ def test_align_hit_plaid_uses_decompressed_vectors(plaid, stanford):
     for hit in run.itertuples():
         alignment = align_hit(plaid, QUERY, hit.docno)
         assert alignment.score == pytest.approx(hit.score, abs=1e-4)
-        vectors, token_ids = plaid.decompressed(plaid.docnos.index(hit.docno))
+        _doc = plaid.document(hit.docno)
+        vectors, token_ids = _doc.vectors, _doc.token_ids
         sims = direct(queries.vectors_of(0), vectors)
         np.testing.assert_allclose(alignment.similarity, sims, atol=1e-5)
         np.testing.assert_array_equal(alignment.best_doc_token, sims.argmax(axis=1))
@@ -118,7 +119,7 @@ def test_reconstruction_cosine_is_one_for_flat_and_below_one_for_1bit_plaid(flat
     np.testing.assert_allclose(exact.reconstruction_cosine, 1.0, atol=1e-4)
 
     compressed = align_hit(plaid, QUERY, docno, document_text=texts[docno])
-    stored, _ = plaid.decompressed(plaid.docnos.index(docno))
+    stored = plaid.document(docno).vectors
     fresh = stanford.encode_documents([texts[docno]], progress=False).vectors_of(0)
     expected = [
         float(np.dot(s, f) / np.linalg.norm(s) / np.linalg.norm(f))

@@ -44,7 +44,7 @@ def test_k_larger_than_corpus_returns_everything_and_says_so(docs, queries):
     with pytest.warns(FewerResultsWarning, match="fewer than k=50"):
         run = FlatIndex(docs).search(queries, k=50)
     assert len(run) == 2 * len(docs)
-    with pytest.raises(ValueError, match="k must be a positive whole number"):
+    with pytest.raises(ValueError, match="k must be"):
         FlatIndex(docs).search(queries, k=0)
 
 

@@ -211,7 +211,7 @@ def test_idf_column_comes_from_the_corpus(stanford, index):
 def test_plaid_index_documents_are_decompressed_for_the_weighting(stanford, index):
     plaid = PlaidIndex.from_encoding(index.docs, nbits=4, n_centroids=8)
     weighting = mask_weighting(stanford, QUERY, plaid, docno="volcano-03")
-    vectors, _ = plaid.decompressed(plaid.docnos.index("volcano-03"))
+    vectors = plaid.document("volcano-03").vectors
     assert weighting.score == pytest.approx(
         hand_maxsim(stanford.encode_queries([QUERY]).vectors_of(0), vectors), abs=1e-4
     )

@@ -137,7 +137,7 @@ def test_small_sample_caps_centroids_and_keeps_every_document(docs):
     assert sample_cfg["sample_documents"] == 10
     assert index.n_centroids <= sample_cfg["training_vectors"] < 10 * 40
     assert index.docnos == docs.ids and torch.equal(index.token_ids.long(), docs.token_ids)
-    restored = index.reconstruct()
+    restored = index.documents()
     assert float((restored.vectors * docs.vectors).sum(dim=1).mean()) > 0.8
 
 
@@ -200,7 +200,7 @@ def test_stage4_scores_equal_exact_maxsim_of_decompressed(index, queries):
     got = index.exact_scores(queries, positions)
     for qi in range(len(queries)):
         for j, p in enumerate(positions):
-            vectors, token_ids = index.decompressed(p)
+            vectors, token_ids = index.documents([p]).vectors, index.documents([p]).token_ids
             assert torch.equal(
                 token_ids, index.token_ids[index.doc_offsets[p] : index.doc_offsets[p + 1]].long()
             )
@@ -214,7 +214,7 @@ def test_stage4_scores_equal_exact_maxsim_of_decompressed(index, queries):
 
 
 def test_exhaustive_settings_rank_like_flat_over_decompressed(index, queries):
-    flat = FlatIndex(index.reconstruct())
+    flat = FlatIndex(index.documents())
     exhaustive = dict(n_probe=index.n_centroids, centroid_score_threshold=-1.0, ndocs=4 * len(index))
     ours, reference = run_of(index, queries, k=20, **exhaustive), run_of(flat, queries, k=20)
     assert ours.docno.tolist() == reference.docno.tolist()
@@ -275,7 +275,7 @@ def test_documents_without_tokens_are_reachable(docs, queries):
     assert run.groupby("qid").size().tolist() == [302] * len(queries)
     tail = run[run.docno.isin(["e0", "e1"])]
     assert len(tail) == 2 * len(queries) and (tail.score == 0).all()
-    assert index.decompressed(301)[0].shape == (0, DIM)
+    assert index.documents([301]).vectors.shape == (0, DIM)
 
 
 @pytest.mark.parametrize(("ndocs", "k", "pruned_keep", "exact_keep"), [(40, 3, 40, 10), (4, 5, 5, 5)])
@@ -375,7 +375,7 @@ def test_save_load_round_trip(index, queries, tmp_path):
         loaded = PlaidIndex.load(folder, mmap=mmap)
         assert loaded.docnos == index.docnos and loaded.vocab == index.vocab
         assert run_of(loaded, queries).equals(expected)
-    assert torch.equal(loaded.decompressed(5)[0], index.decompressed(5)[0])
+    assert torch.equal(loaded.documents([5]).vectors, index.documents([5]).vectors)
 
 
 def test_failed_save_leaves_the_old_index(index, docs, queries, tmp_path, monkeypatch):
@@ -514,7 +514,7 @@ def test_delete_and_compact(docs, queries):
     assert index.compact() == len(victims)
     assert len(index) == index.n_live == 300 - len(victims) and index.n_tokens < int(docs.offsets[-1])
     assert run_of(index, queries, k=10).equals(after)
-    assert index.reconstruct().ids == tuple(d for d in docs.ids if d not in victims)
+    assert index.documents().ids == tuple(d for d in docs.ids if d not in victims)
 
 
 # ---------------------------------------------------------------- build through an encoder
@@ -546,7 +546,7 @@ def test_build_encodes_every_document_once(tmp_path):
     assert encoder.calls == math.ceil(25 / 20) + math.ceil(95 / 20)
     assert index.docnos == encoder.corpus.ids  # input order, although the sample came first
     assert torch.equal(index.token_ids.long(), encoder.corpus.token_ids)
-    cosine = (index.reconstruct().vectors * encoder.corpus.vectors).sum(dim=1)
+    cosine = (index.documents().vectors * encoder.corpus.vectors).sum(dim=1)
     assert float(cosine.mean()) > 0.9
     assert index.model == {"name": "counting-fake", "dim": DIM}
     # text add goes through the same encoder, once per new document

@@ -93,7 +93,7 @@ def test_decompression_matches_colbert_ai_bit_order(stanford_index):
     assert index.docnos[:3] == ("0", "1", "2") and len(index) == 60
     packed = torch.cat([torch.load(folder / f"{n}.residuals.pt", weights_only=True) for n in (0, 1)])
     expected = colbert_ai_decompress(centroids, buckets, codes, packed)
-    got = index.reconstruct().vectors
+    got = index.documents().vectors
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
@@ -104,7 +104,7 @@ def test_search_equals_an_index_built_from_the_same_codes(stanford_index):
     queries = Encoding(**{**queries.__dict__, "kind": "query", "ids": ("a", "b", "c", "d")})
     run = index.search(queries, k=5, n_probe=2)
     assert run.docno.str.startswith("doc").all() and len(run) == 20
-    exact = index.reconstruct()
+    exact = index.documents()
     for qid, group in run.groupby("qid"):
         q = queries.vectors_of(queries.ids.index(qid))
         expected = [float((q @ exact.vectors_of(int(d[3:])).T).max(dim=1).values.sum()) for d in group.docno]

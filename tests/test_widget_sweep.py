@@ -118,7 +118,7 @@ def test_errors_are_shown_as_messages(index, queries, monkeypatch):
 def test_bad_arguments_are_value_errors(index, queries):
     with pytest.raises(ValueError, match="needs a PlaidIndex"):
         SweepExplorer("index", queries)
-    with pytest.raises(ValueError, match="k must be a positive whole number"):
+    with pytest.raises(ValueError, match="k must be"):
         SweepExplorer(index, queries, k=0)
     with pytest.raises(ValueError, match="no encoder"):
         SweepExplorer(index, ["a text query"])

@@ -1,69 +1,520 @@
-"""What every index shares: turning queries into a run DataFrame."""
+"""The retriever protocol: what every index kind offers, so that nothing above ``lirlab/index/`` asks
+which kind it holds.
+
+An index kind subclasses :class:`Index` and declares, as class attributes, its ``KIND`` (the short name
+sweeps and figures use), its artifact ``TYPE``, its search knobs (``SEARCH_PARAMS``) and build knobs
+(``BUILD_PARAMS``) as :class:`~lirlab.params.Param` declarations, the ``STAGES`` its search is timed in,
+and whether :meth:`Index.documents` returns the exact vectors (``EXACT``) or a reconstruction. It then
+implements five methods: ``dim``, :meth:`Index.documents`, :meth:`Index.to`, ``_search`` (the stages,
+timed with the :class:`StageTimer` it is given) and ``save``/``load``; :meth:`Index.from_encoding`
+builds it from encoded documents. Everything else — validating ``k`` and the knobs, turning hits into
+the run DataFrame, stage timings, ids and positions, the encoder check — is shared here.
+
+Examples
+--------
+A complete index kind in a few lines: exact MaxSim, one stage.
+
+>>> import torch
+>>> from lirlab.encoding import Encoding
+>>> from lirlab.maxsim import maxsim_pair
+>>> class Tiny(Index):
+...     KIND, TYPE, STAGES = "tiny", "example.tiny", ("scoring",)
+...     def __init__(self, docs):
+...         super().__init__(docs.ids)
+...         self.docs = docs
+...     @property
+...     def dim(self):
+...         return self.docs.dim
+...     def documents(self, positions=None):
+...         return self.docs.select(self.positions_or_live(positions).tolist())
+...     def to(self, device):
+...         return self
+...     def _search(self, queries, k, knobs, timer):
+...         timer.start()
+...         scores = torch.stack([torch.stack([maxsim_pair(queries.vectors_of(q), self.docs.vectors_of(d))
+...                                            for d in range(len(self))]) for q in range(len(queries))])
+...         top = scores.topk(min(k, len(self)), dim=1)
+...         timer.lap("scoring")
+...         return list(zip(top.indices, top.values))
+>>> docs = Encoding(ids=("a", "b"), vectors=torch.eye(2), token_ids=torch.tensor([0, 1]),
+...                 offsets=torch.tensor([0, 1, 2]), vocab=("x", "y"))
+>>> index = Tiny(docs)
+>>> index.search(docs.select([1]), k=2)[["docno", "rank"]].values.tolist()
+[['b', 1], ['a', 2]]
+>>> index.position("b"), index.live_positions().tolist(), index.documents([1]).ids
+(1, [0, 1], ('b',))
+>>> index.search(docs.select([1]), k=2, n_probe=2)
+Traceback (most recent call last):
+...
+lirlab.index.base.UnknownKnobError: a tiny index takes no search knobs, got 'n_probe'
+>>> sorted(index.search_timed(docs.select([1]), k=1)[1])
+['scoring']
+"""
 
 from __future__ import annotations
 
+import json
+import time
 import warnings
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pandas as pd
 import torch
 
+from lirlab import params
 from lirlab.data import Query, as_queries
 from lirlab.encoding import Encoding
+from lirlab.params import Param
 from lirlab.results import run_frame
+
+#: ``k``, declared once for every index kind.
+K_PARAM = Param("k", int, 10, "Results per query.", low=1, high=2**31 - 1, aliases="PyTerrier num_results")
+
+#: Cosine between the probe vectors an index was built with and those of the encoder searching it below
+#: which :class:`EncoderMismatchWarning` is raised.
+FINGERPRINT_MIN_COSINE = 0.99
+
+#: Text the encoder fingerprint is computed from (a query, so it is short and cheap).
+FINGERPRINT_TEXT = "lirlab encoder fingerprint: what do bees eat in winter"
+
+#: Registered index kinds by artifact type, for :func:`load_index`.
+KINDS: dict[str, type[Index]] = {}
 
 
 class FewerResultsWarning(UserWarning):
     """A search returned fewer than ``k`` results for some queries."""
 
 
+class EncoderMismatchWarning(UserWarning):
+    """The encoder searching an index is not the one that built it (same dimension, other vectors)."""
+
+
+class UnknownKnobError(ValueError):
+    """A search or build knob that the index kind does not take."""
+
+
+class StageTimer:
+    """Adds wall-clock seconds per named stage; synchronizes CUDA before each clock read.
+
+    >>> timer = StageTimer(("a", "b"))
+    >>> timer.start(); timer.lap("a"); timer.lap("b")
+    >>> sorted(timer.totals), all(v >= 0 for v in timer.totals.values())
+    (['a', 'b'], True)
+    >>> StageTimer(("a",)).lap("c")
+    Traceback (most recent call last):
+    ...
+    KeyError: "stage 'c' is not one of a"
+    """
+
+    def __init__(self, stages: Sequence[str], enabled: bool = True, device: str | torch.device = "cpu"):
+        self.enabled = enabled
+        self.cuda = torch.device(device).type == "cuda"
+        self.totals = dict.fromkeys(stages, 0.0)
+        self.last = 0.0
+
+    def _now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def start(self) -> None:
+        if self.enabled:
+            self.last = self._now()
+
+    def lap(self, stage: str) -> None:
+        if stage not in self.totals:
+            raise KeyError(f"stage {stage!r} is not one of {', '.join(self.totals)}")
+        if self.enabled:
+            now = self._now()
+            self.totals[stage] += now - self.last
+            self.last = now
+
+
+def encoder_fingerprint(encoder) -> list[list[float]] | None:
+    """Vectors of a fixed probe query under ``encoder``: compared by cosine, so hardware noise is harmless.
+
+    Cached on the encoder object (it does not change after loading); ``None`` for an object that cannot
+    encode queries.
+    """
+    if not callable(getattr(encoder, "encode_queries", None)):
+        return None
+    cached = getattr(encoder, "_lirlab_fingerprint", None)
+    if cached is None:
+        vectors = encoder.encode_queries([FINGERPRINT_TEXT]).vectors.float().cpu()
+        cached = [[round(float(x), 5) for x in row] for row in vectors[:8]]
+        try:
+            encoder._lirlab_fingerprint = cached
+        except AttributeError:
+            pass
+    return cached
+
+
+def describe_encoder(encoder) -> dict[str, Any]:
+    """What an index records about the encoder that built it: its settings and its fingerprint."""
+    if encoder is None:
+        return {}
+    fingerprint = encoder_fingerprint(encoder)
+    return {**encoder.describe(), **({"fingerprint": fingerprint} if fingerprint else {})}
+
+
+def fingerprints_match(stored: Sequence[Sequence[float]], current: Sequence[Sequence[float]]) -> bool:
+    """Whether two fingerprints come from the same encoder (row-wise cosine at least
+    :data:`FINGERPRINT_MIN_COSINE`).
+
+    >>> fingerprints_match([[1.0, 0.0]], [[0.999, 0.01]]), fingerprints_match([[1.0, 0.0]], [[0.0, 1.0]])
+    (True, False)
+    """
+    if len(stored) != len(current) or any(len(a) != len(b) for a, b in zip(stored, current)):
+        return False
+    a, b = torch.tensor(stored, dtype=torch.float64), torch.tensor(current, dtype=torch.float64)
+    cosines = torch.nn.functional.cosine_similarity(a, b, dim=1)
+    return bool((cosines >= FINGERPRINT_MIN_COSINE).all())
+
+
+def knob_names(declared: Mapping[str, Param]) -> str:
+    return ", ".join(declared) if declared else "none"
+
+
 class Index:
-    """Base class: subclasses implement :meth:`search_encoded` over their own storage.
+    """What every index kind offers; subclasses declare their knobs and stages and implement the search.
 
     Attributes
     ----------
+    KIND : str
+        Short name of the kind (``"flat"``, ``"plaid"``...): the ``method`` column of sweeps.
+    TYPE : str
+        Artifact type written in ``metadata.json``; :func:`load_index` opens a folder by it.
+    SEARCH_PARAMS, BUILD_PARAMS : dict of str to Param
+        The knobs :meth:`search_encoded` and :meth:`from_encoding` take (``k`` aside).
+    STAGES : tuple of str
+        Names of the timed stages of a search, in pipeline order.
+    EXACT : bool
+        Whether :meth:`documents` returns the vectors as encoded (``False``: a reconstruction).
     docnos : tuple of str
-        Document ids, by internal position.
+        Document ids by internal position.
     encoder : lirlab.encoder.ColBERT or None
-        Used to encode text queries; pass ``encoder=`` when loading an index to search with text.
+        Encodes text queries; pass ``encoder=`` when loading an index to search with text.
+    model : dict
+        Description of the encoder that built the index (:func:`describe_encoder`).
+    last_timings : dict or None
+        Seconds per stage of the last search run with ``record_timings=True`` (or ``timings=``).
     """
 
-    docnos: tuple[str, ...]
-    encoder: Any = None
+    KIND: ClassVar[str] = "index"
+    TYPE: ClassVar[str] = ""
+    FORMAT_VERSION: ClassVar[int] = 1
+    SEARCH_PARAMS: ClassVar[dict[str, Param]] = {}
+    BUILD_PARAMS: ClassVar[dict[str, Param]] = {}
+    STAGES: ClassVar[tuple[str, ...]] = ("search",)
+    EXACT: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.TYPE:
+            KINDS[cls.TYPE] = cls
+
+    def __init__(self, docnos: Sequence[str], encoder=None, model: dict[str, Any] | None = None):
+        self.docnos = tuple(docnos)
+        self.encoder = encoder
+        self.model = dict(model) if model is not None else describe_encoder(encoder)
+        self.last_timings: dict[str, float] | None = None
+        self._positions: dict[str, int] | None = None
+        self._encoder_checked: Any = None
+
+    # ------------------------------------------------------------------ what callers ask
+
+    @property
+    def dim(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
 
     def __len__(self) -> int:
         return len(self.docnos)
 
-    def search_encoded(
-        self, queries: Encoding, k: int = 10, **knobs
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per query, ``(document positions, scores)`` best first."""
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} documents, dim={self.dim})"
+
+    def position(self, docno: str) -> int:
+        """Internal position of ``docno``; ``KeyError`` naming it when the index does not hold it."""
+        if self._positions is None:
+            self._positions = {d: i for i, d in enumerate(self.docnos)}
+        try:
+            return self._positions[docno]
+        except (KeyError, TypeError):
+            raise KeyError(f"the index holds no document {docno!r}") from None
+
+    def live_positions(self) -> torch.Tensor:
+        """Positions of the documents a search can return (all, unless the kind supports deletion)."""
+        return torch.arange(len(self))
+
+    def is_live(self, position: int) -> bool:
+        return 0 <= position < len(self)
+
+    def positions_or_live(self, positions: Sequence[int] | torch.Tensor | None) -> torch.Tensor:
+        """``positions`` checked to lie inside the index, or every live position when ``None``."""
+        if positions is None:
+            return self.live_positions()
+        positions = torch.as_tensor(positions, dtype=torch.long).flatten()
+        if positions.numel() and (int(positions.min()) < 0 or int(positions.max()) >= len(self)):
+            raise ValueError(f"document positions must lie in 0..{len(self) - 1}")
+        return positions
+
+    def documents(self, positions: Sequence[int] | torch.Tensor | None = None) -> Encoding:
+        """The token vectors of the documents at ``positions`` (default: every live one).
+
+        ``Encoding.exact`` says whether they are the encoded vectors or a reconstruction (a compressed
+        index rebuilds them from its codes).
+        """
         raise NotImplementedError
 
+    def document(self, docno: str) -> Encoding:
+        """:meth:`documents` of one document, by id."""
+        return self.documents([self.position(docno)])
+
+    def to(self, device: str | torch.device) -> Index:
+        """The same index searched on ``device`` (``self`` when already there)."""
+        raise NotImplementedError
+
+    def size_bytes(self) -> int:
+        """Bytes of the arrays the index keeps for search (what its folder costs, metadata aside)."""
+        return 0
+
+    def n_vectors(self) -> int:
+        """Token vectors the index stores."""
+        return int(self.documents().vectors.shape[0])
+
+    def describe(self) -> dict[str, Any]:
+        """The self-describing part of the artifact: kind, type, counts, settings, model."""
+        vectors = self.n_vectors()
+        size = self.size_bytes()
+        return {
+            "kind": self.KIND,
+            "type": self.TYPE,
+            "documents": len(self),
+            "live_documents": int(self.live_positions().numel()),
+            "vectors": vectors,
+            "dim": self.dim,
+            "exact": self.EXACT,
+            "size_bytes": size,
+            "bytes_per_vector": size / vectors if vectors else 0.0,
+            "config": self.config() if hasattr(self, "config") and callable(self.config) else {},
+            "model": {k: v for k, v in self.model.items() if k != "fingerprint"},
+        }
+
+    # ------------------------------------------------------------------ knobs
+
+    @classmethod
+    def default_knobs(cls, k: int) -> dict[str, Any]:
+        """Values of the knobs whose declared default is ``None`` ("derived from ``k``")."""
+        return {}
+
+    @classmethod
+    def resolve_knobs(cls, k: int, knobs: Mapping[str, Any]) -> dict[str, Any]:
+        """``k`` and ``knobs`` checked against the declarations, unset knobs filled in.
+
+        Raises
+        ------
+        UnknownKnobError
+            Naming the kind and the knobs it takes.
+        """
+        k = K_PARAM.validate(k)
+        unknown = sorted(set(knobs) - set(cls.SEARCH_PARAMS))
+        if unknown:
+            takes = (
+                f"takes {knob_names(cls.SEARCH_PARAMS)}" if cls.SEARCH_PARAMS else "takes no search knobs"
+            )
+            raise UnknownKnobError(f"a {cls.KIND} index {takes}, got {unknown[0]!r}")
+        values = params.validate(cls.SEARCH_PARAMS, knobs)
+        defaults = cls.default_knobs(k)
+        return {name: defaults.get(name) if value is None else value for name, value in values.items()}
+
+    @classmethod
+    def resolve_build_knobs(cls, knobs: Mapping[str, Any]) -> dict[str, Any]:
+        """Build knobs checked against :attr:`BUILD_PARAMS` (unset ones keep their declared default)."""
+        unknown = sorted(set(knobs) - set(cls.BUILD_PARAMS))
+        if unknown:
+            takes = f"takes {knob_names(cls.BUILD_PARAMS)}" if cls.BUILD_PARAMS else "takes no build knobs"
+            raise UnknownKnobError(f"building a {cls.KIND} index {takes}, got {unknown[0]!r}")
+        return params.validate(cls.BUILD_PARAMS, knobs)
+
+    # ------------------------------------------------------------------ building and persistence
+
+    @classmethod
+    def from_encoding(
+        cls, docs: Encoding, *, encoder=None, model=None, device=None, progress: bool = False, **build
+    ) -> Index:
+        """Build the index from encoded documents; ``build`` holds :attr:`BUILD_PARAMS` knobs."""
+        raise NotImplementedError(f"a {cls.KIND} index cannot be built from an Encoding")
+
+    def save(self, path, overwrite: bool = False) -> None:
+        raise NotImplementedError(f"a {self.KIND} index cannot be saved")
+
+    @classmethod
+    def load(cls, path, encoder=None, device=None, verify: bool = True) -> Index:
+        raise NotImplementedError(f"a {cls.KIND} index cannot be loaded")
+
+    # ------------------------------------------------------------------ search
+
+    def _search(
+        self, queries: Encoding, k: int, knobs: dict[str, Any], timer: StageTimer
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per query, ``(document positions, scores)`` best first; laps ``timer`` at each stage."""
+        raise NotImplementedError
+
+    #: Queries searched together by :meth:`search_encoded` (a kind may search a batch at once).
+    query_batch: int = 32
+
+    def search_encoded(
+        self,
+        queries: Encoding,
+        k: int = 10,
+        *,
+        timings: dict | list | None = None,
+        record_timings: bool = False,
+        progress: bool = False,
+        **knobs,
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per query, ``(document positions, scores)`` best first.
+
+        Parameters
+        ----------
+        queries : Encoding
+            Encoded queries of this index's dimension.
+        k : int
+            Results per query; fewer only when the index holds fewer live documents.
+        timings : dict or list, optional
+            Receives seconds per stage (:attr:`STAGES`): a dict is added to in place, a list gets one
+            dict appended. With ``record_timings=True`` they are also left in :attr:`last_timings`.
+        progress : bool
+            Show a progress bar over query batches.
+        **knobs
+            The kind's :attr:`SEARCH_PARAMS`; unset ones follow :meth:`default_knobs`.
+        """
+        from tqdm.auto import tqdm
+
+        settings = self.resolve_knobs(k, knobs)
+        if not isinstance(queries, Encoding):
+            raise ValueError(f"queries must be an encoded Encoding, got {type(queries).__name__}")
+        if len(queries) and queries.dim != self.dim:
+            raise ValueError(f"query vectors have dim {queries.dim}, the index has dim {self.dim}")
+        timer = StageTimer(self.STAGES, timings is not None or record_timings, self.device)
+        batch = max(1, self.batch_size_for(queries))
+        hits: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for start in tqdm(range(0, len(queries), batch), desc="search", unit="batch", disable=not progress):
+            chunk = queries if batch >= len(queries) else queries.select(range(start, min(start + batch, len(queries))))
+            hits.extend(self._search(chunk, k, settings, timer))
+        if timer.enabled:
+            self.last_timings = dict(timer.totals)
+            if isinstance(timings, dict):
+                for stage, seconds in timer.totals.items():
+                    timings[stage] = timings.get(stage, 0.0) + seconds
+            elif isinstance(timings, list):
+                timings.append(dict(timer.totals))
+        return hits
+
+    def batch_size_for(self, queries: Encoding) -> int:
+        """Queries searched in one ``_search`` call (a kind bounds it by the memory a batch needs)."""
+        return self.query_batch
+
+    def search_timed(self, queries: Encoding, k: int = 10, **knobs) -> tuple[list, dict[str, float]]:
+        """:meth:`search_encoded` and the seconds each stage took."""
+        timings: dict[str, float] = {}
+        hits = self.search_encoded(queries, k, timings=timings, **knobs)
+        return hits, timings
+
     def encode_queries(self, queries) -> tuple[list[Query], Encoding]:
+        """Query records and their encoding (an :class:`Encoding` is used as it is, its ids as texts
+        unless it carries texts)."""
         if isinstance(queries, Encoding):
-            return [Query(q, q) for q in queries.ids], queries
+            texts = queries.texts or queries.ids
+            return [Query(q, t) for q, t in zip(queries.ids, texts)], queries
         records = as_queries(queries)
         if self.encoder is None:
             raise ValueError("this index has no encoder: load it with encoder=... or pass encoded queries")
-        return records, self.encoder.encode_queries(records)
+        self.check_encoder()
+        encoded = self.encoder.encode_queries(records)
+        return records, replace(encoded, texts=tuple(q.text for q in records))
 
-    def search(self, queries, k: int = 10, **knobs) -> pd.DataFrame:
+    def check_encoder(self) -> None:
+        """Warn once per encoder when it is not the one that built the index."""
+        if self.encoder is None or self._encoder_checked is self.encoder:
+            return
+        self._encoder_checked = self.encoder
+        stored = self.model.get("fingerprint")
+        if not stored:
+            return
+        current = encoder_fingerprint(self.encoder)
+        if current and not fingerprints_match(stored, current):
+            warnings.warn(
+                f"this index was built with {self.model.get('name')!r} but is searched with "
+                f"{getattr(self.encoder, 'name', '?')!r}, whose vectors differ: scores will be meaningless; "
+                "load the index with the encoder that built it",
+                EncoderMismatchWarning,
+                stacklevel=4,
+            )
+
+    def search(
+        self, queries, k: int = 10, *, timings=None, record_timings=False, progress=False, **knobs
+    ) -> pd.DataFrame:
         """Search text queries (or an :class:`Encoding`); returns ``qid, query, docno, score, rank``.
 
-        When the index holds fewer than ``k`` documents, or a query reaches fewer, every available
-        result is returned and a :class:`FewerResultsWarning` says so.
+        Takes the keywords of :meth:`search_encoded`. When the index holds fewer than ``k`` documents,
+        or a query reaches fewer, every available result is returned and a :class:`FewerResultsWarning`
+        says so.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive whole number, got {k!r}")
+        k = K_PARAM.validate(k)
+        self.resolve_knobs(k, knobs)
         records, encoded = self.encode_queries(queries)
-        hits = self.search_encoded(encoded, k=k, **knobs)
+        hits = self.search_encoded(
+            encoded, k=k, timings=timings, record_timings=record_timings, progress=progress, **knobs
+        )
         short = [q.qid for q, (positions, _) in zip(records, hits) if len(positions) < k]
         if short:
             warnings.warn(
                 f"{len(short)} of {len(records)} queries got fewer than k={k} results "
-                f"(index holds {len(self)} documents); first: {short[0]!r}",
+                f"(index holds {int(self.live_positions().numel())} documents); first: {short[0]!r}",
                 FewerResultsWarning,
                 stacklevel=2,
             )
         return run_frame([q.qid for q in records], [q.text for q in records], hits, self.docnos)
+
+
+def index_kind(name_or_type: str) -> type[Index]:
+    """The index class registered under a ``KIND`` (``"plaid"``) or artifact ``TYPE`` (``"lirlab.plaid"``)."""
+    import lirlab.index  # noqa: F401  (registers the built-in kinds)
+
+    if name_or_type in KINDS:
+        return KINDS[name_or_type]
+    for cls in KINDS.values():
+        if cls.KIND == name_or_type:
+            return cls
+    kinds = sorted({cls.KIND for cls in KINDS.values()})
+    raise ValueError(f"unknown index kind {name_or_type!r}; known: {', '.join(kinds)}")
+
+
+def load_index(path, encoder=None, device=None, verify: bool = True, **kwargs) -> Index:
+    """Open any lirlab index folder by the type its metadata records; callers never branch on class."""
+    return index_kind(artifact_type(path)).load(path, encoder=encoder, device=device, verify=verify, **kwargs)
+
+
+def artifact_type(path) -> str:
+    """The ``type`` recorded by the artifact folder at ``path``."""
+    from lirlab import storage
+
+    if hasattr(storage, "peek_type"):
+        return storage.peek_type(path)
+    meta = Path(path) / storage.METADATA
+    try:
+        kind = json.loads(meta.read_text(encoding="utf-8")).get("type")
+    except (OSError, ValueError, AttributeError):
+        raise storage.ArtifactError(f"{path}: not a lirlab index folder (no readable {storage.METADATA})") from None
+    if not isinstance(kind, str):
+        raise storage.ArtifactError(f"{meta}: records no index type")
+    return kind
+

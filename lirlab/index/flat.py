@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from lirlab.data import as_documents
 from lirlab.encoding import Encoding
-from lirlab.index.base import Index
+from lirlab.index.base import Index, StageTimer
 from lirlab.maxsim import LengthGroupedDocs, pad_queries
 from lirlab.storage import ArtifactWriter, read_artifact
 
@@ -48,8 +48,10 @@ class FlatIndex(Index):
         Description of the model that encoded ``docs`` (saved with the index).
     """
 
+    KIND = "flat"
     TYPE = "lirlab.flat"
     FORMAT_VERSION = 1
+    STAGES = ("exact_maxsim", "top_k")
 
     def __init__(
         self,
@@ -60,10 +62,10 @@ class FlatIndex(Index):
         model: dict[str, Any] | None = None,
         query_batch: int = 32,
     ):
+        if not isinstance(docs, Encoding):
+            raise ValueError(f"a flat index needs an Encoding of documents, got {type(docs).__name__}")
+        super().__init__(docs.ids, encoder=encoder, model=model)
         self.docs = docs
-        self.docnos = docs.ids
-        self.encoder = encoder
-        self.model = model if model is not None else (encoder.describe() if encoder is not None else {})
         self.query_batch = query_batch
         self.scorer = LengthGroupedDocs(docs.vectors, docs.lengths, device=device, dtype=dtype)
 
@@ -73,37 +75,56 @@ class FlatIndex(Index):
         encoded = encoder.encode_documents(as_documents(docs), batch_size=batch_size, progress=progress)
         return cls(encoded, encoder=encoder, **kwargs)
 
+    @classmethod
+    def from_encoding(
+        cls, docs: Encoding, *, encoder=None, model=None, device=None, progress: bool = False, **build
+    ) -> FlatIndex:
+        cls.resolve_build_knobs(build)
+        return cls(docs, encoder=encoder, model=model, device=device)
+
+    @property
+    def dim(self) -> int:
+        return self.docs.dim
+
+    @property
+    def device(self) -> torch.device:
+        return self.scorer.device
+
+    def documents(self, positions=None) -> Encoding:
+        return self.docs.select(self.positions_or_live(positions).tolist())
+
+    def n_vectors(self) -> int:
+        return int(self.docs.vectors.shape[0])
+
+    def size_bytes(self) -> int:
+        return int(self.docs.vectors.numel()) * 4 + int(self.docs.token_ids.numel()) * 4
+
+    def to(self, device: str | torch.device) -> FlatIndex:
+        if torch.device(device) == self.device:
+            return self
+        return FlatIndex(self.docs, encoder=self.encoder, device=device, model=self.model, query_batch=self.query_batch)
+
     def scores(self, queries: Encoding) -> torch.Tensor:
         """Exact MaxSim of every query against every document, ``[n_queries, n_docs]``."""
+        if not len(queries):
+            return torch.zeros(0, len(self.docnos))
         padded = pad_queries(queries)
-        return (
-            torch.cat(
-                [
-                    self.scorer.score(padded[i : i + self.query_batch])
-                    for i in range(0, len(queries), self.query_batch)
-                ]
-            )
-            if len(queries)
-            else torch.zeros(0, len(self.docnos))
+        return torch.cat(
+            [self.scorer.score(padded[i : i + self.query_batch]) for i in range(0, len(queries), self.query_batch)]
         )
 
-    def search_encoded(
-        self, queries: Encoding, k: int = 10, progress: bool = False
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        hits = []
-        k = min(k, len(self.docnos))
-        batches = range(0, len(queries), self.query_batch)
-        for start in tqdm(batches, desc="search", unit="batch", disable=not progress):
-            scores = self.scorer.score(
-                pad_queries(queries.select(range(start, min(start + self.query_batch, len(queries)))))
-            )
-            top_scores, top_positions = scores.topk(k, dim=1)
-            hits.extend(zip(top_positions.cpu(), top_scores.cpu()))
+    def _search(self, queries: Encoding, k: int, knobs: dict, timer: StageTimer):
+        timer.start()
+        scores = self.scorer.score(pad_queries(queries))
+        timer.lap("exact_maxsim")
+        top_scores, top_positions = scores.topk(min(k, len(self.docnos)), dim=1)
+        hits = list(zip(top_positions.cpu(), top_scores.cpu()))
+        timer.lap("top_k")
         return hits
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
         """Write the index folder atomically (vectors as float32 ``.npy``)."""
-        with ArtifactWriter(path, self.TYPE, self.FORMAT_VERSION) as w:
+        with ArtifactWriter(path, self.TYPE, self.FORMAT_VERSION, **({"overwrite": True} if overwrite else {})) as w:
             w.save_array("vectors", self.docs.vectors.float().cpu().numpy())
             w.save_array("token_ids", self.docs.token_ids.cpu().numpy().astype(np.int32))
             w.save_array("offsets", self.docs.offsets.cpu().numpy().astype(np.int64))
@@ -114,12 +135,11 @@ class FlatIndex(Index):
                 model=self.model,
                 counts={"documents": len(self.docnos), "tokens": int(self.docs.vectors.shape[0])},
                 config={"dim": self.docs.dim, "mask_token_id": self.docs.mask_token_id},
+                describe=self.describe(),
             )
 
     @classmethod
-    def load(
-        cls, path: str | os.PathLike, encoder=None, device=None, dtype=None, verify: bool = True
-    ) -> FlatIndex:
+    def load(cls, path: str | os.PathLike, encoder=None, device=None, verify: bool = True, dtype=None) -> FlatIndex:
         """Open an index folder written by :meth:`save`; errors name the missing or damaged file."""
         art = read_artifact(path, cls.TYPE, cls.FORMAT_VERSION, verify=verify)
         docs = Encoding(

@@ -69,7 +69,7 @@ from tqdm.auto import tqdm
 from lirlab import params
 from lirlab.data import as_documents, check_unique
 from lirlab.encoding import Encoding, offsets_from_lengths, rows_of
-from lirlab.index.base import Index
+from lirlab.index.base import Index, StageTimer
 from lirlab.index.codec import NBITS_CHOICES, ResidualCodec, check_layout
 from lirlab.index.kmeans import spherical_kmeans
 from lirlab.maxsim import pad_packed
@@ -260,31 +260,6 @@ class _Compressed:
     cosines: torch.Tensor = field(repr=False)
 
 
-class _StageTimer:
-    """Adds wall-clock seconds per stage; synchronizes CUDA before each clock read."""
-
-    def __init__(self, enabled: bool, device: torch.device):
-        self.enabled = enabled
-        self.cuda = device.type == "cuda"
-        self.totals = dict.fromkeys(STAGES, 0.0)
-        self.last = 0.0
-
-    def _now(self) -> float:
-        if self.cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
-    def start(self) -> None:
-        if self.enabled:
-            self.last = self._now()
-
-    def lap(self, stage: str) -> None:
-        if self.enabled:
-            now = self._now()
-            self.totals[stage] += now - self.last
-            self.last = now
-
-
 def _segment_top(groups: torch.Tensor, scores: torch.Tensor, keep: int, n_groups: int) -> torch.Tensor:
     """Indices of the ``keep`` best scores of every group, ordered by group then score (best first).
 
@@ -444,8 +419,13 @@ class PlaidIndex(Index):
         Queries searched together.
     """
 
+    KIND = "plaid"
     TYPE = "lirlab.plaid"
     FORMAT_VERSION = 1
+    SEARCH_PARAMS = SEARCH_PARAMS
+    BUILD_PARAMS = BUILD_PARAMS
+    STAGES = STAGES
+    EXACT = False
 
     def __init__(
         self,
@@ -480,7 +460,7 @@ class PlaidIndex(Index):
         if deleted is not None and deleted.shape != (n_docs,):
             raise ValueError(f"deleted must have {n_docs} entries, got {tuple(deleted.shape)}")
         self.codec = codec.to(device)
-        self.device = device
+        self._device = device
         self.codes = codes.to(device)
         self.residuals = residuals.to(device)
         self.token_ids = token_ids.to(device)
@@ -497,12 +477,10 @@ class PlaidIndex(Index):
             )
         self.ivf_positions = ivf[0].to(device)
         self.ivf_offsets = ivf[1].to(device=device, dtype=torch.long)
-        self.encoder = encoder
-        self.model = model if model is not None else (encoder.describe() if encoder is not None else {})
+        super().__init__(docnos, encoder=encoder, model=model)
         self.config = dict(config or {})
         self.stats = dict(stats or {})
         self.query_batch = query_batch
-        self.last_timings: dict[str, float] | None = None
         self._refresh()
 
     def _refresh(self) -> None:
@@ -514,6 +492,49 @@ class PlaidIndex(Index):
     @property
     def dim(self) -> int:
         return self.codec.dim
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @classmethod
+    def default_knobs(cls, k: int) -> dict[str, Any]:
+        return default_search_params(k)
+
+    def live_positions(self) -> torch.Tensor:
+        return (~self.deleted).nonzero().flatten().cpu()
+
+    def is_live(self, position: int) -> bool:
+        return 0 <= position < len(self) and not bool(self.deleted[position])
+
+    def n_vectors(self) -> int:
+        return self.n_tokens
+
+    def size_bytes(self) -> int:
+        return self.size_on_disk_bytes()
+
+    def to(self, device: str | torch.device) -> PlaidIndex:
+        device = torch.device(device)
+        if self.device == device:
+            return self
+        return PlaidIndex(
+            self.codec,
+            self.codes,
+            self.residuals,
+            self.token_ids,
+            self.doc_offsets,
+            self.docnos,
+            self.vocab,
+            mask_token_id=self.mask_token_id,
+            deleted=self.deleted,
+            ivf=(self.ivf_positions, self.ivf_offsets),
+            encoder=self.encoder,
+            model=self.model,
+            config=self.config,
+            stats=self.stats,
+            device=device,
+            query_batch=self.query_batch,
+        )
 
     @property
     def nbits(self) -> int:
@@ -913,13 +934,13 @@ class PlaidIndex(Index):
         queries: torch.Tensor,
         query_of: torch.Tensor,
         positions: torch.Tensor,
-        timer: _StageTimer | None = None,
+        timer: StageTimer | None = None,
     ) -> torch.Tensor:
         """Stage 4: exact MaxSim of padded queries ``[nq, q, dim]`` against decompressed documents.
 
         Each distinct document is decompressed once, however many queries of the batch kept it.
         """
-        timer = timer or _StageTimer(False, self.device)
+        timer = timer or StageTimer(STAGES, False, self.device)
         out = torch.zeros(positions.numel(), device=self.device)
         if positions.numel() == 0:
             return out
@@ -1009,55 +1030,12 @@ class PlaidIndex(Index):
 
     # ------------------------------------------------------------------ search
 
-    def search_encoded(
-        self,
-        queries: Encoding,
-        k: int = 10,
-        timings: dict | list | None = None,
-        record_timings: bool = False,
-        progress: bool = False,
-        **knobs,
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per query, ``(document positions, scores)`` best first, through the four PLAID stages.
-
-        Parameters
-        ----------
-        queries : Encoding
-            Encoded queries.
-        k : int
-            Results per query (fewer only when the index holds fewer than ``k`` live documents).
-        timings : dict or list, optional
-            Receives seconds per stage (:data:`STAGES`): a dict is added to in place, a list gets one
-            dict appended. With ``record_timings=True`` they are also left in :attr:`last_timings`.
-        progress : bool
-            Show a progress bar over query batches.
-        **knobs
-            ``n_probe``, ``centroid_score_threshold``, ``ndocs`` (see :data:`SEARCH_PARAMS`); unset ones
-            follow ColBERTv2's defaults for ``k``.
-        """
-        settings = resolve_search_params(k, **knobs)
-        if len(queries) and queries.dim != self.dim:
-            raise ValueError(f"query vectors have dim {queries.dim}, the index has dim {self.dim}")
-        timer = _StageTimer(timings is not None or record_timings, self.device)
+    def batch_size_for(self, queries: Encoding) -> int:
         query_len = int(queries.lengths.max()) if len(queries) else 0
-        batch = max(
-            1, min(self.query_batch, SCORE_BUDGET * 8 // max(1, self.n_centroids * max(query_len, 1)))
-        )
-        hits: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for start in tqdm(range(0, len(queries), batch), desc="search", unit="batch", disable=not progress):
-            chunk = queries.select(range(start, min(start + batch, len(queries))))
-            hits.extend(self._search_batch(chunk, k, settings, timer))
-        if timer.enabled:
-            self.last_timings = dict(timer.totals)
-            if isinstance(timings, dict):
-                for stage, seconds in timer.totals.items():
-                    timings[stage] = timings.get(stage, 0.0) + seconds
-            elif isinstance(timings, list):
-                timings.append(dict(timer.totals))
-        return hits
+        return max(1, min(self.query_batch, SCORE_BUDGET * 8 // max(1, self.n_centroids * max(query_len, 1))))
 
-    def _search_batch(
-        self, queries: Encoding, k: int, settings: dict[str, Any], timer: _StageTimer
+    def _search(
+        self, queries: Encoding, k: int, settings: dict[str, Any], timer: StageTimer
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         n_queries = len(queries)
         keep_final = min(k, self.n_live)
@@ -1097,21 +1075,9 @@ class PlaidIndex(Index):
 
     # ------------------------------------------------------------------ decompression
 
-    def decompressed(self, doc_position: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(vectors [len, dim] float32, token_ids [len] int64)`` of one document, rebuilt from its codes."""
-        if not 0 <= int(doc_position) < len(self.docnos):
-            raise ValueError(f"document position {doc_position} outside 0..{len(self.docnos) - 1}")
-        rows = slice(int(self.doc_offsets[doc_position]), int(self.doc_offsets[doc_position + 1]))
-        vectors = self.codec.decompress(self.codes[rows], self.residuals[rows])
-        return vectors.cpu(), self.token_ids[rows].long().cpu()
-
-    def reconstruct(self, positions: Sequence[int] | None = None) -> Encoding:
-        """Decompressed documents at ``positions`` (default: every live one) as an :class:`Encoding`."""
-        if positions is None:
-            positions = (~self.deleted).nonzero().flatten().tolist()
-        positions = [int(p) for p in positions]
-        if any(not 0 <= p < len(self.docnos) for p in positions):
-            raise ValueError(f"document positions must lie in 0..{len(self.docnos) - 1}")
+    def documents(self, positions: Sequence[int] | torch.Tensor | None = None) -> Encoding:
+        """Decompressed documents at ``positions`` (default: every live one), ``exact=False``."""
+        positions = self.positions_or_live(positions).tolist()
         rows = rows_of(self.doc_offsets, torch.tensor(positions, dtype=torch.long, device=self.device))
         vectors = (
             torch.cat(
@@ -1130,6 +1096,7 @@ class PlaidIndex(Index):
             offsets=offsets_from_lengths(self.doc_lengths[positions].cpu()),
             vocab=self.vocab,
             mask_token_id=self.mask_token_id,
+            exact=False,
         )
 
     # ------------------------------------------------------------------ updates
@@ -1304,10 +1271,10 @@ class PlaidIndex(Index):
         lists = sum(len(json.dumps(list(x), ensure_ascii=False).encode()) for x in (self.docnos, self.vocab))
         return int(arrays + lists)
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
         """Write the index folder atomically: the old folder at ``path`` stays intact until the new one
         is complete."""
-        with ArtifactWriter(path, self.TYPE, self.FORMAT_VERSION) as w:
+        with ArtifactWriter(path, self.TYPE, self.FORMAT_VERSION, **({"overwrite": True} if overwrite else {})) as w:
             for name, array in self._arrays().items():
                 w.save_array(name, array)
             w.save_json("docnos", list(self.docnos))
@@ -1328,6 +1295,7 @@ class PlaidIndex(Index):
                     "bytes_per_vector": self.codec.bytes_per_vector,
                 },
                 build=self.stats,
+                describe=self.describe(),
             )
 
     @classmethod
