@@ -1,9 +1,48 @@
-"""Self-describing on-disk artifacts, written atomically.
+"""Self-describing on-disk artifacts, replaced atomically and read consistently.
 
-An artifact is a folder holding ``metadata.json`` (type, format version, config, counts, and the size
-and sha256 of every array file) next to arrays in open formats (``.npy``, JSON). It is written into a
-hidden sibling folder and renamed into place only when complete, so a crash or a kill leaves either
-the old artifact or the new one, never a half-written one.
+An artifact is a folder holding ``metadata.json`` (type, format version, config, counts, the size and
+sha256 of every file, and a checksum of the metadata itself) next to arrays in open formats (``.npy``,
+JSON). Every index kind saves and loads through :class:`ArtifactWriter` and :func:`read_artifact`.
+
+How a save is made durable and atomic
+-------------------------------------
+1. The new artifact is written into a hidden sibling folder ``.NAME.writing-PID-TOKEN`` that its writer
+   holds an exclusive ``flock`` on for as long as it runs; every file is fsynced, then the folder.
+2. The sibling and the folder at ``path`` are swapped in one atomic step (``renameat2`` with
+   ``RENAME_EXCHANGE`` on Linux, ``renamex_np`` with ``RENAME_SWAP`` on macOS): at every instant the
+   name ``path`` holds either the complete old artifact or the complete new one. The parent folder is
+   fsynced, then the old artifact (now under the sibling's name) is deleted.
+3. Where no atomic swap exists (other systems, some network file systems) the old folder is renamed
+   aside to ``.NAME.retired-PID-TOKEN`` and the new one renamed in; a kill between the two renames is
+   repaired by the next :func:`read_artifact` or save, which rolls the complete new artifact forward.
+
+Leftovers of writers that died (killed, power loss) are removed by the next save or load of the same
+``path``; a folder whose writer still holds its lock is never touched. Two processes saving to the same
+``path`` at once both succeed, each commit atomic; the one that commits last wins.
+
+Saving refuses a ``path`` that holds anything but an artifact of ours (or nothing), unless the caller
+passes ``overwrite=True``: a folder of the user's files is never deleted by accident.
+
+How a load stays consistent
+---------------------------
+:func:`read_artifact` opens the folder once and every file relative to that open folder, keeping the
+file descriptors: all files come from one save even when another process replaces the artifact
+meanwhile (the reader retries from the start if the folder it opened is swapped out before every file
+is open). Sizes are always checked against ``metadata.json`` and against each ``.npy`` header; with
+``verify=True`` every file is also hashed. Only plain file names inside the folder are accepted (no
+``..``, no absolute paths, no symbolic links), and an array that ``metadata.json`` does not list cannot
+be opened.
+
+Memory-mapped arrays and SIGBUS
+-------------------------------
+``mmap=True`` maps arrays straight from their files. lirlab never writes into or truncates a file of a
+committed artifact (a save writes new files and unlinks the old ones, whose pages stay valid for every
+process that still maps them), so saving never disturbs a running search. But if something else
+truncates or rewrites a mapped file in place (``truncate``, ``cp`` over it, ``rsync --inplace``, a full
+disk on a sparse copy), the next access to a page past the new end kills the process with ``SIGBUS``,
+which Python cannot catch. The size checks on load cannot protect against a change made after loading:
+replace index folders only with lirlab's ``save`` (or ``mv`` a complete copy into place), never by
+overwriting their files.
 
 Examples
 --------
@@ -15,112 +54,808 @@ Examples
 >>> art = read_artifact(root, "lirlab.example", 1)
 >>> art.metadata["config"], art.array("x").tolist()
 ({'k': 1}, [0, 1, 2])
+>>> (root / "notes.txt").exists(), sorted(p.name for p in root.parent.iterdir())
+(False, ['art'])
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import hashlib
+import io
 import json
+import mmap as _mmap
 import os
+import re
 import shutil
+import stat
+import sys
+import time
 import uuid
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+try:  # POSIX only; elsewhere writers do not lock and leftovers are cleaned by age
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+
 METADATA = "metadata.json"
+
+#: Names allowed in ``metadata.json``'s ``files`` table and for :meth:`ArtifactWriter.save_array`.
+PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
+
+#: Leftovers of writers from lirlab versions before locking (no lock to test) are removed after this.
+LEGACY_LEFTOVER_AGE_S = 600.0
+
+#: How often a reader starts over when the folder it opened is replaced under it.
+READ_RETRIES = 20
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
 
 
 class ArtifactError(ValueError):
     """An artifact folder is missing, damaged, of another type or of a newer format."""
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+class _Replaced(Exception):
+    """The folder being read was swapped out by a writer: start again."""
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of the file at ``path``."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
+        return _sha256_fd(f.fileno())
+
+
+def _sha256_fd(fd: int) -> str:
+    digest = hashlib.sha256()
+    offset = 0
+    while block := os.pread(fd, 1 << 22, offset):
+        digest.update(block)
+        offset += len(block)
     return digest.hexdigest()
 
 
-class ArtifactWriter:
-    """Context manager that writes an artifact aside and swaps it in on success.
+def metadata_checksum(metadata: dict[str, Any]) -> str:
+    """The checksum ``metadata.json`` carries of itself: sha256 of its canonical JSON without ``checksum``.
 
-    On an exception inside the ``with`` block the partial folder is removed and the previous
-    artifact at ``path`` (if any) is untouched.
+    >>> metadata_checksum({"b": 1, "a": [2]}) == metadata_checksum({"a": [2], "b": 1, "checksum": "x"})
+    True
+    """
+    body = {k: v for k, v in metadata.items() if k != "checksum"}
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def _json_bytes(obj: Any, indent: int | None = None) -> bytes:
+    """UTF-8 JSON; strings holding lone surrogates are written escaped (``\\udc80``), which round-trips."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, indent=indent).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, ensure_ascii=True, indent=indent).encode("ascii")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | _O_DIRECTORY)
+    except OSError:  # pragma: no cover  (systems that cannot open folders)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- atomic renames
+
+
+def _libc():
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name, use_errno=True)
+    except OSError:  # pragma: no cover
+        return None
+
+
+_LIBC = _libc() if sys.platform.startswith(("linux", "darwin")) else None
+_AT_FDCWD = -100
+_LINUX_NOREPLACE, _LINUX_EXCHANGE = 1, 2
+_DARWIN_SWAP, _DARWIN_EXCL = 2, 4
+#: Set to False when the file system refuses an atomic swap; the two-rename fallback is used then.
+_swap_supported = True
+
+
+def _rename2(src: Path, dst: Path, flag: str) -> bool:
+    """Rename with ``flag`` ("swap" or "noreplace"); False when the system has no such call."""
+    if _LIBC is None:
+        return False
+    a, b = os.fsencode(src), os.fsencode(dst)
+    if sys.platform.startswith("linux") and hasattr(_LIBC, "renameat2"):
+        flags = _LINUX_EXCHANGE if flag == "swap" else _LINUX_NOREPLACE
+        result = _LIBC.renameat2(_AT_FDCWD, a, _AT_FDCWD, b, ctypes.c_uint(flags))
+    elif sys.platform == "darwin" and hasattr(_LIBC, "renamex_np"):  # pragma: no cover
+        flags = _DARWIN_SWAP if flag == "swap" else _DARWIN_EXCL
+        result = _LIBC.renamex_np(a, b, ctypes.c_uint(flags))
+    else:  # pragma: no cover
+        return False
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, getattr(errno, "ENOTSUP", -1), getattr(errno, "EOPNOTSUPP", -1)):
+        return False
+    raise OSError(code, os.strerror(code), str(src), None, str(dst))
+
+
+def _swap(src: Path, dst: Path) -> bool:
+    """Atomically exchange two existing paths; False where the system or file system cannot."""
+    global _swap_supported
+    if not _swap_supported:
+        return False
+    if _rename2(src, dst, "swap"):
+        return True
+    _swap_supported = False
+    return False
+
+
+def _rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``; FileExistsError when ``dst`` exists (a plain rename where unsupported)."""
+    try:
+        if _rename2(src, dst, "noreplace"):
+            return
+    except OSError as e:
+        if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise FileExistsError(e.errno, e.strerror, str(dst)) from None
+        raise
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, "exists", str(dst))
+    try:
+        os.rename(src, dst)
+    except OSError as e:  # a non-empty folder appeared meanwhile
+        if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise FileExistsError(e.errno, e.strerror, str(dst)) from None
+        raise
+
+
+# ---------------------------------------------------------------- writers' locks and leftovers
+
+
+def _leftover_re(name: str) -> re.Pattern:
+    return re.compile(rf"^\.{re.escape(name)}\.(writing|retired)-(?:(\d+)-)?([0-9a-f]{{8}})$")
+
+
+def _try_lock_dir(path: Path) -> int | None:
+    """An fd holding an exclusive lock on folder ``path``, or None when a live writer holds it."""
+    fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW)
+    if fcntl is None:  # pragma: no cover
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _is_complete(folder: Path) -> bool:
+    """Whether ``folder`` holds a whole artifact of ours (its metadata, written last, parses and checks out)."""
+    try:
+        meta = json.loads((folder / METADATA).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(meta, dict)
+        and isinstance(meta.get("type"), str)
+        and meta["type"].startswith("lirlab.")
+        and meta.get("checksum", metadata_checksum(meta)) == metadata_checksum(meta)
+    )
+
+
+def _leftovers(target: Path) -> list[tuple[Path, str, bool]]:
+    """``(folder, "writing" or "retired", legacy)`` for each writer's leftover beside ``target``, newest first."""
+    pattern = _leftover_re(target.name)
+    found = []
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return []
+    for folder in entries:
+        match = pattern.match(folder.name)
+        if not match:
+            continue
+        try:
+            info = os.lstat(folder)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            found.append((info.st_mtime, folder, match.group(1), match.group(2) is None))
+    found.sort(key=lambda row: row[0], reverse=True)
+    return [(folder, role, legacy) for _, folder, role, legacy in found]
+
+
+def _restore_interrupted(target: Path) -> str | None:
+    """When ``target`` is missing because a save died between two renames, put the artifact back.
+
+    The new artifact is rolled forward when it is complete, else the previous one is put back. Returns a
+    sentence saying what was restored, None when there was nothing to restore (a first save that never
+    committed). Raises :class:`_Replaced` while a live writer is between its renames.
+    """
+    found = _leftovers(target)
+    if not any(role == "retired" for _, role, _ in found):
+        return None
+    ordered = [row for row in found if row[1] == "writing"] + [row for row in found if row[1] == "retired"]
+    for folder, role, legacy in ordered:
+        if not _is_complete(folder):
+            continue
+        fd = None
+        if role == "writing" and not legacy:
+            fd = _try_lock_dir(folder)
+            if fd is None:
+                raise _Replaced  # its writer is alive and about to rename it into place
+        try:
+            _rename_noreplace(folder, target)
+        except FileExistsError:
+            return None
+        except OSError as e:
+            raise ArtifactError(
+                f"{target}: missing because a save was interrupted; the "
+                f"{'new' if role == 'writing' else 'previous'} artifact is complete in {folder} but could "
+                f"not be moved back ({e.strerror}): run  mv '{folder}' '{target}'"
+            ) from None
+        finally:
+            if fd is not None:
+                os.close(fd)
+        _fsync_dir(target.parent)
+        return f"restored {target} from {folder.name} (a save had been interrupted)"
+    return None
+
+
+def clean_leftovers(path: str | os.PathLike) -> list[str]:
+    """Remove what writers that died left beside ``path``; returns the names removed.
+
+    A writer's folder is removed only when no live process holds its lock; folders of lirlab versions
+    that did not lock are removed once older than :data:`LEGACY_LEFTOVER_AGE_S`. While ``path`` itself is
+    missing, the folders an interrupted swap left (what :func:`read_artifact` restores) are kept.
+    Nothing else is touched.
+
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / ".idx.writing-123-0badc0de").mkdir()
+    >>> clean_leftovers(root / "idx"), list(root.iterdir())
+    (['.idx.writing-123-0badc0de'], [])
+    """
+    target = Path(path)
+    found = _leftovers(target)
+    target_exists = os.path.lexists(target)
+    swap_interrupted = not target_exists and any(role == "retired" for _, role, _ in found)
+    removed: list[str] = []
+    for folder, _role, legacy in found:
+        if legacy:
+            try:
+                if time.time() - os.lstat(folder).st_mtime < LEGACY_LEFTOVER_AGE_S:
+                    continue
+            except OSError:
+                continue
+        if swap_interrupted:
+            continue  # the only copies left: read_artifact restores one of them first
+        try:
+            fd = _try_lock_dir(folder)
+        except OSError:
+            continue
+        if fd is None:
+            continue  # a live writer's
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+            if not os.path.lexists(folder):
+                removed.append(folder.name)
+        finally:
+            os.close(fd)
+    return sorted(removed)
+
+
+def _describe_contents(folder: Path) -> tuple[bool, list[str]]:
+    """(whether ``folder`` holds an artifact of ours, the names it holds)."""
+    names = sorted(p.name for p in folder.iterdir())
+    meta = folder / METADATA
+    if METADATA in names and meta.is_file():
+        try:
+            kind = json.loads(meta.read_bytes()).get("type")
+        except (OSError, ValueError, AttributeError):
+            kind = None
+        if isinstance(kind, str) and kind.startswith("lirlab."):
+            return True, names
+    return False, names
+
+
+# ---------------------------------------------------------------- writing
+
+
+class ArtifactWriter:
+    """Context manager that writes an artifact aside and swaps it in atomically on success.
+
+    Parameters
+    ----------
+    path : path-like
+        The artifact folder.
+    type_, format_version :
+        Recorded in ``metadata.json`` and checked by :func:`read_artifact`.
+    overwrite : bool
+        Replace ``path`` even when it holds files that are not an artifact of ours (they are deleted).
+        Without it such a folder is refused with :class:`ArtifactError`; an empty folder or one of our
+        artifacts is always replaced.
+
+    On an exception inside the ``with`` block the partial folder is removed and the previous artifact at
+    ``path`` (if any) is untouched.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "thesis.tex").write_text("years of work")
+    >>> ArtifactWriter(folder, "lirlab.example", 1).__enter__()
+    Traceback (most recent call last):
+    ...
+    lirlab.storage.ArtifactError: ... holds 1 entry that is not a lirlab artifact ('thesis.tex'); ...
     """
 
-    def __init__(self, path: str | os.PathLike, type_: str, format_version: int):
+    def __init__(self, path: str | os.PathLike, type_: str, format_version: int, overwrite: bool = False):
         self.path = Path(path)
-        self.staging = self.path.parent / f".{self.path.name}.writing-{uuid.uuid4().hex[:8]}"
+        self.overwrite = bool(overwrite)
         self.metadata: dict[str, Any] = {"type": type_, "format_version": format_version}
         self.files: dict[str, dict[str, Any]] = {}
+        self.staging: Path | None = None
+        self._lock_fd: int | None = None
+        self._target = self.path
+
+    # -- setup
+
+    def _check_target(self) -> None:
+        target = self._target
+        if not os.path.lexists(target):
+            return
+        if not target.is_dir():
+            raise ArtifactError(f"{self.path} exists and is not a folder; choose another path")
+        ours, names = _describe_contents(target)
+        if ours or not names or self.overwrite:
+            return
+        shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+        raise ArtifactError(
+            f"{self.path} holds {len(names)} {'entry' if len(names) == 1 else 'entries'} that is not a "
+            f"lirlab artifact ({shown}); saving would delete them: choose an empty or new folder, or pass "
+            "overwrite=True to replace its contents"
+        )
 
     def __enter__(self) -> ArtifactWriter:
-        if self.path.exists() and not self.path.is_dir():
-            raise ArtifactError(f"{self.path} exists and is not a folder")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.staging.mkdir()
-        return self
+        path = self.path
+        self._target = Path(os.path.realpath(path)) if path.is_symlink() else Path(os.path.abspath(path))
+        self._check_target()
+        parent = self._target.parent
+        missing = [p for p in [parent, *parent.parents] if not p.exists()]
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ArtifactError(
+                f"{parent}: cannot create the folder to save {self.path} into ({e.strerror})"
+            ) from None
+        for created in reversed(missing):
+            _fsync_dir(created.parent)
+        if not os.path.lexists(self._target):
+            _restore_interrupted_quietly(self._target)
+        clean_leftovers(self._target)
+        for _ in range(10):
+            staging = parent / f".{self._target.name}.writing-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            try:
+                staging.mkdir()
+                fd = _try_lock_dir(staging)
+            except FileNotFoundError:
+                continue  # a cleaner removed it before we locked it
+            except OSError as e:
+                raise ArtifactError(f"{parent}: cannot write there ({e.strerror})") from None
+            if fd is None:
+                continue
+            try:
+                same = os.stat(staging).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.staging, self._lock_fd = staging, fd
+                return self
+            os.close(fd)
+        raise ArtifactError(f"{parent}: could not create a private folder to write {self.path} in")
 
-    def _record(self, name: str) -> None:
-        file = self.staging / name
-        self.files[name] = {"bytes": file.stat().st_size, "sha256": sha256_of(file)}
+    # -- files
+
+    def _file(self, name: str) -> Path:
+        if not isinstance(name, str) or not PLAIN_NAME.match(name) or name == METADATA:
+            raise ArtifactError(f"{name!r} is not a plain file name for an artifact (letters, digits, _ . -)")
+        if name in self.files:
+            raise ArtifactError(f"{name} is written twice into {self.path}")
+        return self.staging / name
+
+    def _write(self, name: str, write) -> None:
+        file = self._file(name)
+        with open(file, "xb+") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+            self.files[name] = {"bytes": os.fstat(f.fileno()).st_size, "sha256": _sha256_fd(f.fileno())}
 
     def save_array(self, name: str, array: np.ndarray) -> None:
-        """Save ``array`` as ``name.npy``."""
-        np.save(self.staging / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-        self._record(f"{name}.npy")
+        """Save ``array`` as ``name.npy`` (no pickled objects)."""
+        self._write(f"{name}.npy", lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
 
     def save_json(self, name: str, obj: Any) -> None:
         """Save ``obj`` as ``name.json`` (for lists of ids and similar)."""
-        with open(self.staging / f"{name}.json", "w", encoding="utf-8") as f:
-            json.dump(obj, f, ensure_ascii=False)
-        self._record(f"{name}.json")
+        data = _json_bytes(obj)
+        self._write(f"{name}.json", lambda f: f.write(data))
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.staging, ignore_errors=True)
-            return
+    # -- commit
+
+    def _commit(self) -> None:
+        staging, target = self.staging, self._target
         self.metadata["files"] = self.files
-        with open(self.staging / METADATA, "w", encoding="utf-8") as f:
-            json.dump(self.metadata, f, indent=2, ensure_ascii=False)
+        self.metadata["checksum"] = metadata_checksum(self.metadata)
+        with open(staging / METADATA, "wb") as f:
+            f.write(_json_bytes(self.metadata, indent=2))
             f.flush()
             os.fsync(f.fileno())
-        retired = self.path.parent / f".{self.path.name}.retired-{uuid.uuid4().hex[:8]}"
-        if self.path.exists():
-            os.replace(self.path, retired)
-        os.replace(self.staging, self.path)
-        shutil.rmtree(retired, ignore_errors=True)
+        _fsync_dir(staging)
+        parent = target.parent
+        for _ in range(20):
+            try:
+                info = os.lstat(target)
+            except FileNotFoundError:
+                try:
+                    _rename_noreplace(staging, target)
+                except FileExistsError:
+                    continue  # another writer committed first: replace its artifact
+                _fsync_dir(parent)
+                self.staging = None
+                return
+            if not stat.S_ISDIR(info.st_mode):
+                raise ArtifactError(f"{self.path} exists and is not a folder; choose another path")
+            ours, names = _describe_contents(target)
+            if not names:
+                try:
+                    os.rmdir(target)  # an empty folder: removed only while still empty
+                except OSError:
+                    pass
+                continue
+            if not ours and not self.overwrite:
+                self._check_target()  # files appeared since __enter__: refuse with the same message
+            if _swap(staging, target):
+                _fsync_dir(parent)  # the commit point is durable from here
+            else:
+                retired = parent / f".{target.name}.retired-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                os.rename(target, retired)
+                try:
+                    os.rename(staging, target)
+                except FileExistsError:  # pragma: no cover  (a concurrent writer got in between)
+                    os.rename(retired, target)
+                    continue
+                _fsync_dir(parent)
+                staging = retired
+            shutil.rmtree(staging, ignore_errors=True)  # the previous artifact
+            self.staging = None
+            return
+        raise ArtifactError(f"{self.path}: kept changing while saving; is another program writing there?")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._commit()
+        finally:
+            if self.staging is not None:
+                shutil.rmtree(self.staging, ignore_errors=True)
+                self.staging = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+
+def _restore_interrupted_quietly(target: Path) -> None:
+    for _ in range(50):
+        try:
+            _restore_interrupted(target)
+            return
+        except _Replaced:
+            time.sleep(0.02)
+        except ArtifactError:
+            return
+
+
+# ---------------------------------------------------------------- reading
+
+
+class _FdReader(io.RawIOBase):
+    """A read-only file object over an fd that reads with ``pread`` (for numpy's header parser)."""
+
+    def __init__(self, fd: int):
+        self.fd, self.pos = fd, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = os.pread(self.fd, len(buffer), self.pos)
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.pos
+
+
+def _close_all(fds: dict[str, int]) -> None:
+    for fd in fds.values():
+        try:
+            os.close(fd)
+        except OSError:  # pragma: no cover
+            pass
+    fds.clear()
 
 
 @dataclass(frozen=True)
 class Artifact:
-    """A verified artifact folder: its metadata and lazy access to its files."""
+    """A checked artifact folder: its metadata and access to its files.
+
+    The files were opened when the artifact was read, so they all belong to the same save even if the
+    folder has been replaced since; :meth:`close` (or garbage collection) releases them.
+    """
 
     path: Path
     metadata: dict[str, Any]
+    fds: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.fds:
+            weakref.finalize(self, _close_all, self.fds)
+
+    def close(self) -> None:
+        _close_all(self.fds)
+
+    def _fd(self, file_name: str) -> tuple[int, bool]:
+        """(fd, whether the caller must close it) for a file listed in the metadata."""
+        files = self.metadata.get("files")
+        if isinstance(files, dict) and file_name not in files:
+            raise ArtifactError(
+                f"{self.path / METADATA} does not list {file_name}; the folder was edited or damaged"
+            )
+        if file_name in self.fds:
+            return self.fds[file_name], False
+        try:
+            return os.open(self.path / file_name, os.O_RDONLY | _O_NOFOLLOW | _O_BINARY), True
+        except OSError as e:
+            raise ArtifactError(f"{self.path / file_name}: cannot be opened ({e.strerror})") from None
 
     def array(self, name: str, mmap: bool = False) -> np.ndarray:
-        file = self.path / f"{name}.npy"
+        """The array ``name.npy`` (memory-mapped read-only with ``mmap=True``)."""
+        file_name = f"{name}.npy"
+        fd, owned = self._fd(file_name)
         try:
-            return np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise ArtifactError(f"{file}: cannot be read as an array ({e})") from None
+            return _read_npy(fd, self.path / file_name, mmap)
+        finally:
+            if owned:
+                os.close(fd)
 
     def json(self, name: str) -> Any:
-        file = self.path / f"{name}.json"
+        """The JSON document ``name.json``."""
+        file_name = f"{name}.json"
+        fd, owned = self._fd(file_name)
         try:
-            with open(file, encoding="utf-8") as f:
-                return json.load(f)
+            data = _read_all(fd)
+            return json.loads(data.decode("utf-8"))
         except (ValueError, OSError) as e:
-            raise ArtifactError(f"{file}: cannot be read as JSON ({e})") from None
+            raise ArtifactError(f"{self.path / file_name}: cannot be read as JSON ({e})") from None
+        finally:
+            if owned:
+                os.close(fd)
 
 
-def read_artifact(path: str | os.PathLike, type_: str, format_version: int, verify: bool = True) -> Artifact:
-    """Open the artifact at ``path`` and check its type, version, files, sizes and (if ``verify``) checksums.
+def _read_all(fd: int) -> bytes:
+    chunks, offset = [], 0
+    while block := os.pread(fd, 1 << 22, offset):
+        chunks.append(block)
+        offset += len(block)
+    return b"".join(chunks)
+
+
+def _read_npy(fd: int, file: Path, mmap: bool) -> np.ndarray:
+    reader = _FdReader(fd)
+    try:
+        version = np.lib.format.read_magic(reader)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(reader)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(reader)
+        else:
+            raise ValueError(f"npy format version {version} is not one lirlab writes")
+    except (ValueError, OSError, EOFError) as e:
+        raise ArtifactError(f"{file}: cannot be read as an array ({e})") from None
+    if dtype.hasobject:
+        raise ArtifactError(f"{file}: holds Python objects, which lirlab never writes and will not unpickle")
+    offset = reader.tell()
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    expected = offset + count * dtype.itemsize
+    size = os.fstat(fd).st_size
+    if size != expected:
+        raise ArtifactError(
+            f"{file}: {size} bytes, but its header describes {expected} ({dtype}{list(shape)}): "
+            f"{'truncated' if size < expected else 'trailing data'}; the file is damaged"
+        )
+    order = "F" if fortran else "C"
+    if count * dtype.itemsize == 0:
+        return np.empty(shape, dtype=dtype, order=order)
+    if mmap:
+        start = offset - offset % _mmap.ALLOCATIONGRANULARITY
+        mapped = _mmap.mmap(fd, expected - start, access=_mmap.ACCESS_READ, offset=start)
+        return np.ndarray(shape, dtype=dtype, buffer=mapped, offset=offset - start, order=order)
+    values = np.empty(count, dtype=dtype)
+    view = memoryview(values.view(np.uint8).reshape(-1))
+    done = 0
+    while done < len(view):
+        n = (
+            os.preadv(fd, [view[done:]], offset + done)
+            if hasattr(os, "preadv")
+            else _pread_into(fd, view, done, offset)
+        )
+        if n <= 0:
+            raise ArtifactError(f"{file}: ended early while reading (changed on disk?)")
+        done += n
+    return values.reshape(shape, order=order)
+
+
+def _pread_into(fd: int, view: memoryview, done: int, offset: int) -> int:  # pragma: no cover
+    data = os.pread(fd, len(view) - done, offset + done)
+    view[done : done + len(data)] = data
+    return len(data)
+
+
+def _check_files_table(meta_file: Path, files: Any) -> dict[str, tuple[int, str]]:
+    """The ``files`` table as ``{name: (bytes, sha256)}``, refusing anything malformed or outside the folder."""
+    if not isinstance(files, dict):
+        raise ArtifactError(
+            f"{meta_file}: its 'files' table is missing or not a table, so the files cannot be checked; "
+            "the metadata was edited or damaged (save the index again)"
+        )
+    table = {}
+    for name, info in files.items():
+        if not isinstance(name, str) or not PLAIN_NAME.match(name) or name == METADATA:
+            raise ArtifactError(
+                f"{meta_file}: lists {name!r}, which is not a plain file name inside the folder; refusing to open it"
+            )
+        size = info.get("bytes") if isinstance(info, dict) else None
+        digest = info.get("sha256") if isinstance(info, dict) else None
+        if (
+            not isinstance(size, int)
+            or isinstance(size, bool)
+            or size < 0
+            or not isinstance(digest, str)
+            or not re.fullmatch(r"[0-9a-f]{64}", digest)
+        ):
+            raise ArtifactError(
+                f"{meta_file}: the entry for {name} needs 'bytes' (a whole number) and 'sha256' (64 hex digits)"
+            )
+        table[name] = (size, digest)
+    return table
+
+
+def _inode(fd: int) -> tuple[int, int, int]:
+    info = os.fstat(fd)
+    return info.st_dev, info.st_ino, info.st_nlink
+
+
+def _replaced(path: Path, dir_fd: int) -> bool:
+    """Whether ``path`` no longer names the folder open as ``dir_fd``."""
+    dev, ino, nlink = _inode(dir_fd)
+    try:
+        now = os.stat(path)
+    except OSError:
+        return True
+    return nlink == 0 or (now.st_dev, now.st_ino) != (dev, ino)
+
+
+def _open_in(dir_fd: int, name: str) -> int:
+    return os.open(name, os.O_RDONLY | _O_NOFOLLOW | _O_BINARY, dir_fd=dir_fd)
+
+
+def _read_once(path: Path, type_: str | None, format_version: int | None, verify: bool) -> Artifact:
+    try:
+        dir_fd = os.open(path, os.O_RDONLY | _O_DIRECTORY)
+    except FileNotFoundError:
+        restored = _restore_interrupted(path)
+        if restored:
+            raise _Replaced from None
+        raise ArtifactError(f"{path}: no such index folder") from None
+    except NotADirectoryError:
+        raise ArtifactError(f"{path}: is a file, not an index folder") from None
+    except OSError as e:
+        raise ArtifactError(f"{path}: cannot be opened ({e.strerror})") from None
+    fds: dict[str, int] = {}
+    try:
+        meta_file = path / METADATA
+        try:
+            meta_fd = _open_in(dir_fd, METADATA)
+        except FileNotFoundError:
+            if _replaced(path, dir_fd):
+                raise _Replaced from None
+            raise ArtifactError(f"{meta_file}: missing; {path} is not a lirlab artifact") from None
+        except OSError as e:
+            raise ArtifactError(f"{meta_file}: cannot be opened ({e.strerror})") from None
+        try:
+            raw = _read_all(meta_fd)
+        finally:
+            os.close(meta_fd)
+        try:
+            metadata = json.loads(raw.decode("utf-8"))
+        except ValueError as e:
+            raise ArtifactError(f"{meta_file}: not valid JSON ({e})") from None
+        if not isinstance(metadata, dict):
+            raise ArtifactError(f"{meta_file}: holds a {type(metadata).__name__}, not a metadata table")
+        if type_ is not None and metadata.get("type") != type_:
+            raise ArtifactError(f"{path} holds a {metadata.get('type')!r}, expected {type_!r}")
+        version = metadata.get("format_version")
+        if format_version is not None and (
+            not isinstance(version, int) or isinstance(version, bool) or version > format_version
+        ):
+            raise ArtifactError(
+                f"{meta_file}: format version {version} is newer than this lirlab reads ({format_version}); "
+                "upgrade lirlab"
+            )
+        if "checksum" in metadata and metadata["checksum"] != metadata_checksum(metadata):
+            raise ArtifactError(
+                f"{meta_file}: checksum mismatch (the metadata was edited or damaged, so its list of files "
+                "cannot be trusted); save the index again"
+            )
+        table = _check_files_table(meta_file, metadata.get("files"))
+        for name, (size, digest) in table.items():
+            file = path / name
+            try:
+                fd = _open_in(dir_fd, name)
+            except FileNotFoundError:
+                if _replaced(path, dir_fd):
+                    raise _Replaced from None
+                raise ArtifactError(f"{file}: missing") from None
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise ArtifactError(
+                        f"{file}: is a symbolic link; only plain files inside the folder are read"
+                    ) from None
+                raise ArtifactError(f"{file}: cannot be opened ({e.strerror})") from None
+            fds[name] = fd
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ArtifactError(f"{file}: not a plain file")
+            if info.st_size != size:
+                raise ArtifactError(f"{file}: {info.st_size} bytes, expected {size} (truncated?)")
+            if verify and _sha256_fd(fd) != digest:
+                raise ArtifactError(f"{file}: checksum mismatch (the file was changed or damaged)")
+        art = Artifact(path, metadata, fds)
+        fds = {}
+        return art
+    finally:
+        _close_all(fds)
+        os.close(dir_fd)
+
+
+def read_artifact(
+    path: str | os.PathLike, type_: str | None, format_version: int | None, verify: bool = True
+) -> Artifact:
+    """Open the artifact at ``path`` and check its type, version, metadata, files and sizes.
+
+    With ``verify`` every file is also hashed against ``metadata.json``. An artifact being replaced by
+    another process is read whole, old or new; a save that was interrupted is restored, and leftovers of
+    dead writers beside ``path`` are removed.
 
     Raises
     ------
@@ -128,29 +863,42 @@ def read_artifact(path: str | os.PathLike, type_: str, format_version: int, veri
         Naming the file that is missing or damaged, or the type/version mismatch.
     """
     path = Path(path)
-    meta_file = path / METADATA
+    for attempt in range(READ_RETRIES):
+        try:
+            art = _read_once(path, type_, format_version, verify)
+        except _Replaced:
+            time.sleep(min(0.002 * 2**attempt, 0.2))
+            continue
+        try:
+            clean_leftovers(Path(os.path.realpath(path)))
+        except OSError:  # pragma: no cover  (read-only media)
+            pass
+        return art
+    raise ArtifactError(f"{path}: replaced {READ_RETRIES} times while being read; try again")
+
+
+def peek_type(path: str | os.PathLike) -> str:
+    """The ``type`` recorded by the artifact at ``path`` (what :func:`lirlab.index.base.load_index` opens).
+
+    >>> peek_type("/nonexistent/idx")
+    Traceback (most recent call last):
+    ...
+    lirlab.storage.ArtifactError: /nonexistent/idx: no such index folder
+    """
+    path = Path(path)
+    meta = path / METADATA
     if not path.is_dir():
-        raise ArtifactError(f"{path}: no such index folder")
-    if not meta_file.is_file():
-        raise ArtifactError(f"{meta_file}: missing; {path} is not a lirlab artifact")
+        if os.path.lexists(path):
+            raise ArtifactError(f"{path}: is a file, not an index folder")
+        _restore_interrupted_quietly(path)
+        if not path.is_dir():
+            raise ArtifactError(f"{path}: no such index folder")
     try:
-        metadata = json.loads(meta_file.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise ArtifactError(f"{meta_file}: not valid JSON ({e})") from None
-    if metadata.get("type") != type_:
-        raise ArtifactError(f"{path} holds a {metadata.get('type')!r}, expected {type_!r}")
-    version = metadata.get("format_version")
-    if not isinstance(version, int) or version > format_version:
-        raise ArtifactError(
-            f"{meta_file}: format version {version} is newer than this lirlab reads ({format_version}); "
-            "upgrade lirlab"
-        )
-    for name, info in metadata.get("files", {}).items():
-        file = path / name
-        if not file.is_file():
-            raise ArtifactError(f"{file}: missing")
-        if file.stat().st_size != info["bytes"]:
-            raise ArtifactError(f"{file}: {file.stat().st_size} bytes, expected {info['bytes']} (truncated?)")
-        if verify and sha256_of(file) != info["sha256"]:
-            raise ArtifactError(f"{file}: checksum mismatch (the file was changed or damaged)")
-    return Artifact(path, metadata)
+        kind = json.loads(meta.read_bytes().decode("utf-8")).get("type")
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: not a lirlab index folder (no {METADATA})") from None
+    except (OSError, ValueError, AttributeError):
+        raise ArtifactError(f"{meta}: not a readable lirlab metadata file") from None
+    if not isinstance(kind, str):
+        raise ArtifactError(f"{meta}: records no index type")
+    return kind
