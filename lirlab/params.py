@@ -17,9 +17,15 @@ ValueError: n_probe must be >= 1, got 0
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+
+#: Largest whole number an ``int`` knob without its own ``high`` accepts (sizes and counts fit int32).
+MAX_INT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,28 @@ class Param:
     quality: str = ""
     aliases: str = ""
 
+    def _range_text(self) -> str:
+        if self.low is None and self.high is None:
+            return ""
+        low = "" if self.low is None else f"{self.low:g}"
+        high = "" if self.high is None else f"{self.high:g}"
+        return f" in {low}…{high}"
+
     def validate(self, value: Any) -> Any:
-        """Return ``value`` converted to the declared type, or raise ``ValueError`` naming the knob."""
+        """Return ``value`` converted to the declared type, or raise ``ValueError`` naming the knob.
+
+        NaN and infinite numbers are refused with the knob's range, and whole numbers beyond
+        :data:`MAX_INT` are refused for int knobs without a ``high`` (so they never overflow later).
+
+        >>> Param("ndocs", int, 256, "candidates", low=1).validate(float("inf"))
+        Traceback (most recent call last):
+        ...
+        ValueError: ndocs must be a finite number in 1…, got inf
+        >>> Param("k", int, 10, "results", low=1).validate(10**30)
+        Traceback (most recent call last):
+        ...
+        ValueError: k must be <= 2147483647 (2**31 - 1) in 1…, got 1000000000000000000000000000000
+        """
         if value is None:
             if self.default is None:
                 return None
@@ -69,11 +95,19 @@ class Param:
                 raise ValueError(f"{self.name} must be true or false, got {value!r}")
             return value
         if self.type in (int, float):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{self.name} must be a number, got {value!r}")
-            if self.type is int and float(value) != int(value):
-                raise ValueError(f"{self.name} must be a whole number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ValueError(f"{self.name} must be a number{self._range_text()}, got {value!r}")
+            if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+                raise ValueError(f"{self.name} must be a finite number{self._range_text()}, got {value!r}")
+            if self.type is int and isinstance(value, (float, np.floating)) and not float(value).is_integer():
+                raise ValueError(f"{self.name} must be a whole number{self._range_text()}, got {value!r}")
             value = self.type(value)
+            if self.type is int and self.high is None and value > MAX_INT:
+                raise ValueError(
+                    f"{self.name} must be <= {MAX_INT} (2**31 - 1){self._range_text()}, got {value}"
+                )
+            if self.type is int and self.low is None and value < -MAX_INT:
+                raise ValueError(f"{self.name} must be >= {-MAX_INT}{self._range_text()}, got {value}")
             if self.low is not None and value < self.low:
                 raise ValueError(f"{self.name} must be >= {self.low:g}, got {value:g}")
             if self.high is not None and value > self.high:
