@@ -1,0 +1,1073 @@
+"""Qdrant as an index kind: one point per document, its token vectors a multi-vector compared by MaxSim.
+
+Embedded by default: the Qdrant engine runs in this process through ``qdrant-edge-py`` on a local
+folder, nothing to start. ``url=`` (or ``client=``, a ``qdrant_client.QdrantClient``) puts the same
+collection on a Qdrant server or cluster instead; the API key is read from an environment variable
+(``QDRANT_API_KEY`` unless ``api_key_env=`` names another) and never saved. Install both with
+``pip install 'lirlab[qdrant]'``.
+
+Each point holds two named vectors: ``tokens``, the document's token vectors as a multi-vector with
+Qdrant's MaxSim comparator over dot products (exactly ColBERT's late-interaction score), and
+``pooled``, the L2-normalized mean of those vectors, which a search can prefetch candidates with before
+re-ranking them by MaxSim (``prefetch=``). The payload holds the docno and any metadata given at build
+time; :meth:`QdrantIndex.where` restricts a search to the documents whose payload matches.
+
+What a saved index keeps: ``metadata.json`` (the backend, the collection settings, the model), the
+docnos, and the token ids and lengths beside the Qdrant folder (4 bytes a token against 512 for a
+128-d vector). :meth:`QdrantIndex.documents` reads the vectors back from Qdrant rather than from a copy
+kept beside it: Qdrant stays the one place the vectors live (on a server they are not on this disk at
+all), and the folder is not twice the size. Reading every vector back is slow (seconds per thousand
+documents); the analyses that need it read a few documents.
+
+Examples
+--------
+>>> import torch
+>>> from lirlab.encoding import Encoding
+>>> docs = Encoding(ids=("a", "b", "c"), vectors=torch.nn.functional.normalize(torch.eye(3)[[0, 1, 1, 2]], dim=1),
+...                 token_ids=torch.tensor([1, 2, 2, 3]), offsets=torch.tensor([0, 1, 3, 4]),
+...                 vocab=("[D]", "x", "y", "z"))
+>>> queries = Encoding(ids=("q",), vectors=torch.tensor([[0.6, 0.8, 0.0]]), token_ids=torch.tensor([2]),
+...                    offsets=torch.tensor([0, 1]), vocab=docs.vocab, kind="query")
+>>> index = QdrantIndex.from_encoding(docs, metadata={"a": {"year": 2020}, "b": {"year": 2021},
+...                                                   "c": {"year": 2021}})
+>>> index.search(queries, k=2, exact=True).round(4)[["docno", "score", "rank"]].values.tolist()
+[['b', 0.8, 1], ['a', 0.6, 2]]
+>>> index.where(year=2021).search(queries, k=2)["docno"].tolist()
+['b', 'c']
+>>> index.documents([1]).tokens(0)
+['y', 'y']
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import warnings
+import weakref
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lirlab.data import as_documents
+from lirlab.encoding import Encoding, offsets_from_lengths
+from lirlab.index.base import Index, StageTimer
+from lirlab.params import Param
+from lirlab.storage import METADATA, ArtifactError, ArtifactWriter, read_artifact
+
+#: Named vectors of every point.
+TOKENS, POOLED = "tokens", "pooled"
+#: Payload key of the document id (metadata may not use it).
+DOCNO = "docno"
+#: Environment variable the server API key is read from unless ``api_key_env=`` names another.
+API_KEY_ENV = "QDRANT_API_KEY"
+#: Seconds a server has to answer before :class:`QdrantConnectionError`.
+CONNECT_TIMEOUT = 5
+#: Documents per upsert and per read-back request.
+UPSERT_BATCH = 64
+#: Folder of the Qdrant shard inside a saved index.
+SHARD_FOLDER = "qdrant"
+
+INSTALL_HINT = "pip install 'lirlab[qdrant]'"
+
+BUILD_PARAMS = {
+    "m": Param(
+        "m",
+        int,
+        0,
+        "HNSW edges per node on the token multi-vector; 0 builds no graph there and every search scores "
+        "all documents by MaxSim (Qdrant's advice for ColBERT vectors: a graph over MaxSim is slow to build).",
+        low=0,
+        high=256,
+        latency="down",
+        memory="up",
+        quality="down",
+        aliases="Qdrant hnsw_config.m of the multi-vector",
+    ),
+    "ef_construct": Param(
+        "ef_construct",
+        int,
+        100,
+        "Candidates kept while building each HNSW graph (token multi-vector when m > 0, pooled vector).",
+        low=4,
+        high=4096,
+        quality="up",
+        aliases="Qdrant hnsw_config.ef_construct",
+    ),
+    "prefetch_m": Param(
+        "prefetch_m",
+        int,
+        16,
+        "HNSW edges per node on the pooled single vector that prefetch= searches.",
+        low=0,
+        high=256,
+        memory="up",
+        quality="up",
+        aliases="Qdrant hnsw_config.m of the pooled vector",
+    ),
+    "full_scan_threshold": Param(
+        "full_scan_threshold",
+        int,
+        10000,
+        "Kilobytes of vectors under which Qdrant scans a segment rather than walking its graph.",
+        low=0,
+        high=2**31 - 1,
+        aliases="Qdrant hnsw_config.full_scan_threshold",
+    ),
+    "quantization": Param(
+        "quantization",
+        str,
+        "none",
+        "Compressed copies Qdrant searches first (the float32 originals stay for rescoring and documents()): "
+        "scalar = int8 per dimension, binary = one bit per dimension.",
+        choices=("none", "scalar", "binary"),
+        latency="down",
+        memory="up",
+        quality="down",
+        aliases="Qdrant quantization_config: ScalarQuantization(int8) / BinaryQuantization",
+    ),
+}
+
+SEARCH_PARAMS = {
+    "exact": Param(
+        "exact",
+        bool,
+        False,
+        "Score every document exactly (no graph, no quantized copies): the same scores as a flat index.",
+        latency="up",
+        quality="up",
+        aliases="Qdrant search_params.exact",
+    ),
+    "hnsw_ef": Param(
+        "hnsw_ef",
+        int,
+        None,
+        "Candidates kept while walking an HNSW graph (auto: Qdrant's default, ef_construct).",
+        low=1,
+        high=2**31 - 1,
+        latency="up",
+        quality="up",
+        aliases="Qdrant search_params.hnsw_ef",
+    ),
+    "prefetch": Param(
+        "prefetch",
+        int,
+        0,
+        "Candidates fetched by the pooled vector (mean of token vectors) and then re-ranked by full MaxSim; "
+        "0 scores the token multi-vector directly. Raised to k when smaller.",
+        low=0,
+        high=2**31 - 1,
+        latency="up",
+        quality="up",
+        aliases="Qdrant query prefetch (Prefetch on 'pooled', query on 'tokens')",
+    ),
+    "rescore": Param(
+        "rescore",
+        bool,
+        True,
+        "With quantization: re-score the quantized candidates with the float32 vectors.",
+        latency="up",
+        quality="up",
+        aliases="Qdrant search_params.quantization.rescore",
+    ),
+    "oversampling": Param(
+        "oversampling",
+        float,
+        1.0,
+        "With quantization: candidates taken from the quantized copies per result, before rescoring.",
+        low=1.0,
+        high=100.0,
+        latency="up",
+        quality="up",
+        aliases="Qdrant search_params.quantization.oversampling",
+    ),
+}
+
+
+class QdrantNotInstalledError(ImportError):
+    """``qdrant-edge-py`` or ``qdrant-client`` is missing."""
+
+
+class QdrantConnectionError(RuntimeError):
+    """A Qdrant server did not answer."""
+
+
+def _import_edge():
+    try:
+        import qdrant_edge
+    except ImportError:
+        raise QdrantNotInstalledError(
+            f"the embedded Qdrant engine is not installed: {INSTALL_HINT}"
+        ) from None
+    return qdrant_edge
+
+
+def _import_client():
+    try:
+        import qdrant_client
+        from qdrant_client import models
+    except ImportError:
+        raise QdrantNotInstalledError(f"qdrant-client is not installed: {INSTALL_HINT}") from None
+    return qdrant_client, models
+
+
+# ---------------------------------------------------------------------------------------------- payloads
+
+
+def _check_value(value: Any, key: str, docno: str) -> None:
+    ok = value is None or isinstance(value, (bool, str))
+    if isinstance(value, int) and not isinstance(value, bool):
+        ok = -(2**63) <= value < 2**63
+    elif isinstance(value, float):
+        ok = math.isfinite(value)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_value(item, key, docno)
+        ok = True
+    elif isinstance(value, Mapping):
+        for sub, item in value.items():
+            if not isinstance(sub, str):
+                raise ValueError(
+                    f"metadata of document {docno!r}: key {key!r} holds a dict with the non-string key {sub!r}, "
+                    "which Qdrant cannot store; use string keys"
+                )
+            _check_value(item, f"{key}.{sub}", docno)
+        ok = True
+    if not ok:
+        raise ValueError(
+            f"metadata of document {docno!r}: key {key!r} holds {type(value).__name__} {value!r}, which Qdrant "
+            "cannot store; use str, int (64-bit), finite float, bool, None, or lists and dicts of them"
+        )
+
+
+def payloads_for(docnos: Sequence[str], metadata) -> list[dict[str, Any]]:
+    """One payload per document: its docno and its metadata, checked for values Qdrant can store.
+
+    ``metadata`` is ``None``, a mapping docno -> dict (documents it omits get none) or a sequence of
+    dicts aligned with ``docnos``.
+
+    >>> payloads_for(["a"], {"a": {"year": 2020}})
+    [{'docno': 'a', 'year': 2020}]
+    >>> payloads_for(["a"], [{"when": {1, 2}}])
+    Traceback (most recent call last):
+    ...
+    ValueError: metadata of document 'a': key 'when' holds set {1, 2}, which Qdrant cannot store; use str, int (64-bit), finite float, bool, None, or lists and dicts of them
+    """
+    if metadata is None:
+        rows: list[Mapping] = [{}] * len(docnos)
+    elif isinstance(metadata, Mapping):
+        unknown = [d for d in metadata if d not in set(docnos)]
+        if unknown:
+            raise ValueError(f"metadata names a document the encoding does not hold: {unknown[0]!r}")
+        rows = [metadata.get(d) or {} for d in docnos]
+    else:
+        rows = list(metadata)
+        if len(rows) != len(docnos):
+            raise ValueError(
+                f"metadata has {len(rows)} entries for {len(docnos)} documents; give one per document"
+            )
+    payloads = []
+    for docno, row in zip(docnos, rows):
+        if not isinstance(row, Mapping):
+            raise ValueError(f"metadata of document {docno!r} must be a dict, got {type(row).__name__}")
+        for key, value in row.items():
+            if not isinstance(key, str):
+                raise ValueError(
+                    f"metadata of document {docno!r}: key {key!r} is not a string; Qdrant needs string keys"
+                )
+            if key == DOCNO:
+                raise ValueError(
+                    f"metadata of document {docno!r}: key {DOCNO!r} is reserved for the document id; rename it"
+                )
+            _check_value(value, key, docno)
+        payloads.append({DOCNO: docno, **row})
+    return payloads
+
+
+def _condition_parts(conditions: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
+    """``(key, 'match' | 'any' | 'range', value)`` for each condition; ValueError naming a bad one."""
+    parts = []
+    for key, value in conditions.items():
+        if isinstance(value, Mapping):
+            bad = sorted(set(value) - {"gt", "gte", "lt", "lte"})
+            if bad or not value:
+                raise ValueError(f"filter on {key!r}: a range takes gt, gte, lt, lte, got {sorted(value)}")
+            parts.append((key, "range", {b: float(v) for b, v in value.items()}))
+        elif isinstance(value, (list, tuple, set)):
+            items = list(value)
+            if (
+                not items
+                or not all(isinstance(v, str) for v in items)
+                and not all(isinstance(v, int) and not isinstance(v, bool) for v in items)
+            ):
+                raise ValueError(f"filter on {key!r}: a list must hold only strings or only integers")
+            parts.append((key, "any", items))
+        elif isinstance(value, float):
+            parts.append((key, "range", {"gte": value, "lte": value}))
+        elif isinstance(value, (str, int, bool)):
+            parts.append((key, "match", value))
+        else:
+            raise ValueError(
+                f"filter on {key!r}: {type(value).__name__} is not a filter; give a value, a list of values "
+                "or a range dict such as {'gte': 2019}"
+            )
+    return parts
+
+
+# ---------------------------------------------------------------------------------------------- backends
+
+
+class _EdgeBackend:
+    """The Qdrant engine in-process on a local folder (``qdrant-edge-py``)."""
+
+    kind = "embedded"
+
+    def __init__(self, folder: Path, shard, owned: bool):
+        self.folder = Path(folder)
+        self.shard = shard
+        self.q = _import_edge()
+        self._cleanup = weakref.finalize(self, _close_and_remove, shard, self.folder if owned else None)
+
+    @classmethod
+    def create(cls, folder: str | os.PathLike | None, dim: int, build: Mapping[str, Any]) -> _EdgeBackend:
+        q = _import_edge()
+        owned = folder is None
+        if owned:
+            folder = Path(tempfile.mkdtemp(prefix="lirlab-qdrant-")) / "shard"
+        folder = Path(folder)
+        if folder.exists() and any(folder.iterdir()):
+            raise ValueError(f"{folder} is not empty; give an empty or new folder for the Qdrant shard")
+        quant = {
+            "none": None,
+            "scalar": lambda: q.ScalarQuantizationConfig(q.ScalarType.Int8, quantile=0.99),
+            "binary": lambda: q.BinaryQuantizationConfig(),
+        }[build["quantization"]]
+
+        def vector(multi: bool, m: int):
+            return q.EdgeVectorParams(
+                size=dim,
+                distance=q.Distance.Dot,
+                multivector_config=q.MultiVectorConfig(q.MultiVectorComparator.MaxSim) if multi else None,
+                hnsw_config=q.HnswIndexConfig(m, build["ef_construct"], build["full_scan_threshold"]),
+                quantization_config=quant() if quant else None,
+            )
+
+        config = q.EdgeConfig(
+            vectors={TOKENS: vector(True, build["m"]), POOLED: vector(False, build["prefetch_m"])}
+        )
+        return cls(folder, q.EdgeShard.create(str(folder), config), owned)
+
+    @classmethod
+    def open(cls, folder: Path) -> _EdgeBackend:
+        q = _import_edge()
+        try:
+            shard = q.EdgeShard.load(str(folder))
+        except Exception as e:  # the engine's own error types are not exported
+            raise ArtifactError(f"{folder}: the Qdrant shard cannot be opened ({e})") from None
+        return cls(folder, shard, owned=False)
+
+    def upsert(self, ids, tokens, pooled, payloads) -> None:
+        q = self.q
+        points = [
+            q.Point(i, {TOKENS: t, POOLED: p}, payload)
+            for i, t, p, payload in zip(ids, tokens, pooled, payloads)
+        ]
+        self.shard.update(q.UpdateOperation.upsert_points(points))
+
+    def finish(self) -> None:
+        self.shard.optimize()
+        self.shard.flush()
+
+    def count(self) -> int:
+        return int(self.shard.info().points_count)
+
+    def _filter(self, conditions):
+        if not conditions:
+            return None
+        q = self.q
+        must = []
+        for key, how, value in _condition_parts(conditions):
+            if how == "match":
+                must.append(q.FieldCondition(key, match=q.MatchValue(value)))
+            elif how == "any":
+                must.append(q.FieldCondition(key, match=q.MatchAny(value)))
+            else:
+                must.append(q.FieldCondition(key, range=q.RangeFloat(**value)))
+        return q.Filter(must=must)
+
+    def _params(self, knobs):
+        q = self.q
+        quant = None
+        if knobs["oversampling"] != 1.0 or not knobs["rescore"]:
+            quant = q.QuantizationSearchParams(rescore=knobs["rescore"], oversampling=knobs["oversampling"])
+        return q.SearchParams(hnsw_ef=knobs["hnsw_ef"], exact=knobs["exact"], quantization=quant)
+
+    def query(self, tokens, pooled, k, knobs, conditions) -> list[list[tuple[int, float]]]:
+        q = self.q
+        params = self._params(knobs)
+        requests = []
+        for i, (t, p) in enumerate(zip(tokens, pooled)):
+            flt = self._filter(conditions[i] if conditions is not None else None)
+            prefetches = None
+            if knobs["prefetch"]:
+                prefetches = [
+                    q.Prefetch(
+                        limit=max(knobs["prefetch"], k),
+                        query=q.Query.Nearest(p, using=POOLED),
+                        params=params,
+                        filter=flt,
+                    )
+                ]
+            requests.append(
+                q.QueryRequest(
+                    limit=k,
+                    query=q.Query.Nearest(t, using=TOKENS),
+                    prefetches=prefetches,
+                    filter=flt,
+                    params=params,
+                    with_payload=False,
+                    with_vector=False,
+                )
+            )
+        if len(requests) == 1:
+            results = [self.shard.query(requests[0])]
+        else:
+            results = self.shard.query_batch(q.QueryBatchRequest(requests))
+        return [[(int(p.id), float(p.score)) for p in points] for points in results]
+
+    def vectors(self, ids: Sequence[int]) -> list[np.ndarray]:
+        records = self.shard.retrieve(list(ids), with_payload=False, with_vector=[TOKENS])
+        by_id = {int(r.id): r.vector[TOKENS] for r in records}
+        return [np.asarray(by_id[i], dtype=np.float32) for i in ids]
+
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file())
+
+    def close(self) -> None:
+        self._cleanup()
+
+
+def _close_and_remove(shard, folder: Path | None) -> None:
+    try:
+        shard.close()
+    except Exception:  # closing twice, or at interpreter exit
+        pass
+    if folder is not None:
+        shutil.rmtree(folder.parent, ignore_errors=True)  # a temporary folder lirlab made
+
+
+class _ClientBackend:
+    """A collection on a Qdrant server or cluster, or in qdrant-client's local mode, through qdrant-client."""
+
+    kind = "server"
+
+    def __init__(self, client, collection: str, url: str | None, api_key_env: str):
+        self.client = client
+        self.collection = collection
+        self.url = url
+        self.api_key_env = api_key_env
+        _, self.models = _import_client()
+
+    @staticmethod
+    def connect(url: str | None, client, api_key_env: str, timeout: int = CONNECT_TIMEOUT):
+        qdrant_client, _ = _import_client()
+        if client is None:
+            if not url:
+                raise ValueError("a Qdrant server index needs url= or client=")
+            client = qdrant_client.QdrantClient(
+                url=url,
+                api_key=os.environ.get(api_key_env) or None,
+                timeout=timeout,
+                check_compatibility=False,
+            )
+        try:
+            client.get_collections()
+        except Exception as e:  # connection refused, timeout, 401, 404: all mean "not a usable server"
+            where = url or "the given client"
+            hint = f" (API key read from ${api_key_env})" if os.environ.get(api_key_env) else ""
+            raise QdrantConnectionError(
+                f"the Qdrant server at {where} did not answer within {timeout} s{hint}: "
+                f"{str(e).splitlines()[0] if str(e) else type(e).__name__}; check the URL and that the server runs"
+            ) from None
+        return client
+
+    @classmethod
+    def create(
+        cls, client, collection: str, url, api_key_env, dim: int, build, model: Mapping
+    ) -> _ClientBackend:
+        m = _import_client()[1]
+        backend = cls(client, collection, url, api_key_env)
+        if client.collection_exists(collection):
+            backend.check_model(model, dim)
+            raise ValueError(
+                f"collection {collection!r} already exists on {url or 'the client'}; give another collection= "
+                "or delete it there first (lirlab never overwrites a collection it may not have written)"
+            )
+        quant = {
+            "none": None,
+            "scalar": lambda: m.ScalarQuantization(
+                scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=0.99)
+            ),
+            "binary": lambda: m.BinaryQuantization(binary=m.BinaryQuantizationConfig()),
+        }[build["quantization"]]
+
+        def vector(multi: bool, hnsw_m: int):
+            return m.VectorParams(
+                size=dim,
+                distance=m.Distance.DOT,
+                multivector_config=m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM)
+                if multi
+                else None,
+                hnsw_config=m.HnswConfigDiff(
+                    m=hnsw_m,
+                    ef_construct=build["ef_construct"],
+                    full_scan_threshold=build["full_scan_threshold"],
+                ),
+                quantization_config=quant() if quant else None,
+            )
+
+        client.create_collection(
+            collection,
+            vectors_config={TOKENS: vector(True, build["m"]), POOLED: vector(False, build["prefetch_m"])},
+            metadata={"lirlab_model": model.get("name", ""), "lirlab_dim": dim},
+        )
+        return backend
+
+    def check_model(self, model: Mapping, dim: int) -> None:
+        """Refuse a collection whose vectors or recorded model differ from ``model``/``dim``, naming both."""
+        info = self.client.get_collection(self.collection)
+        vectors = info.config.params.vectors
+        size = vectors[TOKENS].size if isinstance(vectors, Mapping) and TOKENS in vectors else None
+        stored = (info.config.metadata or {}) if hasattr(info.config, "metadata") else {}
+        if size is None:
+            raise ValueError(
+                f"collection {self.collection!r} has no {TOKENS!r} vectors: it was not written by lirlab"
+            )
+        _refuse_other_model(
+            f"collection {self.collection!r}", stored.get("lirlab_model"), size, model.get("name"), dim
+        )
+
+    def upsert(self, ids, tokens, pooled, payloads) -> None:
+        m = self.models
+        points = [
+            m.PointStruct(id=i, vector={TOKENS: t, POOLED: p}, payload=payload)
+            for i, t, p, payload in zip(ids, tokens, pooled, payloads)
+        ]
+        self.client.upsert(self.collection, points=points, wait=True)
+
+    def finish(self) -> None:
+        pass
+
+    def count(self) -> int:
+        return int(self.client.count(self.collection, exact=True).count)
+
+    def _filter(self, conditions):
+        if not conditions:
+            return None
+        m = self.models
+        must = []
+        for key, how, value in _condition_parts(conditions):
+            if how == "match":
+                must.append(m.FieldCondition(key=key, match=m.MatchValue(value=value)))
+            elif how == "any":
+                must.append(m.FieldCondition(key=key, match=m.MatchAny(any=value)))
+            else:
+                must.append(m.FieldCondition(key=key, range=m.Range(**value)))
+        return m.Filter(must=must)
+
+    def query(self, tokens, pooled, k, knobs, conditions) -> list[list[tuple[int, float]]]:
+        m = self.models
+        quant = None
+        if knobs["oversampling"] != 1.0 or not knobs["rescore"]:
+            quant = m.QuantizationSearchParams(rescore=knobs["rescore"], oversampling=knobs["oversampling"])
+        params = m.SearchParams(hnsw_ef=knobs["hnsw_ef"], exact=knobs["exact"], quantization=quant)
+        requests = []
+        for i, (t, p) in enumerate(zip(tokens, pooled)):
+            flt = self._filter(conditions[i] if conditions is not None else None)
+            prefetch = None
+            if knobs["prefetch"]:
+                prefetch = m.Prefetch(
+                    query=p, using=POOLED, limit=max(knobs["prefetch"], k), params=params, filter=flt
+                )
+            requests.append(
+                m.QueryRequest(
+                    query=t,
+                    using=TOKENS,
+                    limit=k,
+                    prefetch=prefetch,
+                    filter=flt,
+                    params=params,
+                    with_payload=False,
+                )
+            )
+        with warnings.catch_warnings():  # local mode says search params do not apply to its exact search
+            warnings.filterwarnings("ignore", message="Local mode performs exact")
+            responses = self.client.query_batch_points(self.collection, requests)
+        return [[(int(p.id), float(p.score)) for p in r.points] for r in responses]
+
+    def vectors(self, ids: Sequence[int]) -> list[np.ndarray]:
+        records = self.client.retrieve(self.collection, list(ids), with_payload=False, with_vectors=[TOKENS])
+        by_id = {int(r.id): r.vector[TOKENS] for r in records}
+        return [np.asarray(by_id[i], dtype=np.float32) for i in ids]
+
+    def size_bytes(self) -> int:
+        return 0  # the server's disk is not ours to measure
+
+    def close(self) -> None:
+        pass
+
+
+def _refuse_other_model(where: str, stored_name, stored_dim: int, name, dim: int) -> None:
+    if stored_dim != dim or (stored_name and name and stored_name != name):
+        raise ValueError(
+            f"{where} was built with {stored_name or 'an unrecorded model'!s} (dim {stored_dim}), "
+            f"not {name or 'this model'!s} (dim {dim}): search it with the model that built it, or build anew"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- the index
+
+
+def _pooled(vectors: torch.Tensor) -> list[float]:
+    mean = vectors.float().mean(0)
+    return torch.nn.functional.normalize(mean, dim=0).tolist()
+
+
+class QdrantIndex(Index):
+    """Documents in a Qdrant multi-vector collection, searched by Qdrant's MaxSim.
+
+    Build with :meth:`from_encoding` (encoded documents) or :meth:`build` (texts and an encoder); open a
+    saved one with :meth:`load`.
+
+    Parameters
+    ----------
+    backend :
+        The embedded shard or the server collection (made by :meth:`from_encoding`/:meth:`load`).
+    docnos : sequence of str
+        Document ids by position (the point id of each document is its position).
+    token_ids, lengths : torch.Tensor
+        Token ids of every stored vector and the vector count of every document (kept beside Qdrant).
+    vocab, truncated, mask_token_id :
+        As in :class:`~lirlab.encoding.Encoding`.
+    build : dict
+        The :attr:`BUILD_PARAMS` the collection was made with.
+    encoder, model :
+        As in :class:`~lirlab.index.base.Index`.
+    """
+
+    KIND = "qdrant"
+    TYPE = "lirlab.qdrant"
+    FORMAT_VERSION = 1
+    STAGES = ("qdrant_query", "collect")
+    EXACT = True
+    BUILD_PARAMS = BUILD_PARAMS
+    SEARCH_PARAMS = SEARCH_PARAMS
+    query_batch = 16
+
+    def __init__(
+        self,
+        backend,
+        docnos: Sequence[str],
+        token_ids: torch.Tensor,
+        lengths: torch.Tensor,
+        vocab: Sequence[str],
+        dim: int,
+        build: Mapping[str, Any],
+        truncated: Sequence[bool] = (),
+        mask_token_id: int = -1,
+        encoder=None,
+        model: Mapping[str, Any] | None = None,
+        payload_keys: Sequence[str] = (),
+    ):
+        super().__init__(docnos, encoder=encoder, model=dict(model) if model is not None else None)
+        self.backend = backend
+        self.token_ids = token_ids
+        self.offsets = offsets_from_lengths(lengths)
+        self.vocab = tuple(vocab)
+        self._dim = int(dim)
+        self.build_knobs = dict(build)
+        self.truncated = tuple(truncated) or (False,) * len(self.docnos)
+        self.mask_token_id = mask_token_id
+        self.payload_keys = tuple(payload_keys)
+        self.conditions: Mapping[str, Any] | list | None = None
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def from_encoding(
+        cls,
+        docs: Encoding,
+        *,
+        encoder=None,
+        model=None,
+        device=None,
+        progress: bool = False,
+        metadata=None,
+        path: str | os.PathLike | None = None,
+        url: str | None = None,
+        client=None,
+        collection: str = "lirlab",
+        api_key_env: str = API_KEY_ENV,
+        **build,
+    ) -> QdrantIndex:
+        """Write ``docs`` into a new Qdrant collection, one point per document.
+
+        Parameters
+        ----------
+        docs : Encoding or iterable of Encoding
+            Encoded documents; an iterable of chunks (for example what
+            :func:`lirlab.integrations.ray.encode_chunks` streams) is written chunk by chunk, never
+            holding the corpus twice.
+        encoder, model : optional
+            The encoder (for text queries) and/or its description, saved with the index.
+        device : ignored
+            Qdrant scores on its own threads.
+        progress : bool
+            Show a progress bar over documents.
+        metadata : mapping or sequence, optional
+            Payload per document (see :func:`payloads_for`); :meth:`where` filters on it.
+        path : path, optional
+            Folder for the embedded shard (default: a temporary one, removed when the index is; :meth:`save`
+            copies the shard into the index folder).
+        url, client : optional
+            A Qdrant server URL, or a ``qdrant_client.QdrantClient`` (local mode included): the collection
+            goes there instead of the embedded engine.
+        collection : str
+            Collection name on the server.
+        api_key_env : str
+            Environment variable holding the server's API key (read, never saved).
+        **build
+            :attr:`BUILD_PARAMS`.
+        """
+        knobs = cls.resolve_build_knobs(build)
+        chunks = iter([docs]) if isinstance(docs, Encoding) else iter(docs)
+        first = next(chunks, None)
+        if not isinstance(first, Encoding):
+            raise ValueError(
+                f"a qdrant index needs an Encoding (or an iterable of them) of documents, got {type(first).__name__}"
+            )
+        model_info = dict(model) if model is not None else None
+        if model_info is None and encoder is not None:
+            from lirlab.index.base import describe_encoder
+
+            model_info = describe_encoder(encoder)
+        model_info = model_info or {}
+        dim = first.dim
+        if url is not None or client is not None:
+            client = _ClientBackend.connect(url, client, api_key_env)
+            backend = _ClientBackend.create(client, collection, url, api_key_env, dim, knobs, model_info)
+        else:
+            backend = _EdgeBackend.create(path, dim, knobs)
+        docnos: list[str] = []
+        token_ids, lengths, truncated, keys = [], [], [], set()
+        meta_by_docno = metadata if isinstance(metadata, Mapping) or metadata is None else None
+        meta_rows = None if meta_by_docno is not None or metadata is None else list(metadata)
+        bar = tqdm(desc="qdrant upsert", unit="doc", disable=not progress)
+        chunk: Encoding | None = first
+        while chunk is not None:
+            if chunk.dim != dim:
+                raise ValueError(f"encoding chunks differ in dimension: {dim} then {chunk.dim}")
+            if chunk.vocab != first.vocab:
+                raise ValueError("encoding chunks come from different vocabularies (different models?)")
+            start = len(docnos)
+            if meta_rows is not None:
+                rows = meta_rows[start : start + len(chunk)]
+            else:
+                rows = (
+                    {d: meta_by_docno[d] for d in chunk.ids if d in meta_by_docno} if meta_by_docno else None
+                )
+            if meta_rows is not None and len(rows) != len(chunk):
+                raise ValueError(
+                    f"metadata has {len(meta_rows)} entries, fewer than the documents; give one per document"
+                )
+            payloads = payloads_for(chunk.ids, rows)
+            keys.update(k for p in payloads for k in p)
+            for lo in range(0, len(chunk), UPSERT_BATCH):
+                hi = min(lo + UPSERT_BATCH, len(chunk))
+                vectors = [chunk.vectors_of(i).float() for i in range(lo, hi)]
+                empty = [chunk.ids[lo + j] for j, v in enumerate(vectors) if not len(v)]
+                if empty:
+                    raise ValueError(
+                        f"document {empty[0]!r} has no token vectors; Qdrant cannot store an empty one"
+                    )
+                backend.upsert(
+                    list(range(start + lo, start + hi)),
+                    [v.tolist() for v in vectors],
+                    [_pooled(v) for v in vectors],
+                    payloads[lo:hi],
+                )
+                bar.update(hi - lo)
+            docnos.extend(chunk.ids)
+            token_ids.append(chunk.token_ids.to(torch.int64).cpu())
+            lengths.append(chunk.lengths.cpu())
+            truncated.extend(chunk.truncated)
+            last = chunk
+            chunk = next(chunks, None)
+        bar.close()
+        if meta_rows is not None and len(meta_rows) != len(docnos):
+            raise ValueError(
+                f"metadata has {len(meta_rows)} entries for {len(docnos)} documents; give one per document"
+            )
+        if meta_by_docno:
+            missing = set(meta_by_docno) - set(docnos)
+            if missing:
+                raise ValueError(
+                    f"metadata names a document the encoding does not hold: {sorted(missing)[0]!r}"
+                )
+        if len(set(docnos)) != len(docnos):
+            raise ValueError("document ids repeat across the encoding; give each document once")
+        backend.finish()
+        keys.discard(DOCNO)
+        return cls(
+            backend,
+            docnos,
+            torch.cat(token_ids),
+            torch.cat(lengths),
+            first.vocab,
+            dim,
+            knobs,
+            truncated=truncated,
+            mask_token_id=last.mask_token_id,
+            encoder=encoder,
+            model=model_info,
+            payload_keys=sorted(keys),
+        )
+
+    @classmethod
+    def build(cls, docs, encoder, batch_size: int = 32, progress: bool = True, **kwargs) -> QdrantIndex:
+        """Encode ``docs`` (see :func:`lirlab.data.as_documents`) with ``encoder`` and index them."""
+        encoded = encoder.encode_documents(as_documents(docs), batch_size=batch_size, progress=progress)
+        return cls.from_encoding(encoded, encoder=encoder, progress=progress, **kwargs)
+
+    # ------------------------------------------------------------------ what callers ask
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def backend_kind(self) -> str:
+        """``"embedded"`` (qdrant-edge-py) or ``"server"`` (qdrant-client)."""
+        return self.backend.kind
+
+    def documents(self, positions=None) -> Encoding:
+        """Token vectors of the documents at ``positions``, read back from Qdrant (the float32 originals,
+        also under quantization)."""
+        positions = self.positions_or_live(positions).tolist()
+        vectors = []
+        for lo in range(0, len(positions), UPSERT_BATCH):
+            vectors.extend(self.backend.vectors(positions[lo : lo + UPSERT_BATCH]))
+        pos = torch.as_tensor(positions, dtype=torch.long)
+        from lirlab.encoding import rows_of
+
+        rows = rows_of(self.offsets, pos)
+        return Encoding(
+            ids=tuple(self.docnos[i] for i in positions),
+            vectors=torch.from_numpy(np.concatenate(vectors)) if vectors else torch.zeros(0, self.dim),
+            token_ids=self.token_ids[rows],
+            offsets=offsets_from_lengths(self.offsets[pos + 1] - self.offsets[pos]),
+            vocab=self.vocab,
+            truncated=tuple(self.truncated[i] for i in positions),
+            mask_token_id=self.mask_token_id,
+        )
+
+    def tokens(self, positions=None):
+        pos = self.positions_or_live(positions)
+        from lirlab.encoding import rows_of
+
+        rows = rows_of(self.offsets, pos)
+        return self.token_ids[rows], self.offsets[pos + 1] - self.offsets[pos], self.vocab
+
+    def n_vectors(self) -> int:
+        return int(self.offsets[-1])
+
+    def size_bytes(self) -> int:
+        """Bytes of the embedded shard folder (0 for a server collection: its disk is not measured here)."""
+        return self.backend.size_bytes()
+
+    def to(self, device) -> QdrantIndex:
+        """Qdrant scores on its own threads; any device is accepted and nothing moves."""
+        return self
+
+    def config(self) -> dict[str, Any]:
+        return {"backend": self.backend_kind, **self.build_knobs}
+
+    def where(
+        self, conditions: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None, **equal
+    ) -> QdrantIndex:
+        """The same index with its searches restricted by payload filters (a Qdrant ``Filter``).
+
+        ``conditions`` maps a payload key to a value (match), a list of values (match any) or a range dict
+        (``{"gte": 2019, "lt": 2022}``); keywords add equality conditions. A list of such mappings gives
+        one filter per query, in query order. Fewer than ``k`` results come back when fewer documents match.
+        """
+        if conditions is not None and not isinstance(conditions, Mapping):
+            per_query = [dict(c or {}) for c in conditions]
+            if equal:
+                per_query = [{**c, **equal} for c in per_query]
+            for c in per_query:
+                self._check_keys(c)
+                _condition_parts(c)
+            chosen: Mapping | list = per_query
+        else:
+            chosen = {**(conditions or {}), **equal}
+            self._check_keys(chosen)
+            _condition_parts(chosen)
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view.conditions = chosen
+        view.last_timings = None
+        return view
+
+    def _check_keys(self, conditions: Mapping[str, Any]) -> None:
+        known = set(self.payload_keys) | {DOCNO}
+        unknown = sorted(set(conditions) - known)
+        if unknown:
+            raise ValueError(
+                f"no document has the payload key {unknown[0]!r}; keys: {', '.join(sorted(known))}"
+            )
+
+    def batch_size_for(self, queries: Encoding) -> int:
+        if isinstance(self.conditions, list):
+            if len(self.conditions) != len(queries):
+                raise ValueError(
+                    f"where() was given {len(self.conditions)} per-query filters for {len(queries)} queries"
+                )
+            return len(queries)
+        return self.query_batch
+
+    # ------------------------------------------------------------------ search
+
+    def _search(self, queries: Encoding, k: int, knobs: dict, timer: StageTimer):
+        timer.start()
+        tokens = [queries.vectors_of(i).float().tolist() for i in range(len(queries))]
+        pooled = [_pooled(queries.vectors_of(i)) if knobs["prefetch"] else None for i in range(len(queries))]
+        conditions = None
+        if isinstance(self.conditions, list):
+            conditions = self.conditions
+        elif self.conditions:
+            conditions = [self.conditions] * len(queries)
+        results = self.backend.query(tokens, pooled, k, knobs, conditions)
+        timer.lap("qdrant_query")
+        hits = [
+            (
+                torch.tensor([i for i, _ in points], dtype=torch.long),
+                torch.tensor([s for _, s in points], dtype=torch.float32),
+            )
+            for points in results
+        ]
+        timer.lap("collect")
+        return hits
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
+        """Write the index folder: metadata, docnos, token ids, and (embedded) the Qdrant shard.
+
+        A server collection stays on the server: the folder records its URL and collection name (and the
+        environment variable the API key is read from, never the key).
+        """
+        path = Path(path)
+        if path.exists():
+            ours = path.is_dir() and (path / METADATA).is_file()
+            if not ours and not (path.is_dir() and not any(path.iterdir())):
+                raise ValueError(
+                    f"{path} exists and is not a lirlab index folder; lirlab will not replace it"
+                )
+            if ours and not overwrite:
+                raise ValueError(f"{path} already holds an index; pass overwrite=True to replace it")
+        if self.backend_kind == "embedded" and Path(path).resolve() in self.backend.folder.resolve().parents:
+            raise ValueError(f"{path} is the folder this index was opened from; save it elsewhere")
+        with ArtifactWriter(path, self.TYPE, self.FORMAT_VERSION) as w:
+            if self.backend_kind == "embedded":
+                self.backend.shard.flush()
+                # the engine rewrites its files whenever a shard is opened, so the shard folder is not
+                # checksummed: load() checks its point count against the docnos instead
+                shutil.copytree(self.backend.folder, w.staging / SHARD_FOLDER)
+                where: dict[str, Any] = {"folder": SHARD_FOLDER}
+            else:
+                where = {
+                    "url": self.backend.url,
+                    "collection": self.backend.collection,
+                    "api_key_env": self.backend.api_key_env,
+                }
+            w.save_json("docnos", list(self.docnos))
+            w.save_json("vocab", list(self.vocab))
+            w.save_array("token_ids", self.token_ids.numpy().astype(np.int32))
+            w.save_array("lengths", (self.offsets[1:] - self.offsets[:-1]).numpy().astype(np.int32))
+            w.save_array("truncated", np.asarray(self.truncated, dtype=bool))
+            w.metadata.update(
+                model=self.model,
+                counts={"documents": len(self.docnos), "tokens": self.n_vectors()},
+                config={
+                    "dim": self.dim,
+                    "mask_token_id": self.mask_token_id,
+                    "backend": self.backend_kind,
+                    **where,
+                    "build": self.build_knobs,
+                    "payload_keys": list(self.payload_keys),
+                    "qdrant_vectors": {
+                        TOKENS: "multi-vector, MaxSim over dot products",
+                        POOLED: "L2-normalized mean of the token vectors, dot product",
+                    },
+                },
+                describe=self.describe(),
+            )
+
+    @classmethod
+    def load(
+        cls, path, encoder=None, device=None, verify: bool = True, client=None, url: str | None = None
+    ) -> QdrantIndex:
+        """Open a folder written by :meth:`save`.
+
+        An embedded index opens its shard in place; a server index reconnects to the recorded URL (or to
+        ``url=``/``client=``), reading the API key from the recorded environment variable. An ``encoder``
+        of another model or dimension than the one that built the index is refused, naming both.
+        """
+        art = read_artifact(path, cls.TYPE, cls.FORMAT_VERSION, verify=verify)
+        config = art.metadata.get("config", {})
+        model = art.metadata.get("model", {})
+        dim = int(config["dim"])
+        if encoder is not None:
+            _refuse_other_model(
+                f"the index at {path}", model.get("name"), dim, getattr(encoder, "name", None), encoder.dim
+            )
+        docnos = art.json("docnos")
+        if config.get("backend") == "server":
+            env = config.get("api_key_env", API_KEY_ENV)
+            url = url or config.get("url")
+            backend = _ClientBackend(_ClientBackend.connect(url, client, env), config["collection"], url, env)
+            backend.check_model(model, dim)
+        else:
+            folder = Path(path) / config.get("folder", SHARD_FOLDER)
+            if not folder.is_dir():
+                raise ArtifactError(f"{folder}: missing (the Qdrant shard of this index)")
+            backend = _EdgeBackend.open(folder)
+        found = backend.count()
+        if found != len(docnos):
+            raise ArtifactError(
+                f"{path}: Qdrant holds {found} points for {len(docnos)} docnos (damaged or changed?)"
+            )
+        return cls(
+            backend,
+            docnos,
+            torch.from_numpy(art.array("token_ids").astype(np.int64)),
+            torch.from_numpy(art.array("lengths").astype(np.int64)),
+            art.json("vocab"),
+            dim,
+            config.get("build", {}),
+            truncated=tuple(bool(t) for t in art.array("truncated")),
+            mask_token_id=config.get("mask_token_id", -1),
+            encoder=encoder,
+            model=model,
+            payload_keys=config.get("payload_keys", ()),
+        )
+
+    def close(self) -> None:
+        """Release the embedded shard (and remove it when it lives in a temporary folder)."""
+        self.backend.close()
