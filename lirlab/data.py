@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,11 +216,62 @@ def load_ir_datasets(dataset_id: str) -> Dataset:
     return Dataset(dataset_id, docs, tuple(q for q in queries if q.qid in judged), qrels)
 
 
+#: Column names accepted for a document DataFrame's ids, in order of preference (lirlab, PyTerrier,
+#: ir_datasets, BEIR).
+DOCNO_COLUMNS = ("docno", "doc_id", "docid", "_id")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str, what: str) -> str:
+    r"""``text`` with lone surrogates (what Python makes of undecodable bytes, e.g. on a command line)
+    replaced by U+FFFD, with one :class:`UnicodeWarning` naming ``what``.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     clean_text("caf\udce9 au lait", "query '1'")
+    'caf� au lait'
+    """
+    if not _SURROGATE.search(text):
+        return text
+    warnings.warn(
+        f"{what} holds bytes that are not valid UTF-8 (lone surrogates); they were replaced by U+FFFD",
+        UnicodeWarning,
+        stacklevel=3,
+    )
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _check_id(value: str, what: str) -> str:
+    if _SURROGATE.search(value):
+        raise ValueError(
+            f"{what} id {value.encode('utf-8', 'backslashreplace').decode()!r} holds bytes that are not valid "
+            "UTF-8; ids are written to run files and must be text: decode or rename it"
+        )
+    return value
+
+
+def _not_a_collection(value, what: str, shapes: str) -> ValueError:
+    return ValueError(f"{what} must be {shapes}; got {type(value).__name__} {value!r:.60}")
+
+
+_QUERY_SHAPES = (
+    "a string, a list of strings or Query records, a {qid: text} dict, a DataFrame with qid and query "
+    "columns, or a Dataset"
+)
+_DOC_SHAPES = (
+    "a list of strings or Document records, a {docno: text} dict, a DataFrame with docno and text "
+    "columns, or a Dataset"
+)
+
+
 def as_queries(queries: str | Sequence | Mapping | pd.DataFrame | Dataset) -> list[Query]:
     """Normalize the many ways a user passes queries to a list of :class:`Query`.
 
     Accepts one string, a list of strings (ids ``"1"``, ``"2"``, ...), a list of ``Query``, a
     ``{qid: text}`` mapping, a DataFrame with ``qid`` and ``query`` columns, or a :class:`Dataset`.
+    Anything else, no queries at all, an empty query or a repeated id raises ``ValueError``; lone
+    surrogates in a text are replaced (see :func:`clean_text`).
 
     >>> as_queries(["red cats", "blue dogs"])
     [Query(qid='1', text='red cats'), Query(qid='2', text='blue dogs')]
@@ -226,6 +279,10 @@ def as_queries(queries: str | Sequence | Mapping | pd.DataFrame | Dataset) -> li
     Traceback (most recent call last):
     ...
     ValueError: query '1' is empty
+    >>> as_queries([])
+    Traceback (most recent call last):
+    ...
+    ValueError: no queries given (an empty list)
     """
     if isinstance(queries, Dataset):
         out = list(queries.queries)
@@ -234,40 +291,85 @@ def as_queries(queries: str | Sequence | Mapping | pd.DataFrame | Dataset) -> li
     elif isinstance(queries, pd.DataFrame):
         missing = {"qid", "query"} - set(queries.columns)
         if missing:
-            raise ValueError(f"query DataFrame lacks column(s) {sorted(missing)}")
+            raise ValueError(
+                f"query DataFrame lacks column(s) {sorted(missing)} (it has {list(map(str, queries.columns))})"
+            )
         out = [Query(str(q), t) for q, t in zip(queries.qid, queries["query"])]
     elif isinstance(queries, Mapping):
         out = [Query(str(q), t) for q, t in queries.items()]
-    else:
+    elif isinstance(queries, (bytes, bytearray)):
+        raise ValueError("queries must be text: decode the bytes first (e.g. data.decode('utf-8'))")
+    elif isinstance(queries, Iterable):
         out = [q if isinstance(q, Query) else Query(str(i), q) for i, q in enumerate(queries, 1)]
+    else:
+        raise _not_a_collection(queries, "queries", _QUERY_SHAPES)
+    if not out:
+        raise ValueError(f"no queries given (an empty {type(queries).__name__})")
+    cleaned = []
     for q in out:
+        qid = _check_id(q.qid if isinstance(q.qid, str) else str(q.qid), "query")
         if not isinstance(q.text, str):
-            raise ValueError(f"query {q.qid!r} is not a string: {type(q.text).__name__}")
+            raise ValueError(f"query {qid!r} is not a string: {type(q.text).__name__}")
         if not q.text.strip():
-            raise ValueError(f"query {q.qid!r} is empty")
-    check_unique([q.qid for q in out], "query id")
-    return out
+            raise ValueError(f"query {qid!r} is empty")
+        cleaned.append(Query(qid, clean_text(q.text, f"query {qid!r}")))
+    check_unique([q.qid for q in cleaned], "query id")
+    return cleaned
 
 
-def as_documents(docs: Sequence | Mapping | Dataset) -> list[Document]:
-    """Normalize documents: a list of strings (ids ``"0"``, ``"1"``, ...), of ``Document``, or a ``{docno: text}`` mapping.
+def _documents_from_frame(frame: pd.DataFrame) -> list[Document]:
+    columns = [str(c) for c in frame.columns]
+    id_column = next((c for c in DOCNO_COLUMNS if c in frame.columns), None)
+    if id_column is None or "text" not in frame.columns:
+        raise ValueError(
+            f"a document DataFrame needs an id column ({' or '.join(DOCNO_COLUMNS)}) and a text column; "
+            f"it has {columns}"
+        )
+    titles = frame["title"].fillna("") if "title" in frame.columns else [""] * len(frame)
+    return [Document(str(d), t, ti) for d, t, ti in zip(frame[id_column], frame["text"], titles)]
+
+
+def as_documents(docs: Sequence | Mapping | pd.DataFrame | Dataset) -> list[Document]:
+    """Normalize documents: a list of strings (ids ``"0"``, ``"1"``, ...), of ``Document``, a ``{docno: text}``
+    mapping, or a DataFrame with ``docno`` (or ``doc_id``, ``docid``, ``_id``), ``text`` and optional
+    ``title`` columns.
 
     Empty and whitespace-only documents are kept (they encode to their marker tokens alone and score
-    low); non-strings and duplicate ids raise ``ValueError``.
+    low); non-strings, duplicate ids and no documents at all raise ``ValueError``; lone surrogates in a
+    text are replaced (see :func:`clean_text`).
 
     >>> as_documents({"a": "x", "b": "y"})[1]
     Document(docno='b', text='y', title='')
+    >>> as_documents(pd.DataFrame({"docno": ["d1"], "text": ["Bees make honey."]}))
+    [Document(docno='d1', text='Bees make honey.', title='')]
+    >>> as_documents(pd.DataFrame({"body": ["Bees make honey."]}))
+    Traceback (most recent call last):
+    ...
+    ValueError: a document DataFrame needs an id column (docno or doc_id or docid or _id) and a text column; it has ['body']
     """
     if isinstance(docs, Dataset):
         out = list(docs.docs)
     elif isinstance(docs, str):
         raise ValueError("documents must be a list or mapping of texts, not one string")
+    elif isinstance(docs, pd.DataFrame):
+        out = _documents_from_frame(docs)
     elif isinstance(docs, Mapping):
         out = [Document(str(d), t) for d, t in docs.items()]
-    else:
+    elif isinstance(docs, (bytes, bytearray)):
+        raise ValueError("documents must be text: decode the bytes first (e.g. data.decode('utf-8'))")
+    elif isinstance(docs, Iterable):
         out = [d if isinstance(d, Document) else Document(str(i), d) for i, d in enumerate(docs)]
+    else:
+        raise _not_a_collection(docs, "documents", _DOC_SHAPES)
+    if not out:
+        raise ValueError(f"no documents given (an empty {type(docs).__name__})")
+    cleaned = []
     for d in out:
+        docno = _check_id(d.docno if isinstance(d.docno, str) else str(d.docno), "document")
         if not isinstance(d.text, str) or not isinstance(d.title, str):
-            raise ValueError(f"document {d.docno!r} is not a string: {type(d.text).__name__}")
-    check_unique([d.docno for d in out], "document id")
-    return out
+            bad = d.text if not isinstance(d.text, str) else d.title
+            raise ValueError(f"document {docno!r} is not a string: {type(bad).__name__}")
+        what = f"document {docno!r}"
+        cleaned.append(Document(docno, clean_text(d.text, what), clean_text(d.title, what)))
+    check_unique([d.docno for d in cleaned], "document id")
+    return cleaned

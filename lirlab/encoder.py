@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from lirlab.data import Document, Query, as_documents, as_queries
+from lirlab.data import Document, Query, as_documents, as_queries, clean_text
 from lirlab.encoding import Encoding, offsets_from_lengths
 
 DEFAULT_MODEL = "answerdotai/answerai-colbert-small-v1"
@@ -229,10 +229,29 @@ def _linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.nn.
     return layer.eval()
 
 
+def _modules(folder: Path) -> list[dict]:
+    """The entries of ``folder/modules.json``, each checked: a table whose ``path`` stays inside ``folder``."""
+    file = folder / "modules.json"
+    modules = _read_json(file)
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise ModelLoadError(f"{file}: expected a list of modules (each a table with type and path)")
+    root = folder.resolve()
+    for m in modules:
+        path, kind = m.get("path", ""), m.get("type", "")
+        if not isinstance(path, str) or not isinstance(kind, str):
+            raise ModelLoadError(f"{file}: a module's type and path must be strings, got {m!r:.80}")
+        inside = (root / path).resolve()
+        if Path(path).is_absolute() or (inside != root and root not in inside.parents):
+            raise ModelLoadError(
+                f"{file}: module path {path!r} leads outside the model folder; only folders inside it are loaded"
+            )
+    return modules
+
+
 def checkpoint_format(folder: Path) -> str:
     """``"pylate"``, ``"stanford"`` or ``"huggingface"``, from the files in ``folder``."""
     if (folder / "modules.json").is_file():
-        modules = _read_json(folder / "modules.json")
+        modules = _modules(folder)
         if any(m.get("type", "").endswith("Dense") for m in modules):
             return "pylate"
     if (folder / "config.json").is_file():
@@ -267,7 +286,10 @@ def _load_stanford(folder: Path, trust_remote_code: bool, dtype) -> _Parts:
 
 
 def _load_pylate(folder: Path, trust_remote_code: bool, dtype) -> _Parts:
-    modules = sorted(_read_json(folder / "modules.json"), key=lambda m: m.get("idx", 0))
+    modules = _modules(folder)
+    if not all(isinstance(m.get("idx", 0), int) for m in modules):
+        raise ModelLoadError(f"{folder}/modules.json: each module's idx must be a whole number")
+    modules = sorted(modules, key=lambda m: m.get("idx", 0))
     transformer = next((m for m in modules if m.get("type", "").endswith("Transformer")), None)
     if transformer is None:
         raise ModelLoadError(f"{folder}/modules.json names no Transformer module")
@@ -276,12 +298,16 @@ def _load_pylate(folder: Path, trust_remote_code: bool, dtype) -> _Parts:
     for module in modules:
         if not module.get("type", "").endswith("Dense"):
             continue
-        dense_dir = folder / module["path"]
+        dense_dir = folder / module.get("path", "")
         dense_config = _read_json(dense_dir / "config.json")
+        if not isinstance(dense_config, dict):
+            raise ModelLoadError(f"{dense_dir / 'config.json'}: expected a table of settings")
         activation = dense_config.get("activation_function", "torch.nn.modules.linear.Identity")
         if not activation.endswith("Identity"):
             raise ModelLoadError(f"{dense_dir}: activation {activation!r} is not supported (only Identity)")
         weights = _load_tensors(dense_dir)
+        if "linear.weight" not in weights:
+            raise ModelLoadError(f"{dense_dir}: a Dense module needs 'linear.weight' in its weights")
         projections.append(_linear(weights["linear.weight"], weights.get("linear.bias")))
     st = (
         _read_json(folder / "config_sentence_transformers.json")
@@ -445,7 +471,10 @@ class ColBERT:
         self, texts: Sequence[str], marker: int | None, maxlen: int
     ) -> tuple[list[list[int]], list[bool]]:
         """``[CLS] marker pieces [SEP]`` per text, cut to ``maxlen``; and whether each was cut."""
-        pieces = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise ValueError("texts to tokenize must be a list of strings")
+        texts = [clean_text(t, "a text") for t in texts]
+        pieces = self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else []
         bos = (
             self.tokenizer.cls_token_id
             if self.tokenizer.cls_token_id is not None
