@@ -8,7 +8,7 @@ Two kernels, the same arithmetic:
 * :class:`LengthGroupedDocs` for exhaustive search. Documents are stored packed but ordered by length,
   so every run of equal-length documents is a dense ``[n, L, dim]`` block: one matrix multiply and one
   ``amax`` per block, no padding, bounded memory (blocks are cut at ``chunk_tokens``).
-* :func:`maxsim_padded` for a handful of candidates (PLAID's last stage, re-ranking): pad, mask, reduce.
+* :func:`maxsim_pairs` for (query, candidate) pairs (PLAID's last stage, re-ranking): pad, mask, reduce.
 
 Zero query vectors contribute exactly 0, so queries of different lengths are zero-padded to a batch.
 
@@ -56,22 +56,31 @@ def pad_packed(vectors: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tens
     return padded, mask
 
 
-def maxsim_padded(queries: torch.Tensor, docs: torch.Tensor, doc_mask: torch.Tensor) -> torch.Tensor:
-    """Scores ``[n_queries, n_docs]`` for padded queries ``[nq, q, dim]`` and docs ``[nd, L, dim]``.
+def maxsim_pairs(
+    queries: torch.Tensor,
+    docs: torch.Tensor,
+    doc_mask: torch.Tensor,
+    query_of: torch.Tensor,
+    doc_of: torch.Tensor,
+) -> torch.Tensor:
+    """MaxSim of (query, document) pairs: ``[n_pairs]`` scores, pair ``i`` being query ``query_of[i]``
+    of the zero-padded ``queries`` ``[nq, q, dim]`` against document ``doc_of[i]`` of the padded ``docs``
+    ``[nd, L, dim]`` (``doc_mask`` ``[nd, L]`` marks real tokens).
 
-    Every query is scored against every document. Padding positions of ``docs`` (``doc_mask`` False)
-    never win the max; a document with no tokens scores 0.
+    The kernel of PLAID's last stage and of re-ranking: one batched multiply of the pairs' matrices.
+    Padding positions of ``docs`` never win the max; a document with no tokens scores 0.
+
+    >>> q = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
+    >>> d = torch.tensor([[[0.6, 0.8], [1.0, 0.0]], [[0.0, 1.0], [9.0, 9.0]]])
+    >>> mask = torch.tensor([[True, True], [True, False]])
+    >>> maxsim_pairs(q, d, mask, torch.tensor([0, 0]), torch.tensor([0, 1])).tolist()
+    [1.0, 0.0]
     """
-    nq, qlen, dim = queries.shape
-    nd, dlen, _ = docs.shape
-    if nd == 0 or dlen == 0:
-        return torch.zeros(nq, nd, device=queries.device)
-    sims = (queries.reshape(nq * qlen, dim).to(docs.dtype) @ docs.reshape(nd * dlen, dim).T).view(
-        nq * qlen, nd, dlen
-    )
-    sims = sims.masked_fill(~doc_mask.unsqueeze(0), float("-inf")).amax(dim=2)
-    sims = sims.masked_fill(~doc_mask.any(dim=1).unsqueeze(0), 0.0)
-    return sims.float().view(nq, qlen, nd).sum(dim=1)
+    if query_of.numel() == 0 or docs.shape[1] == 0:
+        return torch.zeros(query_of.numel(), device=queries.device)
+    sims = torch.bmm(docs[doc_of], queries[query_of].transpose(1, 2).to(docs.dtype))  # [pairs, L, q]
+    best = sims.masked_fill_(~doc_mask[doc_of].unsqueeze(2), float("-inf")).amax(dim=1)
+    return best.masked_fill_(best == float("-inf"), 0.0).float().sum(dim=1)
 
 
 def maxsim_candidates(
@@ -80,10 +89,12 @@ def maxsim_candidates(
     """MaxSim of one query ``[q, dim]`` against packed candidate documents; returns ``[n_docs]``."""
     scores = []
     offsets = offsets_from_lengths(lengths).tolist()
+    queries = query.unsqueeze(0)
     for start in range(0, lengths.shape[0], batch_docs):
         stop = min(start + batch_docs, lengths.shape[0])
         docs, mask = pad_packed(vectors[offsets[start] : offsets[stop]], lengths[start:stop])
-        scores.append(maxsim_padded(query.unsqueeze(0), docs, mask)[0])
+        doc_of = torch.arange(stop - start, device=docs.device)
+        scores.append(maxsim_pairs(queries, docs, mask, torch.zeros_like(doc_of), doc_of))
     return torch.cat(scores) if scores else torch.zeros(0, device=query.device)
 
 

@@ -14,7 +14,7 @@ import torch
 from lirlab import params
 from lirlab.data import Document
 from lirlab.encoding import Encoding, offsets_from_lengths
-from lirlab.index.base import FewerResultsWarning
+from lirlab.index.base import FewerResultsWarning, StageTimer
 from lirlab.index.flat import FlatIndex
 from lirlab.index.plaid import (
     BUILD_PARAMS,
@@ -22,9 +22,11 @@ from lirlab.index.plaid import (
     SEARCH_PARAMS,
     STAGES,
     AddReport,
+    CompressedDocs,
     DriftWarning,
     PlaidIndex,
     default_search_params,
+    stages,
 )
 from lirlab.maxsim import maxsim_pair
 from lirlab.storage import ArtifactError, ArtifactWriter
@@ -243,13 +245,13 @@ def test_k_beyond_probed_candidates_still_returns_k(index, queries, monkeypatch)
     k = n_candidates + 5
     assert k < len(index)
     probes_used = []
-    original_probe = PlaidIndex._probe
+    original_probe = stages.probe
 
-    def spy(self, scores, mask, n_probe):
+    def spy(ivf, docs, scores, n_probe):
         probes_used.append(n_probe.tolist())
-        return original_probe(self, scores, mask, n_probe)
+        return original_probe(ivf, docs, scores, n_probe)
 
-    monkeypatch.setattr(PlaidIndex, "_probe", spy)
+    monkeypatch.setattr(stages, "probe", spy)
     positions, scores = index.search_encoded(one_token, k=k, n_probe=1, ndocs=8)[0]
     assert probes_used == [[1], [2]]  # widened once, by doubling n_probe
     monkeypatch.undo()
@@ -280,23 +282,24 @@ def test_documents_without_tokens_are_reachable(docs, queries):
 
 @pytest.mark.parametrize(("ndocs", "k", "pruned_keep", "exact_keep"), [(40, 3, 40, 10), (4, 5, 5, 5)])
 def test_stage_sizes_follow_ndocs(index, queries, monkeypatch, ndocs, k, pruned_keep, exact_keep):
-    seen = {"centroid": [], "exact": []}
-    centroid_scores, exact_scores = PlaidIndex._centroid_scores, PlaidIndex._exact_scores
+    seen = {name: [] for name in ("pruning", "centroid_interaction", "exact")}
 
-    def spy_centroid(self, scores_t, query_of, positions, kept=None):
-        seen["centroid"].append(torch.bincount(query_of, minlength=len(queries)).tolist())
-        return centroid_scores(self, scores_t, query_of, positions, kept)
+    def spy(name, original):
+        def counted(*args, **kwargs):
+            pairs = next(a for a in args if isinstance(a, stages.Pairs))
+            seen[name].append(torch.bincount(pairs.query_of, minlength=len(queries)).tolist())
+            return original(*args, **kwargs)
 
-    def spy_exact(self, padded, query_of, positions, timer=None):
-        seen["exact"].append(torch.bincount(query_of, minlength=len(queries)).tolist())
-        return exact_scores(self, padded, query_of, positions, timer)
+        monkeypatch.setattr(stages, {"exact": "exact_scores"}.get(name, name), counted)
 
-    monkeypatch.setattr(PlaidIndex, "_centroid_scores", spy_centroid)
-    monkeypatch.setattr(PlaidIndex, "_exact_scores", spy_exact)
+    spy("pruning", stages.pruning)
+    spy("centroid_interaction", stages.centroid_interaction)
+    spy("exact", stages.exact_scores)
     hits = index.search_encoded(queries, k=k, ndocs=ndocs, n_probe=2)
-    stage1 = [len(c) for c in index.candidates(queries, n_probe=2)]
-    assert seen["centroid"] == [stage1, [pruned_keep] * len(queries)]  # stage 2 input, stage 3 input
-    assert seen["exact"] == [[exact_keep] * len(queries)]  # stage 4 input
+    generated = [len(c) for c in index.candidates(queries, n_probe=2)]
+    assert seen["pruning"] == [generated]  # what candidate generation produced
+    assert seen["centroid_interaction"] == [[pruned_keep] * len(queries)]
+    assert seen["exact"] == [[exact_keep] * len(queries)]  # decompressed and scored exactly
     assert [len(p) for p, _ in hits] == [k] * len(queries)
 
 
@@ -332,22 +335,22 @@ def test_bad_k_and_dimension(index, queries):
         index.search_encoded(wrong, k=3)
 
 
-def test_timings_cover_every_stage(index, queries):
+def test_timings_cover_every_stage_in_pipeline_order(index, queries, monkeypatch):
+    order: list[str] = []
+    original = StageTimer.lap
+
+    def lap(self, stage):
+        if not order or order[-1] != stage:
+            order.append(stage)
+        original(self, stage)
+
+    monkeypatch.setattr(StageTimer, "lap", lap)
     timings: dict = {}
     index.search(queries, k=10, timings=timings)
-    assert (
-        set(timings)
-        == set(STAGES)
-        == {
-            "centroid_scoring",
-            "candidate_generation",
-            "pruning",
-            "centroid_interaction",
-            "decompression",
-            "exact_maxsim",
-        }
-    )
-    assert all(isinstance(v, float) and v >= 0 for v in timings.values())
+    monkeypatch.undo()
+    assert tuple(order) == STAGES  # every stage laps, once each and in the declared order
+    assert all(callable(getattr(stages, name)) for name in STAGES)  # one function per stage, same name
+    assert set(timings) == set(STAGES) and all(isinstance(v, float) and v >= 0 for v in timings.values())
     assert sum(timings.values()) > 0
     log: list = []
     index.search_encoded(queries, k=10, timings=log)
@@ -449,7 +452,10 @@ def test_add_makes_documents_searchable_and_reports_drift(docs, queries):
     assert (
         index.candidates(new_queries, n_probe=2)[0].tolist()
         == PlaidIndex(
-            index.codec, index.codes, index.residuals, index.token_ids, index.doc_offsets, both.ids, VOCAB
+            index.codec,
+            CompressedDocs(index.codes, index.residuals, index.token_ids, index.doc_offsets),
+            both.ids,
+            VOCAB,
         )
         .candidates(new_queries, n_probe=2)[0]
         .tolist()

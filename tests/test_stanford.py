@@ -109,9 +109,7 @@ def test_search_equals_an_index_built_from_the_same_codes(stanford_index):
         q = queries.vectors_of(queries.ids.index(qid))
         expected = [float((q @ exact.vectors_of(int(d[3:])).T).max(dim=1).values.sum()) for d in group.docno]
         np.testing.assert_allclose(group.score, expected, atol=1e-4)
-    rebuilt = PlaidIndex(
-        index.codec, index.codes, index.residuals, index.token_ids, index.doc_offsets, index.docnos
-    )
+    rebuilt = PlaidIndex(index.codec, index.compressed, index.docnos)
     pd.testing.assert_frame_equal(rebuilt.search(queries, k=5, n_probe=2), run)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from lirlab.index.codec import ResidualCodec, reverse_bit_groups
-from lirlab.index.plaid import PlaidIndex
+from lirlab.index.plaid import CompressedDocs, PlaidIndex
 from lirlab.storage import ArtifactError
 
 
@@ -149,12 +149,15 @@ def read_stanford_index(
         ivf_offsets[1:] = list_lengths.long().cumsum(0)
         ivf = (pids.long(), ivf_offsets)
 
-    return PlaidIndex(
-        codec,
+    compressed = CompressedDocs(
         codes_all.to(codec.code_dtype),
         torch.cat(residuals),
         torch.full((codes_all.shape[0],), -1, dtype=torch.long),
         offsets,
+    )
+    return PlaidIndex(
+        codec,
+        compressed,
         names,
         (),
         ivf=ivf,

@@ -1,0 +1,208 @@
+"""Building a PLAID index: k-means on a sample, the residual codec, then compression chunk by chunk.
+
+:func:`build_parts` is shared by ``PlaidIndex.build`` (text + encoder) and ``PlaidIndex.from_encoding``
+(encoded documents): both hand it a function that returns the encoding of some document positions and
+the :data:`~lirlab.index.plaid.knobs.BUILD_PARAMS` values, validated once by the caller.
+
+Examples
+--------
+>>> import torch
+>>> from lirlab.encoding import Encoding, offsets_from_lengths
+>>> g = torch.Generator().manual_seed(0)
+>>> docs = Encoding(ids=tuple(f"d{i}" for i in range(20)),
+...                 vectors=torch.nn.functional.normalize(torch.randn(100, 8, generator=g), dim=1),
+...                 token_ids=torch.zeros(100, dtype=torch.long),
+...                 offsets=offsets_from_lengths(torch.full((20,), 5)), vocab=("t",))
+>>> knobs = {"nbits": 2, "n_centroids": 4, "kmeans_iterations": 2, "kmeans_sample": None, "seed": 0}
+>>> built = build_parts(len(docs), lambda p: docs.select(p.tolist()), knobs, chunk_docs=7)
+>>> built.docnos == docs.ids, built.compressed.n_tokens, built.codec.n_centroids
+(True, 100, 4)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from lirlab.encoding import Encoding, offsets_from_lengths
+from lirlab.index.codec import ResidualCodec, check_layout
+from lirlab.index.kmeans import spherical_kmeans
+from lirlab.index.plaid.compressed import CompressedDocs, compress, join
+from lirlab.index.plaid.knobs import MAX_DEFAULT_SAMPLE_DOCS
+
+#: Share of sample vectors held out of k-means to fit the residual buckets (at most 50,000 vectors).
+HELDOUT_SHARE = 0.05
+
+#: Build-time nearest-centroid cosine quantile below which an added vector counts as drifted.
+DRIFT_QUANTILE = 0.05
+
+#: Bins of the nearest-centroid cosine histogram kept at build time (resolution 2 / bins).
+COSINE_BINS = 2000
+
+
+@dataclass(frozen=True)
+class Built:
+    """What :func:`build_parts` returns: everything a ``PlaidIndex`` is made of."""
+
+    codec: ResidualCodec
+    compressed: CompressedDocs
+    docnos: tuple[str, ...]
+    vocab: tuple[str, ...]
+    mask_token_id: int
+    config: dict[str, Any]
+    stats: dict[str, Any]
+
+
+def chunks(positions: torch.Tensor, size: int) -> list[torch.Tensor]:
+    return [positions[i : i + size] for i in range(0, positions.numel(), size)]
+
+
+def cosine_histogram(cosines: torch.Tensor) -> torch.Tensor:
+    return torch.histc(cosines.float().cpu().clamp(-1, 1), bins=COSINE_BINS, min=-1.0, max=1.0).double()
+
+
+def histogram_quantile(histogram: torch.Tensor, q: float) -> float:
+    """Lower edge of the bin holding the ``q`` quantile."""
+    cumulative = histogram.cumsum(0)
+    total = float(cumulative[-1])
+    if total == 0:
+        return -1.0
+    bin_index = int(torch.searchsorted(cumulative, torch.tensor([q * total], dtype=cumulative.dtype)).item())
+    return -1.0 + 2.0 * min(bin_index, COSINE_BINS - 1) / COSINE_BINS
+
+
+def build_parts(
+    n_docs: int,
+    encode: Callable[[torch.Tensor], Encoding],
+    knobs: dict[str, Any],
+    *,
+    chunk_docs: int,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> Built:
+    """Encode (through ``encode``) and compress ``n_docs`` documents.
+
+    A seeded sample of ``kmeans_sample`` documents is encoded first (in chunks of ``chunk_docs``) and
+    its vectors train k-means (95%) and the residual buckets (5% held out); then the sample and every
+    further chunk are compressed, keeping only codes, packed residuals, token ids and lengths. Each
+    document is encoded exactly once; peak memory is the sample's vectors (or one chunk's, whichever is
+    larger) and the compressed index.
+
+    Parameters
+    ----------
+    n_docs : int
+        Documents to index, at positions ``0..n_docs-1``.
+    encode : callable
+        Positions tensor → their :class:`~lirlab.encoding.Encoding`, in that order.
+    knobs : dict
+        Validated :data:`~lirlab.index.plaid.knobs.BUILD_PARAMS` values.
+    chunk_docs : int
+        Documents encoded at a time.
+    device :
+        Where k-means and compression run (default: CPU).
+    progress : bool
+        Show progress bars.
+    """
+    if n_docs == 0:
+        raise ValueError("cannot build an index of 0 documents")
+    seed = knobs["seed"]
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    generator = torch.Generator().manual_seed(seed)
+
+    # 1. Encode the k-means sample (once; it is compressed below, not encoded again).
+    n_sample = knobs["kmeans_sample"] or min(
+        n_docs, max(1, int(16 * math.sqrt(120 * n_docs))), MAX_DEFAULT_SAMPLE_DOCS
+    )
+    n_sample = min(n_sample, n_docs)
+    in_sample = torch.zeros(n_docs, dtype=torch.bool)
+    in_sample[torch.randperm(n_docs, generator=generator)[:n_sample]] = True
+    sample_positions = in_sample.nonzero().flatten()
+    sample_parts = [
+        encode(chunk)
+        for chunk in tqdm(
+            chunks(sample_positions, chunk_docs),
+            desc="encode k-means sample",
+            unit="chunk",
+            disable=not progress,
+        )
+    ]
+    sample = Encoding.concat(sample_parts)
+    del sample_parts
+    check_layout(sample.dim, knobs["nbits"])
+
+    # 2. Train k-means on 95% of the sample's vectors, the residual buckets on the rest.
+    n_vectors = int(sample.vectors.shape[0])
+    n_heldout = min(50_000, max(2, int(HELDOUT_SHARE * n_vectors)))
+    if n_vectors - n_heldout < 1:
+        raise ValueError(f"the k-means sample holds only {n_vectors} token vectors; need at least 3")
+    permutation = torch.randperm(n_vectors, generator=generator)
+    heldout_rows, train_rows = permutation[:n_heldout], permutation[n_heldout:]
+    n_train = int(train_rows.numel())
+    if knobs["n_centroids"] is None:
+        estimated_tokens = n_vectors / n_sample * n_docs
+        n_centroids = min(2 ** int(math.floor(math.log2(16 * math.sqrt(estimated_tokens)))), n_train)
+    else:
+        n_centroids = knobs["n_centroids"]
+        if n_centroids > n_train:
+            raise ValueError(
+                f"n_centroids={n_centroids} exceeds the {n_train} k-means training vectors; "
+                "lower it or raise kmeans_sample"
+            )
+    centroids = spherical_kmeans(
+        sample.vectors[train_rows],
+        n_centroids,
+        iterations=knobs["kmeans_iterations"],
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    codec = ResidualCodec.train(centroids, sample.vectors[heldout_rows], knobs["nbits"], seed=seed)
+
+    # 3. Compress the sample, then encode and compress the remaining documents chunk by chunk.
+    parts = [compress(codec, sample)]
+    vocab, mask_token_id = sample.vocab, sample.mask_token_id
+    docnos: list[str] = list(sample.ids)
+    del sample
+    rest = (~in_sample).nonzero().flatten()
+    bar = tqdm(total=int(rest.numel()), desc="encode + compress", unit="doc", disable=not progress)
+    for chunk in chunks(rest, chunk_docs):
+        encoded = encode(chunk)
+        parts.append(compress(codec, encoded))
+        docnos.extend(encoded.ids)
+        bar.update(int(chunk.numel()))
+    bar.close()
+
+    # 4. Put documents back in input order.
+    order = torch.argsort(torch.cat([sample_positions, rest]))
+    joined = join(parts, order)
+    docnos = [docnos[i] for i in order.tolist()]
+    histogram = cosine_histogram(joined.cosines)
+    config = {
+        "nbits": knobs["nbits"],
+        "dim": codec.dim,
+        "n_centroids": n_centroids,
+        "mask_token_id": mask_token_id,
+        "kmeans": {
+            "iterations": knobs["kmeans_iterations"],
+            "sample_documents": n_sample,
+            "training_vectors": n_train,
+            "heldout_vectors": n_heldout,
+            "seed": seed,
+        },
+    }
+    stats = {
+        "drift_quantile": DRIFT_QUANTILE,
+        "drift_threshold": histogram_quantile(histogram, DRIFT_QUANTILE),
+        "nearest_cosine_mean": float(joined.cosines.double().mean()) if joined.cosines.numel() else 0.0,
+        "nearest_cosine_quantiles": {f"{q:g}": histogram_quantile(histogram, q) for q in (0.01, 0.05, 0.5)},
+        "adds": [],
+    }
+    compressed = CompressedDocs(
+        joined.codes, joined.residuals, joined.token_ids, offsets_from_lengths(joined.lengths)
+    )
+    return Built(codec, compressed, tuple(docnos), tuple(vocab), mask_token_id, config, stats)

@@ -1,0 +1,150 @@
+"""PLAID's declared knobs: search (:data:`SEARCH_PARAMS`), build (:data:`BUILD_PARAMS`) and the
+streaming setting :data:`CHUNK_DOCS`, with ColBERTv2's defaults derived from ``k``.
+
+Examples
+--------
+>>> resolve_search_params(10, ndocs=512)
+{'n_probe': 1, 'centroid_score_threshold': 0.5, 'ndocs': 512}
+>>> CHUNK_DOCS.validate(0)
+Traceback (most recent call last):
+...
+ValueError: chunk_docs must be >= 1, got 0
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lirlab import params
+from lirlab.index.codec import NBITS_CHOICES
+from lirlab.params import Param
+
+#: Cap on the default k-means sample, in documents (its vectors are held until the codec is trained).
+MAX_DEFAULT_SAMPLE_DOCS = 1 << 15
+
+#: Documents encoded and compressed at a time by ``PlaidIndex.build``, ``from_encoding`` and ``add``.
+DEFAULT_CHUNK_DOCS = 4096
+
+SEARCH_PARAMS: dict[str, Param] = {
+    "n_probe": Param(
+        "n_probe",
+        int,
+        None,
+        "Centroids probed per query token in candidate generation (default from k: 1, 2 or 4).",
+        low=1,
+        latency="up",
+        quality="up",
+        aliases="Stanford ncells, fast-plaid n_ivf_probe, WARP nprobe",
+    ),
+    "centroid_score_threshold": Param(
+        "centroid_score_threshold",
+        float,
+        None,
+        "Document tokens whose centroid scores below this against every query token are skipped in stage 2 "
+        "(default from k: 0.5, 0.45 or 0.4).",
+        low=-1.0,
+        high=1.0,
+        latency="down",
+        quality="down",
+        aliases="Stanford centroid_score_threshold",
+    ),
+    "ndocs": Param(
+        "ndocs",
+        int,
+        None,
+        "Candidates kept after stage 2; a quarter of them (at least k) are decompressed "
+        "(default from k: 256, 1024 or max(4k, 4096)).",
+        low=1,
+        latency="up",
+        memory="up",
+        quality="up",
+        aliases="Stanford ndocs, fast-plaid n_full_scores (≈ ndocs/4)",
+    ),
+}
+
+BUILD_PARAMS: dict[str, Param] = {
+    "nbits": Param(
+        "nbits",
+        int,
+        2,
+        "Bits per dimension of each residual.",
+        choices=NBITS_CHOICES,
+        latency="up",
+        memory="up",
+        quality="up",
+        aliases="Stanford nbits, fast-plaid nbits",
+    ),
+    "n_centroids": Param(
+        "n_centroids",
+        int,
+        None,
+        "Number of k-means centroids (default 2^floor(log2(16·sqrt(tokens))), at most the sample's vectors).",
+        low=1,
+        latency="up",
+        memory="up",
+        quality="up",
+        aliases="Stanford num_partitions",
+    ),
+    "kmeans_iterations": Param(
+        "kmeans_iterations",
+        int,
+        4,
+        "Spherical k-means rounds.",
+        low=1,
+        quality="up",
+        aliases="Stanford kmeans_niters, fast-plaid kmeans_niters",
+    ),
+    "kmeans_sample": Param(
+        "kmeans_sample",
+        int,
+        None,
+        "Documents encoded first to train k-means and the codec "
+        f"(default min(n, 16·sqrt(120·n), {MAX_DEFAULT_SAMPLE_DOCS})).",
+        low=1,
+        memory="up",
+        quality="up",
+        aliases="Stanford sampled pids",
+    ),
+    "seed": Param("seed", int, 0, "Seeds the k-means sample, held-out split and initialization."),
+}
+
+#: How many documents are encoded and compressed at a time: bounds build memory, changes nothing in the
+#: index (so it is not one of :data:`BUILD_PARAMS`).
+CHUNK_DOCS = Param(
+    "chunk_docs",
+    int,
+    DEFAULT_CHUNK_DOCS,
+    "Documents encoded and compressed at a time (peak build memory), without effect on the index.",
+    low=1,
+    memory="up",
+)
+
+
+def default_search_params(k: int) -> dict[str, Any]:
+    """ColBERTv2's search defaults for ``k`` results.
+
+    >>> default_search_params(10), default_search_params(1000)["ndocs"]
+    ({'n_probe': 1, 'centroid_score_threshold': 0.5, 'ndocs': 256}, 4096)
+    """
+    if k <= 10:
+        return {"n_probe": 1, "centroid_score_threshold": 0.5, "ndocs": 256}
+    if k <= 100:
+        return {"n_probe": 2, "centroid_score_threshold": 0.45, "ndocs": 1024}
+    return {"n_probe": 4, "centroid_score_threshold": 0.4, "ndocs": max(k * 4, 4096)}
+
+
+def resolve_search_params(k: int, **knobs) -> dict[str, Any]:
+    """Validate ``knobs`` against :data:`SEARCH_PARAMS` and fill the unset ones from ``k``.
+
+    >>> resolve_search_params(10, n_probe=8)
+    {'n_probe': 8, 'centroid_score_threshold': 0.5, 'ndocs': 256}
+    >>> resolve_search_params(10, nprobe=8)
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown setting 'nprobe'; known: n_probe, centroid_score_threshold, ndocs
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive whole number, got {k!r}")
+    values = params.validate(SEARCH_PARAMS, knobs)
+    defaults = default_search_params(k)
+    return {name: defaults[name] if value is None else value for name, value in values.items()}

@@ -1,0 +1,176 @@
+"""A PLAID index folder (format version 1): ``metadata.json``, the codec, the compressed documents
+and the IVF as ``.npy`` files, ``docnos.json`` and ``vocab.json``; written atomically through
+:class:`lirlab.storage.ArtifactWriter`, read back through :func:`lirlab.storage.read_artifact`.
+
+=================  ===========================================  =========================
+file               holds                                        shape, dtype
+=================  ===========================================  =========================
+centroids          the codec's centroids                        [C, dim] float32
+bucket_cutoffs     residual bucket cutoffs per dimension        [dim, 2^nbits - 1] float32
+bucket_weights     residual bucket values per dimension         [dim, 2^nbits] float32
+codes              centroid code of every token                 [tokens] uint8/int16/int32
+residuals          packed residuals                             [tokens, dim·nbits/8] uint8
+token_ids          vocabulary ids                               [tokens] int32
+doc_offsets        token offsets of the documents               [docs + 1] int64
+ivf_positions      inverted lists (document positions)          [entries] int32
+ivf_offsets        where each centroid's list starts            [C + 1] int64
+deleted            deletion flags                               [docs] bool
+=================  ===========================================  =========================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from lirlab.index.codec import ResidualCodec
+from lirlab.index.plaid.compressed import CompressedDocs
+from lirlab.index.plaid.ivf import IVF
+from lirlab.storage import ArtifactError, ArtifactWriter, read_artifact
+
+if TYPE_CHECKING:
+    from lirlab.index.plaid.index import PlaidIndex
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor sharing ``array``'s memory (memory-mapped arrays are read-only: the copy-free way)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
+
+
+def arrays(index: PlaidIndex) -> dict[str, np.ndarray]:
+    """The arrays of the folder, by file name."""
+    docs = index.compressed
+    return {
+        "centroids": index.codec.centroids.float().cpu().numpy(),
+        "bucket_cutoffs": index.codec.bucket_cutoffs.float().cpu().numpy(),
+        "bucket_weights": index.codec.bucket_weights.float().cpu().numpy(),
+        "codes": docs.codes.to(index.codec.code_dtype).cpu().numpy(),
+        "residuals": docs.residuals.cpu().numpy(),
+        "token_ids": docs.token_ids.to(torch.int32).cpu().numpy(),
+        "doc_offsets": docs.doc_offsets.cpu().numpy(),
+        "ivf_positions": index.ivf.positions.to(torch.int32).cpu().numpy(),
+        "ivf_offsets": index.ivf.offsets.cpu().numpy(),
+        "deleted": docs.deleted.cpu().numpy(),
+    }
+
+
+def size_on_disk_bytes(index: PlaidIndex) -> int:
+    """Bytes of the arrays and id lists :func:`save` writes (npy headers and metadata excluded)."""
+    total = sum(a.nbytes for a in arrays(index).values())
+    lists = sum(len(json.dumps(list(x), ensure_ascii=False).encode()) for x in (index.docnos, index.vocab))
+    return int(total + lists)
+
+
+def save(index: PlaidIndex, path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Write the index folder atomically: the old folder at ``path`` stays intact until the new one is
+    complete."""
+    with ArtifactWriter(
+        path, index.TYPE, index.FORMAT_VERSION, **({"overwrite": True} if overwrite else {})
+    ) as w:
+        for name, array in arrays(index).items():
+            w.save_array(name, array)
+        w.save_json("docnos", list(index.docnos))
+        w.save_json("vocab", list(index.vocab))
+        w.metadata.update(
+            model=index.model,
+            config={
+                **index.config,
+                "nbits": index.nbits,
+                "dim": index.dim,
+                "n_centroids": index.n_centroids,
+                "mask_token_id": index.mask_token_id,
+            },
+            counts={
+                "documents": len(index.docnos),
+                "live_documents": index.n_live,
+                "tokens": index.n_tokens,
+                "bytes_per_vector": index.codec.bytes_per_vector,
+            },
+            build=index.stats,
+            describe=index.describe(),
+        )
+
+
+def load(
+    cls: type[PlaidIndex],
+    path: str | os.PathLike,
+    encoder=None,
+    device: str | torch.device | None = None,
+    mmap: bool = False,
+    verify: bool = True,
+) -> PlaidIndex:
+    """Open an index folder written by :func:`save` (see ``PlaidIndex.load``)."""
+    art = read_artifact(path, cls.TYPE, cls.FORMAT_VERSION, verify=verify)
+    folder = Path(path)
+    meta = folder / "metadata.json"
+    try:
+        config = art.metadata["config"]
+        nbits, dim, n_centroids = int(config["nbits"]), int(config["dim"]), int(config["n_centroids"])
+        mask_token_id = int(config["mask_token_id"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ArtifactError(f"{meta}: config lacks a valid {e} entry") from None
+    lazy = mmap and (device is None or torch.device(device).type == "cpu")
+
+    def array(name: str, shape: tuple | None = None, kinds: str = "iu", big: bool = False) -> torch.Tensor:
+        values = art.array(name, mmap=lazy and big)
+        if values.dtype.kind not in kinds or (shape is not None and values.shape != shape):
+            raise ArtifactError(
+                f"{folder / (name + '.npy')}: {values.dtype}{list(values.shape)} does not fit the index "
+                f"(expected {'float' if kinds == 'f' else 'integer'} {list(shape) if shape else ''})"
+            )
+        return _tensor(values)
+
+    docnos = art.json("docnos")
+    vocab = art.json("vocab")
+    if not isinstance(docnos, list) or not isinstance(vocab, list):
+        raise ArtifactError(f"{folder / 'docnos.json'} and vocab.json must hold lists")
+    n_docs = len(docnos)
+    n_buckets = 1 << nbits
+    centroids = array("centroids", (n_centroids, dim), "f")
+    cutoffs = array("bucket_cutoffs", (dim, n_buckets - 1), "f")
+    weights = array("bucket_weights", (dim, n_buckets), "f")
+    try:
+        codec = ResidualCodec(centroids.clone(), cutoffs.clone(), weights.clone(), nbits)
+    except ValueError as e:
+        raise ArtifactError(f"{meta}: config does not describe a valid codec ({e})") from None
+    doc_offsets = array("doc_offsets", (n_docs + 1,))
+    n_tokens = int(doc_offsets[-1])
+    codes = array("codes", (n_tokens,), big=True)
+    residuals = array("residuals", (n_tokens, codec.packed_dim), "u", big=True)
+    token_ids = array("token_ids", (n_tokens,), big=True)
+    ivf_offsets = array("ivf_offsets", (n_centroids + 1,))
+    ivf_positions = array("ivf_positions", (int(ivf_offsets[-1]),))
+    deleted = array("deleted", (n_docs,), "b")
+    if n_docs and bool((doc_offsets[1:] < doc_offsets[:-1]).any()) or int(doc_offsets[0]) != 0:
+        raise ArtifactError(f"{folder / 'doc_offsets.npy'}: offsets must start at 0 and never decrease")
+    if bool((ivf_offsets[1:] < ivf_offsets[:-1]).any()) or int(ivf_offsets[0]) != 0:
+        raise ArtifactError(f"{folder / 'ivf_offsets.npy'}: offsets must start at 0 and never decrease")
+    if ivf_positions.numel() and (int(ivf_positions.min()) < 0 or int(ivf_positions.max()) >= n_docs):
+        raise ArtifactError(f"{folder / 'ivf_positions.npy'}: positions outside 0..{n_docs - 1}")
+    if n_tokens and int(codes.max()) >= n_centroids:
+        raise ArtifactError(f"{folder / 'codes.npy'}: codes exceed the {n_centroids} centroids")
+    try:
+        compressed = CompressedDocs(codes, residuals, token_ids, doc_offsets.clone(), deleted.clone())
+        return cls(
+            codec,
+            compressed,
+            docnos,
+            vocab,
+            mask_token_id=mask_token_id,
+            ivf=IVF(ivf_positions, ivf_offsets),
+            encoder=encoder,
+            model=art.metadata.get("model", {}),
+            config=config,
+            stats=art.metadata.get("build", {}),
+            device=device,
+        )
+    except ValueError as e:
+        raise ArtifactError(f"{folder}: inconsistent arrays ({e})") from None
