@@ -15,8 +15,8 @@ a first session, offline (the bundled demo corpus; the default model, or MiniLM 
   lirlab demo
   lirlab index --dataset demo --out demo-index
   lirlab search --index demo-index --query "how do deep sea fish make light"
-  lirlab search --index demo-index --dataset demo --out run.tsv
-  lirlab evaluate --run run.tsv --dataset demo --measures nDCG@10 RR@10 R@100
+  lirlab search --index demo-index --dataset demo --out run.trec
+  lirlab evaluate --run run.trec --dataset demo --measures nDCG@10 RR@10 R@100
 
 models (--model): a Hugging Face id (default answerdotai/answerai-colbert-small-v1), a local folder
 (Stanford ColBERT, PyLate, or any plain transformers encoder), or 'minilm' for the offline weights.
@@ -30,7 +30,7 @@ def _add_model_options(p: argparse.ArgumentParser, default: str | None = None) -
     p.add_argument(
         "--model",
         default=default or DEFAULT_MODEL,
-        help="hub id, model folder, or 'minilm' (default: %(default)s)",
+        help="hub id, model folder, or 'minilm' for the offline weights (default: %(default)s)",
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument(
@@ -40,71 +40,121 @@ def _add_model_options(p: argparse.ArgumentParser, default: str | None = None) -
     )
 
 
-def _load_encoder(args, name: str | None = None):
-    from lirlab.encoder import ColBERT
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
+
+def add_knob_flags(p: argparse.ArgumentParser, declared: dict, title: str) -> None:
+    """One ``--flag`` per declared knob (type, choices and help from its :class:`~lirlab.params.Param`)."""
+    group = p.add_argument_group(title)
+    for param in declared.values():
+        if any(action.dest == param.name for action in p._actions):
+            continue
+        kind = {"int": int, "float": float, "str": str}.get(param.type.__name__)
+        if param.type is bool:
+            group.add_argument(
+                _flag(param.name),
+                dest=param.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=param.description,
+            )
+            continue
+        default = "the kind's default" if param.default is None else param.default
+        group.add_argument(
+            _flag(param.name),
+            dest=param.name,
+            type=kind,
+            choices=list(param.choices) if param.choices else None,
+            default=None,
+            metavar=param.name.upper(),
+            help=f"{param.description} (default: {default})",
+        )
+
+
+def _knobs(args, declared: dict) -> dict:
+    return {name: getattr(args, name) for name in declared if getattr(args, name, None) is not None}
+
+
+def _load_encoder(args, name: str | None = None):
+    from lirlab.encoder import DEFAULT_MODEL, ColBERT
+
+    name = name or args.model
     overrides = {"query_augmentation": False} if getattr(args, "no_augmentation", False) else {}
-    encoder = ColBERT.load(name or args.model, device=args.device, fallback_to_minilm=True, **overrides)
+    # Only the default model may fall back to the offline MiniLM weights: a model the user named that
+    # cannot be loaded is an error.
+    encoder = ColBERT.load(name, device=args.device, fallback_to_minilm=name == DEFAULT_MODEL, **overrides)
     print(f"model: {encoder}", file=sys.stderr)
     return encoder
 
 
 def _cmd_index(args) -> None:
     from lirlab import data
+    from lirlab.index.base import index_kind
 
+    kind = index_kind(args.kind)
+    all_build = {name for cls in _kinds().values() for name in cls.BUILD_PARAMS}
+    given = {name: getattr(args, name) for name in all_build if getattr(args, name, None) is not None}
+    foreign = sorted(set(given) - set(kind.BUILD_PARAMS))
+    if foreign:
+        raise ValueError(
+            f"{_flag(foreign[0])} is not a knob of a {kind.KIND} index; it takes {', '.join(map(_flag, kind.BUILD_PARAMS)) or 'none'}"
+        )
     dataset = data.load(args.dataset, split=args.split)
     encoder = _load_encoder(args)
-    if args.kind == "flat":
-        from lirlab.index.flat import FlatIndex
+    index = kind.build(dataset.docs, encoder, batch_size=args.batch_size, **given)
+    index.save(args.out, overwrite=args.overwrite)
+    print(f"indexed {len(index)} documents into {args.out}", file=sys.stderr)
 
-        index = FlatIndex.build(dataset.docs, encoder, batch_size=args.batch_size)
-        index.save(args.out)
-    else:
-        from lirlab.index.plaid import PlaidIndex
 
-        index = PlaidIndex.build(dataset.docs, encoder, nbits=args.nbits)
-        index.save(args.out)
-    print(f"indexed {len(index)} documents into {args.out}")
+def _kinds() -> dict:
+    from lirlab.index import FlatIndex, PlaidIndex
+
+    return {cls.KIND: cls for cls in (FlatIndex, PlaidIndex)}
 
 
 def _open_index(args):
-    meta = _index_metadata(args.index)
-    model = args.model or meta.get("model", {}).get("name")
+    from lirlab.index.base import artifact_type, index_kind
+
+    kind = index_kind(artifact_type(args.index))
+    meta_model = _recorded_model(args.index)
+    model = args.model or meta_model
     if not model:
         raise ValueError(f"{args.index} does not record its model; pass --model")
     encoder = _load_encoder(args, model)
-    if meta["type"] == "lirlab.flat":
-        from lirlab.index.flat import FlatIndex
-
-        return FlatIndex.load(args.index, encoder=encoder, device=args.device)
-    from lirlab.index.plaid import PlaidIndex
-
-    return PlaidIndex.load(args.index, encoder=encoder, device=args.device)
+    return kind.load(args.index, encoder=encoder, device=args.device)
 
 
-def _index_metadata(path: str) -> dict:
+def _recorded_model(path: str) -> str | None:
     import json
 
-    file = Path(path) / "metadata.json"
-    if not file.is_file():
-        raise FileNotFoundError(f"{path}: not a lirlab index (no metadata.json)")
-    meta = json.loads(file.read_text(encoding="utf-8"))
-    if meta.get("type") not in ("lirlab.flat", "lirlab.plaid"):
-        raise ValueError(f"{path}: holds a {meta.get('type')!r}, not a lirlab index")
-    return meta
+    from lirlab import storage
+
+    reader = getattr(storage, "read_metadata", None)
+    if reader is not None:
+        meta = reader(path)
+    else:
+        meta = json.loads((Path(path) / storage.METADATA).read_text(encoding="utf-8"))
+    return (meta.get("model") or {}).get("name")
 
 
 def _cmd_search(args) -> None:
     from lirlab import data
+    from lirlab.results import write_run
 
     if (args.query is None) == (args.dataset is None):
         raise ValueError("give either --query TEXT (repeatable) or --dataset NAME")
     queries = args.query if args.query is not None else data.load(args.dataset, split=args.split)
     index = _open_index(args)
-    run = index.search(queries, k=args.k)
-    if args.out:
-        run.to_csv(args.out, sep="\t", index=False)
-        print(f"wrote {len(run)} rows for {run.qid.nunique()} queries to {args.out}")
+    run = index.search(queries, k=args.k, **_knobs(args, index.SEARCH_PARAMS))
+    if args.out == "-":
+        write_run(run, sys.stdout, format=args.format)
+    elif args.out:
+        write_run(run, args.out, format=args.format)
+        print(
+            f"wrote {len(run)} rows for {run.qid.nunique()} queries to {args.out} ({args.format})",
+            file=sys.stderr,
+        )
     else:
         import pandas as pd
 
@@ -112,28 +162,22 @@ def _cmd_search(args) -> None:
             print(run.to_string(index=False))
 
 
-def read_run(path: str):
-    """A run from a TSV written by ``lirlab search`` or a TREC run file."""
-    import pandas as pd
-
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"{path}: no such run file")
-    first = file.open(encoding="utf-8").readline()
-    if first.startswith("qid\t"):
-        return pd.read_csv(file, sep="\t", dtype={"qid": str, "docno": str})
-    import ir_measures
-
-    rows = [(r.query_id, r.doc_id, r.score) for r in ir_measures.read_trec_run(str(file))]
-    return pd.DataFrame(rows, columns=["qid", "docno", "score"])
-
-
 def _cmd_evaluate(args) -> None:
     from lirlab import data
-    from lirlab.evaluate import evaluate
+    from lirlab.evaluate import evaluate, per_query_scores
+    from lirlab.results import read_run
 
-    result = evaluate(read_run(args.run), data.load(args.dataset, split=args.split), args.measures)
-    print(result.to_string(index=False))
+    run = read_run(args.run)
+    dataset = data.load(args.dataset, split=args.split)
+    result = (
+        per_query_scores(run, dataset, args.measures)
+        if args.per_query
+        else evaluate(run, dataset, args.measures)
+    )
+    if args.tsv:
+        result.to_csv(sys.stdout, sep="\t", index=False)
+    else:
+        print(result.to_string(index=False))
 
 
 def _cmd_demo(args) -> None:
@@ -196,28 +240,29 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    kinds = _kinds()
 
     p = sub.add_parser("index", help="encode a corpus and write an index folder")
     p.add_argument("--dataset", required=True, help="'demo', a BEIR folder, or an ir_datasets id")
     p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default: %(default)s)")
-    p.add_argument("--out", required=True, help="index folder to write (replaced atomically if it exists)")
     p.add_argument(
-        "--kind",
-        choices=["flat", "plaid"],
-        default="flat",
-        help="exhaustive (flat) or compressed PLAID (default: %(default)s)",
+        "--out", required=True, help="index folder to write (an existing index is replaced atomically)"
     )
     p.add_argument(
-        "--nbits",
-        type=int,
-        choices=[1, 2, 4],
-        default=2,
-        help="PLAID residual bits per dimension (default: %(default)s)",
+        "--overwrite", action="store_true", help="replace --out even if it is a folder lirlab did not write"
+    )
+    p.add_argument(
+        "--kind",
+        choices=list(kinds),
+        default="flat",
+        help="exhaustive (flat) or compressed PLAID (default: %(default)s)",
     )
     p.add_argument(
         "--batch-size", type=int, default=32, help="documents per forward pass (default: %(default)s)"
     )
     _add_model_options(p)
+    for cls in kinds.values():
+        add_knob_flags(p, cls.BUILD_PARAMS, f"{cls.KIND} build knobs")
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser("search", help="search an index with text queries or a dataset's queries")
@@ -227,17 +272,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--k", type=int, default=10, help="results per query (default: %(default)s)")
     p.add_argument(
-        "--out", help="write the run as TSV (qid, query, docno, score, rank) instead of printing it"
+        "--out", help="write the run to this file ('-': standard output) instead of printing a table"
+    )
+    p.add_argument(
+        "--format",
+        choices=["trec", "tsv"],
+        default="trec",
+        help="run file format: TREC 'qid Q0 docno rank score tag' (trec_eval, ir_measures) or TSV with a header "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--model", default=None, help="encoder for the queries (default: the one recorded in the index)"
     )
     p.add_argument("--device", default=None)
     p.add_argument("--no-augmentation", action="store_true", help="do not pad queries with [MASK]")
+    for cls in kinds.values():
+        add_knob_flags(p, cls.SEARCH_PARAMS, f"{cls.KIND} search knobs (unset ones follow k)")
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("evaluate", help="score a run against a dataset's qrels with ir_measures")
-    p.add_argument("--run", required=True, help="TSV from 'lirlab search --out' or a TREC run file")
+    p.add_argument("--run", required=True, help="TREC run file (or TSV) from 'lirlab search --out'")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", default="test")
     p.add_argument(
@@ -246,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=["nDCG@10", "RR@10", "R@100"],
         help="ir_measures names (default: %(default)s)",
     )
+    p.add_argument("--per-query", action="store_true", help="one row per query and measure")
+    p.add_argument("--tsv", action="store_true", help="print tab-separated values instead of a table")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("demo", help="run the quickstart end to end on the demo corpus and write its figures")

@@ -24,6 +24,7 @@ from lirlab.plots import figure_png
 from lirlab.plots.alignment import plot_alignment
 from lirlab.plots.compression import plot_cosine_histograms
 from lirlab.plots.masks import plot_query_maxlen_curve
+from lirlab.results import write_run
 
 MEASURES = ["nDCG@10", "RR@10", "R@100"]
 QUERY_MAXLENS = (0, 16, 32, 64)
@@ -38,15 +39,13 @@ def run_demo(model: str | None = None, out: str | Path = "lirlab-demo", device: 
     print(f"model: {encoder}", file=sys.stderr)
     dataset = data.load("demo")
     index = FlatIndex.build(dataset.docs, encoder)
-    queries = encoder.encode_queries(dataset.queries)
-    run = index.search(queries, k=100)
-    run = run.assign(query=run.qid.map({q.qid: q.text for q in dataset.queries}))
-    run.to_csv(out / "run.tsv", sep="\t", index=False)
+    run = index.search(dataset.queries, k=100)
+    write_run(run, out / "run.tsv", format="tsv")
     metrics = evaluate(run, dataset, MEASURES)
     metrics.to_csv(out / "metrics.csv", index=False)
     per_query_scores(run, dataset, MEASURES).to_csv(out / "per_query.csv", index=False)
     first = run.iloc[0]
-    hit = align_hit(index, queries.item(first.qid), first.docno)
+    hit = align_hit(index, first.query, first.docno)
     hit.matches().to_csv(out / "alignment.csv", index=False)
     figure = plot_alignment(window(merge_word_pieces(hit)), title=f"{first.query!r} → {first.docno}")
     (out / "alignment.png").write_bytes(figure_png(figure, dpi=FIGURE_DPI))

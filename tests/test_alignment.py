@@ -150,7 +150,7 @@ def test_bad_input_raises_value_errors_naming_the_problem(flat, plaid, stanford)
         align_texts(stanford, QUERY, None)
     with pytest.raises(ValueError, match="needs an encoder"):
         align_hit(FlatIndex(flat.docs), QUERY, flat.docnos[0])
-    with pytest.raises(ValueError, match="FlatIndex or a PlaidIndex"):
+    with pytest.raises(ValueError, match="needs a lirlab index"):
         align_hit(object(), QUERY, "x")
     with pytest.raises(ValueError, match="context"):
         window(align_texts(stanford, QUERY, PIECES), context=-1)

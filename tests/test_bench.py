@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from lirlab.bench.core import run_core_benchmark
-from lirlab.bench.plaid import N_PROBES, run_plaid_benchmark, top_overlap
+from lirlab.bench.plaid import N_PROBES, run_plaid_benchmark
 from lirlab.data import Dataset
 
 from .synthetic import demo_slice
@@ -17,12 +17,6 @@ from .synthetic import demo_slice
 @pytest.fixture(scope="module")
 def small_demo() -> Dataset:
     return demo_slice(n_docs=80, n_queries=6)
-
-
-def test_top_overlap():
-    reference = pd.DataFrame({"qid": ["1"] * 4, "docno": list("abcd"), "rank": [1, 2, 3, 4]})
-    run = pd.DataFrame({"qid": ["1"] * 4, "docno": list("axcy"), "rank": [1, 2, 3, 4]})
-    assert top_overlap(run, reference, k=4) == 0.5
 
 
 def test_core_benchmark_writes_its_figures(small_demo, stanford, tmp_path):

@@ -19,10 +19,35 @@ def test_index_search_evaluate(demo_index, tmp_path, capsys):
     assert main(["search", "--index", str(demo_index), "--query", "how does a caldera form", "--k", "3"]) == 0
     printed = capsys.readouterr().out
     assert "volcano-" in printed and "rank" in printed
-    run_file = tmp_path / "run.tsv"
+    run_file = tmp_path / "run.trec"
     assert main(["search", "--index", str(demo_index), "--dataset", "demo", "--out", str(run_file)]) == 0
-    run = pd.read_csv(run_file, sep="\t")
+    lines = run_file.read_text().splitlines()
+    first = lines[0].split()
+    assert len(lines) == 30 * 10 and all(len(line.split()) == 6 for line in lines), (
+        "TREC: qid Q0 docno rank score tag"
+    )
+    assert first[1] == "Q0" and first[3] == "1" and first[5] == "lirlab"
+    assert len({line.split()[0] for line in lines}) == 30
+    table = tmp_path / "run.tsv"
+    assert (
+        main(
+            [
+                "search",
+                "--index",
+                str(demo_index),
+                "--dataset",
+                "demo",
+                "--out",
+                str(table),
+                "--format",
+                "tsv",
+            ]
+        )
+        == 0
+    )
+    run = pd.read_csv(table, sep="\t")
     assert list(run.columns) == ["qid", "query", "docno", "score", "rank"] and run.qid.nunique() == 30
+    assert run.docno.tolist() == [line.split()[2] for line in lines]
     capsys.readouterr()
     assert main(["evaluate", "--run", str(run_file), "--dataset", "demo", "--measures", "nDCG@10"]) == 0
     value = float(capsys.readouterr().out.split()[-1])
@@ -34,7 +59,7 @@ def test_index_search_evaluate(demo_index, tmp_path, capsys):
     [
         (["index", "--dataset", "./no/such/folder", "--out", "x", "--model", "minilm"], "no dataset folder"),
         (["index", "--dataset", "demo", "--out", "x", "--model", "./no-model-here"], "no model folder"),
-        (["search", "--index", "./nowhere", "--query", "bees"], "not a lirlab index"),
+        (["search", "--index", "./nowhere", "--query", "bees"], "nowhere"),
         (["evaluate", "--run", "./missing.tsv", "--dataset", "demo"], "no such run file"),
     ],
 )

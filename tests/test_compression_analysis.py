@@ -25,8 +25,8 @@ from lirlab.analysis.compression import (
     spearman_by_query,
     token_cosines,
 )
-from lirlab.analysis.sweeps import top_overlap
 from lirlab.encoding import Encoding
+from lirlab.evaluate import top_overlap
 from lirlab.index.codec import unpack_buckets
 from lirlab.maxsim import maxsim_pair
 from lirlab.plots.compression import plot_cosine_histograms, plot_residual_histogram, plot_score_errors

@@ -52,13 +52,17 @@ def test_sliders_follow_the_knob_declarations(index, queries):
     assert "lirlab-knob-n_probe" in explorer.n_probe._dom_classes
     assert "lirlab-knob-ndocs" in explorer.ndocs._dom_classes
     assert "lirlab-knob-centroid_score_threshold" in explorer.centroid_score_threshold._dom_classes
-    assert (explorer.n_probe.min, explorer.n_probe.max) == (SEARCH_PARAMS["n_probe"].low, N_CENTROIDS)
+    steps = list(explorer.n_probe.options)
+    assert steps[0] == SEARCH_PARAMS["n_probe"].low and steps[-1] >= N_CENTROIDS, (
+        "n_probe reaches every centroid"
+    )
+    assert all(b > a for a, b in zip(steps, steps[1:])) and {1, 2, 4, 8} <= set(steps), "powers of two"
     threshold = SEARCH_PARAMS["centroid_score_threshold"]
     assert (explorer.centroid_score_threshold.min, explorer.centroid_score_threshold.max) == (
         threshold.low,
         threshold.high,
     )
-    assert explorer.ndocs.max >= 4 * N_DOCS, "the slider must reach the exhaustive setting"
+    assert max(explorer.ndocs.options) >= 4 * N_DOCS, "the slider must reach the exhaustive setting"
     assert (explorer.n_probe.value, explorer.ndocs.value, explorer.centroid_score_threshold.value) == (
         1,
         256,
@@ -85,7 +89,7 @@ def test_moving_a_slider_measures_and_redraws(index, queries, qrels):
 
     explorer.n_probe.value = N_CENTROIDS
     explorer.centroid_score_threshold.value = -1.0
-    explorer.ndocs.value = 4 * N_DOCS
+    explorer.ndocs.value = max(explorer.ndocs.options)
     assert explorer.result.value != first_result and bytes(explorer.plot.value) != first_plot
     assert bytes(explorer.plot.value).startswith(PNG)
     assert len(explorer.history) == 4
@@ -93,7 +97,7 @@ def test_moving_a_slider_measures_and_redraws(index, queries, qrels):
     assert (current.n_probe, current.centroid_score_threshold, current.ndocs) == (
         N_CENTROIDS,
         -1.0,
-        4 * N_DOCS,
+        max(explorer.ndocs.options),
     )
     assert current["exhaustive_recall@5"] == 1.0, "every centroid probed and nothing pruned: exhaustive"
     assert "1.0000" in explorer.result.value
@@ -116,7 +120,7 @@ def test_errors_are_shown_as_messages(index, queries, monkeypatch):
 
 
 def test_bad_arguments_are_value_errors(index, queries):
-    with pytest.raises(ValueError, match="needs a PlaidIndex"):
+    with pytest.raises(ValueError, match="needs a lirlab index"):
         SweepExplorer("index", queries)
     with pytest.raises(ValueError, match="k must be"):
         SweepExplorer(index, queries, k=0)

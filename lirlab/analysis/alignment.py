@@ -38,8 +38,7 @@ import torch
 
 from lirlab.data import Document, Query
 from lirlab.encoding import Encoding
-from lirlab.index.flat import FlatIndex
-from lirlab.index.plaid import PlaidIndex
+from lirlab.index.base import Index
 from lirlab.maxsim import explain
 
 #: Marker tokens of the common checkpoint layouts and how they are shown.
@@ -408,28 +407,21 @@ def align_texts(encoder, query: str, document: str | Document) -> Alignment:
     )
 
 
-def _stored_document(index, docno: str) -> tuple[torch.Tensor, torch.Tensor, Sequence[str]]:
-    """``(vectors, token ids, vocab)`` of a document as the index stores it (decompressed for PLAID)."""
+def _stored_document(index: Index, docno: str) -> tuple[torch.Tensor, torch.Tensor, Sequence[str]]:
+    """``(vectors, token ids, vocab)`` of a document as the index stores it (a reconstruction for a
+    compressed index)."""
     if not isinstance(docno, str):
         raise ValueError(f"docno must be a string, got {type(docno).__name__}")
-    if isinstance(index, FlatIndex):
-        if docno not in index.docs.ids:
-            raise ValueError(f"unknown docno {docno!r}: the index holds no such document")
-        position = index.docs.position(docno)
-        return (
-            index.docs.vectors_of(position).float().cpu(),
-            index.docs.token_ids_of(position).cpu(),
-            index.docs.vocab,
-        )
-    if isinstance(index, PlaidIndex):
-        if docno not in index.docnos:
-            raise ValueError(f"unknown docno {docno!r}: the index holds no such document")
-        position = index.docnos.index(docno)
-        if bool(index.deleted[position]):
-            raise ValueError(f"document {docno!r} was deleted from the index")
-        vectors, token_ids = index.decompressed(position)
-        return vectors, token_ids, index.vocab
-    raise ValueError(f"align_hit needs a FlatIndex or a PlaidIndex, got {type(index).__name__}")
+    if not isinstance(index, Index):
+        raise ValueError(f"align_hit needs a lirlab index, got {type(index).__name__}")
+    try:
+        position = index.position(docno)
+    except KeyError:
+        raise ValueError(f"unknown docno {docno!r}: the index holds no such document") from None
+    if not index.is_live(position):
+        raise ValueError(f"document {docno!r} was deleted from the index")
+    stored = index.documents([position])
+    return stored.vectors.float().cpu(), stored.token_ids.long().cpu(), stored.vocab
 
 
 def align_hit(
@@ -441,16 +433,16 @@ def align_hit(
 ) -> Alignment:
     """Align a query with a document as the index stores it: the alignment behind a search hit.
 
-    A :class:`~lirlab.index.flat.FlatIndex` gives its stored vectors, a
-    :class:`~lirlab.index.plaid.PlaidIndex` its decompressed ones, so :attr:`Alignment.score` is the
-    score the index reports for the hit. With ``document_text`` the document is also encoded afresh and
+    The vectors are what :meth:`~lirlab.index.base.Index.documents` returns: the encoded ones for an
+    exact index, the reconstruction for a compressed one, so :attr:`Alignment.score` is the score the
+    index reports for the hit. With ``document_text`` the document is also encoded afresh and
     :attr:`Alignment.reconstruction_cosine` holds, per document token, the cosine between the stored
     and the exact vector (≈1 for a flat index, below 1 for a compressed one).
 
     Parameters
     ----------
-    index : FlatIndex or PlaidIndex
-        The index the hit came from.
+    index : lirlab.index.base.Index
+        The index the hit came from, of any kind.
     query : str or Encoding
         Query text, or one already encoded query.
     docno : str
@@ -629,3 +621,48 @@ def window(alignment: Alignment, context: int = 2) -> Alignment:
         [alignment.doc_tokens[r] for r in rows],
         [alignment.doc_labels[r] for r in rows],
     )
+
+
+def search_text(index: Index, text: str, k: int = 10, encoder=None) -> tuple[pd.DataFrame, Encoding]:
+    """Search one query text; returns the run and the encoded query (the text doubles as its id, so the
+    run and later alignments carry it). Warnings of the search propagate to the caller."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("the query is empty: type a question or a few words")
+    encoder = encoder if encoder is not None else index.encoder
+    if encoder is None:
+        raise ValueError("searching text needs an encoder: pass encoder=... or load the index with one")
+    encoded = encoder.encode_queries([Query(text, text)])
+    encoded = replace(encoded, texts=(text,))
+    return index.search(encoded, k=k), encoded
+
+
+def explain_hit(
+    index: Index,
+    query: Encoding,
+    docno: str,
+    encoder=None,
+    document_text: str | None = None,
+    merge: bool = True,
+    long_document: int = 40,
+    context: int = 2,
+) -> tuple[Alignment, str]:
+    """The alignment a viewer shows for one hit, and a note when part of it could not be had.
+
+    For an index that stores a reconstruction (``EXACT`` false) and a known ``document_text``, the
+    alignment carries the per-token reconstruction cosine; word pieces are merged when ``merge``; a
+    document longer than ``long_document`` rows is windowed to ``context`` rows around its matches.
+    """
+    note = ""
+    alignment = None
+    if document_text is not None and not index.EXACT:
+        try:
+            alignment = align_hit(index, query, docno, encoder=encoder, document_text=document_text)
+        except ValueError as error:
+            note = f"no reconstruction view: {error}"
+    if alignment is None:
+        alignment = align_hit(index, query, docno, encoder=encoder)
+    if merge:
+        alignment = merge_word_pieces(alignment)
+    if len(alignment.doc_tokens) > long_document:
+        alignment = window(alignment, context=context)
+    return alignment, note

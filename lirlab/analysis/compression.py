@@ -50,13 +50,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lirlab.analysis.sweeps import check_queries, judged, top_overlap
+from lirlab.analysis.sweeps import check_queries
 from lirlab.data import Dataset
 from lirlab.encoding import Encoding, rows_of
-from lirlab.evaluate import evaluate
+from lirlab.evaluate import evaluate, judged, top_overlap
+from lirlab.index.base import Index, index_kind
 from lirlab.index.codec import unpack_buckets
 from lirlab.index.flat import FlatIndex
-from lirlab.index.plaid import BUILD_PARAMS, PlaidIndex
 
 #: How a token vector is rebuilt from its code (see the module docstring).
 RECONSTRUCTIONS = ("quantized", "centroid", "exact_residual")
@@ -80,10 +80,10 @@ def compressed_indexes(
     kmeans_iterations: int = 4,
     seed: int = 0,
     progress: bool = False,
-) -> dict[int, PlaidIndex]:
+) -> dict[int, Index]:
     """The same encoded documents compressed at each ``nbits``, keyed by ``nbits``.
 
-    Every index is built by :meth:`PlaidIndex.from_encoding` with the same seed and k-means settings;
+    Every index is a PLAID index built by ``from_encoding`` with the same seed and k-means settings;
     k-means does not depend on ``nbits``, so all of them share centroids and codes (on CPU, where
     k-means is deterministic) and differ only in the residual quantization.
     """
@@ -92,11 +92,11 @@ def compressed_indexes(
     nbits = [nbits] if isinstance(nbits, int) else list(nbits)
     if not nbits:
         raise ValueError("give at least one nbits value")
-    checked = [BUILD_PARAMS["nbits"].validate(b) for b in nbits]
+    checked = [index_kind("plaid").BUILD_PARAMS["nbits"].validate(b) for b in nbits]
     if len(set(checked)) != len(checked):
         raise ValueError(f"nbits values repeat: {checked}")
     return {
-        b: PlaidIndex.from_encoding(
+        b: index_kind("plaid").from_encoding(
             docs,
             nbits=b,
             n_centroids=n_centroids,
@@ -109,20 +109,22 @@ def compressed_indexes(
     }
 
 
-def _index_list(indexes: Mapping[int, PlaidIndex] | Sequence[PlaidIndex] | PlaidIndex) -> list[PlaidIndex]:
-    if isinstance(indexes, PlaidIndex):
+def _index_list(indexes: Mapping[int, Index] | Sequence[Index] | Index) -> list[Index]:
+    if isinstance(indexes, Index):
         return [indexes]
     values = list(indexes.values()) if isinstance(indexes, Mapping) else list(indexes)
     if not values:
         raise ValueError("no index to compare")
     for index in values:
-        if not isinstance(index, PlaidIndex):
-            raise ValueError(f"expected PlaidIndex objects, got {type(index).__name__}")
+        if not isinstance(index, Index) or getattr(index, "codec", None) is None:
+            raise ValueError(
+                f"compression analysis needs indexes with a residual codec (PLAID), got {type(index).__name__}"
+            )
     return values
 
 
-def _positions(index: PlaidIndex) -> dict[str, int]:
-    return {index.docnos[i]: i for i in (~index.deleted).nonzero().flatten().tolist()}
+def _positions(index: Index) -> dict[str, int]:
+    return {index.docnos[i]: i for i in index.live_positions().tolist()}
 
 
 def _check_docs(docs: Encoding) -> None:
@@ -132,7 +134,7 @@ def _check_docs(docs: Encoding) -> None:
         raise ValueError("no documents to compare")
 
 
-def index_rows(docs: Encoding, index: PlaidIndex) -> torch.Tensor:
+def index_rows(docs: Encoding, index: Index) -> torch.Tensor:
     """The index's token rows holding ``docs``' tokens, in ``docs``' order.
 
     Raises ``ValueError`` naming a document the index lacks, or one whose tokens differ from the
@@ -160,9 +162,7 @@ def index_rows(docs: Encoding, index: PlaidIndex) -> torch.Tensor:
     return rows
 
 
-def _rebuild(
-    index: PlaidIndex, rows: torch.Tensor, originals: torch.Tensor, reconstruction: str
-) -> torch.Tensor:
+def _rebuild(index: Index, rows: torch.Tensor, originals: torch.Tensor, reconstruction: str) -> torch.Tensor:
     """Reconstructions (CPU float32) of the index's ``rows``, whose original vectors are ``originals``."""
     rows = rows.to(index.device)
     codec = index.codec
@@ -175,7 +175,7 @@ def _rebuild(
     return torch.nn.functional.normalize(centroids + residual, dim=1).cpu()
 
 
-def _chunked(docs: Encoding, index: PlaidIndex, reconstruction: str):
+def _chunked(docs: Encoding, index: Index, reconstruction: str):
     """Yield ``(originals, reconstructions)`` of ``docs``' tokens, :data:`CHUNK_TOKENS` rows at a time."""
     if reconstruction not in RECONSTRUCTIONS:
         raise ValueError(f"reconstruction must be one of {list(RECONSTRUCTIONS)}, got {reconstruction!r}")
@@ -185,7 +185,7 @@ def _chunked(docs: Encoding, index: PlaidIndex, reconstruction: str):
         yield originals, _rebuild(index, rows[start : start + CHUNK_TOKENS], originals, reconstruction)
 
 
-def reconstruct(docs: Encoding, index: PlaidIndex, reconstruction: str = "quantized") -> Encoding:
+def reconstruct(docs: Encoding, index: Index, reconstruction: str = "quantized") -> Encoding:
     """``docs`` with every token vector rebuilt from the index's codes (see :data:`RECONSTRUCTIONS`)."""
     parts = [rebuilt for _, rebuilt in _chunked(docs, index, reconstruction)]
     return Encoding(
@@ -200,7 +200,7 @@ def reconstruct(docs: Encoding, index: PlaidIndex, reconstruction: str = "quanti
     )
 
 
-def token_cosines(docs: Encoding, index: PlaidIndex, reconstruction: str = "quantized") -> torch.Tensor:
+def token_cosines(docs: Encoding, index: Index, reconstruction: str = "quantized") -> torch.Tensor:
     """Cosine between each original token vector of ``docs`` and its reconstruction: ``[n_tokens]``."""
     cosines = [
         torch.nn.functional.cosine_similarity(originals, rebuilt, dim=1)
@@ -232,7 +232,7 @@ class CosineDistribution:
 
 def cosine_distributions(
     docs: Encoding,
-    indexes: Mapping[int, PlaidIndex] | Sequence[PlaidIndex] | PlaidIndex,
+    indexes: Mapping[int, Index] | Sequence[Index] | Index,
     reconstructions: Sequence[str] = ("quantized",),
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
     bins: int = 40,
@@ -309,7 +309,7 @@ class ResidualHistogram:
 
 def residual_histogram(
     docs: Encoding,
-    index: PlaidIndex,
+    index: Index,
     dims: Sequence[int] | None = (0,),
     bins: int = 60,
     value_range: tuple[float, float] | None = None,
@@ -378,7 +378,7 @@ def residual_histogram(
 def score_errors(
     queries: Encoding,
     docs: Encoding,
-    indexes: Mapping[int, PlaidIndex] | Sequence[PlaidIndex] | PlaidIndex,
+    indexes: Mapping[int, Index] | Sequence[Index] | Index,
     k: int = 10,
     reference: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
@@ -474,7 +474,7 @@ def spearman_by_query(errors: pd.DataFrame, x: str = "exact", y: str = "compress
 def ranking_effects(
     queries: Encoding,
     docs: Encoding,
-    indexes: Mapping[int, PlaidIndex] | Sequence[PlaidIndex] | PlaidIndex,
+    indexes: Mapping[int, Index] | Sequence[Index] | Index,
     *,
     qrels: pd.DataFrame | Dataset | None = None,
     k: int = 10,
@@ -536,7 +536,7 @@ def ranking_effects(
 def compression_table(
     queries: Encoding,
     docs: Encoding,
-    indexes: Mapping[int, PlaidIndex] | Sequence[PlaidIndex] | PlaidIndex,
+    indexes: Mapping[int, Index] | Sequence[Index] | Index,
     *,
     qrels: pd.DataFrame | Dataset | None = None,
     k: int = 10,

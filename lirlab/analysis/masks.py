@@ -59,10 +59,13 @@ from tqdm.auto import tqdm
 from lirlab.data import Dataset, Query, as_queries
 from lirlab.encoding import Encoding, offsets_from_lengths
 from lirlab.evaluate import evaluate, parse_measures
-from lirlab.index.base import Index
+from lirlab.index.base import K_PARAM, Index
 from lirlab.index.flat import FlatIndex
-from lirlab.index.plaid import PlaidIndex
 from lirlab.maxsim import explain
+from lirlab.params import Param
+
+#: Hits averaged over when :func:`mask_weighting` is given no document.
+TOP_K = Param("top_k", int, 10, "Hits averaged over when no document is given.", low=1, high=1000)
 
 DEFAULT_QUERY_MAXLENS = (0, 8, 16, 32, 48, 64)
 """``query_maxlen`` settings of the curve: 0 is no augmentation (queries only cut at the model's limit)."""
@@ -101,14 +104,14 @@ class TermStatistics:
         return torch.log1p((self.n_docs - df + 0.5) / (df + 0.5))
 
 
-def term_statistics(source: Encoding | FlatIndex | PlaidIndex) -> TermStatistics:
+def term_statistics(source: Encoding | Index) -> TermStatistics:
     """Count, for every token id, the documents that hold it.
 
     Parameters
     ----------
-    source : Encoding, FlatIndex or PlaidIndex
-        Encoded documents, or an index whose stored token ids are read (a PlaidIndex's deleted
-        documents are left out).
+    source : Encoding or Index
+        Encoded documents, or an index of any kind whose stored token ids are read (its live documents
+        only).
 
     Examples
     --------
@@ -118,27 +121,21 @@ def term_statistics(source: Encoding | FlatIndex | PlaidIndex) -> TermStatistics
     >>> stats.n_docs, stats.document_frequency.tolist()
     (3, [3, 1, 1])
     """
-    if isinstance(source, FlatIndex):
-        source = source.docs
-    if isinstance(source, Encoding):
+    if isinstance(source, Index):
+        token_ids, lengths, vocab = source.tokens()
+    elif isinstance(source, Encoding):
         if source.kind == "query":
             raise ValueError("term statistics come from documents; this Encoding holds queries")
-        token_ids, lengths, live, vocab_size = source.token_ids, source.lengths, None, len(source.vocab)
-    elif isinstance(source, PlaidIndex):
-        token_ids, lengths, live = source.token_ids, source.doc_lengths, source.deleted.cpu().logical_not()
-        vocab_size = len(source.vocab)
+        token_ids, lengths, vocab = source.token_ids, source.lengths, source.vocab
     else:
         raise ValueError(
-            f"term statistics need documents (an Encoding, FlatIndex or PlaidIndex), got {type(source).__name__}"
+            f"term statistics need documents (an Encoding or an index), got {type(source).__name__}"
         )
     token_ids = token_ids.cpu().long()
     lengths = lengths.cpu().long()
-    size = max(vocab_size, int(token_ids.max()) + 1 if token_ids.numel() else 1)
+    size = max(len(vocab), int(token_ids.max()) + 1 if token_ids.numel() else 1)
     doc_of_row = torch.repeat_interleave(torch.arange(lengths.shape[0]), lengths)
     n_docs = lengths.shape[0]
-    if live is not None:
-        keep = live[doc_of_row]
-        token_ids, doc_of_row, n_docs = token_ids[keep], doc_of_row[keep], int(live.sum())
     pairs = torch.unique(doc_of_row * size + token_ids)
     return TermStatistics(int(n_docs), torch.bincount(pairs % size, minlength=size))
 
@@ -177,8 +174,8 @@ def drop_masks(queries: Encoding) -> Encoding:
 def as_index(index_or_docs, encoder=None, progress: bool = True) -> Index:
     """A searchable index from an index, encoded documents, or texts (encoded here with ``encoder``).
 
-    A :class:`~lirlab.index.flat.FlatIndex` or :class:`~lirlab.index.plaid.PlaidIndex` is used as is;
-    an :class:`~lirlab.encoding.Encoding` of documents becomes a FlatIndex; anything
+    An index of any kind is used as is; an :class:`~lirlab.encoding.Encoding` of documents becomes a
+    :class:`~lirlab.index.flat.FlatIndex`; anything
     :func:`lirlab.data.as_documents` accepts (a Dataset, a list or mapping of texts) is encoded first.
 
     Raises
@@ -196,18 +193,11 @@ def as_index(index_or_docs, encoder=None, progress: bool = True) -> Index:
         if encoder is None:
             raise ValueError("an encoder is needed to encode the documents")
         index = FlatIndex.build(index_or_docs, encoder, progress=progress)
-    dim = index.docs.dim if isinstance(index, FlatIndex) else getattr(index, "dim", None)
-    if encoder is not None and dim is not None and dim != encoder.dim:
-        raise ValueError(f"the documents have {dim}-dimensional vectors, the encoder gives {encoder.dim}")
+    if encoder is not None and index.dim != encoder.dim:
+        raise ValueError(
+            f"the documents have {index.dim}-dimensional vectors, the encoder gives {encoder.dim}"
+        )
     return index
-
-
-def _documents(index: Index, positions: Sequence[int]) -> Encoding:
-    if isinstance(index, FlatIndex):
-        return index.docs.select(positions)
-    if isinstance(index, PlaidIndex):
-        return index.reconstruct(positions)
-    raise ValueError(f"cannot read document vectors from a {type(index).__name__}")
 
 
 def _query_encoding(encoder, query) -> Encoding:
@@ -446,11 +436,11 @@ def mask_weighting(
     query : str, Query or Encoding
         The query text, or one query already encoded.
     index_or_docs :
-        A FlatIndex or PlaidIndex (PLAID documents are decompressed), encoded documents, or texts
-        (see :func:`as_index`). Reuse an index across calls to encode the corpus once.
+        An index of any kind (its :meth:`~lirlab.index.base.Index.documents`: decompressed for a
+        compressed one), encoded documents, or texts (see :func:`as_index`). Reuse an index across calls to encode the corpus once.
     docno : str, optional
-        Analyse this document; by default the query's ``top_k`` hits (exact MaxSim for a FlatIndex,
-        PLAID search for a PlaidIndex), and every contribution is their mean.
+        Analyse this document; by default the query's ``top_k`` hits as the index finds them (exact
+        MaxSim for a flat index, PLAID's search for a PLAID one...), and every contribution is their mean.
     top_k : int
         How many hits to average over when no ``docno`` is given.
     statistics : TermStatistics, optional
@@ -470,16 +460,15 @@ def mask_weighting(
     >>> weighting = mask_weighting(encoder, "how does a caldera form", {"v": "A caldera forms when ..."})  # doctest: +SKIP
     >>> weighting.terms[["token", "own", "mask_share", "idf"]]  # doctest: +SKIP
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k must be a positive whole number, got {top_k!r}")
+    top_k = TOP_K.validate(top_k)
     index = as_index(index_or_docs, encoder)
     encoded = _query_encoding(encoder, query)
     if docno is not None:
         try:
-            position = index.docnos.index(docno)
-        except ValueError:
+            position = index.position(docno)
+        except KeyError:
             raise ValueError(f"unknown docno {docno!r}: not in the index") from None
-        if isinstance(index, PlaidIndex) and bool(index.deleted[position]):
+        if not index.is_live(position):
             raise ValueError(f"docno {docno!r} was deleted from the index")
         positions = [position]
     else:
@@ -487,7 +476,7 @@ def mask_weighting(
     text = query.text if isinstance(query, Query) else query if isinstance(query, str) else None
     return weigh_masks(
         encoded,
-        _documents(index, positions),
+        index.documents(positions),
         statistics if statistics is not None else term_statistics(index),
         special_token_ids=special_token_ids(encoder) if encoder is not None else (),
         assign_to_special=assign_to_special,
@@ -533,7 +522,7 @@ def query_maxlen_curve(
         The checkpoint; its own augmentation settings are overridden per row.
     dataset : Dataset
         Queries and qrels; its documents too when ``docs`` is None.
-    docs : FlatIndex, Encoding or documents, optional
+    docs : Index, Encoding or documents, optional
         The corpus already indexed or encoded with ``encoder`` (see :func:`as_index`).
     query_maxlens : sequence of int
         Lengths to try, 0 for none.
@@ -578,8 +567,7 @@ def query_maxlen_curve(
     attend = tuple(attend)
     if not attend or any(not isinstance(a, bool) for a in attend):
         raise ValueError(f"attend must hold True and/or False, got {list(attend)}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive whole number, got {k!r}")
+    k = K_PARAM.validate(k)
     measure_names = [str(m) for m in parse_measures(list(measures))]
     index = as_index(dataset if docs is None else docs, encoder, progress=progress)
     k = min(k, len(index))

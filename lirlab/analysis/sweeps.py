@@ -1,12 +1,13 @@
-"""What PLAID's knobs cost and buy: latency against quality, one row per setting.
+"""What each method's knobs cost and buy: latency against quality, one row per setting.
 
-A sweep searches the same queries under every combination of the knob values it is given and
-records, for each setting, the resolved knobs, the per-query latency (total and per stage, warm-up
-runs excluded), the quality against relevance judgments when there are some, and the *recall of the
-exhaustive top-k*: the share of exact MaxSim's top ``k`` that the setting also returns. Search knobs
-(:data:`~lirlab.index.plaid.SEARCH_PARAMS`) reuse one index; build knobs
-(:data:`~lirlab.index.plaid.BUILD_PARAMS`, e.g. ``nbits``) build one index per value from the same
-encoded documents.
+A sweep searches the same queries with one or more *methods* — index kinds under the retriever
+protocol (:mod:`lirlab.index.base`), each with a grid of knob values — and records, for every setting,
+the method, its knobs, what the index costs (bytes per vector, size, build seconds), the per-query
+latency (total and per stage, warm-up runs excluded, query encoding excluded), the quality against
+relevance judgments when there are some, and the *recall of the exhaustive top-k*: the share of exact
+MaxSim's top ``k`` that the setting also returns. Search knobs reuse one index; build knobs build one
+index per value from the same encoded documents (``from_encoding``). Rows on the latency/quality Pareto
+frontier are marked in ``on_front``.
 
 Examples
 --------
@@ -21,18 +22,17 @@ Examples
 ...     vocab=("tok",),
 ... )
 >>> queries = docs.select([3, 8])
->>> index = PlaidIndex.from_encoding(docs, nbits=2, n_centroids=16)
->>> grid = {"n_probe": [1, 16], "centroid_score_threshold": -1.0}
->>> table = sweep(index, queries, grid, k=5, progress=False)
->>> table.setting.tolist()
-['n_probe=1', 'n_probe=16']
+>>> methods = [("flat", {}), ("plaid", {"n_probe": [1, 16], "centroid_score_threshold": -1.0})]
+>>> table = sweep(docs, queries, methods=methods, k=5, build={"n_centroids": 16}, progress=False)
+>>> table[["method", "setting"]].values.tolist()
+[['flat', 'method=flat'], ['plaid', 'method=plaid, n_probe=1'], ['plaid', 'method=plaid, n_probe=16']]
 
-Every centroid probed and nothing pruned, PLAID finds exact MaxSim's top-5 over the same
-(decompressed) vectors:
+Exhaustive search finds exact MaxSim's top-5 by definition; PLAID, compressed, keeps part of it:
 
->>> float(table["exhaustive_recall@5"].iloc[1])
-1.0
->>> pareto_front(table, "p50_ms", "exhaustive_recall@5").dtype
+>>> recall = table["exhaustive_recall@5"].tolist()
+>>> recall[0], recall[1] <= recall[2] < 1.0
+(1.0, True)
+>>> table.on_front.dtype
 dtype('bool')
 """
 
@@ -42,6 +42,7 @@ import itertools
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -49,12 +50,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from lirlab.bench.record import describe_machine, percentiles
 from lirlab.data import Dataset
 from lirlab.encoding import Encoding
-from lirlab.evaluate import evaluate
+from lirlab.evaluate import evaluate, judged, parse_measures, top_overlap
+from lirlab.index.base import K_PARAM, KINDS, Index, UnknownKnobError, index_kind
 from lirlab.index.flat import FlatIndex
-from lirlab.index.plaid import BUILD_PARAMS, SEARCH_PARAMS, STAGES, PlaidIndex, resolve_search_params
+from lirlab.machine import describe_machine, percentiles
 
 #: Queries searched before timing starts (their times are discarded).
 WARMUP = 5
@@ -62,24 +63,12 @@ WARMUP = 5
 #: Latency percentiles reported per stage by :func:`sweep`.
 STAGE_PERCENTILES = ("p50", "p90")
 
-
-def top_overlap(run: pd.DataFrame, reference: pd.DataFrame, k: int = 10) -> float:
-    """Mean share of each query's reference top-``k`` that ``run``'s top-``k`` also holds.
-
-    Queries of ``reference`` absent from ``run`` count as 0.
-
-    >>> reference = pd.DataFrame({"qid": ["1"] * 4, "docno": list("abcd"), "rank": [1, 2, 3, 4]})
-    >>> run = pd.DataFrame({"qid": ["1"] * 4, "docno": list("axcy"), "rank": [1, 2, 3, 4]})
-    >>> top_overlap(run, reference, k=4)
-    0.5
-    """
-    ours = run[run["rank"] <= k].groupby("qid").docno.apply(set)
-    theirs = reference[reference["rank"] <= k].groupby("qid").docno.apply(set)
-    return float(np.mean([len(ours.get(q, set()) & docs) / len(docs) for q, docs in theirs.items()]))
+#: The kind an Encoding is indexed with when :func:`sweep` is given a grid and no ``methods``.
+DEFAULT_KIND = "plaid"
 
 
 def timed_search(
-    index: PlaidIndex,
+    index: Index,
     queries: Encoding,
     k: int = 10,
     *,
@@ -90,8 +79,8 @@ def timed_search(
     """Search queries one at a time (after ``warmup`` untimed ones): total and per-stage latency.
 
     Returns ``queries`` (how many were timed), ``p50_ms``, ``p90_ms``, ``p99_ms``, ``mean_ms`` of the
-    whole search, and ``<stage>_<percentile>_ms`` for every stage of
-    :data:`~lirlab.index.plaid.STAGES` and every entry of ``stage_percentiles``.
+    whole search, and ``<stage>_<percentile>_ms`` for every stage of the index's ``STAGES`` and every
+    entry of ``stage_percentiles``.
     """
     for i in range(min(warmup, len(queries))):
         index.search_encoded(queries.select([i]), k=k, **knobs)
@@ -104,62 +93,57 @@ def timed_search(
         totals.append(time.perf_counter() - start)
         stages.append(stage_times[0])
     row = {"queries": len(queries), **percentiles(totals)}
-    for stage in STAGES:
+    for stage in index.STAGES:
         stage_ms = percentiles([s.get(stage, 0.0) for s in stages])
         for name in stage_percentiles:
             row[f"{stage}_{name}_ms"] = stage_ms[f"{name}_ms"]
     return row
 
 
-def validate_grid(grid: Mapping[str, Any]) -> tuple[dict[str, list], dict[str, list]]:
-    """Split a knob grid into (search knobs, build knobs), each value checked against its declaration.
+def _values(name: str, values: Any) -> list:
+    values = [values] if isinstance(values, str) or not isinstance(values, Iterable) else list(values)
+    if not values:
+        raise ValueError(f"the grid gives no value for {name!r}")
+    return [v.item() if isinstance(v, np.generic) else v for v in values]
 
-    A single value stands for a one-element list; ``None`` for a search knob means "ColBERTv2's
-    default for ``k``".
+
+def validate_grid(grid: Mapping[str, Any], kind: str | type[Index] = DEFAULT_KIND) -> tuple[dict, dict]:
+    """Split a knob grid into (search knobs, build knobs) of one index kind, each value checked against
+    its declaration.
+
+    A single value stands for a one-element list; ``None`` for a search knob means "the kind's default
+    for ``k``".
 
     >>> validate_grid({"n_probe": [1, 4], "nbits": 2})
     ({'n_probe': [1, 4]}, {'nbits': [2]})
     >>> validate_grid({"nprobe": [1]})
     Traceback (most recent call last):
     ...
-    ValueError: unknown knob 'nprobe' in the grid; known: n_probe, centroid_score_threshold, ndocs, nbits, n_centroids, kmeans_iterations, kmeans_sample, seed
+    lirlab.index.base.UnknownKnobError: a plaid index takes n_probe, centroid_score_threshold, ndocs (search) and nbits, n_centroids, kmeans_iterations, kmeans_sample, seed (build), got 'nprobe'
     >>> validate_grid({"nbits": [2, 3]})
     Traceback (most recent call last):
     ...
     ValueError: nbits must be one of [1, 2, 4], got 3
     """
+    cls = index_kind(kind) if isinstance(kind, str) else kind
     if not isinstance(grid, Mapping):
         raise ValueError(f"the grid must map knob names to lists of values, got {type(grid).__name__}")
-    declared = {**SEARCH_PARAMS, **BUILD_PARAMS}
     search: dict[str, list] = {}
     build: dict[str, list] = {}
     for name, values in grid.items():
-        if name not in declared:
-            raise ValueError(f"unknown knob {name!r} in the grid; known: {', '.join(declared)}")
-        values = [values] if isinstance(values, str) or not isinstance(values, Iterable) else list(values)
-        if not values:
-            raise ValueError(f"the grid gives no value for {name!r}")
-        checked = [declared[name].validate(v.item() if isinstance(v, np.generic) else v) for v in values]
-        if name in BUILD_PARAMS and None in checked:
-            raise ValueError(f"{name} must be given a value in the grid (None is only for search knobs)")
-        (search if name in SEARCH_PARAMS else build)[name] = checked
+        if name in cls.SEARCH_PARAMS:
+            search[name] = [cls.SEARCH_PARAMS[name].validate(v) for v in _values(name, values)]
+        elif name in cls.BUILD_PARAMS:
+            checked = [cls.BUILD_PARAMS[name].validate(v) for v in _values(name, values)]
+            if None in checked:
+                raise ValueError(f"{name} must be given a value in the grid (None is only for search knobs)")
+            build[name] = checked
+        else:
+            raise UnknownKnobError(
+                f"a {cls.KIND} index takes {', '.join(cls.SEARCH_PARAMS) or 'no'} (search) and "
+                f"{', '.join(cls.BUILD_PARAMS) or 'no'} (build), got {name!r}"
+            )
     return search, build
-
-
-def judged(qrels: pd.DataFrame | Dataset | None, qids: Sequence[str]) -> pd.DataFrame | None:
-    """The judgments of the queries ``qids`` (``None`` stays ``None``).
-
-    >>> qrels = pd.DataFrame({"query_id": ["1", "2"], "doc_id": ["a", "b"], "relevance": [1, 1]})
-    >>> judged(qrels, ["2"]).doc_id.tolist()
-    ['b']
-    """
-    if qrels is None:
-        return None
-    if isinstance(qrels, Dataset):
-        qrels = qrels.qrels
-    if not isinstance(qrels, pd.DataFrame) or "query_id" not in qrels.columns:
-        raise ValueError("qrels must be a Dataset or a DataFrame with query_id, doc_id, relevance columns")
-    return qrels[qrels.query_id.astype(str).isin(set(qids))]
 
 
 def check_queries(queries: Encoding) -> None:
@@ -170,64 +154,84 @@ def check_queries(queries: Encoding) -> None:
         raise ValueError("no queries to search")
 
 
-def exhaustive_reference(docs: Encoding | PlaidIndex, queries: Encoding, k: int = 10) -> pd.DataFrame:
-    """Exact MaxSim's top-``k`` run: over ``docs`` when they are an Encoding, or over the decompressed
-    vectors of a :class:`PlaidIndex` (its live documents), which isolates the search's approximation
-    from the compression's."""
+def exhaustive_reference(docs: Encoding | Index, queries: Encoding, k: int = 10) -> pd.DataFrame:
+    """Exact MaxSim's top-``k`` run: over ``docs`` when they are an Encoding, or over the vectors an
+    index returns from ``documents()`` (its live documents; the reconstruction for a compressed index),
+    which isolates the search's approximation from the compression's."""
     check_queries(queries)
-    if isinstance(docs, PlaidIndex):
-        docs = docs.reconstruct()
+    if isinstance(docs, Index):
+        docs = docs.documents()
     elif not isinstance(docs, Encoding):
-        raise ValueError(f"docs must be an Encoding or a PlaidIndex, got {type(docs).__name__}")
+        raise ValueError(f"docs must be an Encoding or an index, got {type(docs).__name__}")
     return FlatIndex(docs).search(queries, k=k)
 
 
+def _measure_names(measures: str | Sequence[str]) -> list[str]:
+    return [str(m) for m in parse_measures([measures] if isinstance(measures, str) else list(measures))]
+
+
+def index_costs(index: Index) -> dict[str, Any]:
+    """What an index costs: ``vectors``, ``size_bytes``, ``bytes_per_vector`` and the build knobs it
+    reports (those of its ``BUILD_PARAMS`` it has as attributes)."""
+    vectors, size = index.n_vectors(), index.size_bytes()
+    knobs = {
+        name: getattr(index, name)
+        for name in index.BUILD_PARAMS
+        if isinstance(getattr(index, name, None), int | float | str | bool)
+    }
+    return {
+        **knobs,
+        "vectors": vectors,
+        "size_bytes": size,
+        "bytes_per_vector": size / vectors if vectors else 0.0,
+    }
+
+
 def measure_setting(
-    index: PlaidIndex,
+    index: Index,
     queries: Encoding,
     *,
     k: int = 10,
     reference: pd.DataFrame | None = None,
     qrels: pd.DataFrame | Dataset | None = None,
-    measure: str = "nDCG@10",
+    measures: str | Sequence[str] = ("nDCG@10",),
     warmup: int = WARMUP,
     n_timed: int | None = None,
     **knobs,
 ) -> dict[str, Any]:
-    """One row of a sweep: the resolved knobs, latency and quality of one search setting.
+    """One row of a sweep: the method, its resolved knobs, latency and quality of one search setting.
 
     Parameters
     ----------
-    index : PlaidIndex
-        Searched on its own device.
+    index : Index
+        Any index kind, searched on its own device.
     queries : Encoding
         Every query counts for quality; the first ``n_timed`` (default all) are timed one at a time.
     reference : DataFrame, optional
-        Exhaustive top-``k`` run (:func:`exhaustive_reference`); computed over the index's decompressed
-        vectors when omitted.
+        Exhaustive top-``k`` run (:func:`exhaustive_reference`); computed over the index's
+        ``documents()`` when omitted.
     qrels : DataFrame or Dataset, optional
-        Judgments; the row then holds ``measure`` (e.g. ``nDCG@10``).
+        Judgments; the row then holds each of ``measures`` (e.g. ``nDCG@10``).
     **knobs
-        Search knobs (:data:`~lirlab.index.plaid.SEARCH_PARAMS`); unset ones follow the defaults for ``k``.
+        The index's search knobs; unset ones follow its defaults for ``k``.
 
     Returns
     -------
     dict
-        ``device, nbits, n_centroids, n_probe, centroid_score_threshold, ndocs``, the latency columns of
-        :func:`timed_search` (stage percentiles :data:`STAGE_PERCENTILES`), ``measure`` when judged,
-        and ``exhaustive_recall@k``.
+        ``method, device``, the knobs, :func:`index_costs`, the latency columns of :func:`timed_search`
+        (stage percentiles :data:`STAGE_PERCENTILES`), the measures when judged, ``exhaustive_recall@k``.
     """
     check_queries(queries)
-    settings = resolve_search_params(k, **knobs)
+    settings = index.resolve_knobs(k, knobs)
     if n_timed is not None and (isinstance(n_timed, bool) or not isinstance(n_timed, int) or n_timed < 1):
         raise ValueError(f"n_timed must be a positive whole number or None, got {n_timed!r}")
     if reference is None:
         reference = exhaustive_reference(index, queries, k)
     timed = queries if n_timed is None else queries.select(range(min(n_timed, len(queries))))
     row: dict[str, Any] = {
+        "method": index.KIND,
         "device": str(index.device),
-        "nbits": index.nbits,
-        "n_centroids": index.n_centroids,
+        **index_costs(index),
         **settings,
     }
     row.update(
@@ -236,34 +240,11 @@ def measure_setting(
     run = index.search(queries, k=k, **settings)
     judgments = judged(qrels, queries.ids)
     if judgments is not None:
-        row[measure] = float(evaluate(run, judgments, [measure]).value.iloc[0])
+        names = _measure_names(measures)
+        values = evaluate(run, judgments, names).set_index("measure")["value"]
+        row.update({name: float(values[name]) for name in names})
     row[f"exhaustive_recall@{k}"] = top_overlap(run, reference, k)
     return row
-
-
-def on_device(index: PlaidIndex, device: str | torch.device) -> PlaidIndex:
-    """The same index searched on ``device`` (the arrays are copied there; ``index`` is unchanged)."""
-    device = torch.device(device)
-    if index.device == device:
-        return index
-    return PlaidIndex(
-        index.codec,
-        index.codes,
-        index.residuals,
-        index.token_ids,
-        index.doc_offsets,
-        index.docnos,
-        index.vocab,
-        mask_token_id=index.mask_token_id,
-        deleted=index.deleted,
-        ivf=(index.ivf_positions, index.ivf_offsets),
-        encoder=index.encoder,
-        model=index.model,
-        config=index.config,
-        stats=index.stats,
-        device=device,
-        query_batch=index.query_batch,
-    )
 
 
 def available_devices(devices: Sequence[str]) -> list[str]:
@@ -295,114 +276,206 @@ def _device_name(machine: Mapping[str, Any]) -> str:
     return str(machine.get("gpu") or machine.get("processor") or machine["device"])
 
 
+@contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``torch.set_num_threads(n)`` (``None``: as it is), restoring it after."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def _methods(
+    docs: Encoding | Index, grid: Mapping[str, Any] | None, methods: Sequence | None
+) -> list[tuple[Index | type[Index], Mapping[str, Any]]]:
+    if methods is None:
+        methods = [(docs if isinstance(docs, Index) else DEFAULT_KIND, grid or {})]
+    elif grid is not None:
+        raise ValueError(
+            "give either grid= (one method) or methods= (a list of (kind, grid) pairs), not both"
+        )
+    if isinstance(methods, str | Mapping) or not isinstance(methods, Iterable):
+        raise ValueError(
+            "methods must be a list of (kind, grid) pairs, e.g. [('plaid', {'n_probe': [1, 4]})]"
+        )
+    resolved = []
+    for entry in methods:
+        if isinstance(entry, str | Index):
+            entry = (entry, {})
+        if not isinstance(entry, tuple | list) or len(entry) != 2:
+            raise ValueError(f"each method is a (kind, grid) pair, got {entry!r}")
+        kind, knobs = entry
+        if isinstance(kind, str):
+            kind = index_kind(kind)
+        elif not isinstance(kind, Index):
+            raise ValueError(f"a method is an index kind name or an index, got {type(kind).__name__}")
+        resolved.append((kind, knobs))
+    if not resolved:
+        raise ValueError("no method to sweep")
+    return resolved
+
+
 def sweep(
-    docs: Encoding | PlaidIndex,
+    docs: Encoding | Index,
     queries: Encoding,
-    grid: Mapping[str, Any],
+    grid: Mapping[str, Any] | None = None,
     *,
+    methods: Sequence | None = None,
     qrels: pd.DataFrame | Dataset | None = None,
     k: int = 10,
+    measures: str | Sequence[str] = ("nDCG@10",),
     build: Mapping[str, Any] | None = None,
     devices: Sequence[str] = ("cpu",),
+    threads: Sequence[int] | None = None,
     reference: pd.DataFrame | None = None,
-    measure: str = "nDCG@10",
     warmup: int = WARMUP,
     n_timed: int | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Search ``queries`` under every combination of the ``grid``'s knob values, on every device.
+    """Search ``queries`` with every method under every combination of its knob values, on every
+    device and thread count.
 
     Parameters
     ----------
-    docs : Encoding or PlaidIndex
-        Encoded documents (an index is built for each combination of build knobs, with ``build`` for
-        the rest), or a ready index (then the grid may hold search knobs only).
+    docs : Encoding or Index
+        Encoded documents (each method's index is built from them, once per combination of its build
+        knobs), or a ready index (then ``grid`` holds its search knobs only).
     queries : Encoding
         Encoded queries; all count for quality, the first ``n_timed`` (default all) are timed.
-    grid : mapping
-        Knob name → list of values, e.g. ``{"n_probe": [1, 2, 4], "nbits": [1, 2, 4]}``; names and
-        values are checked against :data:`~lirlab.index.plaid.SEARCH_PARAMS` and
-        :data:`~lirlab.index.plaid.BUILD_PARAMS`.
+    grid : mapping, optional
+        One method's knob grid, name → list of values (the method is ``docs`` when it is an index,
+        else a :data:`DEFAULT_KIND` index built from ``docs``).
+    methods : list of (kind, grid), optional
+        Several methods: ``kind`` an index kind's name (``"flat"``, ``"plaid"``...) or a ready index,
+        ``grid`` its search and build knobs, each checked against the kind's declarations.
     qrels : DataFrame or Dataset, optional
-        Judgments, for the ``measure`` column.
+        Judgments, for the ``measures`` columns.
+    measures : str or sequence of str
+        ir_measures names, one column each (when judged).
     build : mapping, optional
-        Fixed build knobs (``n_centroids``, ``seed``...) for indexes built from ``docs``.
+        Fixed build knobs (``n_centroids``, ``seed``...), given to every method that declares them.
     devices : sequence of str
         ``"cpu"`` and/or ``"cuda"``; CUDA is skipped with a warning on a machine without it.
+    threads : sequence of int, optional
+        Torch thread counts to time with (default: as set); recorded in ``threads``.
     reference : DataFrame, optional
         The exhaustive top-``k`` run that ``exhaustive_recall@k`` compares with; by default exact
-        MaxSim over ``docs`` (the uncompressed vectors), or over the index's decompressed vectors when
-        ``docs`` is an index.
+        MaxSim over ``docs`` (the encoded vectors), or over a ready index's ``documents()``.
 
     Returns
     -------
     DataFrame
-        One row per (build setting, device, search setting), with the columns of
-        :func:`measure_setting`, any swept build knob, ``device_name`` and ``setting`` (a label of the
-        knobs that vary). ``attrs["machines"]`` describes the machine per device
-        (:func:`lirlab.bench.record.describe_machine`).
+        One row per (method, build setting, device, threads, search setting): the columns of
+        :func:`measure_setting`, ``build_s`` (seconds to build the index, 0 for a ready one),
+        ``threads``, ``device_name``, ``setting`` (a label of the knobs that vary) and ``on_front``
+        (on the Pareto frontier of latency against the first measure, or the exhaustive recall
+        without judgments, per device). ``attrs["machines"]`` describes the machine per device.
     """
     check_queries(queries)
-    search_grid, build_grid = validate_grid(grid)
+    k = K_PARAM.validate(k)
+    names = _measure_names(measures)
+    plan = _methods(docs, grid, methods)
+    if not isinstance(docs, Encoding | Index):
+        raise ValueError(f"docs must be an Encoding or an index, got {type(docs).__name__}")
     fixed_build = dict(build or {})
-    overlap = set(fixed_build) & set(build_grid)
-    if overlap:
-        raise ValueError(f"{sorted(overlap)[0]!r} is both swept and fixed in build=")
-    if isinstance(docs, PlaidIndex):
-        if build_grid or fixed_build:
+    declared_build = {name for kind, _ in plan for name in kind.BUILD_PARAMS}
+    unknown = sorted(set(fixed_build) - declared_build)
+    if unknown:
+        raise UnknownKnobError(f"no method in the sweep takes the build knob {unknown[0]!r}")
+    grids = []
+    for kind, knobs in plan:
+        search_grid, build_grid = validate_grid(knobs, kind if isinstance(kind, type) else type(kind))
+        overlap = set(fixed_build) & set(build_grid)
+        if overlap:
+            raise ValueError(f"{sorted(overlap)[0]!r} is both swept and fixed in build=")
+        if isinstance(kind, Index) and build_grid:
             raise ValueError(
-                f"sweeping or setting build knobs ({', '.join([*build_grid, *fixed_build])}) needs the encoded "
-                "documents: pass an Encoding instead of an index"
+                f"sweeping build knobs ({', '.join(build_grid)}) needs the encoded documents: pass an "
+                "Encoding and the kind's name instead of a ready index"
             )
-    elif isinstance(docs, Encoding):
-        unknown = set(fixed_build) - set(BUILD_PARAMS)
-        if unknown:
-            raise ValueError(f"unknown build knob {sorted(unknown)[0]!r}; known: {', '.join(BUILD_PARAMS)}")
-    else:
-        raise ValueError(f"docs must be an Encoding or a PlaidIndex, got {type(docs).__name__}")
-    resolve_search_params(k)  # checks k before any index is built
+        if isinstance(kind, type) and not isinstance(docs, Encoding):
+            raise ValueError(f"building a {kind.KIND} index needs the encoded documents: pass an Encoding")
+        grids.append((kind, search_grid, build_grid))
+    thread_counts = [None] if threads is None else [int(t) for t in threads]
+    if any(t < 1 for t in thread_counts if t is not None):
+        raise ValueError(f"threads must be positive whole numbers, got {list(threads)}")
     devices = available_devices(devices)
     if reference is None:
         reference = exhaustive_reference(docs, queries, k)
 
-    build_settings = [dict(zip(build_grid, values)) for values in itertools.product(*build_grid.values())]
-    search_settings = [dict(zip(search_grid, values)) for values in itertools.product(*search_grid.values())]
     machines = {device: describe_machine(device) for device in devices}
-    rows = []
-    bar = tqdm(
-        total=len(build_settings) * len(devices) * len(search_settings),
-        desc="sweep",
-        unit="setting",
-        disable=not progress,
+    total = (
+        sum(
+            int(np.prod([len(v) for v in b.values()])) * int(np.prod([len(v) for v in s.values()]))
+            for _, s, b in grids
+        )
+        * len(devices)
+        * len(thread_counts)
     )
-    for build_setting in build_settings:
-        if isinstance(docs, PlaidIndex):
-            built = docs
-        else:
-            built = PlaidIndex.from_encoding(docs, **{**fixed_build, **build_setting})
-        for device in devices:
-            index = on_device(built, device)
-            for search_setting in search_settings:
-                row = measure_setting(
-                    index,
-                    queries,
-                    k=k,
-                    reference=reference,
-                    qrels=qrels,
-                    measure=measure,
-                    warmup=warmup,
-                    n_timed=n_timed,
-                    **search_setting,
-                )
-                row.update(build_setting)
-                row["device_name"] = _device_name(machines[device])
-                rows.append(row)
-                bar.update()
+    rows = []
+    bar = tqdm(total=total, desc="sweep", unit="setting", disable=not progress)
+    for kind, search_grid, build_grid in grids:
+        build_settings = [dict(zip(build_grid, v)) for v in itertools.product(*build_grid.values())]
+        search_settings = [dict(zip(search_grid, v)) for v in itertools.product(*search_grid.values())]
+        for build_setting in build_settings:
+            if isinstance(kind, Index):
+                built, build_s = kind, 0.0
+            else:
+                own = {name: value for name, value in fixed_build.items() if name in kind.BUILD_PARAMS}
+                start = time.perf_counter()
+                built = kind.from_encoding(docs, **own, **build_setting)
+                build_s = time.perf_counter() - start
+            for device in devices:
+                index = built.to(device)
+                for n_threads in thread_counts:
+                    with torch_threads(n_threads) as used:
+                        for search_setting in search_settings:
+                            row = measure_setting(
+                                index,
+                                queries,
+                                k=k,
+                                reference=reference,
+                                qrels=qrels,
+                                measures=names,
+                                warmup=warmup,
+                                n_timed=n_timed,
+                                **search_setting,
+                            )
+                            row.update(build_setting)
+                            row.update(
+                                build_s=build_s, threads=used, device_name=_device_name(machines[device])
+                            )
+                            rows.append(row)
+                            bar.update()
     bar.close()
-    table = pd.DataFrame(rows)
-    table["setting"] = setting_labels(table)
+    table = with_frontier(pd.DataFrame(rows), names[0] if names[0] in rows[0] else f"exhaustive_recall@{k}")
     table.attrs["machines"] = machines
     return table
+
+
+def with_frontier(table: pd.DataFrame, quality: str, latency: str = "p50_ms") -> pd.DataFrame:
+    """``table`` (rows of :func:`measure_setting`) with its ``setting`` labels and ``on_front``: on the
+    Pareto frontier of ``latency`` against ``quality``, per device."""
+    table = table.copy()
+    table["setting"] = setting_labels(table)
+    table["on_front"] = pareto_front(
+        table, latency, quality, by="device" if "device" in table.columns else None
+    )
+    table.attrs["quality"] = quality
+    return table
+
+
+def knob_columns() -> list[str]:
+    """Every knob name an index kind declares (search, then build), in registration order."""
+    names: list[str] = []
+    for cls in KINDS.values():
+        for name in (*cls.SEARCH_PARAMS, *cls.BUILD_PARAMS):
+            if name not in names:
+                names.append(name)
+    return names
 
 
 def setting_labels(table: pd.DataFrame, knobs: Sequence[str] | None = None) -> pd.Series:
@@ -416,18 +489,30 @@ def setting_labels(table: pd.DataFrame, knobs: Sequence[str] | None = None) -> p
     ['n_probe=1', 'n_probe=4']
     """
     if knobs is None:
-        candidates = [name for name in ("device", *SEARCH_PARAMS, *BUILD_PARAMS) if name in table.columns]
-        knobs = [name for name in candidates if table[name].nunique(dropna=False) > 1]
+        declared = knob_columns()
+        candidates = [name for name in ("method", "device", "threads", *declared) if name in table.columns]
+        groups = table.groupby("method", sort=False) if "method" in table.columns else [(None, table)]
+
+        def varies(name: str) -> bool:
+            if name == "method":
+                return table[name].nunique() > 1
+            return any(rows[name].nunique(dropna=False) > 1 for _, rows in groups)
+
+        knobs = [name for name in candidates if varies(name)]
         if not knobs:
-            knobs = [name for name in SEARCH_PARAMS if name in table.columns]
+            knobs = [name for name in declared if name in table.columns and table[name].notna().any()]
     missing = [name for name in knobs if name not in table.columns]
     if missing:
         raise ValueError(f"the table has no column {missing[0]!r}")
 
     def label(row: pd.Series) -> str:
-        return ", ".join(f"{name}={_format(row[name])}" for name in knobs)
+        return ", ".join(f"{name}={_format(row[name])}" for name in knobs if not _missing(row[name]))
 
     return table.apply(label, axis=1).astype(object) if len(table) else pd.Series([], dtype=object)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float | np.floating) and np.isnan(value))
 
 
 def _format(value: Any) -> str:

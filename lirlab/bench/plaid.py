@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from lirlab.analysis.sweeps import timed_search, top_overlap
+from lirlab.analysis.sweeps import sweep, timed_search
 from lirlab.bench.record import cached_flat_index, peak_rss_mib, percentiles, save_results
 from lirlab.data import Dataset
-from lirlab.evaluate import evaluate
+from lirlab.evaluate import evaluate, top_overlap
 from lirlab.index.plaid import PlaidIndex, default_search_params
 
 N_PROBES = (1, 2, 4, 8, 16, 32)
@@ -100,12 +99,13 @@ def run_plaid_benchmark(
     built.search_encoded(queries, k=k)
     batched_ms_per_query = (time.perf_counter() - start) / len(queries) * 1000
 
-    sweep = []
-    for n_probe in tqdm(N_PROBES, desc="n_probe sweep"):
-        row = {"n_probe": n_probe, **{key: v for key, v in defaults.items() if key != "n_probe"}}
-        row.update(timed_search(built, timed, k=k, n_probe=n_probe))
-        row.update(quality(built.search(queries, k=k, n_probe=n_probe)))
-        sweep.append(row)
+    table = sweep(
+        built, timed, {"n_probe": list(N_PROBES)}, qrels=qrels_timed, k=k, reference=exact, warmup=5
+    )
+    n_probe_sweep = []
+    for row in table.to_dict("records"):
+        n_probe = int(row["n_probe"])
+        n_probe_sweep.append({**row, **quality(built.search(queries, k=k, n_probe=n_probe))})
 
     results = {
         "dataset": dataset.name,
@@ -117,7 +117,7 @@ def run_plaid_benchmark(
         "query_encoding": {"queries": len(timed), **percentiles(query_seconds)},
         "search_default_knobs": {**latency, "batched_all_queries_ms_per_query": batched_ms_per_query},
         "codecs": codecs,
-        "n_probe_sweep": sweep,
+        "n_probe_sweep": n_probe_sweep,
         "torch_threads": torch.get_num_threads(),
     }
     return save_results("plaid", results, out_dir, device=encoder.device)

@@ -1,69 +1,16 @@
-"""Describe the machine and save benchmark results (JSON, plus CSV for tables)."""
+"""Save benchmark results (JSON, plus CSV for tables) with the machine described (:mod:`lirlab.machine`)."""
 
 from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import torch
 
-
-def describe_machine(device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Processor, cores, memory, device and library versions: what a figure needs to be read."""
-    import transformers
-
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "processor": _cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "device": str(device),
-    }
-    try:
-        info["memory_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        pass
-    if torch.device(device).type == "cuda":
-        props = torch.cuda.get_device_properties(torch.device(device))
-        info.update(
-            gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda
-        )
-    return info
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def percentiles(seconds: list[float] | np.ndarray) -> dict[str, float]:
-    """p50/p90/p99 and mean of a list of durations, in milliseconds.
-
-    >>> percentiles([0.001, 0.002, 0.003])["p50_ms"]
-    2.0
-    """
-    ms = np.asarray(seconds, dtype=np.float64) * 1000
-    return {
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p90_ms": float(np.percentile(ms, 90)),
-        "p99_ms": float(np.percentile(ms, 99)),
-        "mean_ms": float(ms.mean()),
-    }
+from lirlab.machine import describe_machine, percentiles  # noqa: F401  (re-exported for benchmarks)
 
 
 def peak_rss_mib() -> float:

@@ -273,6 +273,14 @@ class Index:
         """
         raise NotImplementedError
 
+    def tokens(
+        self, positions: Sequence[int] | torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+        """``(token ids, lengths, vocab)`` of the documents at ``positions`` (default: every live one),
+        without their vectors (a compressed index need not decompress anything)."""
+        docs = self.documents(positions)
+        return docs.token_ids, docs.lengths, docs.vocab
+
     def document(self, docno: str) -> Encoding:
         """:meth:`documents` of one document, by id."""
         return self.documents([self.position(docno)])
@@ -326,9 +334,7 @@ class Index:
         k = K_PARAM.validate(k)
         unknown = sorted(set(knobs) - set(cls.SEARCH_PARAMS))
         if unknown:
-            takes = (
-                f"takes {knob_names(cls.SEARCH_PARAMS)}" if cls.SEARCH_PARAMS else "takes no search knobs"
-            )
+            takes = f"takes {knob_names(cls.SEARCH_PARAMS)}" if cls.SEARCH_PARAMS else "takes no search knobs"
             raise UnknownKnobError(f"a {cls.KIND} index {takes}, got {unknown[0]!r}")
         values = params.validate(cls.SEARCH_PARAMS, knobs)
         defaults = cls.default_knobs(k)
@@ -344,6 +350,17 @@ class Index:
         return params.validate(cls.BUILD_PARAMS, knobs)
 
     # ------------------------------------------------------------------ building and persistence
+
+    @classmethod
+    def build(
+        cls, docs, encoder, *, batch_size: int = 32, progress: bool = True, device=None, **build
+    ) -> Index:
+        """Encode ``docs`` (anything :func:`lirlab.data.as_documents` takes) and build the index."""
+        from lirlab.data import as_documents
+
+        cls.resolve_build_knobs(build)
+        encoded = encoder.encode_documents(as_documents(docs), batch_size=batch_size, progress=progress)
+        return cls.from_encoding(encoded, encoder=encoder, device=device, progress=progress, **build)
 
     @classmethod
     def from_encoding(
@@ -407,7 +424,11 @@ class Index:
         batch = max(1, self.batch_size_for(queries))
         hits: list[tuple[torch.Tensor, torch.Tensor]] = []
         for start in tqdm(range(0, len(queries), batch), desc="search", unit="batch", disable=not progress):
-            chunk = queries if batch >= len(queries) else queries.select(range(start, min(start + batch, len(queries))))
+            chunk = (
+                queries
+                if batch >= len(queries)
+                else queries.select(range(start, min(start + batch, len(queries))))
+            )
             hits.extend(self._search(chunk, k, settings, timer))
         if timer.enabled:
             self.last_timings = dict(timer.totals)
@@ -487,8 +508,20 @@ class Index:
 
 def index_kind(name_or_type: str) -> type[Index]:
     """The index class registered under a ``KIND`` (``"plaid"``) or artifact ``TYPE`` (``"lirlab.plaid"``)."""
+    import importlib
+
     import lirlab.index  # noqa: F401  (registers the built-in kinds)
 
+    module = name_or_type.removeprefix("lirlab.")
+    if (
+        name_or_type not in KINDS
+        and module.isidentifier()
+        and not any(c.KIND == name_or_type for c in KINDS.values())
+    ):
+        try:
+            importlib.import_module(f"lirlab.index.{module}")
+        except ImportError:
+            pass
     if name_or_type in KINDS:
         return KINDS[name_or_type]
     for cls in KINDS.values():
@@ -513,8 +546,9 @@ def artifact_type(path) -> str:
     try:
         kind = json.loads(meta.read_text(encoding="utf-8")).get("type")
     except (OSError, ValueError, AttributeError):
-        raise storage.ArtifactError(f"{path}: not a lirlab index folder (no readable {storage.METADATA})") from None
+        raise storage.ArtifactError(
+            f"{path}: not a lirlab index folder (no readable {storage.METADATA})"
+        ) from None
     if not isinstance(kind, str):
         raise storage.ArtifactError(f"{meta}: records no index type")
     return kind
-

@@ -93,6 +93,11 @@ class FlatIndex(Index):
     def documents(self, positions=None) -> Encoding:
         return self.docs.select(self.positions_or_live(positions).tolist())
 
+    def tokens(self, positions=None) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+        if positions is None:
+            return self.docs.token_ids, self.docs.lengths, self.docs.vocab
+        return super().tokens(positions)
+
     def n_vectors(self) -> int:
         return int(self.docs.vectors.shape[0])
 
@@ -102,7 +107,9 @@ class FlatIndex(Index):
     def to(self, device: str | torch.device) -> FlatIndex:
         if torch.device(device) == self.device:
             return self
-        return FlatIndex(self.docs, encoder=self.encoder, device=device, model=self.model, query_batch=self.query_batch)
+        return FlatIndex(
+            self.docs, encoder=self.encoder, device=device, model=self.model, query_batch=self.query_batch
+        )
 
     def scores(self, queries: Encoding) -> torch.Tensor:
         """Exact MaxSim of every query against every document, ``[n_queries, n_docs]``."""
@@ -110,7 +117,10 @@ class FlatIndex(Index):
             return torch.zeros(0, len(self.docnos))
         padded = pad_queries(queries)
         return torch.cat(
-            [self.scorer.score(padded[i : i + self.query_batch]) for i in range(0, len(queries), self.query_batch)]
+            [
+                self.scorer.score(padded[i : i + self.query_batch])
+                for i in range(0, len(queries), self.query_batch)
+            ]
         )
 
     def _search(self, queries: Encoding, k: int, knobs: dict, timer: StageTimer):
@@ -124,7 +134,9 @@ class FlatIndex(Index):
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
         """Write the index folder atomically (vectors as float32 ``.npy``)."""
-        with ArtifactWriter(path, self.TYPE, self.FORMAT_VERSION, **({"overwrite": True} if overwrite else {})) as w:
+        with ArtifactWriter(
+            path, self.TYPE, self.FORMAT_VERSION, **({"overwrite": True} if overwrite else {})
+        ) as w:
             w.save_array("vectors", self.docs.vectors.float().cpu().numpy())
             w.save_array("token_ids", self.docs.token_ids.cpu().numpy().astype(np.int32))
             w.save_array("offsets", self.docs.offsets.cpu().numpy().astype(np.int64))
@@ -139,7 +151,9 @@ class FlatIndex(Index):
             )
 
     @classmethod
-    def load(cls, path: str | os.PathLike, encoder=None, device=None, verify: bool = True, dtype=None) -> FlatIndex:
+    def load(
+        cls, path: str | os.PathLike, encoder=None, device=None, verify: bool = True, dtype=None
+    ) -> FlatIndex:
         """Open an index folder written by :meth:`save`; errors name the missing or damaged file."""
         art = read_artifact(path, cls.TYPE, cls.FORMAT_VERSION, verify=verify)
         docs = Encoding(

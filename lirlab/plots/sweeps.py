@@ -3,8 +3,11 @@
 Examples
 --------
 >>> import pandas as pd
+>>> from lirlab.analysis.sweeps import pareto_front, setting_labels
 >>> table = pd.DataFrame({"n_probe": [1, 2, 4, 8], "p50_ms": [1.0, 2.0, 2.5, 4.0],
 ...                       "nDCG@10": [0.5, 0.7, 0.6, 0.8]})
+>>> table["on_front"] = pareto_front(table, "p50_ms", "nDCG@10")
+>>> table["setting"] = setting_labels(table)
 >>> figure = plot_pareto(table, highlight=2)
 >>> [t.get_text() for t in figure.axes[0].texts]
 ['n_probe=1', 'n_probe=2', 'n_probe=4', 'n_probe=8']
@@ -16,8 +19,6 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-
-from lirlab.analysis.sweeps import pareto_front, setting_labels
 
 
 def quality_column(table: pd.DataFrame) -> str:
@@ -42,7 +43,7 @@ def plot_pareto(
     *,
     label: str = "setting",
     highlight=None,
-    by: str = "device",
+    by: str | None = None,
     log_latency: bool = False,
     ax: Axes | None = None,
 ) -> Figure:
@@ -56,19 +57,29 @@ def plot_pareto(
     latency, quality : str
         Columns for the axes (quality default: :func:`quality_column`).
     label : str
-        Column of point labels; when absent, labels name the knobs that vary
-        (:func:`~lirlab.analysis.sweeps.setting_labels`).
+        Column of point labels (a sweep's ``setting``).
     highlight : index label, optional
         A row to ring (the current setting of an explorer).
-    by : str
-        Column whose groups (devices) get their own colour and frontier, when it is present.
+    by : str, optional
+        Column whose groups get their own colour (default: ``method`` when the table holds several,
+        else ``device``).
+
+    The frontier is the table's ``on_front`` column (:func:`~lirlab.analysis.sweeps.sweep` computes it):
+    the plot draws, it computes nothing.
     """
     if table.empty:
         raise ValueError("the sweep table has no rows to draw")
+    for column in ("on_front", label):
+        if column not in table.columns:
+            raise ValueError(
+                f"the table has no {column!r} column: plot a table made by lirlab.analysis.sweeps.sweep"
+            )
     quality = quality or quality_column(table)
+    if by is None:
+        by = "method" if "method" in table.columns and table["method"].nunique() > 1 else "device"
     group = by if by in table.columns else None
-    front = pareto_front(table, latency, quality, by=group)
-    labels = table[label] if label in table.columns else setting_labels(table)
+    front = table["on_front"].astype(bool)
+    labels = table[label]
     ax = ax if ax is not None else Figure(figsize=(6.4, 4.2), layout="constrained").add_subplot()
     palette = colormaps["tab10"].colors
     groups = table.groupby(group, sort=False) if group else [(None, table)]
@@ -77,7 +88,7 @@ def plot_pareto(
         suffix = f" ({name})" if name is not None else ""
         on = rows[front[rows.index]].sort_values(latency)
         off = rows[~front[rows.index]]
-        ax.plot(on[latency], on[quality], marker="o", color=color, label=f"Pareto frontier{suffix}")
+        ax.plot(on[latency], on[quality], marker="o", color=color, label=f"on the frontier{suffix}")
         ax.scatter(off[latency], off[quality], color=color, alpha=0.35, label=f"dominated{suffix}")
     for row_label, x, y in zip(table.index, table[latency], table[quality]):
         ax.annotate(

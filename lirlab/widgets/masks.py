@@ -46,7 +46,7 @@ class MaskExplorer:
         Encodes queries, with its own ``query_maxlen`` and ``attend_to_mask_tokens`` (change them with
         :meth:`~lirlab.encoder.ColBERT.with_config`).
     index_or_docs :
-        A FlatIndex or PlaidIndex, encoded documents, or texts (encoded once, here).
+        An index of any kind, encoded documents, or texts (encoded once, here).
     query : str, optional
         A first query to show.
     docno : str, optional

@@ -4,9 +4,10 @@ A notebook cell ending in an explorer shows it. Search runs when Enter is presse
 its token alignment (:func:`~lirlab.analysis.alignment.align_hit`, drawn by
 :func:`~lirlab.plots.alignment.plot_alignment` and :func:`~lirlab.plots.alignment.highlight_html`).
 Word pieces are merged into words when the checkbox is ticked, and documents longer than
-:data:`LONG_DOCUMENT` rows are windowed around their matched tokens. For a
-:class:`~lirlab.index.plaid.PlaidIndex` with document texts, the heatmap also shows how far each
-decompressed token vector is from the exact one.
+:data:`LONG_DOCUMENT` rows are windowed around their matched tokens. For an index
+that stores a reconstruction (PLAID) and document texts, the heatmap also shows how far each
+reconstructed token vector is from the exact one. The explorer computes nothing itself: it calls
+:func:`~lirlab.analysis.alignment.search_text` and :func:`~lirlab.analysis.alignment.explain_hit`.
 
 Every element carries a CSS class (``lirlab-query``, ``lirlab-results``, ``lirlab-hit``, ``lirlab-merge``,
 ``lirlab-heatmap``, ``lirlab-highlight``, ``lirlab-message``) so browser tests can find it.
@@ -26,9 +27,9 @@ import warnings
 
 import ipywidgets as widgets
 
-from lirlab.analysis.alignment import Alignment, align_hit, merge_word_pieces, window
-from lirlab.data import Query, as_documents
-from lirlab.index.plaid import PlaidIndex
+from lirlab.analysis.alignment import Alignment, explain_hit, search_text
+from lirlab.data import as_documents
+from lirlab.index.base import K_PARAM
 from lirlab.plots import figure_png
 from lirlab.plots.alignment import highlight_html, plot_alignment
 
@@ -86,8 +87,7 @@ class SearchExplorer:
     """
 
     def __init__(self, index, encoder=None, k: int = 10, texts=None):
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive whole number, got {k!r}")
+        k = K_PARAM.validate(k)
         self.index = index
         self.encoder = encoder if encoder is not None else getattr(index, "encoder", None)
         if self.encoder is None:
@@ -174,11 +174,9 @@ class SearchExplorer:
             self._say(EMPTY_QUERY)
             return
         try:
-            # The text doubles as the query id, so the run and the alignments carry it.
-            encoded = self.encoder.encode_queries([Query(text, text)])
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                run = self.index.search(encoded, k=self.k)
+                run, encoded = search_text(self.index, text, k=self.k, encoder=self.encoder)
         except (ValueError, KeyError) as error:
             self._say(f"Cannot search: {error}", error=True)
             return
@@ -197,28 +195,21 @@ class SearchExplorer:
         self._search_note = " ".join(str(w.message) for w in caught)
         self.show_hit(run.docno.iloc[0])
 
-    def _align(self, docno: str) -> tuple[Alignment, str]:
-        """The hit's alignment, with the reconstruction cosine when it can be had, and a note if not."""
-        query = self._encoded_query
-        if query is None:
-            raise ValueError("search a query first")
-        text = self.texts.get(docno) if isinstance(self.index, PlaidIndex) else None
-        if text is None:
-            return align_hit(self.index, query, docno, encoder=self.encoder), ""
-        try:
-            return align_hit(self.index, query, docno, encoder=self.encoder, document_text=text), ""
-        except ValueError as error:
-            note = f"no reconstruction view: {error}"
-            return align_hit(self.index, query, docno, encoder=self.encoder), note
-
     def show_hit(self, docno: str) -> None:
         """Draw the alignment of the current query with ``docno``."""
         try:
-            alignment, note = self._align(docno)
-            if self.merge.value:
-                alignment = merge_word_pieces(alignment)
-            if len(alignment.doc_tokens) > LONG_DOCUMENT:
-                alignment = window(alignment, context=WINDOW_CONTEXT)
+            if self._encoded_query is None:
+                raise ValueError("search a query first")
+            alignment, note = explain_hit(
+                self.index,
+                self._encoded_query,
+                docno,
+                encoder=self.encoder,
+                document_text=self.texts.get(docno),
+                merge=self.merge.value,
+                long_document=LONG_DOCUMENT,
+                context=WINDOW_CONTEXT,
+            )
             figure = plot_alignment(alignment)
         except (ValueError, KeyError) as error:
             self.heatmap.value = b""

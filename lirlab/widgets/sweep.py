@@ -1,6 +1,8 @@
-"""SweepExplorer: move PLAID's search knobs and watch latency and quality move.
+"""SweepExplorer: move an index's search knobs and watch latency and quality move.
 
-The sliders are built from the knob declarations (:data:`~lirlab.index.plaid.SEARCH_PARAMS`). Each
+The sliders are built from the index kind's knob declarations (``SEARCH_PARAMS``): whole-number knobs
+step through powers of two inside the declared range (useful values of ``n_probe`` or ``ndocs`` sit at
+the small end), real-valued ones move linearly. Each
 setting is measured by :func:`~lirlab.analysis.sweeps.measure_setting` (queries timed one at a time
 after a warm-up, quality over every query) and added to the settings tried so far, drawn by
 :func:`~lirlab.plots.sweeps.plot_pareto` with the current one ringed. A notebook cell ending in an
@@ -22,6 +24,7 @@ Examples
 ...     offsets=offsets_from_lengths(torch.full((20,), 5)),
 ...     vocab=("tok",),
 ... )
+>>> from lirlab.index.plaid import PlaidIndex
 >>> explorer = SweepExplorer(PlaidIndex.from_encoding(docs, n_centroids=8), docs.select([2, 7]), k=3)
 >>> explorer.n_probe.value = 8
 >>> explorer.history.setting.tolist()
@@ -38,10 +41,11 @@ import warnings
 import ipywidgets as widgets
 import pandas as pd
 
-from lirlab.analysis.sweeps import exhaustive_reference, judged, measure_setting, setting_labels
+from lirlab.analysis.sweeps import exhaustive_reference, measure_setting, with_frontier
 from lirlab.data import Dataset
 from lirlab.encoding import Encoding
-from lirlab.index.plaid import SEARCH_PARAMS, PlaidIndex, default_search_params
+from lirlab.evaluate import judged
+from lirlab.index.base import K_PARAM, Index
 from lirlab.params import Param
 from lirlab.plots import figure_png
 from lirlab.plots.sweeps import plot_pareto
@@ -53,7 +57,21 @@ TIMED_QUERIES = 30
 THRESHOLD_STEP = 0.05
 
 
-def _slider(param: Param, value, maximum=None) -> widgets.IntSlider | widgets.FloatSlider:
+def knob_steps(low: int, high: int, value: int) -> list[int]:
+    """Powers of two from ``low`` to ``high``, with ``value`` and ``high`` among them.
+
+    >>> knob_steps(1, 40, 3)
+    [1, 2, 3, 4, 8, 16, 32, 40]
+    """
+    steps = {value, high}
+    step = max(1, low)
+    while step <= high:
+        steps.add(step)
+        step *= 2
+    return sorted(v for v in steps if low <= v <= high)
+
+
+def _slider(param: Param, value, maximum: int) -> widgets.SelectionSlider | widgets.FloatSlider:
     """A slider over ``param``'s declared range (``maximum`` where the declaration leaves it open)."""
     common = {
         "value": value,
@@ -64,9 +82,8 @@ def _slider(param: Param, value, maximum=None) -> widgets.IntSlider | widgets.Fl
         "layout": widgets.Layout(width="32%"),
     }
     if param.type is int:
-        slider = widgets.IntSlider(
-            min=int(param.low), max=int(param.high if param.high is not None else maximum), **common
-        )
+        high = int(param.high) if param.high is not None else max(maximum, value)
+        slider = widgets.SelectionSlider(options=knob_steps(int(param.low or 1), high, value), **common)
     else:
         slider = widgets.FloatSlider(
             min=param.low, max=param.high, step=THRESHOLD_STEP, readout_format=".2f", **common
@@ -76,12 +93,12 @@ def _slider(param: Param, value, maximum=None) -> widgets.IntSlider | widgets.Fl
 
 
 class SweepExplorer:
-    """Try PLAID search settings interactively: latency, quality and the settings tried so far.
+    """Try an index's search settings interactively: latency, quality and the settings tried so far.
 
     Parameters
     ----------
-    index : PlaidIndex
-        The index searched (on its own device).
+    index : lirlab.index.base.Index
+        The index searched (on its own device), of any kind with numeric search knobs.
     queries : Encoding, Dataset or queries
         Encoded queries, a :class:`~lirlab.data.Dataset` (its queries, and its qrels unless ``qrels``
         is given), or anything the index's encoder takes.
@@ -96,8 +113,9 @@ class SweepExplorer:
     ----------
     widget : ipywidgets.VBox
         The root box.
-    n_probe, ndocs, centroid_score_threshold : ipywidgets sliders
-        One per search knob, also in :attr:`sliders`.
+    sliders : dict of str to ipywidgets slider
+        One per numeric search knob of the index kind (for PLAID also as attributes ``n_probe``,
+        ``ndocs``, ``centroid_score_threshold``).
     result, plot, message :
         ``HTML`` with the current setting's figures, ``Image`` of the latency/quality plot, ``HTML``.
     history : pandas.DataFrame
@@ -106,10 +124,9 @@ class SweepExplorer:
     """
 
     def __init__(self, index, queries, qrels=None, k: int = 10, *, n_timed: int | None = TIMED_QUERIES):
-        if not isinstance(index, PlaidIndex):
-            raise ValueError(f"SweepExplorer needs a PlaidIndex, got {type(index).__name__}")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive whole number, got {k!r}")
+        if not isinstance(index, Index):
+            raise ValueError(f"SweepExplorer needs a lirlab index, got {type(index).__name__}")
+        k = K_PARAM.validate(k)
         if isinstance(queries, Dataset):
             qrels = queries if qrels is None else qrels
             queries = queries.queries
@@ -122,21 +139,18 @@ class SweepExplorer:
         self.reference = exhaustive_reference(index, encoded, k)
         self.history = pd.DataFrame()
 
-        defaults = default_search_params(k)
-        self.n_probe = _slider(
-            SEARCH_PARAMS["n_probe"], min(defaults["n_probe"], index.n_centroids), index.n_centroids
-        )
-        self.ndocs = _slider(
-            SEARCH_PARAMS["ndocs"], defaults["ndocs"], max(defaults["ndocs"], 4 * index.n_live)
-        )
-        self.centroid_score_threshold = _slider(
-            SEARCH_PARAMS["centroid_score_threshold"], defaults["centroid_score_threshold"]
-        )
-        self.sliders = {
-            "n_probe": self.n_probe,
-            "ndocs": self.ndocs,
-            "centroid_score_threshold": self.centroid_score_threshold,
+        start = index.resolve_knobs(k, {})
+        numeric = {
+            n: p for n, p in index.SEARCH_PARAMS.items() if p.type in (int, float) and p.choices is None
         }
+        if not numeric:
+            raise ValueError(f"a {index.KIND} index has no numeric search knob to explore")
+        self.sliders = {
+            name: _slider(param, start[name], max(4 * int(start[name]), len(index)))
+            for name, param in numeric.items()
+        }
+        for name, slider in self.sliders.items():
+            setattr(self, name, slider)
         self.message = widgets.HTML()
         self.message.add_class("lirlab-message")
         self.result = widgets.HTML()
@@ -192,8 +206,8 @@ class SweepExplorer:
         if not tried.empty:
             same = (tried[list(knobs)] == pd.Series(knobs)).all(axis=1)
             tried = tried[~same]
-        history = pd.concat([tried, pd.DataFrame([row])], ignore_index=True)
-        history["setting"] = setting_labels(history)
+        quality = "nDCG@10" if "nDCG@10" in row else f"exhaustive_recall@{self.k}"
+        history = with_frontier(pd.concat([tried, pd.DataFrame([row])], ignore_index=True), quality)
         self.history = history
         self.result.value = self._result_html(row)
         try:
