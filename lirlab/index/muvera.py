@@ -320,6 +320,9 @@ class MuveraIndex(Index):
         self.fde, self.fdes, self.rerank = fde, fdes.float().contiguous(), rerank
         self.settings = dict(config or {})
         self.EXACT = rerank.EXACT
+        for name, value in fde.config().items():  # the build knobs, as sweeps read them
+            setattr(self, name, value)
+        self.rerank_from = "plaid" if rerank.KIND == "plaid" else "vectors"
 
     @classmethod
     def from_index(cls, rerank: Index, progress: bool = False, **build) -> MuveraIndex:

@@ -121,6 +121,28 @@ class Pooling:
         ids = self.original_token_ids.tolist()
         return [[self.vocab[ids[start + p]] for p in group] for group in self.groups(doc)]
 
+    def frame(self, doc: int):
+        """One row per pooled vector of document ``doc``: how many original tokens it stands for, their
+        positions and their text (what a student looks at to see what pooling merged).
+
+        >>> import torch
+        >>> p = Pooling(torch.tensor([0, 1, 1]), torch.tensor([0, 3]), torch.tensor([0, 1, 2]),
+        ...             torch.tensor([0, 2]), ("[CLS]", "bee", "bees"), 2)
+        >>> p.frame(0).values.tolist()
+        [[0, 1, '0', '[CLS]'], [1, 2, '1 2', 'bee · bees']]
+        """
+        import pandas as pd
+
+        groups, tokens = self.groups(doc), self.group_tokens(doc)
+        return pd.DataFrame(
+            {
+                "pooled_vector": range(len(groups)),
+                "n_tokens": [len(g) for g in groups],
+                "positions": [" ".join(map(str, g)) for g in groups],
+                "tokens": [" · ".join(t) for t in tokens],
+            }
+        )
+
     def select(self, positions) -> Pooling:
         """The mapping of the documents at ``positions`` only (pooled rows renumbered)."""
         from lirlab.encoding import rows_of

@@ -196,6 +196,10 @@ class WarpIndex(Index):
         return self.plaid.device
 
     @property
+    def nbits(self) -> int:
+        return self.plaid.codec.nbits
+
+    @property
     def n_centroids(self) -> int:
         return self.plaid.codec.n_centroids
 

@@ -1,0 +1,252 @@
+"""``lirlab bench methods``: token pooling, MUVERA and WARP beside PLAID and exhaustive MaxSim, one sweep.
+
+On one dataset (SciFact test by default) with one encoder and the same encoded vectors for every
+method, :func:`run_methods_benchmark` measures, through :func:`lirlab.analysis.sweeps.sweep`:
+
+* **exhaustive** MaxSim (flat) and **PLAID** (nbits 2) over its ``n_probe`` range;
+* **WARP** over the same PLAID index (no second build) across ``nprobe`` and ``t_prime``;
+* **MUVERA** (FDEs, re-ranked by exact MaxSim over the stored vectors) across ``candidates``;
+* **token pooling** at pool factors 2, 3 and 4 with the flat index and with PLAID (pool, then compress):
+  vectors removed and nDCG@10, the table of Clavié et al. (2024).
+
+Latency is one query at a time, query encoding excluded, warm-up excluded, at 1 and 2 torch threads;
+quality (nDCG@10, and R@100 from a second search at depth 100) over every judged query; the recall of
+exact MaxSim's top-10. Also the Spearman correlation between FDE inner products and exact MaxSim over
+every document, per query. Results: ``methods-<dataset>.json`` with the machine described, the sweep
+as CSV, and the Pareto chart as a small PNG.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lirlab.analysis.sweeps import sweep
+from lirlab.bench.record import cached_flat_index, save_results
+from lirlab.data import Dataset
+from lirlab.evaluate import evaluate
+from lirlab.index.flat import FlatIndex
+from lirlab.index.muvera import MuveraIndex
+from lirlab.index.plaid import PlaidIndex
+from lirlab.index.pooling import pool_encoding
+from lirlab.index.warp import WarpIndex
+
+POOL_FACTORS = (1, 2, 3, 4)
+PLAID_GRID = {"n_probe": [1, 2, 4, 8]}
+WARP_GRID = {"nprobe": [4, 8, 16, 32], "t_prime": [5_000, 20_000]}
+MUVERA_GRID = {"candidates": [100, 300, 1000]}
+MUVERA_BUILD = {"r_reps": 20, "k_sim": 5, "d_proj": 16}
+
+
+def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman's rank correlation of two score vectors (average ranks for ties)."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a.numpy(), b.numpy()).statistic)
+
+
+def fde_rank_correlation(muvera: MuveraIndex, flat: FlatIndex, queries, n: int = 100) -> dict:
+    """Per query, Spearman's rho between FDE inner products and exact MaxSim over every document; and
+    the share of exact MaxSim's top-10 inside the FDE top-``candidates`` for a few depths."""
+    part = queries.select(range(min(n, len(queries))))
+    fde = muvera.fde_scores(part)
+    exact = flat.scores(part)
+    rhos = [_spearman(fde[i], exact[i]) for i in range(len(part))]
+    recall = {}
+    for depth in (100, 300, 1000):
+        depth_ = min(depth, exact.shape[1])
+        top = fde.topk(depth_, dim=1).indices
+        best = exact.topk(10, dim=1).indices
+        recall[f"exact_top10_in_fde_top{depth}"] = float(
+            np.mean([len(set(best[i].tolist()) & set(top[i].tolist())) / 10 for i in range(len(part))])
+        )
+    return {
+        "queries": len(part),
+        "spearman_mean": float(np.mean(rhos)),
+        "spearman_median": float(np.median(rhos)),
+        **recall,
+    }
+
+
+def recall_at_100(index, queries, qrels, knobs: dict) -> float:
+    run = index.search(queries, k=100, **knobs)
+    return float(evaluate(run, qrels, ["R@100"]).value.iloc[0])
+
+
+def run_methods_benchmark(
+    dataset: Dataset,
+    encoder,
+    out_dir: str | Path,
+    n_queries: int = 100,
+    k: int = 10,
+    threads=(1, 2),
+    cache_dir: str | Path | None = None,
+    batch_size: int = 32,
+    figure: bool = True,
+) -> Path:
+    """Run the sweep and save ``methods-<dataset>.json`` (+ CSV, + PNG); returns the JSON path."""
+    flat = cached_flat_index(dataset, encoder, cache_dir, batch_size=batch_size)
+    docs = flat.docs
+    queries = encoder.encode_queries(dataset.queries)
+    judged_ids = set(dataset.qrels.query_id.astype(str))
+    queries = queries.select([i for i, q in enumerate(queries.ids) if q in judged_ids])
+    qrels = dataset.qrels
+    reference = flat.search(queries, k=k)
+    n_threads = list(threads)
+
+    builds: dict[str, float] = {}
+    start = time.perf_counter()
+    plaid = PlaidIndex.from_encoding(docs, nbits=2, progress=True)
+    builds["plaid"] = time.perf_counter() - start
+    start = time.perf_counter()
+    warp = WarpIndex.from_plaid(plaid)
+    builds["warp"] = builds["plaid"] + time.perf_counter() - start
+    start = time.perf_counter()
+    muvera = MuveraIndex.from_index(flat, progress=True, **MUVERA_BUILD)
+    builds["muvera"] = time.perf_counter() - start
+    builds["flat"] = 0.0
+
+    common = dict(
+        qrels=qrels, k=k, measures=("nDCG@10",), threads=n_threads, reference=reference, n_timed=n_queries
+    )
+    methods = [(flat, {}), (plaid, PLAID_GRID), (warp, WARP_GRID), (muvera, MUVERA_GRID)]
+    table = sweep(docs, queries, methods=methods, **common)
+    table["build_s"] = table.method.map(builds)
+    table["pool_factor"] = 1
+    table["vectors_removed"] = 0.0
+    indexes = {id(ix): ix for ix, _ in methods}
+    index_of_row = [{"flat": flat, "plaid": plaid, "warp": warp, "muvera": muvera}[m] for m in table.method]
+
+    pooling_rows, pooled_tables = [], []
+    for factor in POOL_FACTORS[1:]:
+        start = time.perf_counter()
+        pooled, mapping = pool_encoding(docs, factor, progress=True)
+        pool_s = time.perf_counter() - start
+        pooled_flat = FlatIndex(pooled, model=flat.model)
+        start = time.perf_counter()
+        pooled_plaid = PlaidIndex.from_encoding(pooled, nbits=2, progress=True)
+        plaid_s = time.perf_counter() - start
+        part = sweep(
+            pooled,
+            queries,
+            methods=[(pooled_flat, {}), (pooled_plaid, {})],
+            **{**common, "threads": n_threads[:1]},
+        )
+        part["build_s"] = part.method.map({"flat": pool_s, "plaid": pool_s + plaid_s})
+        part["method"] = part.method.map({"flat": "flat+pool", "plaid": "plaid+pool"})
+        part["pool_factor"] = factor
+        part["vectors_removed"] = mapping.vectors_removed
+        pooled_tables.append(part)
+        index_of_row += [pooled_flat if m == "flat+pool" else pooled_plaid for m in part.method]
+        pooling_rows.append(
+            {"pool_factor": factor, "vectors_removed": mapping.vectors_removed, "pool_s": pool_s}
+        )
+    del indexes
+
+    table = pd.concat([table, *pooled_tables], ignore_index=True)
+    knob_names = ["n_probe", "centroid_score_threshold", "ndocs", "nprobe", "t_prime", "bound", "candidates"]
+    r100, cache = [], {}
+    for row, index in zip(table.itertuples(index=False), index_of_row):
+        knobs = {
+            name: getattr(row, name)
+            for name in knob_names
+            if name in index.SEARCH_PARAMS and hasattr(row, name) and not pd.isna(getattr(row, name))
+        }
+        knobs = {
+            n: int(v) if float(v).is_integer() and index.SEARCH_PARAMS[n].type is int else v
+            for n, v in knobs.items()
+        }
+        key = (id(index), tuple(sorted(knobs.items())))
+        if key not in cache:
+            cache[key] = recall_at_100(index, queries, qrels, knobs)
+        r100.append(cache[key])
+    table["R@100"] = r100
+
+    pooling_table = _pooling_table(table)
+    correlation = fde_rank_correlation(muvera, flat, queries)
+    results = {
+        "dataset": dataset.name,
+        "model": encoder.describe(),
+        "k": k,
+        "queries_judged": len(queries),
+        "queries_timed": min(n_queries, len(queries)),
+        "threads": n_threads,
+        "timing": "one query at a time, query encoding excluded, 5 warm-up queries excluded; the machine "
+        "is shared with other engineers' work and a training run, so absolute figures are noisy: compare "
+        "ratios within this run",
+        "muvera_build": MUVERA_BUILD,
+        "muvera_fde_dim": muvera.fde_dim,
+        "fde_rank_correlation": correlation,
+        "builds_s": builds,
+        "pooling": pooling_rows,
+        "pooling_table": pooling_table.to_dict("records"),
+        "sweep": _records(table),
+    }
+    out = save_results(f"methods-{_slug(dataset.name)}", results, out_dir, device="cpu")
+    if figure:
+        from lirlab.plots import figure_png
+        from lirlab.plots.sweeps import plot_pareto
+
+        chart = table[table.threads == n_threads[0]]
+        fig = (
+            plot_pareto(chart, by="method")
+            if "by" in plot_pareto.__code__.co_varnames
+            else plot_pareto(chart)
+        )
+        fig.suptitle(f"{dataset.name}: latency (1 query, {n_threads[0]} thread) against nDCG@10")
+        Path(out).with_suffix(".png").write_bytes(figure_png(fig, dpi=80))
+    return out
+
+
+def _pooling_table(table: pd.DataFrame) -> pd.DataFrame:
+    """nDCG@10 and vectors removed per pool factor, flat and PLAID at their defaults (1 thread)."""
+    first = table.threads.min()
+    rows = []
+    for method, pooled in (("flat", "flat+pool"), ("plaid", "plaid+pool")):
+        base = table[(table.method == method) & (table.threads == first)]
+        if method == "plaid":
+            base = base[base.n_probe == 1]
+        base_row = base.iloc[0]
+        rows.append(
+            {
+                "index": method,
+                "pool_factor": 1,
+                "vectors_removed": 0.0,
+                "nDCG@10": base_row["nDCG@10"],
+                "R@100": base_row["R@100"],
+            }
+        )
+        for _, row in table[table.method == pooled].iterrows():
+            rows.append(
+                {
+                    "index": method,
+                    "pool_factor": int(row.pool_factor),
+                    "vectors_removed": float(row.vectors_removed),
+                    "nDCG@10": float(row["nDCG@10"]),
+                    "R@100": float(row["R@100"]),
+                }
+            )
+    out = pd.DataFrame(rows)
+    out["nDCG@10_change"] = out["nDCG@10"] - out.groupby("index")["nDCG@10"].transform("first")
+    return out
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    keep = [c for c in table.columns if c not in ("device_name",)]
+    return [
+        {
+            k: (
+                None if isinstance(v, float) and np.isnan(v) else v.item() if isinstance(v, np.generic) else v
+            )
+            for k, v in r.items()
+        }
+        for r in table[keep].to_dict("records")
+    ]
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in str(name).lower()).strip("-")
