@@ -58,12 +58,14 @@ THRESHOLD_STEP = 0.05
 
 
 def knob_steps(low: int, high: int, value: int) -> list[int]:
-    """Powers of two from ``low`` to ``high``, with ``value`` and ``high`` among them.
+    """Powers of two from ``low`` to ``high``, with ``low``, ``value`` and ``high`` among them.
 
     >>> knob_steps(1, 40, 3)
     [1, 2, 3, 4, 8, 16, 32, 40]
+    >>> knob_steps(0, 5, 0)
+    [0, 1, 2, 4, 5]
     """
-    steps = {value, high}
+    steps = {low, value, high}
     step = max(1, low)
     while step <= high:
         steps.add(step)
@@ -82,8 +84,9 @@ def _slider(param: Param, value, maximum: int) -> widgets.SelectionSlider | widg
         "layout": widgets.Layout(width="32%"),
     }
     if param.type is int:
+        low = int(param.low) if param.low is not None else min(0, int(value))
         high = int(param.high) if param.high is not None else max(maximum, value)
-        slider = widgets.SelectionSlider(options=knob_steps(int(param.low or 1), high, value), **common)
+        slider = widgets.SelectionSlider(options=knob_steps(low, high, value), **common)
     else:
         slider = widgets.FloatSlider(
             min=param.low, max=param.high, step=THRESHOLD_STEP, readout_format=".2f", **common
