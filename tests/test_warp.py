@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lirlab.encoding import Encoding, offsets_from_lengths
+from lirlab.index import warp as warp_module
 from lirlab.index.base import StageTimer, UnknownKnobError
 from lirlab.index.flat import FlatIndex
 from lirlab.index.plaid import PlaidIndex
@@ -37,7 +38,7 @@ def exhaustive(plaid, queries):
     )
 
 
-def test_wide_knobs_equal_exhaustive_maxsim_over_decompressed_vectors(plaid, queries):
+def test_wide_knobs_equal_exhaustive_maxsim_over_decompressed_vectors(plaid, queries, kernel):
     warp = WarpIndex.from_plaid(plaid)
     expected = exhaustive(plaid, queries)
     hits = warp.search_encoded(queries, k=len(plaid), nprobe=16, bound=16)
@@ -73,8 +74,17 @@ def reference_scores(plaid, query, nprobe, t_prime, bound):
     return totals
 
 
+@pytest.fixture(params=["torch", "numba"])
+def kernel(request, monkeypatch):
+    """Each test using it runs with the torch path and with the compiled kernel (where numba is)."""
+    if request.param == "numba" and warp_module.numba is None:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(warp_module, "NUMBA", request.param == "numba")
+    return request.param
+
+
 @pytest.mark.parametrize("nprobe, t_prime, bound", [(1, 30, 8), (2, 100, 4), (3, 5, 16)])
-def test_partial_probing_matches_the_rule_written_out(plaid, queries, nprobe, t_prime, bound):
+def test_partial_probing_matches_the_rule_written_out(plaid, queries, nprobe, t_prime, bound, kernel):
     warp = WarpIndex.from_plaid(plaid)
     for q in range(len(queries)):
         query = queries.vectors_of(q)

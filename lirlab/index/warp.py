@@ -66,6 +66,44 @@ MIN_T_PRIME = 1000
 
 STAGES = ("warp_select", "implicit_decompression", "two_stage_reduction")
 
+try:  # numba is optional: the torch path computes the same scores
+    import numba
+except ImportError:  # pragma: no cover - exercised where numba is absent
+    numba = None
+
+#: Whether the compiled kernel runs on CPU indexes (numba importable and ``LIRLAB_NUMBA`` not ``0``).
+NUMBA = numba is not None and os.environ.get("LIRLAB_NUMBA", "1") != "0"
+
+
+def use_numba(device) -> bool:
+    """Whether a search on ``device`` runs the compiled kernel (CPU, numba available and enabled)."""
+    return NUMBA and torch.device(device).type == "cpu"
+
+
+def _score_kernel(
+    probed, centroid_scores, cluster_offsets, residuals, inverse_norms, token_doc, tables, best
+):
+    """Implicit decompression and the first reduction in one pass: for each query token ``i`` and each
+    probed centroid ``c``, every token ``t`` of ``c`` scores ``(S[i, c] + sum_p T[i, p, r[t, p]]) / |c + r|``
+    and ``best[i, doc(t)]`` keeps the largest."""
+    n_tokens, n_probe = probed.shape
+    packed = residuals.shape[1]
+    for i in range(n_tokens):
+        for j in range(n_probe):
+            c = probed[i, j]
+            base = centroid_scores[i, c]
+            for t in range(cluster_offsets[c], cluster_offsets[c + 1]):
+                s = 0.0
+                for p in range(packed):
+                    s += tables[i, p, residuals[t, p]]
+                s = (base + s) * inverse_norms[t]
+                d = token_doc[t]
+                if s > best[i, d]:
+                    best[i, d] = s
+
+
+_numba_score = numba.njit(cache=True, nogil=True)(_score_kernel) if numba is not None else _score_kernel
+
 SEARCH_PARAMS: dict[str, Param] = {
     "nprobe": Param(
         "nprobe",
@@ -267,6 +305,31 @@ class WarpIndex(Index):
         probed, missing = self.warp_select(scores, nprobe, t_prime, bound)
         timer.lap("warp_select")
 
+        tables = self.lookup_tables(query)  # [q, P, 256]
+        if use_numba(self.device):
+            best = torch.full((n_tokens, n_docs), float("-inf"))
+            _numba_score(
+                probed.contiguous().numpy(),
+                scores.numpy(),
+                self.cluster_offsets.numpy(),
+                self.residuals.numpy(),
+                self.inverse_norms.numpy(),
+                self.token_doc.numpy(),
+                tables.numpy(),
+                best.numpy(),
+            )
+            timer.lap("implicit_decompression")  # fused with the first reduction (per token and document)
+        else:
+            best = self._torch_score(probed, scores, tables, n_docs)
+            timer.lap("implicit_decompression")
+        reached = (best > float("-inf")).any(dim=0)
+        doc_scores = torch.where(best > float("-inf"), best, missing.unsqueeze(1)).sum(dim=0)
+        doc_scores = doc_scores.masked_fill(self.plaid.doc_lengths.to(self.device) == 0, 0.0)
+        return doc_scores, reached
+
+    def _torch_score(self, probed, scores, tables, n_docs) -> torch.Tensor:
+        """``[q, n_docs]`` best probed token score per query token and document (-inf: none probed)."""
+        n_tokens = scores.shape[0]
         flat = probed.flatten()
         starts = self.cluster_offsets[flat]
         sizes = self.cluster_offsets[flat + 1] - starts
@@ -275,24 +338,17 @@ class WarpIndex(Index):
         rows = torch.repeat_interleave(starts - first, sizes) + torch.arange(total, device=self.device)
         pair = torch.repeat_interleave(torch.arange(flat.numel(), device=self.device), sizes)
         token_of = pair // probed.shape[1]
-        tables = self.lookup_tables(query)  # [q, P, 256]
-        packed = codec.packed_dim
+        packed = self.plaid.codec.packed_dim
         index = (
             self.residuals.index_select(0, rows).long() + torch.arange(packed, device=self.device) * 256
         ).add_((token_of * (packed * 256)).unsqueeze(1))
         residual_part = tables.view(-1).index_select(0, index.view(-1)).view(total, packed).sum(dim=1)
         centroid_part = scores.view(-1).index_select(0, token_of * scores.shape[1] + flat[pair])
         token_scores = (centroid_part + residual_part) * self.inverse_norms.index_select(0, rows)
-        timer.lap("implicit_decompression")
-
         best = torch.full((n_tokens * n_docs,), float("-inf"), device=self.device)
         keys = token_of * n_docs + self.token_doc.index_select(0, rows).long()
         best.scatter_reduce_(0, keys, token_scores, "amax")
-        best = best.view(n_tokens, n_docs)
-        reached = (best > float("-inf")).any(dim=0)
-        doc_scores = torch.where(best > float("-inf"), best, missing.unsqueeze(1)).sum(dim=0)
-        doc_scores = doc_scores.masked_fill(self.plaid.doc_lengths.to(self.device) == 0, 0.0)
-        return doc_scores, reached
+        return best.view(n_tokens, n_docs)
 
     def _search(self, queries: Encoding, k: int, knobs: dict, timer: StageTimer):
         padded, mask = pad_packed(queries.vectors.float(), queries.lengths)
