@@ -902,3 +902,18 @@ def peek_type(path: str | os.PathLike) -> str:
     if not isinstance(kind, str):
         raise ArtifactError(f"{meta}: records no index type")
     return kind
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The checked ``metadata.json`` of the artifact at ``path`` (any type; files' sizes checked, not hashed).
+
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp()) / "art"
+    >>> with ArtifactWriter(root, "lirlab.example", 1) as w:
+    ...     w.metadata["model"] = {"name": "minilm"}
+    >>> read_metadata(root)["model"]
+    {'name': 'minilm'}
+    """
+    art = read_artifact(path, None, None, verify=False)
+    art.close()
+    return art.metadata
