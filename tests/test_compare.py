@@ -77,7 +77,7 @@ def test_exact_scores_and_token_matches_under_each_index():
 def test_errors():
     with pytest.raises(ValueError, match="missing rank"):
         compare_runs(pd.DataFrame({"qid": [], "docno": [], "score": []}), run("1", ["a"]))
-    with pytest.raises(ValueError, match="k must be a positive whole number"):
+    with pytest.raises(ValueError, match="k must be"):
         compare_runs(run("1", ["a"]), run("1", ["a"]), k=0)
     with pytest.raises(ValueError, match="pass queries="):
         compare_runs(run("1", ["a"]), run("1", ["a"]), exact=object())

@@ -336,7 +336,7 @@ def test_dropping_masks_that_nothing_attended_gives_back_the_unpadded_queries(cu
 
 def test_curve_rejects_bad_settings(stanford, small_demo, index):
     for kwargs, message in (
-        ({"query_maxlens": (0, -8)}, "whole numbers"),
+        ({"query_maxlens": (0, -8)}, "query_maxlen must be >= 0"),
         ({"query_maxlens": (0, 16, 16)}, "repeats"),
         ({"query_maxlens": ()}, "empty"),
         ({"ablate_at": (40,)}, "ablate_at"),

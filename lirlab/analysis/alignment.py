@@ -40,6 +40,10 @@ from lirlab.data import Document, Query
 from lirlab.encoding import Encoding
 from lirlab.index.base import Index
 from lirlab.maxsim import explain
+from lirlab.params import Param
+
+#: Rows kept around each matched document row by :func:`window`.
+CONTEXT = Param("context", int, 2, "Document rows kept on each side of a matched row.", low=0, high=10_000)
 
 #: Marker tokens of the common checkpoint layouts and how they are shown.
 DEFAULT_MARKERS = {"[unused0]": "[Q]", "[unused1]": "[D]", "[Q]": "[Q]", "[D]": "[D]"}
@@ -607,8 +611,7 @@ def window(alignment: Alignment, context: int = 2) -> Alignment:
     >>> w.doc_labels, w.elided_before.tolist()
     (('#0', '#1'), [False, False, True])
     """
-    if isinstance(context, bool) or not isinstance(context, int | np.integer) or context < 0:
-        raise ValueError(f"context must be a whole number >= 0, got {context!r}")
+    context = CONTEXT.validate(context)
     matched = np.unique(alignment.best_doc_token[alignment.best_doc_token >= 0])
     n_doc = len(alignment.doc_tokens)
     keep = np.zeros(n_doc, dtype=bool)

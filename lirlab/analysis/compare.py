@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from lirlab.encoding import Encoding
+from lirlab.index.base import K_PARAM
 from lirlab.maxsim import explain
 
 #: A query token's contribution must move by more than this for its match to count as changed when
@@ -116,8 +117,7 @@ def compare_runs(
     names : (str, str)
         What to call the two runs in figures.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive whole number, got {k!r}")
+    k = K_PARAM.validate(k)
     top_a, top_b = _top(run_a, k), _top(run_b, k)
     merged = top_a.merge(top_b, on=["qid", "docno"], how="outer", suffixes=("_a", "_b"))
     merged["change"] = np.where(

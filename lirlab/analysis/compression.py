@@ -57,6 +57,7 @@ from lirlab.evaluate import evaluate, judged, top_overlap
 from lirlab.index.base import Index, index_kind
 from lirlab.index.codec import unpack_buckets
 from lirlab.index.flat import FlatIndex
+from lirlab.params import Param
 
 #: How a token vector is rebuilt from its code (see the module docstring).
 RECONSTRUCTIONS = ("quantized", "centroid", "exact_residual")
@@ -66,6 +67,9 @@ DEFAULT_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95)
 
 #: Token vectors reconstructed at a time (bounds the memory of the reconstructions).
 CHUNK_TOKENS = 1 << 16
+
+#: Histogram bins, declared once for every histogram of this module.
+BINS = Param("bins", int, 40, "Histogram bins.", low=1, high=10_000)
 
 #: How the compressed rankings are made in :func:`ranking_effects`.
 SEARCHES = ("exhaustive", "plaid")
@@ -244,8 +248,7 @@ def cosine_distributions(
     _check_docs(docs)
     if isinstance(reconstructions, str):
         reconstructions = [reconstructions]
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be a positive whole number, got {bins!r}")
+    bins = BINS.validate(bins)
     if any(not 0 <= q <= 1 for q in quantiles):
         raise ValueError(f"quantiles must lie in [0, 1], got {list(quantiles)}")
     cosines = {
@@ -319,8 +322,7 @@ def residual_histogram(
 
     ``value_range`` fixes the histogram's span (default: lowest to highest residual).
     """
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be a positive whole number, got {bins!r}")
+    bins = BINS.validate(bins)
     dim_list = list(range(index.dim)) if dims is None else [dims] if isinstance(dims, int) else list(dims)
     bad = [d for d in dim_list if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d < index.dim]
     if bad or not dim_list:

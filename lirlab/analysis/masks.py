@@ -64,6 +64,11 @@ from lirlab.index.flat import FlatIndex
 from lirlab.maxsim import explain
 from lirlab.params import Param
 
+#: One ``query_maxlen`` of the curve (0: no [MASK] padding).
+QUERY_MAXLEN = Param(
+    "query_maxlen", int, 32, "Query length padded to with [MASK] (0: none).", low=0, high=4096
+)
+
 #: Hits averaged over when :func:`mask_weighting` is given no document.
 TOP_K = Param("top_k", int, 10, "Hits averaged over when no document is given.", low=1, high=1000)
 
@@ -490,8 +495,7 @@ def mask_weighting(
 def _query_maxlens(values: Sequence[int], what: str) -> tuple[int, ...]:
     values = tuple(values)
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{what} must hold whole numbers >= 0, got {value!r}")
+        QUERY_MAXLEN.validate(value)
     if len(set(values)) != len(values):
         raise ValueError(f"{what} repeats a value: {list(values)}")
     return values

@@ -56,9 +56,16 @@ from lirlab.evaluate import evaluate, judged, parse_measures, top_overlap
 from lirlab.index.base import K_PARAM, KINDS, Index, UnknownKnobError, index_kind
 from lirlab.index.flat import FlatIndex
 from lirlab.machine import describe_machine, percentiles
+from lirlab.params import Param
 
 #: Queries searched before timing starts (their times are discarded).
 WARMUP = 5
+
+#: Queries timed per setting (``None``: all of them).
+N_TIMED = Param("n_timed", int, None, "Queries timed one at a time per setting (default: all).", low=1)
+
+#: Torch threads a sweep times with (``None``: as set).
+THREADS = Param("threads", int, None, "Torch threads to time with.", low=1, high=1024)
 
 #: Latency percentiles reported per stage by :func:`sweep`.
 STAGE_PERCENTILES = ("p50", "p90")
@@ -223,8 +230,7 @@ def measure_setting(
     """
     check_queries(queries)
     settings = index.resolve_knobs(k, knobs)
-    if n_timed is not None and (isinstance(n_timed, bool) or not isinstance(n_timed, int) or n_timed < 1):
-        raise ValueError(f"n_timed must be a positive whole number or None, got {n_timed!r}")
+    n_timed = N_TIMED.validate(n_timed)
     if reference is None:
         reference = exhaustive_reference(index, queries, k)
     timed = queries if n_timed is None else queries.select(range(min(n_timed, len(queries))))
@@ -399,9 +405,7 @@ def sweep(
         if isinstance(kind, type) and not isinstance(docs, Encoding):
             raise ValueError(f"building a {kind.KIND} index needs the encoded documents: pass an Encoding")
         grids.append((kind, search_grid, build_grid))
-    thread_counts = [None] if threads is None else [int(t) for t in threads]
-    if any(t < 1 for t in thread_counts if t is not None):
-        raise ValueError(f"threads must be positive whole numbers, got {list(threads)}")
+    thread_counts = [None] if threads is None else [THREADS.validate(t) for t in threads]
     devices = available_devices(devices)
     if reference is None:
         reference = exhaustive_reference(docs, queries, k)
