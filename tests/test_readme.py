@@ -12,10 +12,15 @@ from .conftest import REPO
 def test_readme_tour_runs(minilm_dir, tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
     tour, analysis = blocks[0], next(b for b in blocks if "align_hit" in b)
+    methods = next(b for b in blocks if "methods=" in b)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(tour, "README.md", "exec"), namespace)
     exec(compile(analysis, "README.md", "exec"), namespace)
+    exec(compile(methods, "README.md", "exec"), namespace)
+    table = namespace["table"]
+    assert table.method.tolist() == ["flat", "plaid", "plaid"]
+    assert table["exhaustive_recall@10"].iloc[0] == 1.0 and table.on_front.any()
     hit = namespace["hit"]
     assert hit.docno == "printing-01" and hit.score == pytest.approx(float(hit.contributions.sum()), abs=1e-4)
     why = namespace["why"]
