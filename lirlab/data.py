@@ -139,18 +139,6 @@ def load(source: str | Path, split: str = "test") -> Dataset:
     return load_ir_datasets(str(source))
 
 
-def _read_jsonl(path: Path) -> Iterable[dict]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing (a BEIR folder needs corpus.jsonl, queries.jsonl, qrels/)")
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
-
-
 def load_beir(folder: str | Path, split: str = "test", name: str | None = None) -> Dataset:
     """Load a BEIR-layout folder; queries are restricted to those judged in ``qrels/<split>.tsv``."""
     folder = Path(folder)
@@ -158,24 +146,86 @@ def load_beir(folder: str | Path, split: str = "test", name: str | None = None) 
     if not qrels_file.is_file():
         available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
         raise FileNotFoundError(f"{qrels_file}: missing; splits here: {available or 'none'}")
+    rows = []
     with open(qrels_file, encoding="utf-8", newline="") as f:
         reader = csv.reader(f, delimiter="\t")
         header = next(reader, None)
-        rows = [(r[0].strip(), r[1].strip(), int(r[2])) for r in reader if r]
-    if header is None or len(header) < 3:
-        raise ValueError(f"{qrels_file}: expected a header 'query-id corpus-id score'")
+        if header is None or len(header) < 3:
+            raise ValueError(
+                f"{qrels_file}, line 1: expected the header 'query-id<TAB>corpus-id<TAB>score' (3 tab-separated "
+                f"columns), got {len(header or [])} column(s)"
+            )
+        for line_no, r in enumerate(reader, 2):
+            if not r:
+                continue
+            if len(r) < 3:
+                raise ValueError(
+                    f"{qrels_file}, line {line_no}: {len(r)} column(s); each line needs query-id, corpus-id and "
+                    "score separated by tabs"
+                )
+            try:
+                rows.append((r[0].strip(), r[1].strip(), int(r[2])))
+            except ValueError:
+                raise ValueError(
+                    f"{qrels_file}, line {line_no}: score {r[2]!r} is not a whole number (a relevance grade)"
+                ) from None
     qrels = pd.DataFrame(rows, columns=QRELS_COLUMNS)
     judged = set(qrels.query_id)
     docs = tuple(
-        Document(str(d["_id"]), d.get("text", ""), d.get("title", "") or "")
-        for d in _read_jsonl(folder / "corpus.jsonl")
+        Document(
+            _field(d, "_id", file, line), _text(d, "text", file, line, ""), _text(d, "title", file, line, "")
+        )
+        for (file, line), d in _numbered_jsonl(folder / "corpus.jsonl")
     )
+    if not docs:
+        raise ValueError(
+            f"{folder / 'corpus.jsonl'}: holds no documents; a BEIR corpus has one JSON object per line"
+        )
     queries = tuple(
-        Query(str(q["_id"]), q["text"])
-        for q in _read_jsonl(folder / "queries.jsonl")
-        if str(q["_id"]) in judged
+        Query(_field(q, "_id", file, line), _text(q, "text", file, line, None))
+        for (file, line), q in _numbered_jsonl(folder / "queries.jsonl")
+        if _field(q, "_id", file, line) in judged
     )
     return Dataset(name or folder.name, docs, queries, qrels)
+
+
+def _numbered_jsonl(path: Path):
+    """``((path, line), record)`` for each JSON object of a JSON-lines file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing (a BEIR folder needs corpus.jsonl, queries.jsonl, qrels/)")
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
+            if not isinstance(record, dict):
+                raise ValueError(
+                    f"{path}:{line_no}: expected a JSON object with _id and text, got {type(record).__name__}"
+                )
+            yield (path, line_no), record
+
+
+def _field(record: dict, key: str, path: Path, line: int) -> str:
+    value = record.get(key)
+    if value is None or isinstance(value, (dict, list)) or str(value) == "":
+        raise ValueError(
+            f"{path}:{line}: the record has no {key!r} (each line needs an {key!r} and a 'text')"
+        )
+    return str(value)
+
+
+def _text(record: dict, key: str, path: Path, line: int, default: str | None) -> str:
+    value = record.get(key, default)
+    if value is None and default is not None:
+        value = default
+    if value is None:
+        raise ValueError(f"{path}:{line}: the record has no {key!r}")
+    if not isinstance(value, str):
+        raise ValueError(f"{path}:{line}: {key!r} must be a string, got {type(value).__name__}")
+    return value
 
 
 def load_ir_datasets(dataset_id: str) -> Dataset:

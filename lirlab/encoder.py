@@ -248,6 +248,34 @@ def _modules(folder: Path) -> list[dict]:
     return modules
 
 
+def check_device(device: str | torch.device | None) -> torch.device | None:
+    """``device`` as a ``torch.device``, refusing one this machine does not have with one clear line.
+
+    >>> check_device("cpu"), check_device(None)
+    (device(type='cpu'), None)
+    >>> check_device("tpu")
+    Traceback (most recent call last):
+    ...
+    ValueError: device 'tpu' is not one torch knows (e.g. cpu, cuda, cuda:1, mps)
+    """
+    if device is None:
+        return None
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {device!r} is not one torch knows (e.g. cpu, cuda, cuda:1, mps)") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r}: this machine has no usable CUDA GPU; use --device cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0 ...)"
+            )
+    if parsed.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"device {str(device)!r}: MPS is not available on this machine; use --device cpu")
+    return parsed
+
+
 def checkpoint_format(folder: Path) -> str:
     """``"pylate"``, ``"stanford"`` or ``"huggingface"``, from the files in ``folder``."""
     if (folder / "modules.json").is_file():
@@ -418,6 +446,7 @@ class ColBERT:
             ``query_maxlen=0`` turns query augmentation off (queries are then only cut at the model's
             position limit).
         """
+        device = check_device(device)
         folder = resolve_model(name, fallback_to_minilm=fallback_to_minilm)
         fmt = checkpoint_format(folder)
         parts = LOADERS[fmt](folder, trust_remote_code, dtype)
