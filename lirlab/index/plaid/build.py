@@ -163,8 +163,14 @@ def build_parts(
     )
     codec = ResidualCodec.train(centroids, sample.vectors[heldout_rows], knobs["nbits"], seed=seed)
 
-    # 3. Compress the sample, then encode and compress the remaining documents chunk by chunk.
-    parts = [compress(codec, sample)]
+    # 3. Compress the sample chunk by chunk (compression temporaries are ~20x the vectors they compress,
+    #    so one call over the whole sample would dominate peak memory), then encode and compress the
+    #    remaining documents chunk by chunk.
+    del train_rows, heldout_rows, permutation
+    parts = [
+        compress(codec, sample.select(range(start, min(start + chunk_docs, len(sample)))))
+        for start in range(0, len(sample), chunk_docs)
+    ]
     vocab, mask_token_id = sample.vocab, sample.mask_token_id
     docnos: list[str] = list(sample.ids)
     del sample
