@@ -1,0 +1,619 @@
+"""The training loop: batches of queries with their positive and negatives, MaxSim, a loss, AdamW.
+
+:func:`train` runs on CPU or CUDA (bf16 autocast there), with linear warm-up then linear decay, gradient
+accumulation, a wall-clock budget, periodic evaluation on a dev set (ir_measures), checkpoints every N
+steps or minutes, and resume. Every step draws its batch from a generator seeded by ``(seed, step)`` and
+seeds torch (dropout) the same way, so a resumed run repeats exactly the losses the uninterrupted run
+would have had.
+
+A run's out folder holds ``lirlab-train.json`` (settings, data, start model), ``log.jsonl`` (one line per
+step: loss, learning rate, training seconds; and evaluations), ``negatives/`` (the mined set, when given)
+and ``checkpoint-<step>/`` folders, each with the model in both layouts (``stanford/``, ``pylate/``), the
+optimizer state (``optimizer.safetensors`` + ``optimizer.json``) and ``trainer_state.json``. Every folder
+is written aside and renamed into place: an interrupted run leaves its last checkpoint intact.
+
+Examples
+--------
+>>> from lirlab import ColBERT, data
+>>> from lirlab.train import TrainingData, train
+>>> pairs = TrainingData.from_dataset(data.load("demo"))
+>>> result = train(ColBERT.load("minilm"), pairs, "runs/demo", steps=20, batch_size=4)  # doctest: +SKIP
+>>> result.log[["step", "loss"]].tail(3)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import shutil
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from lirlab.data import Dataset
+from lirlab.params import Param, validate
+from lirlab.train.checkpoints import save_pylate, save_stanford, write_atomically
+from lirlab.train.examples import TrainingData
+from lirlab.train.losses import contrastive_loss, distillation_loss, maxsim_scores
+from lirlab.train.model import TrainableColBERT, prepare_encoder
+from lirlab.train.negatives import Negatives
+
+RUN_FILE = "lirlab-train.json"
+LOG_FILE = "log.jsonl"
+CHECKPOINT = re.compile(r"^checkpoint-(\d{6,})$")
+
+#: Every knob of a training run, declared once (API keywords, CLI flags, README table).
+TRAIN_KNOBS: dict[str, Param] = {
+    p.name: p
+    for p in (
+        Param(
+            "steps",
+            int,
+            1000,
+            "optimizer steps; the learning rate decays linearly to 0 over them",
+            low=1,
+            latency="up",
+            quality="up",
+            aliases="max_steps (PyLate/ST), maxsteps (colbert-ai)",
+        ),
+        Param(
+            "max_minutes",
+            float,
+            None,
+            "wall-clock budget of training steps (evaluation and checkpoint "
+            "writing not counted); stops early, the schedule is still set by steps",
+            low=0,
+            aliases="–",
+        ),
+        Param(
+            "batch_size",
+            int,
+            16,
+            "training queries per step, each with one positive",
+            low=1,
+            memory="up",
+            latency="up",
+            aliases="per_device_train_batch_size (PyLate), bsize (colbert-ai)",
+        ),
+        Param(
+            "negatives",
+            int,
+            1,
+            "negatives per query: mined hard negatives (random documents when none were mined)",
+            low=0,
+            high=64,
+            latency="up",
+            memory="up",
+            aliases="nway - 1 (colbert-ai)",
+        ),
+        Param(
+            "in_batch",
+            bool,
+            True,
+            "also score every query against the other queries' documents "
+            "(documents judged relevant to it are left out of its softmax)",
+            aliases="use_ib_negatives",
+        ),
+        Param(
+            "lr",
+            float,
+            3e-5,
+            "peak learning rate of AdamW",
+            low=0,
+            high=1,
+            aliases="learning_rate (PyLate/ST), lr (colbert-ai)",
+        ),
+        Param(
+            "warmup",
+            float,
+            0.1,
+            "fraction of steps with linear warm-up from 0",
+            low=0,
+            high=1,
+            aliases="warmup_ratio (ST), warmup (colbert-ai, in steps)",
+        ),
+        Param("weight_decay", float, 0.0, "AdamW weight decay", low=0, high=1, aliases="weight_decay"),
+        Param(
+            "max_grad_norm",
+            float,
+            1.0,
+            "gradient clipping norm (0 = no clipping)",
+            low=0,
+            aliases="max_grad_norm (ST)",
+        ),
+        Param(
+            "temperature",
+            float,
+            1.0,
+            "scores are divided by it before the softmax",
+            low=1e-6,
+            aliases="temperature (PyLate Contrastive/Distillation)",
+        ),
+        Param(
+            "accumulation",
+            int,
+            1,
+            "batches whose gradients are summed per optimizer step",
+            low=1,
+            latency="up",
+            aliases="gradient_accumulation_steps (ST), accumsteps (colbert-ai)",
+        ),
+        Param("seed", int, 12345, "seeds batches, dropout and any new projection", low=0),
+        Param(
+            "query_maxlen",
+            int,
+            None,
+            "query length in tokens, markers included (default: the "
+            "checkpoint's); with query_augmentation, the [MASK] padding target",
+            low=4,
+            high=512,
+            aliases="query_maxlen (colbert-ai), query_length (PyLate)",
+        ),
+        Param(
+            "query_augmentation",
+            bool,
+            None,
+            "pad training queries with [MASK] to query_maxlen (default: the checkpoint's)",
+            aliases="do_query_expansion (PyLate)",
+        ),
+        Param(
+            "attend_to_mask_tokens",
+            bool,
+            None,
+            "let attention see the [MASK] padding (default: the checkpoint's)",
+            aliases="attend_to_mask_tokens (colbert-ai), attend_to_expansion_tokens (PyLate)",
+        ),
+        Param(
+            "doc_maxlen",
+            int,
+            None,
+            "document length in tokens while training (default: the checkpoint's; saved checkpoints keep it)",
+            low=4,
+            high=512,
+            latency="up",
+            aliases="doc_maxlen (colbert-ai), document_length (PyLate)",
+        ),
+        Param(
+            "dim",
+            int,
+            128,
+            "vector size of the projection added to an encoder that has none",
+            low=1,
+            aliases="dim (colbert-ai), embedding_size (PyLate)",
+        ),
+        Param(
+            "save_every",
+            int,
+            None,
+            "steps between checkpoints (default: only at the end)",
+            low=1,
+            aliases="save_steps (ST), save_every (colbert-ai)",
+        ),
+        Param("save_every_minutes", float, None, "training minutes between extra checkpoints", low=0.01),
+        Param(
+            "keep_checkpoints",
+            int,
+            2,
+            "checkpoints kept in the out folder, newest first (0 = all)",
+            low=0,
+            aliases="save_total_limit (ST)",
+        ),
+        Param(
+            "eval_every",
+            int,
+            None,
+            "steps between evaluations on the dev set (default: none)",
+            low=1,
+            aliases="eval_steps (ST)",
+        ),
+        Param(
+            "bf16",
+            bool,
+            True,
+            "bf16 autocast on CUDA (ignored on CPU)",
+            aliases="bf16 (ST), amp (colbert-ai)",
+        ),
+    )
+}
+
+ENCODER_KNOBS = ("query_maxlen", "query_augmentation", "attend_to_mask_tokens", "doc_maxlen")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss); the message names the last good checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the trained encoder (eval mode), where it was saved, and the log."""
+
+    encoder: Any
+    out: Path
+    checkpoint: Path | None
+    steps: int
+    seconds: float
+    log: pd.DataFrame
+
+
+def lr_at(step: int, steps: int, peak: float, warmup: float) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then linear decay to 0.
+
+    >>> [round(lr_at(s, 10, 1.0, 0.2), 3) for s in (0, 1, 2, 6, 9)]
+    [0.5, 1.0, 1.0, 0.5, 0.125]
+    """
+    warm = max(int(round(steps * warmup)), 0)
+    if step < warm:
+        return peak * (step + 1) / warm
+    return peak * max(steps - step, 0) / max(steps - warm, 1)
+
+
+def checkpoints(out: str | Path) -> list[Path]:
+    """The ``checkpoint-<step>`` folders of a run, oldest first."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    found = [
+        p
+        for p in out.iterdir()
+        if p.is_dir() and CHECKPOINT.match(p.name) and (p / "trainer_state.json").is_file()
+    ]
+    return sorted(found, key=lambda p: int(CHECKPOINT.match(p.name).group(1)))
+
+
+def _check_out(out: Path, overwrite: bool, resume: bool) -> Path | None:
+    """The checkpoint to resume from, or None; refuses folders it must not touch."""
+    if overwrite and resume:
+        raise ValueError("choose one of overwrite (start over) and resume (continue), not both")
+    if not out.exists():
+        if resume:
+            raise ValueError(f"{out}: nothing to resume (no such folder); drop resume to start a new run")
+        return None
+    if not out.is_dir():
+        raise ValueError(f"{out} is a file; the out folder of a run must be a folder")
+    ours = (out / RUN_FILE).is_file()
+    saved = checkpoints(out)
+    if resume:
+        if not saved:
+            raise ValueError(f"{out} holds no checkpoint to resume from; drop resume to start a new run")
+        return saved[-1]
+    if not ours and any(out.iterdir()):
+        raise ValueError(f"{out} exists and was not written by lirlab train; choose another out folder")
+    if ours and (saved or (out / LOG_FILE).is_file()):
+        if not overwrite:
+            last = saved[-1].name if saved else LOG_FILE
+            raise ValueError(
+                f"{out} already holds a training run ({last}); pass overwrite=True (--overwrite) to start over "
+                "or resume=True (--resume) to continue it"
+            )
+        for path in saved:
+            shutil.rmtree(path)
+        for name in (LOG_FILE, RUN_FILE):
+            (out / name).unlink(missing_ok=True)
+        if (out / "negatives").is_dir() and (out / "negatives" / "negatives.json").is_file():
+            shutil.rmtree(out / "negatives")
+    return None
+
+
+class _Sampler:
+    """Batches drawn from a generator seeded by ``(seed, step, micro-batch)``: repeatable from any step."""
+
+    def __init__(self, data: TrainingData, negatives: Negatives | None, n_negatives: int, seed: int):
+        self.data = data
+        self.qids = sorted(data.queries)
+        self.docnos = sorted(data.docs)
+        self.negatives = negatives
+        self.n = n_negatives
+        self.seed = seed
+
+    def _random_docs(self, rng: random.Random, avoid: set[str], count: int) -> list[str]:
+        picked: list[str] = []
+        if len(self.docnos) - len(avoid) < count:
+            raise ValueError(
+                f"the corpus has too few documents outside a query's positives to draw {count} negatives"
+            )
+        while len(picked) < count:
+            docno = self.docnos[rng.randrange(len(self.docnos))]
+            if docno not in avoid:
+                picked.append(docno)
+                avoid.add(docno)
+        return picked
+
+    def batch(self, step: int, micro: int, size: int) -> tuple[list[str], list[str], list[list[str]]]:
+        rng = random.Random(f"{self.seed}:{step}:{micro}")
+        qids = rng.sample(self.qids, size)
+        positives, negatives = [], []
+        for qid in qids:
+            judged = set(self.data.positives[qid])
+            positives.append(rng.choice(self.data.positives[qid]))
+            if self.data.teacher:
+                pool = [d for d in self.data.teacher[qid] if d not in judged]
+                negatives.append([rng.choice(pool) for _ in range(self.n)] if pool else [])
+                continue
+            pool = [d for d in (self.negatives.for_query(qid) if self.negatives else ()) if d not in judged]
+            chosen = rng.sample(pool, min(self.n, len(pool)))
+            if len(chosen) < self.n:
+                chosen += self._random_docs(rng, judged | set(chosen), self.n - len(chosen))
+            negatives.append(chosen)
+        return qids, positives, negatives
+
+
+def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for pid, entries in state["state"].items():
+        for name, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"{pid}/{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}/{name}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> None:
+    tensors = load_file(str(folder / "optimizer.safetensors"))
+    meta = json.loads((folder / "optimizer.json").read_text())
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        pid, name = key.split("/", 1)
+        state.setdefault(int(pid), {})[name] = value
+    for key, value in meta["scalars"].items():
+        pid, name = key.split("/", 1)
+        state.setdefault(int(pid), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _save_checkpoint(
+    out: Path, encoder, optimizer, step: int, seconds: float, keep: int, extra: dict
+) -> Path:
+    path = out / f"checkpoint-{step:06d}"
+    with write_atomically(path) as staging:
+        save_stanford(encoder, staging / "stanford")
+        save_pylate(encoder, staging / "pylate")
+        tensors, meta = _optimizer_state(optimizer)
+        save_file(tensors, str(staging / "optimizer.safetensors"))
+        (staging / "optimizer.json").write_text(json.dumps(meta))
+        (staging / "trainer_state.json").write_text(
+            json.dumps({"step": step, "train_seconds": seconds, **extra}, indent=2)
+        )
+    if keep:
+        for old in checkpoints(out)[:-keep]:
+            shutil.rmtree(old)
+    return path
+
+
+def _read_log(out: Path, up_to: int) -> list[dict]:
+    file = out / LOG_FILE
+    if not file.is_file():
+        return []
+    rows = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r.get("step", 0) <= up_to]
+
+
+def evaluate_encoder(
+    encoder, dataset: Dataset, measures=("nDCG@10", "R@100"), k: int = 100, progress: bool = False
+) -> dict:
+    """Exhaustive MaxSim quality of ``encoder`` on ``dataset`` (its own query settings): ``{measure: value}``."""
+    from lirlab.evaluate import evaluate
+    from lirlab.index.flat import FlatIndex
+
+    index = FlatIndex.build(dataset.docs, encoder, progress=progress)
+    run = index.search(dataset.queries, k=min(k, len(dataset.docs)))
+    return evaluate(run, dataset, list(measures)).set_index("measure")["value"].to_dict()
+
+
+def train(
+    encoder,
+    data: TrainingData,
+    out: str | Path,
+    mined: Negatives | None = None,
+    eval_dataset: Dataset | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    **knobs,
+) -> TrainResult:
+    """Train ``encoder`` on ``data``; checkpoints and the log go to ``out``.
+
+    Parameters
+    ----------
+    encoder : lirlab.encoder.ColBERT
+        The starting checkpoint (its device is the training device). A plain encoder gets markers and a
+        projection (see :func:`lirlab.train.model.prepare_encoder`). Its weights are trained in place.
+    data : TrainingData
+        Queries, corpus and positive pairs; with teacher scores (:meth:`TrainingData.with_teacher`) the
+        loss is KL distillation over each query's positive and ``negatives`` teacher-scored documents,
+        otherwise contrastive over MaxSim with hard (``negatives``) and in-batch negatives.
+    out : str or Path
+        The run's folder (see the module notes). A folder already holding a run is refused unless
+        ``overwrite`` (start over) or ``resume`` (continue from its last checkpoint, with its saved settings).
+    mined : Negatives, optional
+        Mined hard negatives (:func:`lirlab.train.mine_negatives`); saved into ``out/negatives``.
+        Without them, negatives are random documents.
+    eval_dataset : Dataset, optional
+        Dev set evaluated every ``eval_every`` steps (nDCG@10 and R@100, exhaustive MaxSim).
+    **knobs
+        :data:`TRAIN_KNOBS` (``steps``, ``batch_size``, ``lr``, ...).
+
+    Raises
+    ------
+    ValueError
+        Bad settings, a batch larger than the training set, an out folder that holds a run.
+    TrainingError
+        The loss became NaN or infinite; the last good checkpoint is kept and named.
+    """
+    out = Path(out)
+    resume_from = _check_out(out, overwrite, resume)
+    if resume_from is not None:
+        saved = json.loads((out / RUN_FILE).read_text())
+        given = {k: v for k, v in knobs.items() if k in ("max_minutes",)}
+        knobs = {**saved["knobs"], **given}
+    knobs = validate(TRAIN_KNOBS, knobs)
+    if knobs["batch_size"] > len(data.queries):
+        raise ValueError(
+            f"batch_size {knobs['batch_size']} is larger than the training set ({len(data.queries)} queries): "
+            "lower the batch size"
+        )
+    if knobs["eval_every"] and eval_dataset is None:
+        raise ValueError("eval_every needs an eval_dataset (--eval-dataset)")
+    if data.teacher and knobs["negatives"] < 1:
+        raise ValueError("distillation needs negatives >= 1 (teacher-scored documents beside the positive)")
+    device = encoder.device
+    if resume_from is not None:
+        from lirlab.encoder import ColBERT
+
+        encoder = ColBERT.load(resume_from / "stanford", device=device)
+    encoder = prepare_encoder(
+        encoder, **{k: knobs[k] for k in ENCODER_KNOBS}, dim=knobs["dim"], seed=knobs["seed"]
+    )
+    for k in ENCODER_KNOBS:  # record the resolved settings, so a resume rebuilds exactly this encoder
+        knobs[k] = getattr(encoder.config, k)
+    net = TrainableColBERT(encoder)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=knobs["lr"], weight_decay=knobs["weight_decay"])
+    start_step, seconds = 0, 0.0
+    out.mkdir(parents=True, exist_ok=True)
+    if resume_from is not None:
+        _load_optimizer(optimizer, resume_from)
+        state = json.loads((resume_from / "trainer_state.json").read_text())
+        start_step, seconds = int(state["step"]), float(state["train_seconds"])
+        log = _read_log(out, start_step)
+    else:
+        log = []
+        if mined is not None:
+            mined.save(out / "negatives")
+        run_info = {
+            "type": "lirlab.train",
+            "format_version": 1,
+            "knobs": knobs,
+            "start_model": encoder.describe(),
+            "data": repr(data),
+            "loss": "distillation" if data.teacher else "contrastive",
+            "negatives": mined.meta if mined is not None else "random",
+        }
+        (out / RUN_FILE).write_text(json.dumps(run_info, indent=2, default=str))
+    (out / LOG_FILE).write_text("".join(json.dumps(r) + "\n" for r in log))
+
+    if resume_from is not None and mined is None and (out / "negatives" / "negatives.tsv").is_file():
+        mined = Negatives.load(out / "negatives", data)
+    sampler = _Sampler(data, mined, knobs["negatives"], knobs["seed"])
+    autocast = device.type == "cuda" and knobs["bf16"]
+    budget = knobs["max_minutes"] * 60 if knobs["max_minutes"] is not None else math.inf
+    every_s = knobs["save_every_minutes"] * 60 if knobs["save_every_minutes"] else None
+    next_snapshot = (math.floor(seconds / every_s) + 1) * every_s if every_s else math.inf
+    last_checkpoint = resume_from
+    extra = {"data": repr(data)}
+    steps = knobs["steps"]
+    bar = tqdm(total=steps, initial=start_step, desc="train", unit="step", disable=not progress)
+    step = start_step
+    net.train()
+    with open(out / LOG_FILE, "a", encoding="utf-8") as log_file:
+        while step < steps and seconds < budget:
+            began = time.perf_counter()
+            lr = lr_at(step, steps, knobs["lr"], knobs["warmup"])
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            torch.manual_seed(knobs["seed"] * 1_000_003 + step)
+            optimizer.zero_grad(set_to_none=True)
+            total = 0.0
+            for micro in range(knobs["accumulation"]):
+                qids, pos, negs = sampler.batch(step, micro, knobs["batch_size"])
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                    loss = _loss(net, data, qids, pos, negs, knobs)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    bar.close()
+                    kept = (
+                        f"last good checkpoint: {last_checkpoint}"
+                        if last_checkpoint
+                        else "no checkpoint was saved yet"
+                    )
+                    raise TrainingError(
+                        f"the loss became {value} at step {step + 1}; training stopped ({kept}). "
+                        "Lower the learning rate (lr) or check the data"
+                    )
+                (loss / knobs["accumulation"]).backward()
+                total += value / knobs["accumulation"]
+            if knobs["max_grad_norm"]:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), knobs["max_grad_norm"])
+            optimizer.step()
+            step += 1
+            seconds += time.perf_counter() - began
+            row = {"step": step, "loss": total, "lr": lr, "train_seconds": seconds}
+            log.append(row)
+            log_file.write(json.dumps(row) + "\n")
+            log_file.flush()
+            bar.set_postfix(loss=f"{total:.4f}", lr=f"{lr:.2e}", refresh=False)
+            bar.update(1)
+            if knobs["eval_every"] and step % knobs["eval_every"] == 0:
+                net.eval()
+                quality = evaluate_encoder(encoder, eval_dataset)
+                net.train()
+                row = {"step": step, "train_seconds": seconds, "eval": eval_dataset.name, **quality}
+                log.append(row)
+                log_file.write(json.dumps(row) + "\n")
+                log_file.flush()
+            snapshot = seconds >= next_snapshot
+            while seconds >= next_snapshot:
+                next_snapshot += every_s
+            if (knobs["save_every"] and step % knobs["save_every"] == 0) or snapshot:
+                net.eval()
+                last_checkpoint = _save_checkpoint(
+                    out, encoder, optimizer, step, seconds, knobs["keep_checkpoints"], extra
+                )
+                net.train()
+    bar.close()
+    net.eval()
+    if last_checkpoint is None or not last_checkpoint.name.endswith(f"{step:06d}"):
+        last_checkpoint = _save_checkpoint(
+            out, encoder, optimizer, step, seconds, knobs["keep_checkpoints"], extra
+        )
+    if progress:
+        print(
+            f"trained {step - start_step} steps in {seconds / 60:.1f} min; checkpoint: {last_checkpoint}",
+            file=sys.stderr,
+        )
+    return TrainResult(encoder, out, last_checkpoint, step, seconds, pd.DataFrame(log))
+
+
+def _loss(
+    net: TrainableColBERT, data: TrainingData, qids, positives, negatives, knobs: Mapping
+) -> torch.Tensor:
+    q_vectors, q_mask = net.queries([data.queries[q] for q in qids])
+    n = knobs["negatives"]
+    docnos = list(positives) + [d for row in negatives for d in row]
+    d_vectors, d_mask = net.documents([data.docs[d] for d in docnos])
+    b = len(qids)
+    own = torch.tensor([[i] + [b + i * n + j for j in range(n)] for i in range(b)], device=q_vectors.device)
+    if data.teacher:
+        scores = maxsim_scores(q_vectors, q_mask, d_vectors, d_mask)
+        student = scores.gather(1, own)
+        teacher = torch.tensor(
+            [[data.teacher[q][d] for d in [p, *row]] for q, p, row in zip(qids, positives, negatives)],
+            device=student.device,
+        )
+        return distillation_loss(student, teacher, knobs["temperature"])
+    targets = torch.arange(b, device=q_vectors.device)
+    if knobs["in_batch"]:
+        scores = maxsim_scores(q_vectors, q_mask, d_vectors, d_mask)
+        exclude = torch.tensor(
+            [[d in set(data.positives[q]) for d in docnos] for q in qids], device=scores.device
+        )
+        return contrastive_loss(scores, targets, knobs["temperature"], exclude)
+    scores = torch.stack(
+        [
+            maxsim_scores(q_vectors[i : i + 1], q_mask[i : i + 1], d_vectors[own[i]], d_mask[own[i]])[0]
+            for i in range(b)
+        ]
+    )
+    return contrastive_loss(
+        scores, torch.zeros(b, dtype=torch.long, device=scores.device), knobs["temperature"]
+    )
