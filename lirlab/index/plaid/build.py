@@ -41,6 +41,9 @@ HELDOUT_SHARE = 0.05
 #: Build-time nearest-centroid cosine quantile below which an added vector counts as drifted.
 DRIFT_QUANTILE = 0.05
 
+#: Vectors compressed per call while building (bounds the compression temporaries, ~20x the vectors).
+COMPRESS_TOKENS = 1 << 14
+
 #: Bins of the nearest-centroid cosine histogram kept at build time (resolution 2 / bins).
 COSINE_BINS = 2000
 
@@ -56,6 +59,38 @@ class Built:
     mask_token_id: int
     config: dict[str, Any]
     stats: dict[str, Any]
+
+
+def compress_bounded(codec: ResidualCodec, encoded: Encoding, max_tokens: int | None = None) -> list:
+    """:func:`compress` over groups of whole documents of at most ``max_tokens`` tokens each.
+
+    Compression holds several temporaries per vector (residuals, bucket comparisons, sums: about 20
+    times the float32 vector), so it runs on groups of at most :data:`COMPRESS_TOKENS` vectors (a
+    longer document forms a group alone): its peak memory is bounded however large the sample or
+    chunk. The parts equal one call over everything, row for row.
+
+    >>> from lirlab.encoding import Encoding, offsets_from_lengths
+    >>> lengths = torch.tensor([3, 4, 2, 5])
+    >>> docs = Encoding(ids=("a", "b", "c", "d"), vectors=torch.eye(14, 4), token_ids=torch.zeros(14, dtype=torch.long),
+    ...                 offsets=offsets_from_lengths(lengths), vocab=("t",))
+    >>> [len(group) for group in token_groups(docs.lengths, 7)]
+    [2, 2]
+    """
+    limit = COMPRESS_TOKENS if max_tokens is None else max_tokens
+    return [compress(codec, encoded.select(group.tolist())) for group in token_groups(encoded.lengths, limit)]
+
+
+def token_groups(lengths: torch.Tensor, max_tokens: int) -> list[torch.Tensor]:
+    """Consecutive document positions in groups of at most ``max_tokens`` tokens (at least one document each)."""
+    groups, start, total = [], 0, 0
+    for i, n in enumerate(lengths.tolist()):
+        if i > start and total + n > max_tokens:
+            groups.append(torch.arange(start, i))
+            start, total = i, 0
+        total += n
+    if start < len(lengths):
+        groups.append(torch.arange(start, len(lengths)))
+    return groups
 
 
 def chunks(positions: torch.Tensor, size: int) -> list[torch.Tensor]:
@@ -167,10 +202,7 @@ def build_parts(
     #    so one call over the whole sample would dominate peak memory), then encode and compress the
     #    remaining documents chunk by chunk.
     del train_rows, heldout_rows, permutation
-    parts = [
-        compress(codec, sample.select(range(start, min(start + chunk_docs, len(sample)))))
-        for start in range(0, len(sample), chunk_docs)
-    ]
+    parts = compress_bounded(codec, sample)
     vocab, mask_token_id = sample.vocab, sample.mask_token_id
     docnos: list[str] = list(sample.ids)
     del sample
@@ -178,7 +210,7 @@ def build_parts(
     bar = tqdm(total=int(rest.numel()), desc="encode + compress", unit="doc", disable=not progress)
     for chunk in chunks(rest, chunk_docs):
         encoded = encode(chunk)
-        parts.append(compress(codec, encoded))
+        parts.extend(compress_bounded(codec, encoded))
         docnos.extend(encoded.ids)
         bar.update(int(chunk.numel()))
     bar.close()
