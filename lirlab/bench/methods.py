@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lirlab.analysis.sweeps import sweep
+from lirlab.analysis.sweeps import pareto_front, sweep
 from lirlab.bench.record import cached_flat_index, save_results
 from lirlab.data import Dataset
 from lirlab.evaluate import evaluate
@@ -72,6 +72,20 @@ def fde_rank_correlation(muvera: MuveraIndex, flat: FlatIndex, queries, n: int =
     }
 
 
+def encoded_corpus(dataset, encoder, cache_dir, batch_size: int = 32) -> FlatIndex:
+    """The cached exhaustive index of ``dataset`` (see :func:`~lirlab.bench.record.cached_flat_index`),
+    reused when its model description matches the encoder's apart from the stored fingerprint (which
+    ``cached_flat_index`` compares too, and so never reuses a cache)."""
+    if cache_dir is not None:
+        folder = Path(cache_dir, f"{dataset.name}-flat")
+        if (folder / "metadata.json").is_file():
+            cached = FlatIndex.load(folder, encoder=encoder)
+            stored = {k: v for k, v in cached.model.items() if k != "fingerprint"}
+            if stored == encoder.describe() and list(cached.docnos) == [d.docno for d in dataset.docs]:
+                return cached
+    return cached_flat_index(dataset, encoder, cache_dir, batch_size=batch_size)
+
+
 def recall_at_100(index, queries, qrels, knobs: dict) -> float:
     run = index.search(queries, k=100, **knobs)
     return float(evaluate(run, qrels, ["R@100"]).value.iloc[0])
@@ -89,7 +103,7 @@ def run_methods_benchmark(
     figure: bool = True,
 ) -> Path:
     """Run the sweep and save ``methods-<dataset>.json`` (+ CSV, + PNG); returns the JSON path."""
-    flat = cached_flat_index(dataset, encoder, cache_dir, batch_size=batch_size)
+    flat = encoded_corpus(dataset, encoder, cache_dir, batch_size=batch_size)
     docs = flat.docs
     queries = encoder.encode_queries(dataset.queries)
     judged_ids = set(dataset.qrels.query_id.astype(str))
@@ -118,7 +132,6 @@ def run_methods_benchmark(
     table["build_s"] = table.method.map(builds)
     table["pool_factor"] = 1
     table["vectors_removed"] = 0.0
-    indexes = {id(ix): ix for ix, _ in methods}
     index_of_row = [{"flat": flat, "plaid": plaid, "warp": warp, "muvera": muvera}[m] for m in table.method]
 
     pooling_rows, pooled_tables = [], []
@@ -138,6 +151,7 @@ def run_methods_benchmark(
         )
         part["build_s"] = part.method.map({"flat": pool_s, "plaid": pool_s + plaid_s})
         part["method"] = part.method.map({"flat": "flat+pool", "plaid": "plaid+pool"})
+        part["setting"] = [f"method={m}, pool_factor={factor}" for m in part.method]
         part["pool_factor"] = factor
         part["vectors_removed"] = mapping.vectors_removed
         pooled_tables.append(part)
@@ -145,7 +159,6 @@ def run_methods_benchmark(
         pooling_rows.append(
             {"pool_factor": factor, "vectors_removed": mapping.vectors_removed, "pool_s": pool_s}
         )
-    del indexes
 
     table = pd.concat([table, *pooled_tables], ignore_index=True)
     knob_names = ["n_probe", "centroid_score_threshold", "ndocs", "nprobe", "t_prime", "bound", "candidates"]
@@ -165,6 +178,9 @@ def run_methods_benchmark(
             cache[key] = recall_at_100(index, queries, qrels, knobs)
         r100.append(cache[key])
     table["R@100"] = r100
+    table["on_front"] = False
+    for _, group in table.groupby("threads"):
+        table.loc[group.index, "on_front"] = pareto_front(group, "p50_ms", "nDCG@10").to_numpy()
 
     pooling_table = _pooling_table(table)
     correlation = fde_rank_correlation(muvera, flat, queries)
@@ -192,11 +208,7 @@ def run_methods_benchmark(
         from lirlab.plots.sweeps import plot_pareto
 
         chart = table[table.threads == n_threads[0]]
-        fig = (
-            plot_pareto(chart, by="method")
-            if "by" in plot_pareto.__code__.co_varnames
-            else plot_pareto(chart)
-        )
+        fig = plot_pareto(chart, by="method", log_latency=True)
         fig.suptitle(f"{dataset.name}: latency (1 query, {n_threads[0]} thread) against nDCG@10")
         Path(out).with_suffix(".png").write_bytes(figure_png(fig, dpi=80))
     return out
