@@ -2,7 +2,8 @@
 
 Three sources, one record type (:class:`Dataset`):
 
-* ``"demo"``: the small collection bundled in the repository's ``data/demo``;
+* ``"demo"``: the small collection shipped inside the package (``lirlab/demo_corpus``), so it is there
+  in a wheel install too;
 * a local BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``);
 * an ir_datasets id such as ``"beir/scifact/test"`` (downloaded by ir_datasets on first use).
 
@@ -28,7 +29,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
+DEMO_DIR = Path(__file__).resolve().parent / "demo_corpus"
 QRELS_COLUMNS = ["query_id", "doc_id", "relevance"]
 
 
