@@ -91,6 +91,41 @@ def recall_at_100(index, queries, qrels, knobs: dict) -> float:
     return float(evaluate(run, qrels, ["R@100"]).value.iloc[0])
 
 
+def exhaustive_row(index: FlatIndex, queries, qrels, reference, n_timed: int, threads, k: int = 10):
+    """Rows for an exhaustive index, one per thread count, searched once at depth 100 for quality (nDCG@10
+    from its top 10, R@100, the recall of ``reference``) and timed one query at a time on ``n_timed``."""
+    from lirlab.analysis.sweeps import index_costs, timed_search, torch_threads
+
+    deep = index.search(queries, k=100)
+    top = deep[deep["rank"] <= k]
+    quality = {
+        "nDCG@10": float(evaluate(top, qrels, ["nDCG@10"]).value.iloc[0]),
+        "R@100": float(evaluate(deep, qrels, ["R@100"]).value.iloc[0]),
+        f"exhaustive_recall@{k}": 1.0 if reference is None else _overlap(top, reference, k),
+    }
+    rows = []
+    for n in threads:
+        with torch_threads(n) as used:
+            timing = timed_search(index, queries.select(range(min(n_timed, len(queries)))), k=k)
+        rows.append(
+            {
+                "method": index.KIND,
+                "device": "cpu",
+                **index_costs(index),
+                **timing,
+                **quality,
+                "threads": used,
+            }
+        )
+    return rows, deep
+
+
+def _overlap(run, reference, k: int) -> float:
+    ours = run[run["rank"] <= k].groupby("qid").docno.apply(set)
+    theirs = reference[reference["rank"] <= k].groupby("qid").docno.apply(set)
+    return float(np.mean([len(ours.get(q, set()) & d) / len(d) for q, d in theirs.items()]))
+
+
 def run_methods_benchmark(
     dataset: Dataset,
     encoder,
@@ -101,20 +136,31 @@ def run_methods_benchmark(
     cache_dir: str | Path | None = None,
     batch_size: int = 32,
     figure: bool = True,
+    max_queries: int | None = None,
+    n_exhaustive_timed: int = 10,
+    pool_factors=POOL_FACTORS,
+    plaid_build: dict | None = None,
+    pooled_plaid: bool = True,
 ) -> Path:
-    """Run the sweep and save ``methods-<dataset>.json`` (+ CSV, + PNG); returns the JSON path."""
+    """Run the sweep and save ``methods-<dataset>.json`` (+ CSV, + PNG); returns the JSON path.
+
+    ``max_queries`` keeps the first judged queries only (every method is measured on the same ones);
+    exhaustive indexes are timed on ``n_exhaustive_timed`` queries (they are the slow reference).
+    """
     flat = encoded_corpus(dataset, encoder, cache_dir, batch_size=batch_size)
     docs = flat.docs
-    queries = encoder.encode_queries(dataset.queries)
     judged_ids = set(dataset.qrels.query_id.astype(str))
-    queries = queries.select([i for i, q in enumerate(queries.ids) if q in judged_ids])
-    qrels = dataset.qrels
-    reference = flat.search(queries, k=k)
+    records = [q for q in dataset.queries if q.qid in judged_ids][:max_queries]
+    queries = encoder.encode_queries(records)
+    qrels = dataset.qrels[dataset.qrels.query_id.astype(str).isin({q.qid for q in records})]
     n_threads = list(threads)
+    flat_rows, deep = exhaustive_row(flat, queries, qrels, None, n_exhaustive_timed, n_threads, k)
+    reference = deep[deep["rank"] <= k]
 
     builds: dict[str, float] = {}
     start = time.perf_counter()
-    plaid = PlaidIndex.from_encoding(docs, nbits=2, progress=True)
+    plaid_build = {"nbits": 2, **(plaid_build or {})}
+    plaid = PlaidIndex.from_encoding(docs, progress=True, **plaid_build)
     builds["plaid"] = time.perf_counter() - start
     start = time.perf_counter()
     warp = WarpIndex.from_plaid(plaid)
@@ -127,35 +173,38 @@ def run_methods_benchmark(
     common = dict(
         qrels=qrels, k=k, measures=("nDCG@10",), threads=n_threads, reference=reference, n_timed=n_queries
     )
-    methods = [(flat, {}), (plaid, PLAID_GRID), (warp, WARP_GRID), (muvera, MUVERA_GRID)]
+    methods = [(plaid, PLAID_GRID), (warp, WARP_GRID), (muvera, MUVERA_GRID)]
     table = sweep(docs, queries, methods=methods, **common)
+    index_of_row = [{"plaid": plaid, "warp": warp, "muvera": muvera}[m] for m in table.method]
+    table = pd.concat([pd.DataFrame(flat_rows).assign(setting="method=flat"), table], ignore_index=True)
+    index_of_row = [None] * len(flat_rows) + index_of_row
     table["build_s"] = table.method.map(builds)
     table["pool_factor"] = 1
     table["vectors_removed"] = 0.0
-    index_of_row = [{"flat": flat, "plaid": plaid, "warp": warp, "muvera": muvera}[m] for m in table.method]
 
     pooling_rows, pooled_tables = [], []
-    for factor in POOL_FACTORS[1:]:
+    for factor in [f for f in pool_factors if f > 1]:
         start = time.perf_counter()
         pooled, mapping = pool_encoding(docs, factor, progress=True)
         pool_s = time.perf_counter() - start
         pooled_flat = FlatIndex(pooled, model=flat.model)
-        start = time.perf_counter()
-        pooled_plaid = PlaidIndex.from_encoding(pooled, nbits=2, progress=True)
-        plaid_s = time.perf_counter() - start
-        part = sweep(
-            pooled,
-            queries,
-            methods=[(pooled_flat, {}), (pooled_plaid, {})],
-            **{**common, "threads": n_threads[:1]},
-        )
+        rows, _ = exhaustive_row(pooled_flat, queries, qrels, reference, n_exhaustive_timed, n_threads[:1], k)
+        parts, plaid_s = [pd.DataFrame(rows)], 0.0
+        if pooled_plaid:
+            start = time.perf_counter()
+            pooled_index = PlaidIndex.from_encoding(pooled, progress=True, **plaid_build)
+            plaid_s = time.perf_counter() - start
+            parts.append(
+                sweep(pooled, queries, methods=[(pooled_index, {})], **{**common, "threads": n_threads[:1]})
+            )
+        part = pd.concat(parts, ignore_index=True)
         part["build_s"] = part.method.map({"flat": pool_s, "plaid": pool_s + plaid_s})
         part["method"] = part.method.map({"flat": "flat+pool", "plaid": "plaid+pool"})
         part["setting"] = [f"method={m}, pool_factor={factor}" for m in part.method]
         part["pool_factor"] = factor
         part["vectors_removed"] = mapping.vectors_removed
         pooled_tables.append(part)
-        index_of_row += [pooled_flat if m == "flat+pool" else pooled_plaid for m in part.method]
+        index_of_row += [None] + ([pooled_index] if pooled_plaid else [])
         pooling_rows.append(
             {"pool_factor": factor, "vectors_removed": mapping.vectors_removed, "pool_s": pool_s}
         )
@@ -164,6 +213,9 @@ def run_methods_benchmark(
     knob_names = ["n_probe", "centroid_score_threshold", "ndocs", "nprobe", "t_prime", "bound", "candidates"]
     r100, cache = [], {}
     for row, index in zip(table.itertuples(index=False), index_of_row):
+        if index is None:  # exhaustive rows measured R@100 already
+            r100.append(row[table.columns.get_loc("R@100")] if "R@100" in table.columns else float("nan"))
+            continue
         knobs = {
             name: getattr(row, name)
             for name in knob_names
@@ -189,12 +241,14 @@ def run_methods_benchmark(
         "model": encoder.describe(),
         "k": k,
         "queries_judged": len(queries),
+        "queries_note": "every method is measured on the same judged queries (the first max_queries)",
         "queries_timed": min(n_queries, len(queries)),
         "threads": n_threads,
         "timing": "one query at a time, query encoding excluded, 5 warm-up queries excluded; the machine "
         "is shared with other engineers' work and a training run, so absolute figures are noisy: compare "
         "ratios within this run",
         "muvera_build": MUVERA_BUILD,
+        "plaid_build": plaid_build,
         "muvera_fde_dim": muvera.fde_dim,
         "fde_rank_correlation": correlation,
         "builds_s": builds,
