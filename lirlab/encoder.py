@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from lirlab.data import Document, Query, as_documents, as_queries, clean_text
 from lirlab.encoding import Encoding, offsets_from_lengths
+from lirlab.params import Param
 
 DEFAULT_MODEL = "answerdotai/answerai-colbert-small-v1"
 MINILM = "minilm"
@@ -368,6 +369,46 @@ def _position_limit(model) -> int:
 LOADERS = {"stanford": _load_stanford, "pylate": _load_pylate, "huggingface": _load_plain}
 
 
+#: The encoder settings a user tunes, declared once (validation, CLI flags, docs).
+ENCODER_PARAMS: dict[str, Param] = {
+    "query_maxlen": Param(
+        "query_maxlen",
+        int,
+        None,
+        "Query length in tokens, markers included (0: no [MASK] padding, cut at the model's limit).",
+        low=0,
+        high=8192,
+        latency="up",
+        aliases="Stanford query_maxlen, PyLate query_length",
+    ),
+    "doc_maxlen": Param(
+        "doc_maxlen",
+        int,
+        None,
+        "Document length in tokens, markers included; longer documents are cut (and counted).",
+        low=3,
+        high=8192,
+        latency="up",
+        memory="up",
+        aliases="Stanford doc_maxlen, PyLate document_length",
+    ),
+    "query_augmentation": Param(
+        "query_augmentation",
+        bool,
+        None,
+        "Pad queries with [MASK] to query_maxlen (helps checkpoints trained with it, hurts others).",
+        aliases="PyLate do_query_expansion",
+    ),
+    "attend_to_mask_tokens": Param(
+        "attend_to_mask_tokens",
+        bool,
+        None,
+        "Whether the encoder's attention sees the [MASK] padding.",
+        aliases="Stanford attend_to_mask_tokens",
+    ),
+}
+
+
 def _override(config: EncoderConfig, overrides: dict[str, Any], model) -> EncoderConfig:
     """``config`` with ``overrides`` applied; ``query_maxlen=0`` means no augmentation, cut at the position limit."""
     unknown = set(overrides) - set(EncoderConfig.__dataclass_fields__)
@@ -375,6 +416,10 @@ def _override(config: EncoderConfig, overrides: dict[str, Any], model) -> Encode
         raise ValueError(
             f"unknown encoder setting(s) {sorted(unknown)}; known: {list(EncoderConfig.__dataclass_fields__)}"
         )
+    overrides = {
+        name: ENCODER_PARAMS[name].validate(value) if name in ENCODER_PARAMS and value is not None else value
+        for name, value in overrides.items()
+    }
     if overrides.get("query_maxlen") == 0:
         overrides = {**overrides, "query_augmentation": False, "query_maxlen": _position_limit(model)}
     return replace(config, **overrides)
