@@ -8,6 +8,8 @@ On a dataset (SciFact test by default) with one encoder, measures:
   MaxSim over the uncompressed vectors;
 * search latency per query at the default knobs (query encoding excluded; reported separately), with
   per-stage times, one query at a time, and the per-query time of one batch of all queries;
+* the same latency with PLAID's numba kernels and with the previous implementation (the torch
+  kernels), alternated in this run, with their ratio (the machine is shared: compare ratios);
 * an ``n_probe`` sweep (1, 2, 4, 8, 16, 32) with latency, nDCG@10 and recall of the exhaustive top-10.
 """
 
@@ -17,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -27,6 +30,56 @@ from lirlab.evaluate import evaluate, top_overlap
 from lirlab.index.plaid import PlaidIndex, default_search_params
 
 N_PROBES = (1, 2, 4, 8, 16, 32)
+
+#: Rounds of the kernel comparison (numba kernels, then the previous torch implementation, alternated).
+COMPARISON_ROUNDS = 3
+
+
+def kernels_against_previous(index, queries, k: int = 10, rounds: int = COMPARISON_ROUNDS) -> dict:
+    """Default-knob latency with PLAID's numba kernels and with the previous implementation (the torch
+    kernels, :func:`lirlab.index.plaid.kernels.use_numba` off), alternated ``rounds`` times in this run.
+
+    Returns the median over rounds of each figure of :func:`~lirlab.analysis.sweeps.timed_search` for
+    both, the ratio of their p50s (numba / previous) per round and its median, and whether the two
+    return the same top-``k`` for every timed query.
+    """
+    from lirlab.index.plaid import kernels
+
+    if not kernels.numba_available():
+        return {"numba": False, "note": "numba is not installed: only the torch kernels ran"}
+    runs: dict[str, list[dict]] = {"numba": [], "previous": []}
+    for _ in range(rounds):
+        for name in runs:
+            with kernels.use_numba(name == "numba"):
+                runs[name].append(timed_search(index, queries, k=k))
+    medians = {
+        name: {key: float(np.median([r[key] for r in rows])) for key in rows[0]}
+        for name, rows in runs.items()
+    }
+    ratios = [a["p50_ms"] / b["p50_ms"] for a, b in zip(runs["numba"], runs["previous"], strict=True)]
+    hits = {}
+    for name in runs:
+        with kernels.use_numba(name == "numba"):
+            hits[name] = index.search_encoded(queries, k=k)
+    same = sum(a[0].tolist() == b[0].tolist() for a, b in zip(hits["numba"], hits["previous"], strict=True))
+    worst = max(
+        (
+            float((a[1] - b[1]).abs().max())
+            for a, b in zip(hits["numba"], hits["previous"], strict=True)
+            if len(a[1])
+        ),
+        default=0.0,
+    )
+    return {
+        "numba": True,
+        "rounds": rounds,
+        "numba_kernels": medians["numba"],
+        "previous_torch_kernels": medians["previous"],
+        "p50_ratio_per_round": ratios,
+        "p50_ratio_median": float(np.median(ratios)),
+        "same_top_k_queries": same,
+        "max_abs_score_difference": worst,
+    }
 
 
 def run_plaid_benchmark(
@@ -95,6 +148,7 @@ def run_plaid_benchmark(
 
     defaults = default_search_params(k)
     latency = timed_search(built, timed, k=k)
+    against_previous = kernels_against_previous(built, timed, k=k)
     start = time.perf_counter()
     built.search_encoded(queries, k=k)
     batched_ms_per_query = (time.perf_counter() - start) / len(queries) * 1000
@@ -116,6 +170,7 @@ def run_plaid_benchmark(
         "exhaustive": exhaustive,
         "query_encoding": {"queries": len(timed), **percentiles(query_seconds)},
         "search_default_knobs": {**latency, "batched_all_queries_ms_per_query": batched_ms_per_query},
+        "search_default_knobs_against_previous": against_previous,
         "codecs": codecs,
         "n_probe_sweep": n_probe_sweep,
         "torch_threads": torch.get_num_threads(),

@@ -11,6 +11,7 @@ module                      holds
 :mod:`.compressed`          :class:`CompressedDocs`: codes, residuals, token ids, offsets, deletions
 :mod:`.ivf`                 :class:`IVF`: the inverted lists, built and merged
 :mod:`.stages`              the search, one function per stage of :data:`STAGES`, in order
+:mod:`.kernels`             the stages' compute kernels: numba, with the torch reference beside
 :mod:`.build`               k-means on a sample, the codec, compression chunk by chunk
 :mod:`.updates`             ``add``, ``delete``, ``compact``
 :mod:`.storage`             the index folder: ``save`` and ``load``

@@ -38,9 +38,10 @@ from typing import Any
 
 import torch
 
-from lirlab.encoding import Encoding
+from lirlab.encoding import Encoding, offsets_from_lengths, rows_of
 from lirlab.index.base import StageTimer
 from lirlab.index.codec import ResidualCodec
+from lirlab.index.plaid import kernels
 from lirlab.index.plaid.compressed import CompressedDocs
 from lirlab.index.plaid.ivf import IVF
 from lirlab.maxsim import maxsim_pairs, pad_packed
@@ -184,12 +185,9 @@ def probe(ivf: IVF, docs: CompressedDocs, scores: QueryScores, n_probe: torch.Te
     )
     query_of = torch.arange(n_queries, device=device).view(-1, 1, 1).expand_as(top)[valid]
     probed = torch.unique(query_of * n_centroids + top[valid])
-    query_of, centroid = probed // n_centroids, probed % n_centroids
-    listed, lengths = ivf.lookup(centroid)
-    keys = torch.unique(torch.repeat_interleave(query_of, lengths) * n_docs + listed)
-    if bool(docs.deleted.any()):
-        keys = keys[~docs.deleted[keys % n_docs]]
-    return keys
+    return kernels.ivf_union(
+        ivf.positions, ivf.offsets, probed // n_centroids, probed % n_centroids, docs.deleted
+    )
 
 
 def _subset(scores: QueryScores, which: torch.Tensor) -> QueryScores:
@@ -230,38 +228,16 @@ def candidate_generation(
 # ---------------------------------------------------------------------- 3. pruning
 
 
-def _pair_keys(
-    docs: CompressedDocs, n_centroids: int, sentinel: int, pairs: Pairs, chosen: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Table rows ``[n, max_len]`` (``query * C + code``, ``sentinel`` where padded) of the chosen pairs."""
-    rows, mask = docs.padded_rows(pairs.positions[chosen])
-    codes = docs.codes.index_select(0, rows.flatten()).view_as(rows).long()
-    keys = (pairs.query_of[chosen].unsqueeze(1) * n_centroids + codes).masked_fill_(~mask, sentinel)
-    return keys, mask
-
-
 def pruned_centroid_scores(
     docs: CompressedDocs, scores: QueryScores, pairs: Pairs, threshold: float
 ) -> torch.Tensor:
     """Centroid-only MaxSim of each pair over the tokens whose centroid scores at least ``threshold``
-    against some query token; a pair with no such token scores :data:`PRUNED_FLOOR` per query token.
-
-    Only the tokens of kept centroids are gathered and max-reduced into their pair.
-    """
-    table = scores.table
-    query_len, sentinel = table.shape[1], table.shape[0] - 1
-    kept_centroids = (scores.best_per_centroid() >= threshold).flatten()
-    out = torch.zeros(pairs.positions.numel(), device=docs.device)
-    for chosen, _ in length_chunks(docs, pairs.positions, query_len):
-        keys, mask = _pair_keys(docs, scores.n_centroids, sentinel, pairs, chosen)
-        kept = kept_centroids[keys.clamp(max=sentinel - 1)] & mask
-        best = torch.full((keys.shape[0], query_len), PRUNED_FLOOR, device=docs.device)
-        pair, token = kept.nonzero(as_tuple=True)
-        best.scatter_reduce_(
-            0, pair.unsqueeze(1).expand(-1, query_len), table.index_select(0, keys[pair, token]), "amax"
-        )
-        out[chosen] = best.masked_fill_(best == float("-inf"), 0.0).sum(dim=1)
-    return out
+    against some query token; a pair with no such token scores :data:`PRUNED_FLOOR` per query token
+    (:func:`~lirlab.index.plaid.kernels.pruned_centroid_maxsim`: only kept tokens are read)."""
+    kept = scores.best_per_centroid() >= threshold
+    return kernels.pruned_centroid_maxsim(
+        docs.codes, docs.doc_offsets, pairs.query_of, pairs.positions, scores.table, kept, PRUNED_FLOOR
+    )
 
 
 def pruning(docs: CompressedDocs, scores: QueryScores, pairs: Pairs, threshold: float, keep: int) -> Pairs:
@@ -274,15 +250,11 @@ def pruning(docs: CompressedDocs, scores: QueryScores, pairs: Pairs, threshold: 
 
 
 def centroid_scores(docs: CompressedDocs, scores: QueryScores, pairs: Pairs) -> torch.Tensor:
-    """Centroid-only MaxSim of each pair: every document token replaced by its centroid's scores."""
-    table = scores.table
-    query_len, sentinel = table.shape[1], table.shape[0] - 1
-    out = torch.zeros(pairs.positions.numel(), device=docs.device)
-    for chosen, _ in length_chunks(docs, pairs.positions, query_len):
-        keys, _ = _pair_keys(docs, scores.n_centroids, sentinel, pairs, chosen)
-        best = table.index_select(0, keys.flatten()).view(*keys.shape, query_len).amax(dim=1)
-        out[chosen] = best.masked_fill_(best == float("-inf"), 0.0).sum(dim=1)
-    return out
+    """Centroid-only MaxSim of each pair: every document token replaced by its centroid's scores
+    (:func:`~lirlab.index.plaid.kernels.centroid_maxsim`)."""
+    return kernels.centroid_maxsim(
+        docs.codes, docs.doc_offsets, pairs.query_of, pairs.positions, scores.table, scores.n_centroids
+    )
 
 
 def centroid_interaction(docs: CompressedDocs, scores: QueryScores, pairs: Pairs, keep: int) -> Pairs:
@@ -296,22 +268,27 @@ def centroid_interaction(docs: CompressedDocs, scores: QueryScores, pairs: Pairs
 
 @dataclass(frozen=True)
 class Decompressed:
-    """Rebuilt vectors ``[n, width, dim]`` of some documents, padded, with their ``[n, width]`` mask."""
+    """Rebuilt vectors of some documents: packed ``[tokens, dim]`` with ``offsets`` (numba kernels), or
+    padded ``[n, width, dim]`` with their ``[n, width]`` ``mask`` (torch kernels)."""
 
     vectors: torch.Tensor
-    mask: torch.Tensor
+    mask: torch.Tensor | None = None
+    offsets: torch.Tensor | None = None
 
 
 def decompression(codec: ResidualCodec, docs: CompressedDocs, positions: torch.Tensor) -> Decompressed:
-    """Stage 5: the vectors of the documents at ``positions`` rebuilt from codes and residuals."""
+    """Stage 5: the vectors of the documents at ``positions`` rebuilt from codes and residuals
+    (:func:`~lirlab.index.plaid.kernels.decompress_docs`)."""
+    if kernels.enabled(docs.device):
+        vectors, offsets = kernels.decompress_docs(
+            docs.codes, docs.residuals, docs.doc_offsets, positions, codec.centroids, codec.decode_table
+        )
+        return Decompressed(vectors, offsets=offsets)
     rows, mask = docs.padded_rows(positions)
     padded = torch.zeros(*mask.shape, codec.dim, device=docs.device)
     flat = rows[mask]
     padded[mask] = codec.decompress(docs.codes.index_select(0, flat), docs.residuals.index_select(0, flat))
-    return Decompressed(padded, mask)
-
-
-# ---------------------------------------------------------------------- 6. exact_maxsim
+    return Decompressed(padded, mask=mask)
 
 
 def exact_maxsim(
@@ -321,8 +298,28 @@ def exact_maxsim(
     doc_of: torch.Tensor,
     width: int,
 ) -> torch.Tensor:
-    """Stage 6: exact MaxSim of pairs ``(queries[query_of[i]], decompressed[doc_of[i]])``, in parts of
-    at most :data:`SCORE_BUDGET` similarities."""
+    """Stage 6: exact MaxSim of pairs ``(queries[query_of[i]], decompressed[doc_of[i]])``.
+
+    Packed vectors: one matrix multiply per query against its documents' tokens, then
+    :func:`~lirlab.index.plaid.kernels.segment_maxsim`. Padded vectors:
+    :func:`lirlab.maxsim.maxsim_pairs` in parts of at most :data:`SCORE_BUDGET` similarities.
+    """
+    if decompressed.offsets is not None:
+        vectors, offsets = decompressed.vectors, decompressed.offsets
+        out = torch.zeros(query_of.numel())
+        distinct_queries = torch.unique(query_of)
+        if distinct_queries.numel() == 1:  # one query: one multiply over every decompressed document
+            per_doc = kernels.segment_maxsim(vectors @ queries[int(distinct_queries[0])].T, offsets)
+            return per_doc[doc_of]
+        for query in distinct_queries.tolist():
+            chosen = (query_of == query).nonzero().flatten()
+            slots = doc_of[chosen]
+            rows = rows_of(offsets, slots)
+            sims = vectors.index_select(0, rows) @ queries[query].T
+            out[chosen] = kernels.segment_maxsim(
+                sims, offsets_from_lengths(offsets[slots + 1] - offsets[slots])
+            )
+        return out
     per_pair = max(queries.shape[1], decompressed.vectors.shape[2])
     parts = [
         maxsim_pairs(queries, decompressed.vectors, decompressed.mask, query_of[part], doc_of[part])

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from lirlab.index.codec import ResidualCodec
+from lirlab.index.codec import NBITS_CHOICES, ResidualCodec
 from lirlab.index.plaid.compressed import CompressedDocs
 from lirlab.index.plaid.ivf import IVF
 from lirlab.storage import ArtifactError, ArtifactWriter, read_artifact
@@ -111,12 +111,17 @@ def load(
     art = read_artifact(path, cls.TYPE, cls.FORMAT_VERSION, verify=verify)
     folder = Path(path)
     meta = folder / "metadata.json"
+    config = art.table("config")
     try:
-        config = art.metadata["config"]
         nbits, dim, n_centroids = int(config["nbits"]), int(config["dim"]), int(config["n_centroids"])
         mask_token_id = int(config["mask_token_id"])
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise ArtifactError(f"{meta}: config lacks a valid {e} entry") from None
+    if nbits not in NBITS_CHOICES or not 0 < dim <= 1 << 16 or not 0 < n_centroids < 1 << 31:
+        raise ArtifactError(
+            f"{meta}: config nbits={nbits}, dim={dim}, n_centroids={n_centroids} is not a valid index "
+            f"(nbits one of {list(NBITS_CHOICES)})"
+        )
     lazy = mmap and (device is None or torch.device(device).type == "cpu")
 
     def array(name: str, shape: tuple | None = None, kinds: str = "iu", big: bool = False) -> torch.Tensor:
@@ -128,10 +133,8 @@ def load(
             )
         return _tensor(values)
 
-    docnos = art.json("docnos")
-    vocab = art.json("vocab")
-    if not isinstance(docnos, list) or not isinstance(vocab, list):
-        raise ArtifactError(f"{folder / 'docnos.json'} and vocab.json must hold lists")
+    docnos = art.strings("docnos")
+    vocab = art.strings("vocab")
     n_docs = len(docnos)
     n_buckets = 1 << nbits
     centroids = array("centroids", (n_centroids, dim), "f")
@@ -155,8 +158,15 @@ def load(
         raise ArtifactError(f"{folder / 'ivf_offsets.npy'}: offsets must start at 0 and never decrease")
     if ivf_positions.numel() and (int(ivf_positions.min()) < 0 or int(ivf_positions.max()) >= n_docs):
         raise ArtifactError(f"{folder / 'ivf_positions.npy'}: positions outside 0..{n_docs - 1}")
-    if n_tokens and int(codes.max()) >= n_centroids:
-        raise ArtifactError(f"{folder / 'codes.npy'}: codes exceed the {n_centroids} centroids")
+    if n_tokens and (int(codes.max()) >= n_centroids or int(codes.min()) < 0):
+        raise ArtifactError(
+            f"{folder / 'codes.npy'}: codes outside the {n_centroids} centroids (0..{n_centroids - 1})"
+        )
+    if n_tokens and vocab and (int(token_ids.min()) < 0 or int(token_ids.max()) >= len(vocab)):
+        raise ArtifactError(
+            f"{folder / 'token_ids.npy'}: token ids outside the {len(vocab)}-entry vocab.json"
+        )
+    model, stats = art.table("model", required=False), art.table("build", required=False)
     try:
         compressed = CompressedDocs(codes, residuals, token_ids, doc_offsets.clone(), deleted.clone())
         return cls(
@@ -167,10 +177,12 @@ def load(
             mask_token_id=mask_token_id,
             ivf=IVF(ivf_positions, ivf_offsets),
             encoder=encoder,
-            model=art.metadata.get("model", {}),
+            model=model,
             config=config,
-            stats=art.metadata.get("build", {}),
+            stats=stats,
             device=device,
         )
-    except ValueError as e:
+    except ArtifactError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as e:
         raise ArtifactError(f"{folder}: inconsistent arrays ({e})") from None
