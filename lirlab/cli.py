@@ -38,6 +38,9 @@ def _add_model_options(p: argparse.ArgumentParser, default: str | None = None) -
         action="store_true",
         help="do not pad queries with [MASK] (for encoders never trained with query augmentation)",
     )
+    from lirlab.encoder import ENCODER_PARAMS
+
+    add_knob_flags(p, {n: v for n, v in ENCODER_PARAMS.items() if n != "query_augmentation"}, "encoder settings")
 
 
 def _flag(name: str) -> str:
@@ -60,7 +63,7 @@ def add_knob_flags(p: argparse.ArgumentParser, declared: dict, title: str) -> No
                 help=param.description,
             )
             continue
-        default = "the kind's default" if param.default is None else param.default
+        default = "from the model or k" if param.default is None else param.default
         group.add_argument(
             _flag(param.name),
             dest=param.name,
@@ -72,15 +75,22 @@ def add_knob_flags(p: argparse.ArgumentParser, declared: dict, title: str) -> No
         )
 
 
-def _knobs(args, declared: dict) -> dict:
-    return {name: getattr(args, name) for name in declared if getattr(args, name, None) is not None}
+def _given_search_knobs(args) -> dict:
+    """Every search-knob flag the user set, whichever kind declares it (the index's kind refuses the
+    ones it does not take, naming them)."""
+    names = {name for cls in _kinds().values() for name in cls.SEARCH_PARAMS}
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
 def _load_encoder(args, name: str | None = None):
     from lirlab.encoder import DEFAULT_MODEL, ColBERT
 
     name = name or args.model
-    overrides = {"query_augmentation": False} if getattr(args, "no_augmentation", False) else {}
+    from lirlab.encoder import ENCODER_PARAMS
+
+    overrides = {n: getattr(args, n) for n in ENCODER_PARAMS if getattr(args, n, None) is not None}
+    if getattr(args, "no_augmentation", False):
+        overrides["query_augmentation"] = False
     # Only the default model may fall back to the offline MiniLM weights: a model the user named that
     # cannot be loaded is an error.
     encoder = ColBERT.load(name, device=args.device, fallback_to_minilm=name == DEFAULT_MODEL, **overrides)
@@ -100,11 +110,23 @@ def _cmd_index(args) -> None:
         raise ValueError(
             f"{_flag(foreign[0])} is not a knob of a {kind.KIND} index; it takes {', '.join(map(_flag, kind.BUILD_PARAMS)) or 'none'}"
         )
+    from lirlab.storage import check_target
+
+    check_target(args.out, overwrite=args.overwrite)  # refuse now, not after encoding the corpus
     dataset = data.load(args.dataset, split=args.split)
     encoder = _load_encoder(args)
     index = kind.build(dataset.docs, encoder, batch_size=args.batch_size, **given)
     index.save(args.out, overwrite=args.overwrite)
     print(f"indexed {len(index)} documents into {args.out}", file=sys.stderr)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lirlab")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _kinds() -> dict:
@@ -144,9 +166,18 @@ def _cmd_search(args) -> None:
 
     if (args.query is None) == (args.dataset is None):
         raise ValueError("give either --query TEXT (repeatable) or --dataset NAME")
+    if args.out and args.out != "-" and Path(args.out).is_dir():
+        raise ValueError(
+            f"--out {args.out} is a folder; name a run file, e.g. --out {Path(args.out) / 'run.trec'}"
+        )
     queries = args.query if args.query is not None else data.load(args.dataset, split=args.split)
+    from lirlab.index.base import artifact_type, index_kind
+
+    kind = index_kind(artifact_type(args.index))
+    knobs = _given_search_knobs(args)
+    kind.resolve_knobs(args.k, knobs)  # bad k or knobs: say so before loading a model
     index = _open_index(args)
-    run = index.search(queries, k=args.k, **_knobs(args, index.SEARCH_PARAMS))
+    run = index.search(queries, k=args.k, **knobs)
     if args.out == "-":
         write_run(run, sys.stdout, format=args.format)
     elif args.out:
@@ -187,32 +218,56 @@ def _cmd_demo(args) -> None:
 
 
 BENCH_MODEL = "benchmarks/models/minilm-colbert"
-BUILD_TOOL = "../shared/tools/build_minilm_colbert.py"
+#: The workplace tool that builds :data:`BENCH_MODEL`: ``../shared`` seen from the repository root (the
+#: folder holding the ``lirlab`` package), never from the current directory, where anyone could plant one.
+BUILD_TOOL = Path(__file__).resolve().parents[1].parent / "shared" / "tools" / "build_minilm_colbert.py"
 
 
-def _bench_model(name: str) -> str:
+def _bench_model(name: str, tool: str | Path | None = None) -> str:
     """The benchmark checkpoint: MiniLM behind the fixed 128-d projection every peer figure used.
 
-    Built on first use with the workplace tool, so our figures compare with the quoted ones.
+    Built on first use with the workplace tool (:data:`BUILD_TOOL`, or ``tool``), so our figures compare
+    with the quoted ones; the script run is named on standard error.
     """
     if name != BENCH_MODEL or Path(name, "config.json").is_file():
         return name
-    if not Path(BUILD_TOOL).is_file():
-        raise FileNotFoundError(f"{name} is missing and {BUILD_TOOL} is not here to build it; pass --model")
+    script = Path(tool).resolve() if tool is not None else BUILD_TOOL
+    if not script.is_file():
+        raise FileNotFoundError(
+            f"{name} is missing and the tool that builds it is not at {script}; pass --model FOLDER or --build-tool FILE"
+        )
     import subprocess
 
-    print(f"building {name} with {BUILD_TOOL}", file=sys.stderr)
-    subprocess.run(
-        [sys.executable, BUILD_TOOL, name, "--layout", "stanford"], check=True, capture_output=True
+    print(f"building {name} with {script}", file=sys.stderr)
+    done = subprocess.run(
+        [sys.executable, str(script), name, "--layout", "stanford"], capture_output=True, text=True
     )
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"{script} failed to build {name} (exit {done.returncode}): {last[0]}")
     return name
 
 
 def _cmd_bench(args) -> None:
     from lirlab import data
 
+    if args.which == "reliability":
+        from lirlab.bench.reliability import run_reliability
+
+        report = run_reliability(out_dir=args.out)
+        print(f"wrote {report['path']}: {report['totals']}")
+        return
+    if args.which == "memory":
+        from lirlab.bench.memory import run_memory_benchmark
+
+        model = _bench_model(args.model, args.build_tool)
+        report = run_memory_benchmark(model=model, out_dir=args.out)
+        print(
+            f"wrote {report['path']}: {report['build_kib_per_extra_token']} KiB of build memory per extra token"
+        )
+        return
     dataset = data.load(args.dataset, split=args.split)
-    encoder = _load_encoder(args, _bench_model(args.model))
+    encoder = _load_encoder(args, _bench_model(args.model, args.build_tool))
     if args.which == "core":
         from lirlab.bench.core import run_core_benchmark
 
@@ -239,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"lirlab {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     kinds = _kinds()
 
@@ -315,9 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks saved as JSON/CSV with the machine described")
     p.add_argument(
         "which",
-        choices=["core", "plaid", "masks", "compression"],
+        choices=["core", "plaid", "masks", "compression", "reliability", "memory"],
         help="core: encoding and exhaustive MaxSim; plaid: the compressed index; "
-        "masks: nDCG@10 as [MASK] query augmentation varies; compression: nbits against reconstruction and ranking",
+        "masks: nDCG@10 as [MASK] query augmentation varies; compression: nbits against reconstruction and ranking; "
+        "reliability: kill -9 and racing-reader trials of index saves; memory: PLAID build peak RSS on 1x/4x/16x the demo",
+    )
+    p.add_argument(
+        "--build-tool",
+        default=None,
+        help=f"script that builds {BENCH_MODEL} when it is missing (default: {BUILD_TOOL})",
     )
     p.add_argument("--dataset", default="../shared/data/scifact", help="(default: %(default)s)")
     p.add_argument("--split", default="test")
@@ -342,11 +404,34 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, ModelLoadError, ArtifactError, RuntimeError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"lirlab: error: {message}", file=sys.stderr)
+    except (
+        ValueError,
+        KeyError,
+        FileNotFoundError,
+        ModelLoadError,
+        ArtifactError,
+        RuntimeError,
+        OSError,
+    ) as e:
+        print(f"lirlab: error: {_one_line(e)}", file=sys.stderr)
         return 2
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """The message of ``error`` on one line, saying what and where (and for --out, the flag to pass)."""
+    if isinstance(error, KeyError):
+        key = error.args[0] if error.args else ""
+        message = key if isinstance(key, str) and " " in key else f"a required field {key!r} is missing"
+    elif isinstance(error, OSError) and error.errno is not None and error.strerror:
+        where = f"{error.filename}: " if error.filename else ""
+        message = f"{where}{error.strerror}"
+        if isinstance(error, IsADirectoryError):
+            message += " (it is a folder: name a file inside it)"
+    else:
+        message = str(error)
+    message = message.replace("pass overwrite=True", "pass --overwrite")
+    return " ".join(message.split()) or type(error).__name__
 
 
 if __name__ == "__main__":

@@ -380,6 +380,31 @@ def _describe_contents(folder: Path) -> tuple[bool, list[str]]:
 # ---------------------------------------------------------------- writing
 
 
+def check_target(path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Raise :class:`ArtifactError` unless an artifact may be saved at ``path``: it is missing, an empty
+    folder, an artifact of ours, or ``overwrite`` is set (a folder of other files). Checked by every
+    save; call it first to refuse before hours of encoding.
+
+    >>> check_target("/nonexistent/new-index") is None
+    True
+    """
+    path = Path(path)
+    target = Path(os.path.realpath(path))
+    if not os.path.lexists(target):
+        return
+    if not target.is_dir():
+        raise ArtifactError(f"{path} exists and is not a folder; choose another path")
+    ours, names = _describe_contents(target)
+    if ours or not names or overwrite:
+        return
+    shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+    raise ArtifactError(
+        f"{path} holds {len(names)} {'entry' if len(names) == 1 else 'entries'} that is not a "
+        f"lirlab artifact ({shown}); saving would delete them: choose an empty or new folder, or pass "
+        "overwrite=True to replace its contents"
+    )
+
+
 class ArtifactWriter:
     """Context manager that writes an artifact aside and swaps it in atomically on success.
 
@@ -420,20 +445,7 @@ class ArtifactWriter:
     # -- setup
 
     def _check_target(self) -> None:
-        target = self._target
-        if not os.path.lexists(target):
-            return
-        if not target.is_dir():
-            raise ArtifactError(f"{self.path} exists and is not a folder; choose another path")
-        ours, names = _describe_contents(target)
-        if ours or not names or self.overwrite:
-            return
-        shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
-        raise ArtifactError(
-            f"{self.path} holds {len(names)} {'entry' if len(names) == 1 else 'entries'} that is not a "
-            f"lirlab artifact ({shown}); saving would delete them: choose an empty or new folder, or pass "
-            "overwrite=True to replace its contents"
-        )
+        check_target(self.path, self.overwrite)
 
     def __enter__(self) -> ArtifactWriter:
         path = self.path
@@ -577,6 +589,25 @@ def _restore_interrupted_quietly(target: Path) -> None:
 # ---------------------------------------------------------------- reading
 
 
+def check_offsets(offsets, n_rows: int, file: str | os.PathLike) -> None:
+    """Refuse document offsets that do not start at 0, decrease, or do not end at ``n_rows``.
+
+    >>> check_offsets(np.array([0, 2, 1]), 1, "offsets.npy")
+    Traceback (most recent call last):
+    ...
+    lirlab.storage.ArtifactError: offsets.npy: offsets must start at 0, never decrease and end at 1 (the rows), got [0, 2, 1]
+    """
+    values = np.asarray(offsets)
+    if values.ndim != 1 or values.size == 0:
+        raise ArtifactError(f"{file}: offsets must be a non-empty list, got shape {list(values.shape)}")
+    if int(values[0]) != 0 or int(values[-1]) != n_rows or bool((values[1:] < values[:-1]).any()):
+        shown = values[:6].tolist()
+        raise ArtifactError(
+            f"{file}: offsets must start at 0, never decrease and end at {n_rows} (the rows), got "
+            f"{shown}{' ...' if values.size > 6 else ''}"
+        )
+
+
 class _FdReader(io.RawIOBase):
     """A read-only file object over an fd that reads with ``pread`` (for numpy's header parser)."""
 
@@ -647,6 +678,43 @@ class Artifact:
         finally:
             if owned:
                 os.close(fd)
+
+    def table(self, key: str, required: bool = True) -> dict[str, Any]:
+        """``metadata[key]`` checked to be a table (``{}`` when absent and not ``required``)."""
+        if key not in self.metadata and not required:
+            return {}
+        value = self.metadata.get(key)
+        if not isinstance(value, dict):
+            raise ArtifactError(
+                f"{self.path / METADATA}: {key!r} must be a table, got {type(value).__name__}"
+            )
+        return value
+
+    def strings(self, name: str, length: int | None = None) -> list[str]:
+        """The JSON list of strings ``name.json`` (of ``length`` items when given)."""
+        values = self.json(name)
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ArtifactError(f"{self.path / (name + '.json')}: must hold a list of strings")
+        if length is not None and len(values) != length:
+            raise ArtifactError(f"{self.path / (name + '.json')}: {len(values)} entries, expected {length}")
+        return values
+
+    def checked_array(
+        self, name: str, kinds: str, ndim: int, shape: tuple | None = None, mmap: bool = False
+    ) -> np.ndarray:
+        """:meth:`array` refused unless its dtype kind is in ``kinds`` (numpy letters: ``f`` float,
+        ``i``/``u`` integers, ``b`` bool) and it has ``ndim`` dimensions (and ``shape``, ``-1`` = any)."""
+        values = self.array(name, mmap=mmap)
+        fits = values.dtype.kind in kinds and values.ndim == ndim
+        if fits and shape is not None:
+            fits = all(want in (-1, got) for want, got in zip(shape, values.shape))
+        if not fits:
+            wanted = "x".join("*" if n == -1 else str(n) for n in shape) if shape else f"{ndim}-d"
+            raise ArtifactError(
+                f"{self.path / (name + '.npy')}: {values.dtype}{list(values.shape)} does not fit the index "
+                f"(expected {'/'.join(kinds)} kind, shape {wanted})"
+            )
+        return values
 
     def json(self, name: str) -> Any:
         """The JSON document ``name.json``."""

@@ -23,6 +23,7 @@ from hypothesis import strategies as st  # noqa: E402
 from lirlab.data import Document, Query, as_documents, as_queries  # noqa: E402
 from lirlab.encoder import ModelLoadError, checkpoint_format  # noqa: E402
 from lirlab.params import MAX_INT, Param  # noqa: E402
+from lirlab.storage import metadata_checksum  # noqa: E402
 
 from .test_maxsim import random_encoding  # noqa: E402
 
@@ -224,24 +225,32 @@ def saved(tmp_path_factory, flat, plaid):
     return root
 
 
-@settings(FUZZ, max_examples=30)
-@given(kind=st.sampled_from(["flat", "plaid"]), edits=mutations(), verify=st.booleans())
-def test_loading_tampered_metadata_is_an_artifact_error(saved, kind, edits, verify):
-    """Any edit of metadata.json is caught by its checksum before a loader reads a field."""
+@settings(FUZZ, max_examples=50)
+@given(
+    kind=st.sampled_from(["flat", "plaid"]), edits=mutations(), verify=st.booleans(), rechecksum=st.booleans()
+)
+def test_loading_tampered_metadata_is_an_artifact_error(saved, kind, edits, verify, rechecksum):
+    """An edit of metadata.json is caught by its checksum; one that also fixes the checksum (or drops it,
+    as legacy folders have none) by the loaders' structural checks, or it loads a working index."""
     from lirlab.index.base import load_index
 
     folder = saved / kind
     original = (folder / "metadata.json").read_text()
     meta = mutate(json.loads(original), edits)
-    assume(
-        meta != json.loads(original) and "checksum" in meta
-    )  # without it: a legacy artifact, loaded as such
+    assume(meta != json.loads(original))
+    if rechecksum and "checksum" in meta:  # as if edited by someone who knows the format
+        meta["checksum"] = metadata_checksum(meta)
     (folder / "metadata.json").write_text(json.dumps(meta))
     try:
         result = outcome(lambda: load_index(folder, verify=verify))
+        if not isinstance(result, Exception):
+            assert rechecksum or "checksum" not in meta  # only a consistent edit may load
+            query = random_encoding([3], dim=8, seed=1, kind="query")
+            result = outcome(lambda: result.search_encoded(query, k=2))
     finally:
         (folder / "metadata.json").write_text(original)
-    assert isinstance(result, ValueError)  # ArtifactError, or an unknown type named by load_index
+    if isinstance(result, Exception):
+        assert isinstance(result, ValueError)  # ArtifactError, or an unknown type named by load_index
 
 
 json_values = st.recursive(

@@ -20,17 +20,17 @@ Examples
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from lirlab.data import as_documents
 from lirlab.encoding import Encoding
 from lirlab.index.base import Index, StageTimer
 from lirlab.maxsim import LengthGroupedDocs, pad_queries
-from lirlab.storage import ArtifactWriter, read_artifact
+from lirlab.storage import ArtifactError, ArtifactWriter, check_offsets, read_artifact
 
 
 class FlatIndex(Index):
@@ -156,13 +156,43 @@ class FlatIndex(Index):
     ) -> FlatIndex:
         """Open an index folder written by :meth:`save`; errors name the missing or damaged file."""
         art = read_artifact(path, cls.TYPE, cls.FORMAT_VERSION, verify=verify)
-        docs = Encoding(
-            ids=tuple(art.json("docnos")),
-            vectors=torch.from_numpy(art.array("vectors")),
-            token_ids=torch.from_numpy(art.array("token_ids").astype(np.int64)),
-            offsets=torch.from_numpy(art.array("offsets")),
-            vocab=tuple(art.json("vocab")),
-            truncated=tuple(bool(t) for t in art.array("truncated")),
-            mask_token_id=art.metadata["config"]["mask_token_id"],
-        )
-        return cls(docs, encoder=encoder, device=device, dtype=dtype, model=art.metadata.get("model", {}))
+        # Structural checks run always (hashing only with verify): a damaged folder is an ArtifactError
+        # here, never an IndexError or a RuntimeError deep in a search.
+        folder = Path(path)
+        config = art.table("config")
+        mask_token_id = config.get("mask_token_id")
+        if mask_token_id is not None and (
+            not isinstance(mask_token_id, int) or isinstance(mask_token_id, bool)
+        ):
+            raise ArtifactError(
+                f"{folder / 'metadata.json'}: config.mask_token_id must be a whole number or null"
+            )
+        docnos = art.strings("docnos")
+        vocab = art.strings("vocab")
+        vectors = art.checked_array("vectors", "f", 2)
+        rows = int(vectors.shape[0])
+        token_ids = art.checked_array("token_ids", "iu", 1, (rows,))
+        offsets = art.checked_array("offsets", "iu", 1, (len(docnos) + 1,))
+        check_offsets(offsets, rows, folder / "offsets.npy")
+        truncated = art.checked_array("truncated", "bui", 1, (len(docnos),))
+        if vocab and token_ids.size and (int(token_ids.min()) < 0 or int(token_ids.max()) >= len(vocab)):
+            raise ArtifactError(
+                f"{folder / 'token_ids.npy'}: token ids outside the {len(vocab)}-entry vocab.json"
+            )
+        try:
+            docs = Encoding(
+                ids=tuple(docnos),
+                vectors=torch.from_numpy(vectors),
+                token_ids=torch.from_numpy(token_ids.astype(np.int64)),
+                offsets=torch.from_numpy(offsets.astype(np.int64)),
+                vocab=tuple(vocab),
+                truncated=tuple(bool(t) for t in truncated),
+                mask_token_id=mask_token_id,
+            )
+            return cls(
+                docs, encoder=encoder, device=device, dtype=dtype, model=art.table("model", required=False)
+            )
+        except (ValueError, TypeError, IndexError, RuntimeError) as e:
+            if isinstance(e, ArtifactError):
+                raise
+            raise ArtifactError(f"{folder}: inconsistent arrays ({e})") from None
