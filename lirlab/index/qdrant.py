@@ -446,10 +446,29 @@ class _EdgeBackend:
         return [np.asarray(by_id[i], dtype=np.float32) for i in ids]
 
     def size_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file())
+        return disk_bytes(self.folder)
 
     def close(self) -> None:
         self._cleanup()
+
+
+def disk_bytes(folder: str | os.PathLike) -> int:
+    """Bytes a folder occupies on disk: Qdrant preallocates its files sparsely (32 MiB each, mostly
+    holes), so the allocated blocks are counted, not the apparent sizes."""
+    return sum(f.stat().st_blocks * 512 for f in Path(folder).rglob("*") if f.is_file())
+
+
+def _sparse_copy(src: str, dst: str, block: int = 1 << 16) -> None:
+    """Copy a file leaving its all-zero blocks as holes (Qdrant's preallocated files stay small)."""
+    zero = bytes(block)
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        while chunk := fin.read(block):
+            if chunk == zero[: len(chunk)]:
+                fout.seek(len(chunk), os.SEEK_CUR)
+            else:
+                fout.write(chunk)
+        fout.truncate()
+    shutil.copystat(src, dst)
 
 
 def _close_and_remove(shard, folder: Path | None) -> None:
@@ -620,6 +639,24 @@ class _ClientBackend:
 
     def close(self) -> None:
         pass
+
+
+def _refuse_other_encoder(where: str, model: Mapping[str, Any], dim: int, encoder) -> None:
+    """Refuse ``encoder`` for an index built by ``model``: another dimension, or (by the encoder
+    fingerprint when both have one, else by name) other vectors."""
+    from lirlab.index.base import encoder_fingerprint, fingerprints_match
+
+    stored, current = model.get("fingerprint"), encoder_fingerprint(encoder)
+    name = getattr(encoder, "name", None)
+    if stored and current:
+        same = fingerprints_match(stored, current)
+    else:
+        same = not model.get("name") or not name or model.get("name") == name
+    if encoder.dim != dim or not same:
+        raise ValueError(
+            f"{where} was built with {model.get('name') or 'an unrecorded model'!s} (dim {dim}), "
+            f"not {name or 'this model'!s} (dim {encoder.dim}): search it with the model that built it, or build anew"
+        )
 
 
 def _refuse_other_model(where: str, stored_name, stored_dim: int, name, dim: int) -> None:
@@ -887,7 +924,8 @@ class QdrantIndex(Index):
         return int(self.offsets[-1])
 
     def size_bytes(self) -> int:
-        """Bytes of the embedded shard folder (0 for a server collection: its disk is not measured here)."""
+        """Bytes the embedded shard occupies on disk (allocated blocks; 0 for a server collection: its
+        disk is not measured here)."""
         return self.backend.size_bytes()
 
     def to(self, device) -> QdrantIndex:
@@ -988,7 +1026,7 @@ class QdrantIndex(Index):
                 self.backend.shard.flush()
                 # the engine rewrites its files whenever a shard is opened, so the shard folder is not
                 # checksummed: load() checks its point count against the docnos instead
-                shutil.copytree(self.backend.folder, w.staging / SHARD_FOLDER)
+                shutil.copytree(self.backend.folder, w.staging / SHARD_FOLDER, copy_function=_sparse_copy)
                 where: dict[str, Any] = {"folder": SHARD_FOLDER}
             else:
                 where = {
@@ -1034,9 +1072,7 @@ class QdrantIndex(Index):
         model = art.metadata.get("model", {})
         dim = int(config["dim"])
         if encoder is not None:
-            _refuse_other_model(
-                f"the index at {path}", model.get("name"), dim, getattr(encoder, "name", None), encoder.dim
-            )
+            _refuse_other_encoder(f"the index at {path}", model, dim, encoder)
         docnos = art.json("docnos")
         if config.get("backend") == "server":
             env = config.get("api_key_env", API_KEY_ENV)
