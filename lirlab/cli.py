@@ -40,7 +40,9 @@ def _add_model_options(p: argparse.ArgumentParser, default: str | None = None) -
     )
     from lirlab.encoder import ENCODER_PARAMS
 
-    add_knob_flags(p, {n: v for n, v in ENCODER_PARAMS.items() if n != "query_augmentation"}, "encoder settings")
+    add_knob_flags(
+        p, {n: v for n, v in ENCODER_PARAMS.items() if n != "query_augmentation"}, "encoder settings"
+    )
 
 
 def _flag(name: str) -> str:

@@ -88,3 +88,37 @@ def test_help_teaches(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert "lirlab index --dataset demo" in out and "minilm" in out
+
+
+def test_version_and_knob_flags_from_the_declarations(demo_index, capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("lirlab ")
+    assert main(["search", "--index", str(demo_index), "--query", "bees", "--n-probe", "2"]) == 2
+    assert "a flat index takes no search knobs, got 'n_probe'" in capsys.readouterr().err
+    assert main(["index", "--dataset", "demo", "--out", "unused", "--model", "minilm", "--nbits", "2"]) == 2
+    assert "--nbits is not a knob of a flat index" in capsys.readouterr().err
+
+
+def test_a_trec_run_written_by_lirlab_evaluates_with_the_ir_measures_cli(demo_index, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from lirlab import data, evaluate
+    from lirlab.results import read_run
+
+    run_file = tmp_path / "run.trec"
+    assert main(["search", "--index", str(demo_index), "--dataset", "demo", "--out", str(run_file)]) == 0
+    qrels = data.load("demo").qrels
+    qrels_file = tmp_path / "qrels.txt"
+    qrels_file.write_text("".join(f"{q} 0 {d} {r}\n" for q, d, r in qrels.itertuples(index=False)))
+    out = subprocess.run(
+        [sys.executable, "-m", "ir_measures", str(qrels_file), str(run_file), "nDCG@10"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    theirs = float(out.stdout.split()[-1])
+    ours = float(evaluate(read_run(run_file), qrels, ["nDCG@10"]).value.iloc[0])
+    assert theirs == pytest.approx(ours, abs=1e-4) and 0.5 < ours <= 1.0
