@@ -27,13 +27,19 @@ def cached_flat_index(dataset, encoder, cache_dir: str | os.PathLike | None, bat
     cache is checked against the model's description and the document ids, and rebuilt otherwise).
     ``cache_dir=None`` always encodes.
     """
+    from lirlab.index.base import encoder_fingerprint, fingerprints_match
     from lirlab.index.flat import FlatIndex
 
     docs = list(dataset.docs)
     folder = Path(cache_dir, f"{dataset.name}-flat") if cache_dir is not None else None
     if folder is not None and (folder / "metadata.json").is_file():
         cached = FlatIndex.load(folder, encoder=encoder)
-        if cached.model == encoder.describe() and list(cached.docnos) == [d.docno for d in docs]:
+        settings = {k: v for k, v in cached.model.items() if k != "fingerprint"}
+        stored, current = cached.model.get("fingerprint"), encoder_fingerprint(encoder)
+        same_model = settings == encoder.describe() and (
+            stored is not None and current is not None and fingerprints_match(stored, current)
+        )
+        if same_model and list(cached.docnos) == [d.docno for d in docs]:
             return cached
     index = FlatIndex.build(docs, encoder, batch_size=batch_size)
     if folder is not None:
