@@ -563,6 +563,34 @@ def test_build_encodes_every_document_once(tmp_path):
     assert json.loads((tmp_path / "p" / "metadata.json").read_text())["model"]["name"] == "counting-fake"
 
 
+def test_sample_stops_at_the_vector_cap_and_every_document_is_encoded_once(monkeypatch):
+    from lirlab.index.plaid import build
+
+    encoder = CountingEncoder()
+    records = [Document(d, f"text of {d}") for d in encoder.corpus.ids]
+    uncapped = PlaidIndex.build(records, encoder, nbits=2, kmeans_sample=60, chunk_docs=20, progress=False)
+    first_chunk = [encoder.corpus.position(i) for i in encoder.encoded[:20]]
+    first_chunk_vectors = int(encoder.corpus.select(first_chunk).vectors.shape[0])
+    assert uncapped.config["kmeans"]["sample_documents"] == 60
+    monkeypatch.setattr(build, "MAX_SAMPLE_VECTORS", first_chunk_vectors + 1)
+    encoder.encoded.clear()
+    capped = PlaidIndex.build(records, encoder, nbits=2, kmeans_sample=60, chunk_docs=20, progress=False)
+    kmeans = capped.config["kmeans"]
+    assert 20 <= kmeans["sample_documents"] < 60
+    assert kmeans["training_vectors"] + kmeans["heldout_vectors"] <= first_chunk_vectors * 2
+    assert sorted(encoder.encoded) == sorted(encoder.corpus.ids)
+    assert capped.docnos == encoder.corpus.ids
+    assert torch.equal(capped.token_ids.long(), encoder.corpus.token_ids)
+
+
+def test_gather_rows_equals_indexing_the_concatenation(docs):
+    from lirlab.index.plaid.build import gather_rows
+
+    parts = [docs.select(list(range(a, b))) for a, b in ((0, 7), (7, 8), (8, 50), (50, len(docs)))]
+    rows = torch.randperm(int(docs.vectors.shape[0]), generator=torch.Generator().manual_seed(0))[:300]
+    assert torch.equal(gather_rows(parts, rows), docs.vectors[rows])
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_search_matches_cpu(docs, queries, tmp_path):

@@ -33,7 +33,7 @@ from lirlab.encoding import Encoding, offsets_from_lengths
 from lirlab.index.codec import ResidualCodec, check_layout
 from lirlab.index.kmeans import spherical_kmeans
 from lirlab.index.plaid.compressed import CompressedDocs, compress, join
-from lirlab.index.plaid.knobs import MAX_DEFAULT_SAMPLE_DOCS
+from lirlab.index.plaid.knobs import MAX_DEFAULT_SAMPLE_DOCS, MAX_SAMPLE_VECTORS
 
 #: Share of sample vectors held out of k-means to fit the residual buckets (at most 50,000 vectors).
 HELDOUT_SHARE = 0.05
@@ -111,6 +111,68 @@ def histogram_quantile(histogram: torch.Tensor, q: float) -> float:
     return -1.0 + 2.0 * min(bin_index, COSINE_BINS - 1) / COSINE_BINS
 
 
+def encode_sample(
+    in_sample: torch.Tensor,
+    encode: Callable[[torch.Tensor], Encoding],
+    chunk_docs: int,
+    generator: torch.Generator,
+    progress: bool,
+    max_vectors: int | None = None,
+) -> list[Encoding]:
+    """Encode the sampled documents (``in_sample``, updated in place) chunk by chunk, in position order,
+    holding at most about ``max_vectors`` (default :data:`MAX_SAMPLE_VECTORS`) token vectors.
+
+    When the first chunk's tokens per document say the whole sample would exceed the cap, the sampled
+    documents not yet encoded are thinned at random (seeded) to fit; encoding also stops at the cap.
+    Documents dropped from the sample are cleared from ``in_sample`` and get encoded with the rest.
+    """
+    cap = MAX_SAMPLE_VECTORS if max_vectors is None else max_vectors
+    positions = in_sample.nonzero().flatten()
+    first, later = positions[:chunk_docs], positions[chunk_docs:]
+    bar = tqdm(total=int(positions.numel()), desc="encode k-means sample", unit="doc", disable=not progress)
+    parts = [encode(first)]
+    held = int(parts[0].vectors.shape[0])
+    bar.update(int(first.numel()))
+    per_doc = max(held / max(1, int(first.numel())), 1e-9)
+    room = max(0, int((cap - held) / per_doc))
+    if later.numel() > room:
+        keep = torch.randperm(int(later.numel()), generator=generator)[:room].sort().values
+        in_sample[later] = False
+        later = later[keep]
+        in_sample[later] = True
+        bar.total = int(first.numel() + later.numel())
+    for chunk in chunks(later, chunk_docs):
+        if held >= cap:
+            in_sample[chunk] = False
+            continue
+        parts.append(encode(chunk))
+        held += int(parts[-1].vectors.shape[0])
+        bar.update(int(chunk.numel()))
+    bar.close()
+    return parts
+
+
+def gather_rows(parts: list[Encoding], rows: torch.Tensor) -> torch.Tensor:
+    """``Encoding.concat(parts).vectors[rows]`` without building the concatenation.
+
+    >>> from lirlab.encoding import Encoding, offsets_from_lengths
+    >>> def part(start, n):
+    ...     return Encoding(ids=tuple(str(i) for i in range(n)), vectors=torch.arange(start, start + n).float()[:, None],
+    ...                     token_ids=torch.zeros(n, dtype=torch.long), offsets=offsets_from_lengths(torch.ones(n, dtype=torch.long)), vocab=("t",))
+    >>> gather_rows([part(0, 2), part(2, 3)], torch.tensor([4, 0, 2])).flatten().tolist()
+    [4.0, 0.0, 2.0]
+    """
+    sizes = torch.tensor([0] + [int(p.vectors.shape[0]) for p in parts])
+    bounds = sizes.cumsum(0)
+    which = torch.searchsorted(bounds, rows, right=True) - 1
+    out = torch.empty((int(rows.numel()), parts[0].vectors.shape[1]), dtype=parts[0].vectors.dtype)
+    for i, part in enumerate(parts):
+        selected = (which == i).nonzero().flatten()
+        if selected.numel():
+            out[selected] = part.vectors[rows[selected] - bounds[i]]
+    return out
+
+
 def build_parts(
     n_docs: int,
     encode: Callable[[torch.Tensor], Encoding],
@@ -149,29 +211,24 @@ def build_parts(
     device = torch.device(device) if device is not None else torch.device("cpu")
     generator = torch.Generator().manual_seed(seed)
 
-    # 1. Encode the k-means sample (once; it is compressed below, not encoded again).
+    # 1. Encode the k-means sample (once; it is compressed below, not encoded again). Its vectors are
+    #    held until the codec is trained, so it stops at MAX_SAMPLE_VECTORS: once the first chunk shows
+    #    the tokens per document, the rest of the sample is thinned (seeded) to fit, and what is left
+    #    out is encoded with the other documents. Below the cap nothing changes.
     n_sample = knobs["kmeans_sample"] or min(
         n_docs, max(1, int(16 * math.sqrt(120 * n_docs))), MAX_DEFAULT_SAMPLE_DOCS
     )
     n_sample = min(n_sample, n_docs)
     in_sample = torch.zeros(n_docs, dtype=torch.bool)
     in_sample[torch.randperm(n_docs, generator=generator)[:n_sample]] = True
+    sample_parts = encode_sample(in_sample, encode, chunk_docs, generator, progress)
     sample_positions = in_sample.nonzero().flatten()
-    sample_parts = [
-        encode(chunk)
-        for chunk in tqdm(
-            chunks(sample_positions, chunk_docs),
-            desc="encode k-means sample",
-            unit="chunk",
-            disable=not progress,
-        )
-    ]
-    sample = Encoding.concat(sample_parts)
-    del sample_parts
-    check_layout(sample.dim, knobs["nbits"])
+    n_sample = int(sample_positions.numel())
+    check_layout(sample_parts[0].dim, knobs["nbits"])
 
-    # 2. Train k-means on 95% of the sample's vectors, the residual buckets on the rest.
-    n_vectors = int(sample.vectors.shape[0])
+    # 2. Train k-means on 95% of the sample's vectors, the residual buckets on the rest (both gathered
+    #    straight from the encoded chunks: the sample is never concatenated, so it is held once).
+    n_vectors = sum(int(part.vectors.shape[0]) for part in sample_parts)
     n_heldout = min(50_000, max(2, int(HELDOUT_SHARE * n_vectors)))
     if n_vectors - n_heldout < 1:
         raise ValueError(f"the k-means sample holds only {n_vectors} token vectors; need at least 3")
@@ -189,23 +246,26 @@ def build_parts(
                 "lower it or raise kmeans_sample"
             )
     centroids = spherical_kmeans(
-        sample.vectors[train_rows],
+        gather_rows(sample_parts, train_rows),
         n_centroids,
         iterations=knobs["kmeans_iterations"],
         seed=seed,
         device=device,
         progress=progress,
     )
-    codec = ResidualCodec.train(centroids, sample.vectors[heldout_rows], knobs["nbits"], seed=seed)
+    codec = ResidualCodec.train(centroids, gather_rows(sample_parts, heldout_rows), knobs["nbits"], seed=seed)
 
-    # 3. Compress the sample chunk by chunk (compression temporaries are ~20x the vectors they compress,
+    # 3. Compress the sample part by part (compression temporaries are ~20x the vectors they compress,
     #    so one call over the whole sample would dominate peak memory), then encode and compress the
     #    remaining documents chunk by chunk.
     del train_rows, heldout_rows, permutation
-    parts = compress_bounded(codec, sample)
-    vocab, mask_token_id = sample.vocab, sample.mask_token_id
-    docnos: list[str] = list(sample.ids)
-    del sample
+    vocab, mask_token_id = sample_parts[0].vocab, sample_parts[0].mask_token_id
+    parts, docnos = [], []
+    while sample_parts:
+        part = sample_parts.pop(0)
+        parts.extend(compress_bounded(codec, part))
+        docnos.extend(part.ids)
+        del part
     rest = (~in_sample).nonzero().flatten()
     bar = tqdm(total=int(rest.numel()), desc="encode + compress", unit="doc", disable=not progress)
     for chunk in chunks(rest, chunk_docs):

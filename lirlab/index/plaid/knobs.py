@@ -22,6 +22,10 @@ from lirlab.params import Param
 #: Cap on the default k-means sample, in documents (its vectors are held until the codec is trained).
 MAX_DEFAULT_SAMPLE_DOCS = 1 << 15
 
+#: Cap on the token vectors the k-means sample holds (float32: 1 GiB at 128 dimensions), whatever
+#: ``kmeans_sample`` says: beyond it the sample is thinned, so build memory stops growing with the corpus.
+MAX_SAMPLE_VECTORS = 1 << 21
+
 #: Documents encoded and compressed at a time by ``PlaidIndex.build``, ``from_encoding`` and ``add``.
 DEFAULT_CHUNK_DOCS = 4096
 
@@ -99,7 +103,8 @@ BUILD_PARAMS: dict[str, Param] = {
         int,
         None,
         "Documents encoded first to train k-means and the codec "
-        f"(default min(n, 16·sqrt(120·n), {MAX_DEFAULT_SAMPLE_DOCS})).",
+        f"(default min(n, 16·sqrt(120·n), {MAX_DEFAULT_SAMPLE_DOCS}); thinned to hold at most "
+        f"{MAX_SAMPLE_VECTORS:,} token vectors).",
         low=1,
         memory="up",
         quality="up",
