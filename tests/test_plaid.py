@@ -602,3 +602,12 @@ def test_cuda_search_matches_cpu(docs, queries, tmp_path):
     assert a.docno.tolist() == b.docno.tolist() and np.allclose(a.score, b.score, atol=1e-4)
     assert set(timings) == set(STAGES)
     shutil.rmtree(tmp_path / "p")
+
+
+def test_tokens_match_documents_without_decompressing(index, monkeypatch):
+    positions = [9, 0, len(index) - 1]
+    expected = index.documents(positions)
+    monkeypatch.setattr(type(index.compressed), "decompress", lambda *a, **k: pytest.fail("decompressed"))
+    token_ids, lengths, vocab = index.tokens(positions)
+    assert torch.equal(token_ids, expected.token_ids) and torch.equal(lengths, expected.lengths)
+    assert vocab == expected.vocab

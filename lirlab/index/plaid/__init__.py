@@ -61,7 +61,6 @@ from lirlab.index.plaid.knobs import (
     DEFAULT_CHUNK_DOCS,
     SEARCH_PARAMS,
     default_search_params,
-    resolve_search_params,
 )
 from lirlab.index.plaid.stages import PRUNED_FLOOR, SCORE_BUDGET, STAGES
 from lirlab.index.plaid.updates import DRIFT_WARNING_LEVEL, AddReport, DriftWarning
@@ -82,5 +81,4 @@ __all__ = [
     "DriftWarning",
     "PlaidIndex",
     "default_search_params",
-    "resolve_search_params",
 ]

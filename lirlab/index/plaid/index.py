@@ -73,7 +73,7 @@ class PlaidIndex(Index):
         compressed: CompressedDocs,
         docnos: Sequence[str],
         vocab: Sequence[str] = (),
-        *legacy,
+        *,
         mask_token_id: int = -1,
         ivf: IVF | tuple[torch.Tensor, torch.Tensor] | None = None,
         encoder=None,
@@ -82,20 +82,7 @@ class PlaidIndex(Index):
         stats: dict[str, Any] | None = None,
         device: str | torch.device | None = None,
         query_batch: int = 32,
-        deleted: torch.Tensor | None = None,
     ):
-        if isinstance(compressed, torch.Tensor):
-            # The former seven-array form (codec, codes, residuals, token_ids, doc_offsets, docnos,
-            # vocab, deleted=...), until its last caller (analysis.sweeps.on_device) uses to().
-            arrays = (compressed, docnos, vocab, *legacy)
-            if len(arrays) not in (5, 6):
-                raise ValueError("PlaidIndex(codec, compressed, docnos, vocab): pass a CompressedDocs record")
-            compressed = CompressedDocs(*arrays[:4], deleted=deleted)
-            docnos, vocab = arrays[4], arrays[5] if len(arrays) == 6 else ()
-        elif legacy or deleted is not None:
-            raise ValueError(
-                "PlaidIndex(codec, compressed, docnos, vocab): deletion flags live in compressed"
-            )
         device = torch.device(device) if device is not None else codec.device
         if compressed.residuals.shape[1] != codec.packed_dim:
             raise ValueError(
@@ -403,6 +390,18 @@ class PlaidIndex(Index):
             vocab=self.vocab,
             mask_token_id=self.mask_token_id,
             exact=False,
+        )
+
+    def tokens(
+        self, positions: Sequence[int] | torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+        """Token ids, lengths and vocabulary at ``positions``, read from the index without decompressing."""
+        positions = self.positions_or_live(positions)
+        rows = self.compressed.rows(positions.to(self.device))
+        return (
+            self.token_ids[rows].long().cpu(),
+            self.doc_lengths[positions.to(self.device)].long().cpu(),
+            self.vocab,
         )
 
     # ------------------------------------------------------------------ updates

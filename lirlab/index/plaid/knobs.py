@@ -3,8 +3,9 @@ streaming setting :data:`CHUNK_DOCS`, with ColBERTv2's defaults derived from ``k
 
 Examples
 --------
->>> resolve_search_params(10, ndocs=512)
-{'n_probe': 1, 'centroid_score_threshold': 0.5, 'ndocs': 512}
+>>> from lirlab import params
+>>> params.validate(SEARCH_PARAMS, {"ndocs": 512})
+{'n_probe': None, 'centroid_score_threshold': None, 'ndocs': 512}
 >>> CHUNK_DOCS.validate(0)
 Traceback (most recent call last):
 ...
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from lirlab import params
 from lirlab.index.codec import NBITS_CHOICES
 from lirlab.params import Param
 
@@ -136,20 +136,3 @@ def default_search_params(k: int) -> dict[str, Any]:
     if k <= 100:
         return {"n_probe": 2, "centroid_score_threshold": 0.45, "ndocs": 1024}
     return {"n_probe": 4, "centroid_score_threshold": 0.4, "ndocs": max(k * 4, 4096)}
-
-
-def resolve_search_params(k: int, **knobs) -> dict[str, Any]:
-    """Validate ``knobs`` against :data:`SEARCH_PARAMS` and fill the unset ones from ``k``.
-
-    >>> resolve_search_params(10, n_probe=8)
-    {'n_probe': 8, 'centroid_score_threshold': 0.5, 'ndocs': 256}
-    >>> resolve_search_params(10, nprobe=8)
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown setting 'nprobe'; known: n_probe, centroid_score_threshold, ndocs
-    """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive whole number, got {k!r}")
-    values = params.validate(SEARCH_PARAMS, knobs)
-    defaults = default_search_params(k)
-    return {name: defaults[name] if value is None else value for name, value in values.items()}
