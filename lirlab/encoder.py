@@ -646,9 +646,10 @@ class ColBERT:
             for real, row in zip(ids, rows)
         ]
         keep = [torch.ones(len(r), dtype=torch.bool) for r in rows]
-        return self._encode(
+        encoded = self._encode(
             [q.qid for q in records], rows, keep, attend, truncated, "query", batch_size, progress
         )
+        return replace(encoded, texts=tuple(texts))
 
     def encode_documents(self, docs, batch_size: int = 32, progress: bool = True) -> Encoding:
         """Encode documents (strings, :class:`~lirlab.data.Document` records or a ``{docno: text}`` mapping).

@@ -193,3 +193,8 @@ def test_stanford_checkpoint_without_projection_is_rejected(minilm_dir, linear, 
         warnings.simplefilter("ignore")
         with pytest.raises(ModelLoadError, match="linear.weight"):
             ColBERT.load(folder)
+
+
+def test_encoded_queries_keep_their_texts(stanford):
+    encoded = stanford.encode_queries({"q1": "what do bees eat", "q2": "winter"})
+    assert encoded.ids == ("q1", "q2") and encoded.texts == ("what do bees eat", "winter")

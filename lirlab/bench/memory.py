@@ -46,7 +46,11 @@ def _rss_mib() -> float:
 
 
 def measure_build(
-    multiple: int, model: str, dataset: str = "demo", chunk_docs: int | None = None
+    multiple: int,
+    model: str,
+    dataset: str = "demo",
+    chunk_docs: int | None = None,
+    kmeans_sample: int | None = None,
 ) -> dict[str, Any]:
     """Build a PLAID index of ``multiple`` copies of ``dataset`` in this process; its memory and time."""
     import torch
@@ -60,6 +64,8 @@ def measure_build(
     baseline = _rss_mib()
     start = time.perf_counter()
     extra = {} if chunk_docs is None else {"chunk_docs": chunk_docs}
+    if kmeans_sample is not None:
+        extra["kmeans_sample"] = kmeans_sample
     index = PlaidIndex.build(docs, encoder, progress=False, **extra)
     seconds = time.perf_counter() - start
     peak = _rss_mib()
@@ -83,12 +89,19 @@ def run_memory_benchmark(
     dataset: str = "demo",
     out_dir: str | os.PathLike | None = "benchmarks/results",
     chunk_docs: int | None = None,
+    kmeans_sample: int | None = None,
 ) -> dict[str, Any]:
-    """One fresh process per corpus size; the rows, the growth per token, and the saved JSON's path."""
+    """One fresh process per corpus size; the rows, the growth per token, and the saved JSON's path.
+
+    With ``kmeans_sample`` fixed (documents), the sample stops growing with the corpus, so the growth per
+    token left is what the index itself keeps; the default sample is the whole corpus below 30,720
+    documents (ColBERTv2's formula), capped at ``MAX_SAMPLE_VECTORS`` vectors.
+    """
     rows = []
     for multiple in multiples:
         command = [sys.executable, "-m", "lirlab.bench.memory", "--worker", str(multiple), "--model", model]
         command += ["--dataset", dataset] + ([] if chunk_docs is None else ["--chunk-docs", str(chunk_docs)])
+        command += [] if kmeans_sample is None else ["--kmeans-sample", str(kmeans_sample)]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -101,17 +114,23 @@ def run_memory_benchmark(
         if last["tokens"] > first["tokens"]
         else 0.0
     )
+    from lirlab.index.plaid.knobs import MAX_SAMPLE_VECTORS
+
     report = {
         "model": model,
         "dataset": dataset,
+        "kmeans_sample": kmeans_sample if kmeans_sample is not None else "default",
+        "max_sample_vectors": MAX_SAMPLE_VECTORS,
         "rows": rows,
         "build_kib_per_extra_token": round(growth, 3),
-        "command": "python -m lirlab.bench.memory",
+        "command": " ".join(["python -m lirlab.bench.memory", *sys.argv[1:]]),
     }
     if out_dir is not None:
         from lirlab.bench.record import save_results
 
-        report["path"] = str(save_results("memory", report, out_dir))
+        name = "memory" + (f"-{Path(dataset).name}" if dataset != "demo" else "")
+        name += f"-sample{kmeans_sample}" if kmeans_sample is not None else ""
+        report["path"] = str(save_results(name, report, out_dir))
     return report
 
 
@@ -123,15 +142,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=DEFAULT_MODEL, help="encoder (default: %(default)s)")
     parser.add_argument("--dataset", default="demo", help="corpus to copy (default: %(default)s)")
     parser.add_argument("--chunk-docs", type=int, default=None, help="documents compressed at a time")
+    parser.add_argument(
+        "--kmeans-sample", type=int, default=None, help="fixed k-means sample in documents (default: PLAID's)"
+    )
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
-        print(json.dumps(measure_build(args.worker, args.model, args.dataset, args.chunk_docs)))
+        print(
+            json.dumps(
+                measure_build(args.worker, args.model, args.dataset, args.chunk_docs, args.kmeans_sample)
+            )
+        )
         return 0
     if not Path(args.model).exists() and args.model == DEFAULT_MODEL:
         args.model = "minilm"
-    report = run_memory_benchmark(tuple(args.multiples), args.model, args.dataset, args.out, args.chunk_docs)
+    report = run_memory_benchmark(
+        tuple(args.multiples), args.model, args.dataset, args.out, args.chunk_docs, args.kmeans_sample
+    )
     print(
         f"wrote {report.get('path')}: {report['build_kib_per_extra_token']} KiB of build memory per extra token"
     )
