@@ -253,6 +253,10 @@ def _bench_model(name: str, tool: str | Path | None = None) -> str:
 def _cmd_bench(args) -> None:
     from lirlab import data
 
+    if args.which == "train":  # reached only when options come before 'train'
+        raise ValueError(
+            "'lirlab bench train' takes its own options after 'train': see 'lirlab bench train --help'"
+        )
     if args.which == "reliability":
         from lirlab.bench.reliability import run_reliability
 
@@ -287,6 +291,40 @@ def _cmd_bench(args) -> None:
 
         result = run_compression_benchmark(dataset, encoder, args.out, cache_dir=args.cache)
     print(f"wrote {result}")
+
+
+def _bench_train_parser() -> argparse.ArgumentParser:
+    """``lirlab bench train``: the recipe of :mod:`lirlab.bench.train`, whose options differ from the
+    other benchmarks' (training data, test sets, minutes, phases), so it gets a parser of its own."""
+    from lirlab.bench import train as recipe
+
+    p = argparse.ArgumentParser(
+        prog="lirlab bench train",
+        description=recipe.__doc__.replace("``", ""),
+        epilog=BENCH_TRAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    recipe.add_arguments(p)
+    p.set_defaults(func=_cmd_bench_train)
+    return p
+
+
+BENCH_TRAIN_EXAMPLES = """\
+examples:
+  # the whole recipe (about 40 minutes of training, then the evaluation), figures to benchmarks/results/
+  lirlab bench train
+  # mine and train now, evaluate later (each phase resumes from what the cache holds)
+  lirlab bench train --phases mine train --lr 1e-4 --mine-doc-maxlen 64
+  lirlab bench train --phases evaluate
+  # a quick look: 2 minutes per run, one recipe
+  lirlab bench train --minutes 2 --snapshot-minutes 1 --recipes nomask --cache /tmp/bench-train
+"""
+
+
+def _cmd_bench_train(args) -> None:
+    from lirlab.bench.train import run_from_args
+
+    run_from_args(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -370,13 +408,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("bench", help="benchmarks saved as JSON/CSV with the machine described")
+    from lirlab.train.cli import register as register_train
+
+    register_train(sub)
+
+    p = sub.add_parser(
+        "bench",
+        help="benchmarks saved as JSON/CSV with the machine described",
+        epilog="'lirlab bench train' takes its own options: see 'lirlab bench train --help'.",
+    )
     p.add_argument(
         "which",
-        choices=["core", "plaid", "masks", "compression", "reliability", "memory"],
+        choices=["core", "plaid", "masks", "compression", "reliability", "memory", "train"],
         help="core: encoding and exhaustive MaxSim; plaid: the compressed index; "
         "masks: nDCG@10 as [MASK] query augmentation varies; compression: nbits against reconstruction and ranking; "
-        "reliability: kill -9 and racing-reader trials of index saves; memory: PLAID build peak RSS on 1x/4x/16x the demo",
+        "reliability: kill -9 and racing-reader trials of index saves; memory: PLAID build peak RSS on 1x/4x/16x the demo; "
+        "train: the training recipe (two 20-minute NFCorpus runs, with and without [MASK] padding, "
+        "scored before and after; its own options, see 'lirlab bench train --help')",
     )
     p.add_argument(
         "--build-tool",
@@ -403,7 +451,11 @@ def main(argv: list[str] | None = None) -> int:
     from lirlab.encoder import ModelLoadError
     from lirlab.storage import ArtifactError
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["bench", "train"]:
+        args = _bench_train_parser().parse_args(argv[2:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except (

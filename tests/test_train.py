@@ -422,3 +422,95 @@ def test_bad_knobs_name_the_knob(tiny, pairs, tmp_path):
         train(tiny, pairs, tmp_path / "a", progress=False, lr=-1.0)
     with pytest.raises(ValueError, match="unknown setting 'learning_rate'"):
         train(tiny, pairs, tmp_path / "b", progress=False, learning_rate=1e-3)
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def beir_folder(path, pairs=PAIRS, split="train"):
+    """A BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) holding the tiny corpus."""
+    (path / "qrels").mkdir(parents=True, exist_ok=True)
+    (path / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "title": "", "text": t}) + "\n" for d, t in DOCS.items())
+    )
+    (path / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES.items())
+    )
+    (path / "qrels" / f"{split}.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in pairs)
+    )
+    return path
+
+
+def test_train_command_trains_refuses_a_used_folder_and_resumes(tiny_dir, tmp_path, capsys):
+    from lirlab.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--model", str(tiny_dir), "--dataset", str(beir_folder(tmp_path / "beir"))]
+    args += ["--out", str(out), "--steps", "4", "--save-every", "2", "--batch-size", "3", "--lr", "1e-3"]
+    args += ["--query-maxlen", "8", "--doc-maxlen", "16", "--mine-depth", "3", "--no-progress"]
+    assert main(args + ["--no-mask-padding"]) == 0
+    assert "trained to step 4" in capsys.readouterr().out
+    assert [c.name for c in checkpoints(out)] == ["checkpoint-000002", "checkpoint-000004"]
+    final = out / "checkpoint-000004"
+    assert (final / "stanford" / "config.json").is_file() and (final / "pylate").is_dir()
+    reloaded = ColBERT.load(final / "pylate", device="cpu")  # the layout that records the padding switch
+    assert reloaded.config.query_maxlen == 8 and reloaded.config.query_augmentation is False
+
+    assert main(args) == 2, "a folder holding a run is refused"
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "already holds a training run" in error[0] and "--overwrite" in error[0]
+
+    shutil.rmtree(final)  # as if the run had been killed before its last checkpoint
+    assert main(args + ["--resume"]) == 0
+    assert "trained to step 4" in capsys.readouterr().out
+    assert [c.name for c in checkpoints(out)][-1] == "checkpoint-000004"
+
+
+def test_train_command_names_unknown_ids_in_one_line(tiny_dir, tmp_path, capsys):
+    from lirlab.cli import main
+
+    beir = beir_folder(tmp_path / "beir", pairs=[*PAIRS, ("q1", "d404")])
+    code = main(["train", "--model", str(tiny_dir), "--dataset", str(beir), "--out", str(tmp_path / "r")])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(error) == 1 and "d404" in error[0], error
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_and_bench_train_help_teach(capsys):
+    from lirlab.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert done.value.code == 0
+    assert (
+        "hard negatives" in text and "--mask-padding" in text and "--resume" in text and "examples:" in text
+    )
+    with pytest.raises(SystemExit) as done:
+        main(["bench", "train", "--help"])
+    text = capsys.readouterr().out
+    assert (
+        done.value.code == 0 and "lirlab bench train" in text and "--phases" in text and "--minutes" in text
+    )
+    assert main(["bench", "--out", "x", "train"]) == 2
+    assert "after 'train'" in capsys.readouterr().err
+
+
+def test_bench_train_mines_and_trains_a_tiny_recipe(tiny_dir, tmp_path, capsys):
+    from lirlab.cli import main
+
+    beir = beir_folder(tmp_path / "beir")
+    beir_folder(beir, split="test")
+    cache, results = tmp_path / "cache", tmp_path / "results"
+    args = ["bench", "train", "--model", str(tiny_dir), "--train-dataset", str(beir)]
+    args += ["--test-datasets", str(beir), "--steps", "2", "--batch-size", "3", "--mine-depth", "3"]
+    args += ["--train-doc-maxlen", "16", "--mine-doc-maxlen", "16", "--recipes", "nomask"]
+    args += ["--phases", "mine", "train", "--cache", str(cache), "--out", str(results)]
+    assert main(args) == 0
+    report = json.loads((results / "train.json").read_text())
+    (trained,) = report["training"]
+    assert trained["model"] == "nomask" and trained["steps_done"] == 2 and trained["final"]
+    assert report["settings"]["torch_threads"] == torch.get_num_threads()
+    assert (cache / "train" / "negatives" / "negatives.tsv").is_file()
+    assert len(report["loss_curve"]) >= 1

@@ -348,7 +348,7 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(
         prog="python -m lirlab.bench.train",
-        description=__doc__,
+        description=__doc__.replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(p)
@@ -385,24 +385,66 @@ def add_arguments(p) -> None:
         help="checkpoint interval for the curve (default: %(default)s)",
     )
     p.add_argument("--steps", type=int, default=260, help="schedule length in steps (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--negatives", type=int, default=1)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--warmup", type=float, default=0.05, help="fraction of --steps with linear warm-up")
-    p.add_argument("--train-doc-maxlen", type=int, default=128)
-    p.add_argument("--mine-depth", type=int, default=50)
-    p.add_argument("--mine-doc-maxlen", type=int, default=180, help="document length of the mining index")
     p.add_argument(
-        "--phases", nargs="+", choices=["mine", "train", "evaluate"], default=["mine", "train", "evaluate"]
+        "--batch-size", type=int, default=16, help="training queries per step (default: %(default)s)"
     )
-    p.add_argument("--weighting-queries", type=int, default=100)
-    p.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES))
+    p.add_argument(
+        "--negatives",
+        type=int,
+        default=1,
+        help="mined hard negatives per query, besides the in-batch ones (default: %(default)s)",
+    )
+    p.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (default: %(default)s)")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=0.05,
+        help="fraction of --steps with linear warm-up, then linear decay (default: %(default)s)",
+    )
+    p.add_argument(
+        "--train-doc-maxlen",
+        type=int,
+        default=128,
+        help="document tokens while training; evaluation uses the checkpoint's (default: %(default)s)",
+    )
+    p.add_argument(
+        "--mine-depth",
+        type=int,
+        default=50,
+        help="hard negatives kept per training query, from the top of its ranking (default: %(default)s)",
+    )
+    p.add_argument(
+        "--mine-doc-maxlen",
+        type=int,
+        default=180,
+        help="document length of the mining index; shorter mines faster (default: %(default)s)",
+    )
+    p.add_argument(
+        "--phases",
+        nargs="+",
+        choices=["mine", "train", "evaluate"],
+        default=["mine", "train", "evaluate"],
+        help="what to run; a phase whose results are cached is skipped (default: all)",
+    )
+    p.add_argument(
+        "--weighting-queries",
+        type=int,
+        default=100,
+        help="queries of the [MASK] term-weighting summary (default: %(default)s)",
+    )
+    p.add_argument(
+        "--recipes",
+        nargs="+",
+        choices=list(RECIPES),
+        default=list(RECIPES),
+        help="mask32: queries padded with [MASK] to 32 while training; nomask: not padded (default: both)",
+    )
     p.add_argument("--out", default="benchmarks/results", help="results folder (default: %(default)s)")
     p.add_argument(
         "--cache", default="benchmarks/cache", help="checkpoints and encoded corpora (default: %(default)s)"
     )
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=12345, help="seeds batches and dropout (default: %(default)s)")
 
 
 def run_from_args(args, data_module=None) -> int:

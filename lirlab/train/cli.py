@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from lirlab.train.loop import TRAIN_KNOBS
@@ -150,11 +151,17 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> None:
     """The ``train`` handler: load, check, mine, train; every problem is one ValueError line."""
+    from pathlib import Path
+
     from lirlab import data
     from lirlab.encoder import ColBERT
     from lirlab.train import Negatives, TrainingData, mine_negatives, read_teacher_scores, train
+    from lirlab.train.loop import _check_out
 
     knobs = {name: getattr(args, name) for name in TRAIN_KNOBS if hasattr(args, name)}
+    if not args.overwrite:  # refuse a used --out now, before loading data and mining negatives
+        with _in_flag_words():
+            _check_out(Path(args.out), overwrite=False, resume=args.resume)
     model = args.model
     if model == "benchmarks/models/minilm-colbert":
         from lirlab.bench.train import _bench_model
@@ -183,7 +190,34 @@ def run(args) -> None:
         mined = mine_negatives(
             miner, pairs, depth=args.mine_depth, kind=args.mine, progress=not args.no_progress
         )
-    result = train(
+    with _in_flag_words():
+        result = _train(train, encoder, pairs, args, mined, eval_dataset, knobs)
+    last = result.log[result.log.get("loss").notna()] if "loss" in result.log else result.log
+    loss = f", last loss {last.loss.iloc[-1]:.4f}" if len(last) else ""
+    print(
+        f"trained to step {result.steps} ({result.seconds / 60:.1f} min){loss}; checkpoint: {result.checkpoint}"
+    )
+
+
+@contextlib.contextmanager
+def _in_flag_words():
+    """Re-word the Python API's advice (``overwrite=True``, ``resume``) as the command's flags."""
+    try:
+        yield
+    except ValueError as error:
+        message = str(error)
+        for api, flag in (
+            ("overwrite=True (--overwrite)", "--overwrite"),
+            ("resume=True (--resume)", "--resume"),
+            ("drop resume", "drop --resume"),
+            ("of overwrite (start over) and resume (continue)", "of --overwrite and --resume"),
+        ):
+            message = message.replace(api, flag)
+        raise ValueError(message) from error
+
+
+def _train(train, encoder, pairs, args, mined, eval_dataset, knobs):
+    return train(
         encoder,
         pairs,
         args.out,
@@ -193,9 +227,4 @@ def run(args) -> None:
         resume=args.resume,
         progress=not args.no_progress,
         **knobs,
-    )
-    last = result.log[result.log.get("loss").notna()] if "loss" in result.log else result.log
-    loss = f", last loss {last.loss.iloc[-1]:.4f}" if len(last) else ""
-    print(
-        f"trained to step {result.steps} ({result.seconds / 60:.1f} min){loss}; checkpoint: {result.checkpoint}"
     )
