@@ -22,6 +22,40 @@ def test_without_ray_one_line_names_the_extra(monkeypatch):
     assert lray.ray_available() is False
 
 
+class _RayThatDoesNotStart:
+    """Stands in for the ``ray`` module: every ``init`` fails as a starved node does."""
+
+    def __init__(self):
+        self.inits: list[dict] = []
+        self.shutdowns = 0
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, **options):
+        self.inits.append(options)
+        raise Exception("The current node timed out during startup. This could happen because ...")
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+def test_a_local_runtime_that_does_not_start_is_retried_then_named(monkeypatch):
+    fake = _RayThatDoesNotStart()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setattr(lray.time, "sleep", lambda s: None)
+    with pytest.raises(
+        lray.RayStartError, match=r"did not start after 3 attempt\(s\) \(The current node timed out"
+    ):
+        lray.RayEncoder("minilm", num_workers=2, start_attempts=3)
+    assert len(fake.inits) == 3 and fake.shutdowns == 3, "every failed start is retried and cleaned up"
+    options = fake.inits[0]
+    assert options["num_cpus"] == 2 and options["include_dashboard"] is False
+    assert 75 * 2**20 <= options["object_store_memory"] <= 2**30, "a small object store, not 30% of memory"
+    with pytest.raises(ValueError, match="start_attempts must be >= 1"):
+        lray.RayEncoder("minilm", start_attempts=0)
+
+
 def test_concat_packs_shards_in_order():
     whole = random_encoding(9, seed=3, vocab_size=5)
     shards = (whole.select(range(i, min(i + 4, 9))) for i in range(0, 9, 4))
@@ -37,9 +71,9 @@ def test_concat_packs_shards_in_order():
 def test_ray_encoder_yields_the_plain_encoders_vectors(plain):
     docs = list(data.load("demo").docs)[:7]
     expected = plain.encode_documents(docs, progress=False)
-    try:
+    try:  # a local runtime of 2 one-CPU workers, no dashboard, a 128 MiB object store
         encoder = lray.RayEncoder(plain, num_workers=2, cpus_per_worker=1)
-    except lray.RayStartError as e:  # a machine too loaded for Ray's fixed start-up timeouts
+    except lray.RayStartError as e:  # a machine too loaded for Ray's fixed start-up timeouts, twice
         pytest.skip(str(e))
     with encoder:
         shards = list(encoder.encode_chunks(docs, shard_size=3, progress=False))

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import tempfile
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
@@ -49,6 +51,53 @@ class RayNotInstalledError(ImportError):
 
 class RayStartError(RuntimeError):
     """The local Ray runtime did not come up."""
+
+
+#: Object store of the local runtime: 128 MiB (Ray's minimum is 75 MiB; a shard of 128 documents of
+#: 180 tokens of 128 float32 is 12 MB).
+LOCAL_OBJECT_STORE_BYTES = 128 * 2**20
+
+
+def _raylet_error() -> str:
+    """The last fatal line of the newest local session's raylet log, if any (Ray's own start-up error
+    only says "the current node timed out"; the cause is there)."""
+    log = Path(tempfile.gettempdir(), "ray", "session_latest", "logs", "raylet.err")
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    fatal = [ln for ln in lines if "Check failed" in ln or "Timed out" in ln or " F " in ln]
+    return fatal[-1][-200:] if fatal else ""
+
+
+def _start_local(ray, num_cpus: int, object_store_memory: int, attempts: int) -> None:
+    """Start a small local Ray runtime: ``num_cpus`` CPUs, no dashboard, a small object store, no
+    usage-stats reporting; retried ``attempts`` times before :class:`RayStartError`."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network call from a laptop or CI
+    options = dict(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        object_store_memory=object_store_memory,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(**options)
+            return
+        except Exception as e:  # Ray raises a bare Exception when its node does not start
+            ray.shutdown()  # stop whatever part of the runtime did start
+            if attempt < attempts:
+                time.sleep(2.0)
+                continue
+            cause = _raylet_error()
+            raise RayStartError(
+                f"the local Ray runtime did not start after {attempts} attempt(s) "
+                f"({str(e).splitlines()[0][:120]}{'; raylet: ' + cause if cause else ''}); on a loaded "
+                "machine its raylet gives up after waiting 15 s for its agents (ray-project/ray#65983): "
+                "retry when the machine is quieter, or start a cluster with 'ray start --head' and pass "
+                "address='auto'"
+            ) from None
 
 
 def ray_available() -> bool:
@@ -109,6 +158,12 @@ class RayEncoder:
         GPUs per actor; default 1 when the cluster has at least ``num_workers`` GPUs, else 0 (CPU).
     address : str, optional
         A running cluster (``"auto"``, ``"ray://host:10001"``); default: a local runtime started here.
+    object_store_memory : int
+        Bytes of shared memory for the local runtime's object store (shards in flight are a few MB);
+        Ray's default takes 30% of the machine's memory. Not used with ``address``.
+    start_attempts : int
+        Tries at starting the local runtime before :class:`RayStartError` (a loaded machine can miss
+        Ray's fixed start-up timeouts once and make it the next time, its imports then cached).
     **overrides
         Encoder settings for a model given by name (``doc_maxlen=...``).
     """
@@ -120,12 +175,15 @@ class RayEncoder:
         cpus_per_worker: int = 1,
         gpus_per_worker: float | None = None,
         address: str | None = None,
+        object_store_memory: int = LOCAL_OBJECT_STORE_BYTES,
+        start_attempts: int = 2,
         **overrides,
     ):
         ray = _import_ray()
-        if num_workers < 1 or cpus_per_worker < 1:
+        if num_workers < 1 or cpus_per_worker < 1 or start_attempts < 1:
             raise ValueError(
-                f"num_workers and cpus_per_worker must be >= 1, got {num_workers} and {cpus_per_worker}"
+                "num_workers, cpus_per_worker and start_attempts must be >= 1, "
+                f"got {num_workers}, {cpus_per_worker} and {start_attempts}"
             )
         if isinstance(encoder, (str, os.PathLike)):
             name, settings = str(encoder), dict(overrides)
@@ -140,20 +198,7 @@ class RayEncoder:
         self.started_here = False
         if not ray.is_initialized():
             if address is None:
-                try:
-                    ray.init(
-                        num_cpus=num_workers * cpus_per_worker,
-                        include_dashboard=False,
-                        log_to_driver=False,
-                        configure_logging=False,
-                    )
-                except Exception as e:  # Ray raises a bare Exception when its node does not start
-                    ray.shutdown()  # stop whatever part of the runtime did start
-                    raise RayStartError(
-                        f"the local Ray runtime did not start ({str(e).splitlines()[0][:120]}); on a loaded machine "
-                        "its raylet gives up after waiting 15 s for its agents (ray-project/ray#65983): retry when "
-                        "the machine is quieter, or start a cluster with 'ray start --head' and pass address='auto'"
-                    ) from None
+                _start_local(ray, num_workers * cpus_per_worker, object_store_memory, start_attempts)
                 self.started_here = True
             else:
                 ray.init(address=address, log_to_driver=False)
