@@ -4,6 +4,9 @@ exhaustive MaxSim on the same vectors."""
 from __future__ import annotations
 
 import json
+import re
+import socket
+import time
 import warnings
 
 import numpy as np
@@ -212,6 +215,53 @@ def test_unreachable_server_is_named_quickly():
     pytest.importorskip("qdrant_client")
     with pytest.raises(QdrantConnectionError, match=r"server at http://127\.0\.0\.1:9 did not answer"):
         QdrantIndex.from_encoding(random_encoding(2, seed=0), url="http://127.0.0.1:9")
+
+
+def test_a_server_that_never_answers_is_named_within_the_timeout():
+    """A port that accepts connections and never replies (a hung server, a firewall that swallows
+    packets) must not hang the build: the error comes after the short connect timeout, naming the URL."""
+    pytest.importorskip("qdrant_client")
+    from lirlab.index.qdrant import CONNECT_TIMEOUT
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the TCP handshake; nobody ever reads or replies
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        start = time.perf_counter()
+        with pytest.raises(
+            QdrantConnectionError,
+            match=rf"server at {re.escape(url)} did not answer within {CONNECT_TIMEOUT} s",
+        ):
+            QdrantIndex.from_encoding(random_encoding(2, seed=0), url=url)
+        waited = time.perf_counter() - start
+    assert CONNECT_TIMEOUT * 0.5 <= waited < CONNECT_TIMEOUT * 3, f"waited {waited:.1f} s"
+
+
+def test_methods_sweep_on_the_demo_corpus(plain):
+    """The sweep builds Qdrant from an Encoding by its kind name, beside flat, through the protocol: the
+    default mode (no graph on the multi-vector) finds exhaustive MaxSim's top-k, prefetch trades it away."""
+    from lirlab import data
+    from lirlab.analysis.sweeps import sweep
+
+    demo = data.load("demo")
+    docs = plain.encode_documents(list(demo.docs)[:120], progress=False)
+    queries = plain.encode_queries(list(demo.queries)[:12])
+    methods = [("flat", {}), ("qdrant", {"prefetch": [0, 10], "quantization": ["none", "binary"]})]
+    table = sweep(docs, queries, methods=methods, qrels=demo, k=5, warmup=0, progress=False)
+    assert table.method.tolist() == ["flat"] + ["qdrant"] * 4
+    qdrant = table[table.method == "qdrant"].set_index("setting")
+    assert list(qdrant.index) == [
+        "method=qdrant, prefetch=0, quantization=none",
+        "method=qdrant, prefetch=10, quantization=none",
+        "method=qdrant, prefetch=0, quantization=binary",
+        "method=qdrant, prefetch=10, quantization=binary",
+    ]
+    full = qdrant.loc["method=qdrant, prefetch=0, quantization=none"]
+    flat = table[table.method == "flat"].iloc[0]
+    assert full["exhaustive_recall@5"] == 1.0 and full["nDCG@10"] == pytest.approx(flat["nDCG@10"], abs=1e-9)
+    assert (qdrant["build_s"] > 0).all() and (qdrant["p50_ms"] > 0).all()
+    assert (qdrant["bytes_per_vector"] > 0).all() and (qdrant["vectors"] == docs.vectors.shape[0]).all()
+    assert qdrant["exhaustive_recall@5"].between(0, 1).all() and qdrant["nDCG@10"].between(0, 1).all()
 
 
 def test_loading_with_another_model_is_refused_naming_both(index, tmp_path):
