@@ -148,7 +148,14 @@ def test_params_are_declared_for_the_readme():
     for name in ("n_probe", "centroid_score_threshold", "ndocs"):
         assert f"`{name}`" in table
     assert "ncells" in table and "↑" in table
-    assert set(BUILD_PARAMS) == {"nbits", "n_centroids", "kmeans_iterations", "kmeans_sample", "seed"}
+    assert set(BUILD_PARAMS) == {
+        "nbits",
+        "n_centroids",
+        "kmeans_iterations",
+        "kmeans_sample",
+        "seed",
+        "pool_factor",
+    }
     assert BUILD_PARAMS["nbits"].choices == (1, 2, 4)
     assert default_search_params(10) == {"n_probe": 1, "centroid_score_threshold": 0.5, "ndocs": 256}
     assert default_search_params(100) == {"n_probe": 2, "centroid_score_threshold": 0.45, "ndocs": 1024}

@@ -150,3 +150,62 @@ def test_pooled_flat_index_ranks_like_maxsim_over_pooled_vectors():
         expected = [float((q @ pooled.vectors_of(d).T).max(dim=1).values.sum()) for d in range(len(docs))]
         got = run[run.qid == qid].set_index("docno").score
         assert [got[f"d{d}"] for d in range(len(docs))] == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["flat", "plaid"])
+def test_pool_factor_is_a_build_knob_and_the_mapping_survives_save_add_and_compact(kind, tmp_path):
+    from lirlab.index import index_kind, load_index
+
+    docs = docs_with_tokens([9, 14, 0, 11, 7, 12], seed=11, dim=16)
+    more = docs_with_tokens([10, 6], seed=12, dim=16)
+    more = Encoding(
+        ids=("e0", "e1"),
+        vectors=more.vectors,
+        token_ids=more.token_ids,
+        offsets=more.offsets,
+        vocab=more.vocab,
+    )
+    expected, mapping = pool_encoding(docs, 3)
+    knobs = {"pool_factor": 3}
+    if kind == "plaid":
+        knobs.update(nbits=2, n_centroids=8, chunk_docs=4)
+    index = index_kind(kind).from_encoding(docs, **knobs)
+    assert index.n_vectors() == int(expected.vectors.shape[0]) and not index.EXACT
+    assert index.describe()["config"]["pool_factor"] == 3
+    assert [index.pooled_tokens(d) for d in range(len(docs))] == [mapping.group_tokens(d) for d in range(6)]
+    if kind == "flat":
+        assert torch.equal(index.documents().vectors, expected.vectors)
+    index.save(tmp_path / kind)
+    loaded = load_index(tmp_path / kind)
+    assert [loaded.pooled_tokens(d) for d in range(6)] == [mapping.group_tokens(d) for d in range(6)]
+    if kind == "plaid":
+        _, added = pool_encoding(more, 3)
+        loaded.add(more)
+        assert loaded.pooled_tokens(7) == added.group_tokens(1)
+        loaded.delete(["d0"])
+        loaded.compact()
+        assert loaded.pooled_tokens(0) == mapping.group_tokens(1) and len(loaded.pooling) == len(loaded) == 7
+
+
+def test_unpooled_indexes_have_no_mapping_and_a_pooled_alignment_names_the_merged_tokens(stanford):
+    from lirlab import data
+    from lirlab.analysis.alignment import align_hit
+
+    demo = data.load("demo").docs[:5]
+    docs = stanford.encode_documents(demo, progress=False)
+    assert FlatIndex.from_encoding(docs).pooled_tokens(0) is None
+    pooled = FlatIndex.from_encoding(docs, pool_factor=2, encoder=stanford)
+    hit = align_hit(pooled, "honeybee colony", docs.ids[0])
+    groups = pooled.pooled_tokens(0)
+    assert len(hit.doc_tokens) == len(groups) and any(len(g) > 1 for g in groups)
+    merged = next(i for i, g in enumerate(groups) if len(g) > 1)
+    assert hit.doc_tokens[merged] == "[" + " · ".join(groups[merged]) + "]"
+    with pytest.raises(ValueError, match="is pooled"):
+        align_hit(pooled, "honeybee colony", docs.ids[0], document_text=demo[0].full_text)
+
+
+def test_a_build_knob_the_kind_does_not_take_names_the_ones_it_does():
+    from lirlab.index.base import UnknownKnobError
+
+    with pytest.raises(UnknownKnobError, match="pool_factor"):
+        FlatIndex.from_encoding(docs_with_tokens([5]), nbits=2)

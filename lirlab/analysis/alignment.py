@@ -478,6 +478,19 @@ def align_hit(
     if not vocab and encoder is not None:
         vocab = encoder.vocab
     doc_tokens = _token_strings(token_ids, vocab)
+    groups = index.pooled_tokens(index.position(docno))
+    if groups is not None:
+        # each pooled vector is labelled with the tokens it stands for, written in brackets so word-piece
+        # merging leaves them alone (their members need not be neighbours)
+        doc_tokens = [
+            f"[{' · '.join(group)}]" if len(group) > 1 or group[0].startswith("##") else group[0]
+            for group in groups
+        ]
+        if document_text is not None:
+            raise ValueError(
+                f"document {docno!r} is pooled (pool_factor={index.pooling.pool_factor}): its vectors stand for "
+                "groups of tokens, so there is no per-token reconstruction to compare; align it without document_text"
+            )
     cosine = None
     if document_text is not None:
         if not isinstance(document_text, str):

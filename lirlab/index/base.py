@@ -211,6 +211,10 @@ class Index:
     STAGES: ClassVar[tuple[str, ...]] = ("search",)
     EXACT: ClassVar[bool] = True
 
+    #: Which original tokens each stored vector stands for (a :class:`~lirlab.index.pooling.Pooling`),
+    #: or None when the index keeps one vector per token.
+    pooling = None
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.TYPE:
@@ -281,6 +285,11 @@ class Index:
         docs = self.documents(positions)
         return docs.token_ids, docs.lengths, docs.vocab
 
+    def pooled_tokens(self, position: int) -> list[list[str]] | None:
+        """For each vector stored for the document at ``position``, the original tokens it stands for
+        (token pooling merged them), or None when the index keeps one vector per token."""
+        return None if self.pooling is None else self.pooling.group_tokens(position)
+
     def document(self, docno: str) -> Encoding:
         """:meth:`documents` of one document, by id."""
         return self.documents([self.position(docno)])
@@ -297,6 +306,11 @@ class Index:
         """Token vectors the index stores."""
         return int(self.documents().vectors.shape[0])
 
+    def settings(self) -> dict[str, Any]:
+        """How the index was built (its build knobs and what they resolved to), JSON-able."""
+        config = getattr(self, "config", None)
+        return dict(config() if callable(config) else (config or {}))
+
     def describe(self) -> dict[str, Any]:
         """The self-describing part of the artifact: kind, type, counts, settings, model."""
         vectors = self.n_vectors()
@@ -311,7 +325,7 @@ class Index:
             "exact": self.EXACT,
             "size_bytes": size,
             "bytes_per_vector": size / vectors if vectors else 0.0,
-            "config": self.config() if hasattr(self, "config") and callable(self.config) else {},
+            "config": self.settings(),
             "model": {k: v for k, v in self.model.items() if k != "fingerprint"},
         }
 

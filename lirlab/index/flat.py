@@ -29,6 +29,7 @@ import torch
 from lirlab.data import as_documents
 from lirlab.encoding import Encoding
 from lirlab.index.base import Index, StageTimer
+from lirlab.index.pooling import POOL_FACTOR, Pooling, load_pooling, pool_if_asked, save_pooling
 from lirlab.maxsim import LengthGroupedDocs, pad_queries
 from lirlab.storage import ArtifactError, ArtifactWriter, check_offsets, read_artifact
 
@@ -46,12 +47,16 @@ class FlatIndex(Index):
         Where scoring runs and the precision the vectors are kept in (default: as given).
     model : dict, optional
         Description of the model that encoded ``docs`` (saved with the index).
+    pooling : lirlab.index.pooling.Pooling, optional
+        For pooled ``docs``: which original tokens each vector stands for (``from_encoding`` with
+        ``pool_factor`` > 1 sets it).
     """
 
     KIND = "flat"
     TYPE = "lirlab.flat"
     FORMAT_VERSION = 1
     STAGES = ("exact_maxsim", "top_k")
+    BUILD_PARAMS = {"pool_factor": POOL_FACTOR}
 
     def __init__(
         self,
@@ -61,26 +66,37 @@ class FlatIndex(Index):
         dtype: torch.dtype | None = None,
         model: dict[str, Any] | None = None,
         query_batch: int = 32,
+        pooling: Pooling | None = None,
     ):
         if not isinstance(docs, Encoding):
             raise ValueError(f"a flat index needs an Encoding of documents, got {type(docs).__name__}")
         super().__init__(docs.ids, encoder=encoder, model=model)
         self.docs = docs
         self.query_batch = query_batch
+        self.pooling = pooling
+        self.EXACT = pooling is None
         self.scorer = LengthGroupedDocs(docs.vectors, docs.lengths, device=device, dtype=dtype)
 
     @classmethod
     def build(cls, docs, encoder, batch_size: int = 32, progress: bool = True, **kwargs) -> FlatIndex:
-        """Encode ``docs`` (see :func:`lirlab.data.as_documents`) with ``encoder`` and index them."""
+        """Encode ``docs`` (see :func:`lirlab.data.as_documents`) with ``encoder`` and index them
+        (``pool_factor`` pools them first; other keywords go to the constructor)."""
+        build = {name: kwargs.pop(name) for name in list(kwargs) if name in cls.BUILD_PARAMS}
         encoded = encoder.encode_documents(as_documents(docs), batch_size=batch_size, progress=progress)
-        return cls(encoded, encoder=encoder, **kwargs)
+        knobs = cls.resolve_build_knobs(build)
+        pooled, pooling = pool_if_asked(encoded, knobs["pool_factor"], progress=progress)
+        return cls(pooled, encoder=encoder, pooling=pooling, **kwargs)
 
     @classmethod
     def from_encoding(
         cls, docs: Encoding, *, encoder=None, model=None, device=None, progress: bool = False, **build
     ) -> FlatIndex:
-        cls.resolve_build_knobs(build)
-        return cls(docs, encoder=encoder, model=model, device=device)
+        knobs = cls.resolve_build_knobs(build)
+        pooled, pooling = pool_if_asked(docs, knobs["pool_factor"], progress=progress)
+        return cls(pooled, encoder=encoder, model=model, device=device, pooling=pooling)
+
+    def config(self) -> dict[str, Any]:
+        return {"pool_factor": self.pooling.pool_factor if self.pooling is not None else 1}
 
     @property
     def dim(self) -> int:
@@ -108,7 +124,12 @@ class FlatIndex(Index):
         if torch.device(device) == self.device:
             return self
         return FlatIndex(
-            self.docs, encoder=self.encoder, device=device, model=self.model, query_batch=self.query_batch
+            self.docs,
+            encoder=self.encoder,
+            device=device,
+            model=self.model,
+            query_batch=self.query_batch,
+            pooling=self.pooling,
         )
 
     def scores(self, queries: Encoding) -> torch.Tensor:
@@ -143,10 +164,11 @@ class FlatIndex(Index):
             w.save_array("truncated", np.asarray(self.docs.truncated, dtype=bool))
             w.save_json("docnos", list(self.docnos))
             w.save_json("vocab", list(self.docs.vocab))
+            save_pooling(w, self.pooling)
             w.metadata.update(
                 model=self.model,
                 counts={"documents": len(self.docnos), "tokens": int(self.docs.vectors.shape[0])},
-                config={"dim": self.docs.dim, "mask_token_id": self.docs.mask_token_id},
+                config={"dim": self.docs.dim, "mask_token_id": self.docs.mask_token_id, **self.config()},
                 describe=self.describe(),
             )
 
@@ -167,6 +189,9 @@ class FlatIndex(Index):
             raise ArtifactError(
                 f"{folder / 'metadata.json'}: config.mask_token_id must be a whole number or null"
             )
+        pool_factor = config.get("pool_factor", 1)
+        if not isinstance(pool_factor, int) or isinstance(pool_factor, bool) or pool_factor < 1:
+            raise ArtifactError(f"{folder / 'metadata.json'}: config.pool_factor must be a whole number >= 1")
         docnos = art.strings("docnos")
         vocab = art.strings("vocab")
         vectors = art.checked_array("vectors", "f", 2)
@@ -188,9 +213,16 @@ class FlatIndex(Index):
                 vocab=tuple(vocab),
                 truncated=tuple(bool(t) for t in truncated),
                 mask_token_id=mask_token_id,
+                exact=pool_factor == 1,
             )
+            pooling = load_pooling(art, pool_factor, offsets, vocab)
             return cls(
-                docs, encoder=encoder, device=device, dtype=dtype, model=art.table("model", required=False)
+                docs,
+                encoder=encoder,
+                device=device,
+                dtype=dtype,
+                model=art.table("model", required=False),
+                pooling=pooling,
             )
         except (ValueError, TypeError, IndexError, RuntimeError) as e:
             if isinstance(e, ArtifactError):

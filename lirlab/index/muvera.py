@@ -472,6 +472,7 @@ class MuveraIndex(Index):
         token_ids = torch.from_numpy(art.array("token_ids").astype(np.int64))
         if config["rerank_kind"] == "plaid":
             from lirlab.index.codec import ResidualCodec
+            from lirlab.index.plaid.compressed import CompressedDocs
 
             plaid_cls = index_kind("plaid")
             codec = ResidualCodec(
@@ -480,12 +481,15 @@ class MuveraIndex(Index):
                 torch.from_numpy(art.array("bucket_weights")),
                 int(config["nbits"]),
             )
-            rerank = plaid_cls(
-                codec,
+            compressed = CompressedDocs(
                 torch.from_numpy(art.array("codes")),
                 torch.from_numpy(art.array("residuals")),
                 token_ids,
                 offsets,
+            )
+            rerank = plaid_cls(
+                codec,
+                compressed,
                 docnos,
                 vocab,
                 mask_token_id=int(config["mask_token_id"]),

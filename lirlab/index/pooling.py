@@ -39,7 +39,7 @@ ValueError: pool_factor must be >= 1, got 0
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -165,6 +165,28 @@ class Pooling:
             self.pool_factor,
         )
 
+    @staticmethod
+    def concat(parts: Sequence[Pooling]) -> Pooling:
+        """The mappings of consecutive document batches as one (pooled rows renumbered).
+
+        >>> a = Pooling(torch.tensor([0, 0]), torch.tensor([0, 2]), torch.tensor([1, 2]), torch.tensor([0, 1]), ("x", "y", "z"), 2)
+        >>> both = Pooling.concat([a, a])
+        >>> both.assignment.tolist(), both.pooled_offsets.tolist(), both.group_tokens(1)
+        ([0, 0, 1, 1], [0, 1, 2], [['y', 'z']])
+        """
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        shifts = torch.tensor([0] + [int(p.pooled_offsets[-1]) for p in parts[:-1]]).cumsum(0)
+        lengths = lambda offsets: offsets[1:] - offsets[:-1]  # noqa: E731
+        return Pooling(
+            torch.cat([p.assignment + int(shift) for p, shift in zip(parts, shifts)]),
+            offsets_from_lengths(torch.cat([lengths(p.original_offsets) for p in parts])),
+            torch.cat([p.original_token_ids for p in parts]),
+            offsets_from_lengths(torch.cat([lengths(p.pooled_offsets) for p in parts])),
+            parts[0].vocab,
+            parts[0].pool_factor,
+        )
+
     def arrays(self) -> dict[str, np.ndarray]:
         """What an index saves to keep the mapping (open formats: ``.npy``)."""
         return {
@@ -224,6 +246,7 @@ def pool_encoding(
     pool_factor: int,
     protect: Collection[str] | None = MARKERS,
     progress: bool = False,
+    check_length: bool = True,
 ) -> tuple[Encoding, Pooling]:
     """Pool every document's token vectors by Ward clustering.
 
@@ -239,6 +262,9 @@ def pool_encoding(
         every token.
     progress : bool
         Show a progress bar over documents.
+    check_length : bool
+        Refuse a ``pool_factor`` above the longest document's length (a batch of a larger corpus may
+        skip the check: there such documents keep one vector).
 
     Returns
     -------
@@ -257,7 +283,7 @@ def pool_encoding(
         raise ValueError(f"pool_encoding needs an Encoding of documents, got {type(docs).__name__}")
     lengths = docs.lengths.cpu()
     longest = int(lengths.max()) if len(docs) else 0
-    if longest and pool_factor > longest:
+    if check_length and longest and pool_factor > longest:
         raise ValueError(
             f"pool_factor={pool_factor} exceeds the longest document ({longest} tokens); "
             f"choose pool_factor in 1..{longest}"
@@ -325,3 +351,54 @@ def pool_encoding(
         pool_factor,
     )
     return pooled, pooling
+
+
+def pool_if_asked(
+    docs: Encoding, pool_factor: int, progress: bool = False, check_length: bool = True
+) -> tuple[Encoding, Pooling | None]:
+    """``docs`` pooled at ``pool_factor`` with its mapping, or ``docs`` and None when the factor is 1."""
+    if pool_factor == 1:
+        return docs, None
+    return pool_encoding(docs, pool_factor, progress=progress, check_length=check_length)
+
+
+def save_pooling(writer, pooling: Pooling | None) -> None:
+    """Write a pooled index's mapping into the index folder being written (nothing when unpooled)."""
+    if pooling is None:
+        return
+    for name, values in pooling.arrays().items():
+        writer.save_array(name, values)
+
+
+def load_pooling(artifact, pool_factor: int, pooled_offsets, vocab) -> Pooling | None:
+    """The mapping :func:`save_pooling` wrote, with its structure checked (an
+    :class:`~lirlab.storage.ArtifactError` names the file), or None for an unpooled index."""
+    from lirlab.storage import ArtifactError, check_offsets
+
+    if pool_factor == 1:
+        return None
+    pooled_offsets = np.asarray(pooled_offsets)
+    n_docs, pooled_rows = len(pooled_offsets) - 1, int(pooled_offsets[-1])
+    original_offsets = artifact.checked_array("pool_original_offsets", "iu", 1, (n_docs + 1,))
+    n_original = int(original_offsets[-1])
+    check_offsets(original_offsets, n_original, artifact.path / "pool_original_offsets.npy")
+    assignment = artifact.checked_array("pool_assignment", "iu", 1, (n_original,))
+    token_ids = artifact.checked_array("pool_original_token_ids", "iu", 1, (n_original,))
+    if assignment.size and (int(assignment.min()) < 0 or int(assignment.max()) >= pooled_rows):
+        raise ArtifactError(
+            f"{artifact.path / 'pool_assignment.npy'}: rows outside the {pooled_rows} pooled vectors"
+        )
+    if vocab and token_ids.size and int(token_ids.max()) >= len(vocab):
+        raise ArtifactError(
+            f"{artifact.path / 'pool_original_token_ids.npy'}: token ids outside the vocabulary"
+        )
+    return Pooling.from_arrays(
+        {
+            "pool_assignment": assignment,
+            "pool_original_offsets": original_offsets,
+            "pool_original_token_ids": token_ids,
+        },
+        pooled_offsets,
+        vocab,
+        pool_factor,
+    )

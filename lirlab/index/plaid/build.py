@@ -34,6 +34,7 @@ from lirlab.index.codec import ResidualCodec, check_layout
 from lirlab.index.kmeans import spherical_kmeans
 from lirlab.index.plaid.compressed import CompressedDocs, compress, join
 from lirlab.index.plaid.knobs import MAX_DEFAULT_SAMPLE_DOCS, MAX_SAMPLE_VECTORS
+from lirlab.index.pooling import Pooling, pool_if_asked
 
 #: Share of sample vectors held out of k-means to fit the residual buckets (at most 50,000 vectors).
 HELDOUT_SHARE = 0.05
@@ -59,6 +60,7 @@ class Built:
     mask_token_id: int
     config: dict[str, Any]
     stats: dict[str, Any]
+    pooling: Pooling | None = None
 
 
 def compress_bounded(codec: ResidualCodec, encoded: Encoding, max_tokens: int | None = None) -> list:
@@ -208,6 +210,16 @@ def build_parts(
     if n_docs == 0:
         raise ValueError("cannot build an index of 0 documents")
     seed = knobs["seed"]
+    pool_factor = knobs.get("pool_factor", 1)
+    poolings: list[Pooling] = []  # one per encoded chunk, in encoding order
+
+    def encode_chunk(positions: torch.Tensor) -> Encoding:
+        # pool_factor is checked against the first chunk (the start of the random sample)
+        encoded, pooling = pool_if_asked(encode(positions), pool_factor, check_length=not poolings)
+        if pooling is not None:
+            poolings.append(pooling)
+        return encoded
+
     device = torch.device(device) if device is not None else torch.device("cpu")
     generator = torch.Generator().manual_seed(seed)
 
@@ -221,7 +233,7 @@ def build_parts(
     n_sample = min(n_sample, n_docs)
     in_sample = torch.zeros(n_docs, dtype=torch.bool)
     in_sample[torch.randperm(n_docs, generator=generator)[:n_sample]] = True
-    sample_parts = encode_sample(in_sample, encode, chunk_docs, generator, progress)
+    sample_parts = encode_sample(in_sample, encode_chunk, chunk_docs, generator, progress)
     sample_positions = in_sample.nonzero().flatten()
     n_sample = int(sample_positions.numel())
     check_layout(sample_parts[0].dim, knobs["nbits"])
@@ -269,7 +281,7 @@ def build_parts(
     rest = (~in_sample).nonzero().flatten()
     bar = tqdm(total=int(rest.numel()), desc="encode + compress", unit="doc", disable=not progress)
     for chunk in chunks(rest, chunk_docs):
-        encoded = encode(chunk)
+        encoded = encode_chunk(chunk)
         parts.extend(compress_bounded(codec, encoded))
         docnos.extend(encoded.ids)
         bar.update(int(chunk.numel()))
@@ -285,6 +297,7 @@ def build_parts(
         "dim": codec.dim,
         "n_centroids": n_centroids,
         "mask_token_id": mask_token_id,
+        "pool_factor": pool_factor,
         "kmeans": {
             "iterations": knobs["kmeans_iterations"],
             "sample_documents": n_sample,
@@ -303,4 +316,5 @@ def build_parts(
     compressed = CompressedDocs(
         joined.codes, joined.residuals, joined.token_ids, offsets_from_lengths(joined.lengths)
     )
-    return Built(codec, compressed, tuple(docnos), tuple(vocab), mask_token_id, config, stats)
+    pooling = Pooling.concat(poolings).select(order) if poolings else None
+    return Built(codec, compressed, tuple(docnos), tuple(vocab), mask_token_id, config, stats, pooling)

@@ -27,6 +27,7 @@ from lirlab.index.plaid.knobs import (
 )
 from lirlab.index.plaid.stages import SCORE_BUDGET, STAGES, Pairs
 from lirlab.index.plaid.updates import AddReport
+from lirlab.index.pooling import Pooling
 
 
 class PlaidIndex(Index):
@@ -82,6 +83,7 @@ class PlaidIndex(Index):
         stats: dict[str, Any] | None = None,
         device: str | torch.device | None = None,
         query_batch: int = 32,
+        pooling: Pooling | None = None,
     ):
         device = torch.device(device) if device is not None else codec.device
         if compressed.residuals.shape[1] != codec.packed_dim:
@@ -107,11 +109,13 @@ class PlaidIndex(Index):
         self.config = dict(config or {})
         self.stats = dict(stats or {})
         self.query_batch = query_batch
-        self.replace_documents(compressed, ivf.to(device), self.docnos)
+        self.replace_documents(compressed, ivf.to(device), self.docnos, pooling)
 
-    def replace_documents(self, compressed: CompressedDocs, ivf: IVF, docnos: Sequence[str]) -> None:
+    def replace_documents(
+        self, compressed: CompressedDocs, ivf: IVF, docnos: Sequence[str], pooling: Pooling | None = None
+    ) -> None:
         """Swap in new documents (what :mod:`~lirlab.index.plaid.updates` does after computing them)."""
-        self.compressed, self.ivf = compressed, ivf
+        self.compressed, self.ivf, self.pooling = compressed, ivf, pooling
         if tuple(docnos) != self.docnos:
             self.docnos, self._positions = tuple(docnos), None
 
@@ -222,6 +226,7 @@ class PlaidIndex(Index):
             stats=self.stats,
             device=device,
             query_batch=self.query_batch,
+            pooling=self.pooling,
         )
 
     # ------------------------------------------------------------------ building
@@ -318,6 +323,7 @@ class PlaidIndex(Index):
             config=built.config,
             stats=built.stats,
             device=torch.device(device) if device is not None else torch.device("cpu"),
+            pooling=built.pooling,
         )
 
     # ------------------------------------------------------------------ search and its stages

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from lirlab.index.codec import NBITS_CHOICES
+from lirlab.index.pooling import POOL_FACTOR
 from lirlab.params import Param
 
 #: Cap on the default k-means sample, in documents (its vectors are held until the codec is trained).
@@ -111,6 +112,7 @@ BUILD_PARAMS: dict[str, Param] = {
         aliases="Stanford sampled pids",
     ),
     "seed": Param("seed", int, 0, "Seeds the k-means sample, held-out split and initialization."),
+    "pool_factor": POOL_FACTOR,
 }
 
 #: How many documents are encoded and compressed at a time: bounds build memory, changes nothing in the

@@ -32,6 +32,7 @@ import torch
 from lirlab.index.codec import NBITS_CHOICES, ResidualCodec
 from lirlab.index.plaid.compressed import CompressedDocs
 from lirlab.index.plaid.ivf import IVF
+from lirlab.index.pooling import load_pooling, save_pooling
 from lirlab.storage import ArtifactError, ArtifactWriter, read_artifact
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ def save(index: PlaidIndex, path: str | os.PathLike, overwrite: bool = False) ->
             w.save_array(name, array)
         w.save_json("docnos", list(index.docnos))
         w.save_json("vocab", list(index.vocab))
+        save_pooling(w, index.pooling)
         w.metadata.update(
             model=index.model,
             config={
@@ -167,6 +169,10 @@ def load(
             f"{folder / 'token_ids.npy'}: token ids outside the {len(vocab)}-entry vocab.json"
         )
     model, stats = art.table("model", required=False), art.table("build", required=False)
+    pool_factor = config.get("pool_factor", 1)
+    if not isinstance(pool_factor, int) or isinstance(pool_factor, bool) or pool_factor < 1:
+        raise ArtifactError(f"{meta}: config.pool_factor must be a whole number >= 1")
+    pooling = load_pooling(art, pool_factor, doc_offsets.numpy(), vocab)
     try:
         compressed = CompressedDocs(codes, residuals, token_ids, doc_offsets.clone(), deleted.clone())
         return cls(
@@ -181,6 +187,7 @@ def load(
             config=config,
             stats=stats,
             device=device,
+            pooling=pooling,
         )
     except ArtifactError:
         raise

@@ -22,6 +22,7 @@ from lirlab.index.plaid.build import DRIFT_QUANTILE, chunks
 from lirlab.index.plaid.compressed import CompressedDocs, compress, join
 from lirlab.index.plaid.ivf import IVF
 from lirlab.index.plaid.knobs import CHUNK_DOCS, DEFAULT_CHUNK_DOCS
+from lirlab.index.pooling import Pooling, pool_if_asked
 
 if TYPE_CHECKING:
     from lirlab.index.plaid.index import PlaidIndex
@@ -104,10 +105,20 @@ def add(
     clashes = [d for d in ids if d in live]
     if clashes:
         raise ValueError(f"{len(clashes)} document id(s) already in the index, first: {clashes[0]!r}")
+    pool_factor = index.pooling.pool_factor if index.pooling is not None else 1
+    poolings = []
+
+    def pooled(encoded: Encoding) -> Encoding:
+        """New documents pooled like the indexed ones (the mapping kept)."""
+        encoded, pooling = pool_if_asked(encoded, pool_factor, check_length=False)
+        if pooling is not None:
+            poolings.append(pooling)
+        return encoded
+
     if isinstance(docs, Encoding):
         _check_vocab(index, docs)
         parts = [
-            compress(index.codec, docs.select(chunk.tolist()))
+            compress(index.codec, pooled(docs.select(chunk.tolist())))
             for chunk in chunks(torch.arange(len(docs)), chunk_docs)
         ]
     else:
@@ -125,7 +136,7 @@ def add(
                 [records[i] for i in chunk.tolist()], batch_size=batch_size, progress=False
             )
             _check_vocab(index, encoded)
-            parts.append(compress(index.codec, encoded))
+            parts.append(compress(index.codec, pooled(encoded)))
     threshold = float(index.stats.get("drift_threshold", -1.0))
     if not ids:
         return AddReport(0, 0, 0.0, threshold)
@@ -144,7 +155,8 @@ def add(
         torch.cat([old.deleted, torch.zeros(len(ids), dtype=torch.bool, device=device)]),
     )
     # Everything is computed: now swap in (nothing below can fail).
-    index.replace_documents(compressed, ivf, index.docnos + tuple(ids))
+    pooling = Pooling.concat([index.pooling, *poolings]) if index.pooling is not None else None
+    index.replace_documents(compressed, ivf, index.docnos + tuple(ids), pooling)
     index.stats = {
         **index.stats,
         "adds": [
@@ -180,7 +192,7 @@ def delete(index: PlaidIndex, docnos: str | Iterable[str]) -> int:
     positions = torch.tensor(sorted({live[d] for d in wanted}), dtype=torch.long, device=index.device)
     deleted = index.compressed.deleted.clone()
     deleted[positions] = True
-    index.replace_documents(index.compressed.with_deleted(deleted), index.ivf, index.docnos)
+    index.replace_documents(index.compressed.with_deleted(deleted), index.ivf, index.docnos, index.pooling)
     return int(positions.numel())
 
 
@@ -199,5 +211,6 @@ def compact(index: PlaidIndex) -> int:
     offsets = offsets_from_lengths(old.doc_lengths[keep].cpu()).to(index.device)
     compressed = CompressedDocs(codes, old.residuals[rows], old.token_ids[rows], offsets)
     ivf = IVF.build(codes, offsets, index.n_centroids)
-    index.replace_documents(compressed, ivf, tuple(index.docnos[i] for i in keep.tolist()))
+    pooling = index.pooling.select(keep.cpu()) if index.pooling is not None else None
+    index.replace_documents(compressed, ivf, tuple(index.docnos[i] for i in keep.tolist()), pooling)
     return removed
