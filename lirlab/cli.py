@@ -327,7 +327,29 @@ def _cmd_bench_train(args) -> None:
     run_from_args(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Every subcommand and its one-line description (``lirlab --help`` lists them without importing torch).
+COMMANDS = {
+    "index": "encode a corpus and write an index folder",
+    "search": "search an index with text queries or a dataset's queries",
+    "evaluate": "score a run against a dataset's qrels with ir_measures",
+    "demo": "run the quickstart end to end on the demo corpus and write its figures",
+    "train": "fine-tune a ColBERT model (contrastive with hard negatives, or distillation)",
+    "bench": "benchmarks saved as JSON/CSV with the machine described",
+}
+
+_ALL = object()
+
+
+def build_parser(only=_ALL) -> argparse.ArgumentParser:
+    """The ``lirlab`` parser.
+
+    Parameters
+    ----------
+    only : str or None, optional
+        Give the options of this subcommand alone (the knob flags come from declarations in modules that
+        import torch); ``None``: list the subcommands only, which is all ``lirlab --help`` needs and
+        imports no torch. Default: every subcommand with its options.
+    """
     parser = argparse.ArgumentParser(
         prog="lirlab",
         description="lirlab: encode, index, search, explain and measure late-interaction (ColBERT) retrieval.",
@@ -336,9 +358,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lirlab {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    kinds = _kinds()
 
-    p = sub.add_parser("index", help="encode a corpus and write an index folder")
+    def wanted(name: str) -> bool:
+        if only is _ALL or only == name:
+            return True
+        sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name])
+        return False
+
+    if wanted("index"):
+        _add_index(sub)
+    if wanted("search"):
+        _add_search(sub)
+    if wanted("evaluate"):
+        _add_evaluate(sub)
+    if wanted("demo"):
+        _add_demo(sub)
+    if wanted("train"):
+        from lirlab.train.cli import register as register_train
+
+        register_train(sub)
+    if wanted("bench"):
+        _add_bench(sub)
+    return parser
+
+
+def _add_index(sub) -> None:
+    kinds = _kinds()
+    p = sub.add_parser("index", help=COMMANDS["index"], description=COMMANDS["index"])
     p.add_argument("--dataset", required=True, help="'demo', a BEIR folder, or an ir_datasets id")
     p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default: %(default)s)")
     p.add_argument(
@@ -361,11 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
         add_knob_flags(p, cls.BUILD_PARAMS, f"{cls.KIND} build knobs")
     p.set_defaults(func=_cmd_index)
 
-    p = sub.add_parser("search", help="search an index with text queries or a dataset's queries")
+
+def _add_search(sub) -> None:
+    kinds = _kinds()
+    p = sub.add_parser("search", help=COMMANDS["search"], description=COMMANDS["search"])
     p.add_argument("--index", required=True, help="index folder written by 'lirlab index'")
     p.add_argument("--query", action="append", help="query text (repeat for several)")
     p.add_argument("--dataset", help="search all queries of this dataset instead")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="queries split of a BEIR folder (default: %(default)s)")
     p.add_argument("--k", type=int, default=10, help="results per query (default: %(default)s)")
     p.add_argument(
         "--out", help="write the run to this file ('-': standard output) instead of printing a table"
@@ -380,16 +429,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", default=None, help="encoder for the queries (default: the one recorded in the index)"
     )
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--no-augmentation", action="store_true", help="do not pad queries with [MASK]")
     for cls in kinds.values():
         add_knob_flags(p, cls.SEARCH_PARAMS, f"{cls.KIND} search knobs (unset ones follow k)")
     p.set_defaults(func=_cmd_search)
 
-    p = sub.add_parser("evaluate", help="score a run against a dataset's qrels with ir_measures")
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help=COMMANDS["evaluate"], description=COMMANDS["evaluate"])
     p.add_argument("--run", required=True, help="TREC run file (or TSV) from 'lirlab search --out'")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--split", default="test")
+    p.add_argument("--dataset", required=True, help="'demo', a BEIR folder, or an ir_datasets id (its qrels)")
+    p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default: %(default)s)")
     p.add_argument(
         "--measures",
         nargs="+",
@@ -400,21 +451,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tsv", action="store_true", help="print tab-separated values instead of a table")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("demo", help="run the quickstart end to end on the demo corpus and write its figures")
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help=COMMANDS["demo"], description=COMMANDS["demo"])
     p.add_argument(
         "--out", default="lirlab-demo", help="folder for figures and the run (default: %(default)s)"
     )
     p.add_argument("--model", default=None, help="default: the default model, or MiniLM when offline")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.set_defaults(func=_cmd_demo)
 
-    from lirlab.train.cli import register as register_train
 
-    register_train(sub)
-
+def _add_bench(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="benchmarks saved as JSON/CSV with the machine described",
+        help=COMMANDS["bench"],
+        description=COMMANDS["bench"],
         epilog="'lirlab bench train' takes its own options: see 'lirlab bench train --help'.",
     )
     p.add_argument(
@@ -432,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"script that builds {BENCH_MODEL} when it is missing (default: {BUILD_TOOL})",
     )
     p.add_argument("--dataset", default="../shared/data/scifact", help="(default: %(default)s)")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default: %(default)s)")
     p.add_argument(
         "--queries", type=int, default=100, help="queries timed one at a time (default: %(default)s)"
     )
@@ -444,29 +496,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_options(p, default=BENCH_MODEL)
     p.set_defaults(func=_cmd_bench)
-    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The errors that mean bad input (one line, exit 2). lirlab's own classes are looked up only in
+    modules already imported: a command that raised one has imported it, and ``--help`` imports none."""
+    errors = [ValueError, KeyError, FileNotFoundError, RuntimeError, OSError]
+    for module, name in (("lirlab.encoder", "ModelLoadError"), ("lirlab.storage", "ArtifactError")):
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None:
+            errors.append(cls)
+    return tuple(errors)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lirlab.encoder import ModelLoadError
-    from lirlab.storage import ArtifactError
-
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:2] == ["bench", "train"]:
         args = _bench_train_parser().parse_args(argv[2:])
     else:
-        args = build_parser().parse_args(argv)
+        # Only the subcommand named gets its options (their declarations import torch): `lirlab --help`,
+        # `lirlab --version` and a mistyped command answer at once.
+        command = next((a for a in argv if not a.startswith("-")), None)
+        args = build_parser(only=command if command in COMMANDS else None).parse_args(argv)
     try:
         args.func(args)
-    except (
-        ValueError,
-        KeyError,
-        FileNotFoundError,
-        ModelLoadError,
-        ArtifactError,
-        RuntimeError,
-        OSError,
-    ) as e:
+    except Exception as e:
+        if not isinstance(e, _user_errors()):
+            raise
         print(f"lirlab: error: {_one_line(e)}", file=sys.stderr)
         return 2
     return 0
