@@ -64,3 +64,28 @@ def test_encoded_corpus_is_reused_only_for_the_same_model_and_documents(
     fewer = Dataset("demo-slice", small_demo.docs[:40], small_demo.queries, small_demo.qrels)
     with pytest.raises(AssertionError, match="cached vectors"):
         cached_flat_index(fewer, stanford, tmp_path)
+
+
+def test_methods_benchmark_puts_every_method_in_one_table_and_chart(small_demo, stanford, tmp_path):
+    from lirlab.bench.methods import run_methods_benchmark
+
+    path = run_methods_benchmark(
+        small_demo,
+        stanford,
+        tmp_path,
+        n_queries=2,
+        threads=(1,),
+        max_queries=4,
+        pool_factors=(1, 2),
+        plaid_build={"n_centroids": 32, "kmeans_iterations": 2},
+    )
+    result = json.loads(path.read_text())
+    table = pd.DataFrame(result["sweep"])
+    assert set(table.method) == {"flat", "plaid", "warp", "muvera", "flat+pool", "plaid+pool"}
+    assert result["machine"]["cpu_count"] >= 1 and set(table.threads) == {1}
+    assert table.on_front.any() and (table["exhaustive_recall@10"][table.method == "flat"] == 1.0).all()
+    assert table["nDCG@10"].between(0, 1).all() and (table.p50_ms > 0).all()
+    pooled = table[table.method == "flat+pool"].iloc[0]
+    assert pooled.pool_factor == 2 and 0.3 < pooled.vectors_removed < 0.6
+    assert -1 <= result["fde_rank_correlation"]["spearman_mean"] <= 1
+    assert path.with_suffix(".png").stat().st_size > 1000

@@ -73,16 +73,8 @@ def fde_rank_correlation(muvera: MuveraIndex, flat: FlatIndex, queries, n: int =
 
 
 def encoded_corpus(dataset, encoder, cache_dir, batch_size: int = 32) -> FlatIndex:
-    """The cached exhaustive index of ``dataset`` (see :func:`~lirlab.bench.record.cached_flat_index`),
-    reused when its model description matches the encoder's apart from the stored fingerprint (which
-    ``cached_flat_index`` compares too, and so never reuses a cache)."""
-    if cache_dir is not None:
-        folder = Path(cache_dir, f"{dataset.name}-flat")
-        if (folder / "metadata.json").is_file():
-            cached = FlatIndex.load(folder, encoder=encoder)
-            stored = {k: v for k, v in cached.model.items() if k != "fingerprint"}
-            if stored == encoder.describe() and list(cached.docnos) == [d.docno for d in dataset.docs]:
-                return cached
+    """The exhaustive index of ``dataset``, encoded once per model and kept in ``cache_dir``
+    (:func:`~lirlab.bench.record.cached_flat_index`)."""
     return cached_flat_index(dataset, encoder, cache_dir, batch_size=batch_size)
 
 
@@ -316,3 +308,96 @@ def _records(table: pd.DataFrame) -> list[dict]:
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in str(name).lower()).strip("-")
+
+
+def add_arguments(parser) -> None:
+    """The options of ``lirlab bench methods`` (and ``python -m lirlab.bench.methods``)."""
+    from lirlab.bench.bm25 import BENCH_MODEL, SHARED_DATA
+
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=[str(SHARED_DATA / "scifact"), str(SHARED_DATA / "nfcorpus")],
+        help="BEIR folders or 'demo' (default: SciFact and NFCorpus in the workplace's ../shared/data)",
+    )
+    parser.add_argument("--split", default="test", help="qrels split (default: %(default)s)")
+    parser.add_argument(
+        "--model", default=BENCH_MODEL, help="checkpoint (default: %(default)s, built on first use)"
+    )
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads to time at")
+    parser.add_argument(
+        "--queries", type=int, default=100, help="queries timed per setting (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-queries",
+        type=int,
+        default=None,
+        help="judged queries measured (default: all), the same for every method",
+    )
+    parser.add_argument(
+        "--pool-factors",
+        type=int,
+        nargs="+",
+        default=list(POOL_FACTORS),
+        help="token pooling factors (1 = none)",
+    )
+    parser.add_argument(
+        "--n-centroids",
+        type=int,
+        default=None,
+        help="PLAID centroids (default: PLAID's, from the corpus size)",
+    )
+    parser.add_argument(
+        "--kmeans-iterations", type=int, default=None, help="PLAID k-means rounds (default: PLAID's)"
+    )
+    parser.add_argument("--no-pooled-plaid", action="store_true", help="pool the flat index only")
+    parser.add_argument("--cache", default="benchmarks/cache", help="encoded corpora (default: %(default)s)")
+    parser.add_argument("--out", default="benchmarks/results", help="results folder (default: %(default)s)")
+
+
+def run_from_args(args) -> list[Path]:
+    """Run :func:`run_methods_benchmark` on each of ``args.datasets``; the JSON paths written."""
+    from lirlab import data
+    from lirlab.bench.bm25 import ensure_model
+    from lirlab.encoder import ColBERT
+
+    encoder = ColBERT.load(ensure_model(args.model), device="cpu")
+    plaid_build = {
+        name: value
+        for name, value in (("n_centroids", args.n_centroids), ("kmeans_iterations", args.kmeans_iterations))
+        if value is not None
+    }
+    paths = []
+    for source in args.datasets:
+        dataset = data.load(source, split=args.split)
+        paths.append(
+            run_methods_benchmark(
+                dataset,
+                encoder,
+                args.out,
+                n_queries=args.queries,
+                threads=tuple(args.threads),
+                cache_dir=args.cache,
+                max_queries=args.max_queries,
+                pool_factors=tuple(args.pool_factors),
+                plaid_build=plaid_build,
+                pooled_plaid=not args.no_pooled_plaid,
+            )
+        )
+        print(f"wrote {paths[-1]}")
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m lirlab.bench.methods", description=__doc__.split("\n")[0]
+    )
+    add_arguments(parser)
+    run_from_args(parser.parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
