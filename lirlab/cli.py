@@ -253,9 +253,10 @@ def _bench_model(name: str, tool: str | Path | None = None) -> str:
 def _cmd_bench(args) -> None:
     from lirlab import data
 
-    if args.which == "train":  # reached only when options come before 'train'
+    if args.which in ("train", "methods"):  # reached only when options come before the name
         raise ValueError(
-            "'lirlab bench train' takes its own options after 'train': see 'lirlab bench train --help'"
+            f"'lirlab bench {args.which}' takes its own options after '{args.which}': "
+            f"see 'lirlab bench {args.which} --help'"
         )
     if args.which == "reliability":
         from lirlab.bench.reliability import run_reliability
@@ -291,6 +292,21 @@ def _cmd_bench(args) -> None:
 
         result = run_compression_benchmark(dataset, encoder, args.out, cache_dir=args.cache)
     print(f"wrote {result}")
+
+
+def _bench_methods_parser() -> argparse.ArgumentParser:
+    """``lirlab bench methods``: every efficiency method in one sweep (:mod:`lirlab.bench.methods`), on
+    several datasets at once, so it gets a parser of its own."""
+    from lirlab.bench import methods
+
+    p = argparse.ArgumentParser(
+        prog="lirlab bench methods",
+        description=methods.__doc__.replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    methods.add_arguments(p)
+    p.set_defaults(func=methods.run_from_args)
+    return p
 
 
 def _bench_train_parser() -> argparse.ArgumentParser:
@@ -467,14 +483,17 @@ def _add_bench(sub) -> None:
         "bench",
         help=COMMANDS["bench"],
         description=COMMANDS["bench"],
-        epilog="'lirlab bench train' takes its own options: see 'lirlab bench train --help'.",
+        epilog="'lirlab bench train' and 'lirlab bench methods' take their own options: "
+        "see 'lirlab bench train --help' and 'lirlab bench methods --help'.",
     )
     p.add_argument(
         "which",
-        choices=["core", "plaid", "masks", "compression", "reliability", "memory", "train"],
+        choices=["core", "plaid", "masks", "compression", "reliability", "memory", "methods", "train"],
         help="core: encoding and exhaustive MaxSim; plaid: the compressed index; "
         "masks: nDCG@10 as [MASK] query augmentation varies; compression: nbits against reconstruction and ranking; "
         "reliability: kill -9 and racing-reader trials of index saves; memory: PLAID build peak RSS on 1x/4x/16x the demo; "
+        "methods: PLAID, WARP, MUVERA, token pooling and exhaustive MaxSim in one sweep and chart "
+        "(its own options, see 'lirlab bench methods --help'); "
         "train: the training recipe (two 20-minute NFCorpus runs, with and without [MASK] padding, "
         "scored before and after; its own options, see 'lirlab bench train --help')",
     )
@@ -513,6 +532,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:2] == ["bench", "train"]:
         args = _bench_train_parser().parse_args(argv[2:])
+    elif argv[:2] == ["bench", "methods"]:
+        args = _bench_methods_parser().parse_args(argv[2:])
     else:
         # Only the subcommand named gets its options (their declarations import torch): `lirlab --help`,
         # `lirlab --version` and a mistyped command answer at once.

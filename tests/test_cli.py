@@ -122,3 +122,11 @@ def test_a_trec_run_written_by_lirlab_evaluates_with_the_ir_measures_cli(demo_in
     theirs = float(out.stdout.split()[-1])
     ours = float(evaluate(read_run(run_file), qrels, ["nDCG@10"]).value.iloc[0])
     assert theirs == pytest.approx(ours, abs=1e-4) and 0.5 < ours <= 1.0
+
+
+def test_bench_methods_takes_its_own_options(capsys):
+    assert main(["bench", "--queries", "3", "methods"]) == 2
+    assert "'lirlab bench methods' takes its own options after 'methods'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        main(["bench", "methods", "--help"])
+    assert done.value.code == 0 and "--pool-factors" in capsys.readouterr().out
