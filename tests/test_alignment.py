@@ -289,3 +289,28 @@ def test_plot_alignment_renders_with_one_label_per_token(plaid, texts):
     assert len(plain.axes) == 3
     with pytest.raises(ValueError, match="no tokens"):
         plot_alignment(align_vectors(torch.eye(2), torch.zeros(0, 2)))
+
+
+def test_highlight_html_shows_every_query_token_a_word_serves():
+    # query tokens 0 and 2 both match document token 1 best; query token 1 matches token 0
+    q = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.9, 0.1]])
+    alignment = align_vectors(q, torch.eye(3), ["bee", "hive", "bees"], ["honey", "bee", "wax"])
+    out = highlight_html(alignment)
+    colors = query_colors(alignment)
+    shared = out[out.index('data-query-positions="0 2"') :].split("</span>")[0]
+    assert shared.endswith(">bee")
+    assert colors[0] in shared and colors[2] in shared and colors[1] not in shared
+    assert "linear-gradient" in shared and shared.count("inset 0 -") == 2
+    assert shared.index(colors[0]) < shared.index(colors[2])  # strongest similarity first
+    alone = out[out.index('data-query-positions="1"') :].split("</span>")[0]
+    assert alone.endswith(">honey") and "linear-gradient" not in alone and colors[1] in alone
+
+
+def test_query_colours_never_repeat_however_long_the_query():
+    n = 32
+    labels = [f"w{i}" for i in range(n)] + ["[MASK]"] * 3
+    alignment = align_vectors(torch.eye(n + 3), torch.eye(n + 3), labels)
+    colors = query_colors(alignment)
+    words = colors[:n]
+    assert len(set(words)) == n
+    assert all(c == "#9e9e9e" for c in colors[n:]) and "#9e9e9e" not in words

@@ -368,6 +368,11 @@ def test_figures_draw_the_analysis(stanford, index, curve):
     assignment = plot_mask_assignment(weighting)
     image = assignment.axes[0].images[0].get_array()
     assert image.shape == (weighting.n_masks, n)
+    # "→" has one meaning in the picture: a [MASK]'s nearest query token (the title); rows name the
+    # document token matched
+    rows = [t.get_text() for t in assignment.axes[0].get_yticklabels()]
+    assert rows and all("→" not in r and " · matches " in r for r in rows)
+    assert assignment.axes[0].get_title().startswith("[MASK] → nearest query token")
     for figure in (
         weights,
         assignment,

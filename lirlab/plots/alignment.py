@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import colorsys
 import html
 
 import numpy as np
@@ -36,20 +37,48 @@ CHAR_INCHES = 0.085
 MASK_COLOR = "#9e9e9e"
 
 
+#: The hand-picked colours used first: tab10 without its grey (grey is for ``[MASK]``), then Dark2.
+BASE_PALETTE = tuple(
+    [to_hex(c) for c in colormaps["tab10"].colors if to_hex(c) != "#7f7f7f"]
+    + [to_hex(c) for c in colormaps["Dark2"].colors]
+)
+
+
+def palette(n: int) -> list[str]:
+    """``n`` distinct colours (hex), none of them the ``[MASK]`` grey.
+
+    Up to ``len(BASE_PALETTE)`` (17) the hand-picked ones; beyond, ``n`` hues spread evenly around the
+    colour wheel, alternating between two lightness levels so that neighbours stay apart.
+
+    >>> len(set(palette(32))), MASK_COLOR in palette(32)
+    (32, False)
+    >>> palette(2)
+    ['#1f77b4', '#ff7f0e']
+    """
+    if n <= len(BASE_PALETTE):
+        return list(BASE_PALETTE[:n])
+    colors: list[str] = []
+    for i in range(n):
+        lightness = 0.38 if i % 2 else 0.52
+        red, green, blue = colorsys.hls_to_rgb(i / n, lightness, 0.75)
+        colors.append(to_hex((red, green, blue)))
+    return colors
+
+
 def query_colors(alignment: Alignment) -> list[str]:
     """One colour per query token (hex), shared by the heatmap and the text view; ``[MASK]`` tokens grey.
+
+    No two of the other query tokens share a colour, however many there are (see :func:`palette`).
 
     >>> import torch
     >>> from lirlab.analysis.alignment import align_vectors
     >>> query_colors(align_vectors(torch.eye(3), torch.eye(3), ["a", "[MASK]", "b"]))
     ['#1f77b4', '#9e9e9e', '#ff7f0e']
     """
-    palette = [to_hex(c) for c in colormaps["tab10"].colors if to_hex(c) != "#7f7f7f"]  # grey is for [MASK]
-    palette += [to_hex(c) for c in colormaps["Dark2"].colors]
-    ranks = np.cumsum(~alignment.query_is_mask) - 1
-    return [
-        MASK_COLOR if mask else palette[r % len(palette)] for mask, r in zip(alignment.query_is_mask, ranks)
-    ]
+    is_mask = np.asarray(alignment.query_is_mask, dtype=bool)
+    colors = palette(int((~is_mask).sum()))
+    ranks = np.cumsum(~is_mask) - 1
+    return [MASK_COLOR if mask else colors[r] for mask, r in zip(is_mask, ranks)]
 
 
 def _doc_tick_labels(alignment: Alignment) -> list[str]:
@@ -167,19 +196,35 @@ def plot_alignment(
     return figure
 
 
-def _chip(text: str, color: str, tooltip: str) -> str:
+def _chip(text: str, color: str | list[str], tooltip: str, positions: list[int] | None = None) -> str:
+    """A coloured token. Several colours (a token that several query tokens match best) split the
+    background into equal stripes and stack one underline per colour, in the order given."""
+    colors = [color] if isinstance(color, str) else list(color)
+    if len(colors) == 1:
+        style = f"background:{colors[0]}33;border-bottom:3px solid {colors[0]};padding:0 2px"
+    else:
+        width = 100 / len(colors)
+        stops = ",".join(f"{c}40 {i * width:.2f}% {(i + 1) * width:.2f}%" for i, c in enumerate(colors))
+        underlines = ",".join(f"inset 0 -{3 * (i + 1)}px 0 {c}" for i, c in enumerate(colors))
+        style = (
+            f"background:linear-gradient(90deg,{stops});box-shadow:{underlines};"
+            f"padding:0 2px {3 * len(colors)}px"
+        )
+    data = f'data-query-positions="{" ".join(map(str, positions))}" ' if positions else ""
     return (
-        f'<span style="background:{color}33;border-bottom:3px solid {color};padding:0 2px;border-radius:3px" '
-        f'title="{html.escape(tooltip, quote=True)}">{html.escape(text)}</span>'
+        f'<span {data}style="{style};border-radius:3px" title="{html.escape(tooltip, quote=True)}">'
+        f"{html.escape(text)}</span>"
     )
 
 
 def highlight_html(alignment: Alignment, *, show_special: bool = True) -> str:
     """The document as HTML text, each token coloured by the query token it serves.
 
-    A document token serves the query tokens whose best match it is; it takes the colour of the one
-    with the highest similarity, and its tooltip lists them all. A legend gives each query token's colour.
-    Every token and tooltip is HTML-escaped.
+    A document token serves the query tokens whose best match it is. It takes the colour of each of
+    them (``[MASK]`` tokens only when no other query token picked it): one colour, or, for a token two
+    or more query tokens match best, equal stripes and one underline per query token, strongest
+    similarity first; ``data-query-positions`` lists their positions and the tooltip their
+    similarities. A legend gives each query token's colour. Every token and tooltip is HTML-escaped.
 
     Parameters
     ----------
@@ -222,7 +267,9 @@ def highlight_html(alignment: Alignment, *, show_special: bool = True) -> str:
             if len(masks):
                 lines.append(f"{len(masks)} [MASK] tokens: similarity up to {masks.similarity.max():.3f}")
             tooltip = "\n".join(lines)
-            parts.append(_chip(label, colors[int(group.query_position.iloc[0])], tooltip))
+            picked = [int(p) for p in group[~group.is_mask].query_position]
+            shown = [colors[p] for p in picked] or [MASK_COLOR]
+            parts.append(_chip(label, shown, tooltip, picked))
         elif special and not show_special:
             continue
         elif special:

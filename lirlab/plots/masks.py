@@ -107,7 +107,8 @@ def plot_mask_assignment(weighting: MaskWeighting, ax: Axes | None = None) -> Fi
     top = weighting.matches[weighting.matches["rank"] == 1].set_index("position").doc_token
     ax.set_yticks(
         range(len(matrix.index)),
-        labels=[f"[MASK] {p} → {top.get(p, '')}" for p in matrix.index],
+        # "→" means "nearest query token" only (the title); a row names the document token it matches
+        labels=[f"[MASK] {p} · matches {top.get(p, '')}" for p in matrix.index],
         fontsize=7 if n_masks > 16 else 9,
     )
     assigned = weighting.assignments.set_index("position").term_position
@@ -120,7 +121,9 @@ def plot_mask_assignment(weighting: MaskWeighting, ax: Axes | None = None) -> Fi
         linewidths=1.5,
     )
     ax.set_title(
-        f"[MASK] → nearest query token (matches in {weighting.documents.docno.iloc[0]})", fontsize=10
+        f"[MASK] → nearest query token (ringed); rows: the token each matches in "
+        f"{weighting.documents.docno.iloc[0]}",
+        fontsize=10,
     )
     ax.figure.colorbar(image, ax=ax, label="cosine")
     return ax.figure
