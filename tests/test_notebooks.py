@@ -186,3 +186,21 @@ def test_lirlab_errors_show_as_one_line_in_a_notebook():
     )
     [other] = [o for o in outputs[3] if o.output_type == "error"]
     assert "----> 3 mine()" in without_colours(other.traceback), "errors from user code keep their traceback"
+
+
+def test_training_notebook_shows_the_loss_the_table_the_alignments_and_both_mask_curves(executed):
+    nb = run_notebook(NOTEBOOK_DIR / "08_training.ipynb", executed)
+    cells = {c.get("id"): c for c in nb.cells}
+
+    def pngs(cell):
+        return sum("image/png" in o.get("data", {}) for o in cell.outputs)
+
+    assert pngs(cells["loss"]) == 1, "no loss curve shown"
+    table = plain_text(cells["table"])
+    assert "untrained" in table and re.search(r"trained \d+ steps", table) and "padded to 32" in table
+    rows = [line for line in table.splitlines() if line.startswith(("untrained", "trained"))]
+    shown = [float(v) for line in rows for v in re.findall(r"\d+\.\d+", line)]
+    assert len(rows) == 2 and len(shown) == 8 and all(0 <= v <= 1 for v in shown), table
+    assert pngs(cells["alignment"]) == 2, "one alignment figure before training and one after"
+    assert "[MASK]" in plain_text(cells["alignment"])
+    assert pngs(cells["curve"]) == 1 and "untrained" in plain_text(cells["curve"])
