@@ -229,8 +229,34 @@ def _text(record: dict, key: str, path: Path, line: int, default: str | None) ->
     return value
 
 
+#: How a failed ir_datasets download is reported: what happened, then how to work without internet.
+OFFLINE_HINT = (
+    "without internet, load a local BEIR folder instead (one holding corpus.jsonl, queries.jsonl and "
+    "qrels/test.tsv): DATASET = 'path/to/scifact' in a notebook, --dataset path/to/scifact on the command line"
+)
+
+
+def _short_cause(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    if any(
+        s in text
+        for s in ("NameResolution", "Max retries exceeded", "Failed to resolve", "Network is unreachable")
+    ):
+        return "the download failed: no network connection"
+    return f"{type(error).__name__}: {text[:160]}{'…' if len(text) > 160 else ''}"
+
+
 def load_ir_datasets(dataset_id: str) -> Dataset:
-    """Load an ir_datasets id (documents, queries and qrels must all be provided by it)."""
+    """Load an ir_datasets id (documents, queries and qrels must all be provided by it).
+
+    ir_datasets' own log lines and progress bars are held back while it reads (one line on standard
+    error says that the dataset is being fetched); when the download fails, one :class:`RuntimeError`
+    says why and how to use a local BEIR folder instead.
+    """
+    import contextlib
+    import io
+    import sys
+
     import ir_datasets
 
     try:
@@ -243,25 +269,29 @@ def load_ir_datasets(dataset_id: str) -> Dataset:
     for part in ("docs", "queries", "qrels"):
         if not getattr(dataset, f"has_{part}")():
             raise ValueError(f"ir_datasets id {dataset_id!r} provides no {part}")
+    print(f"lirlab: reading {dataset_id} with ir_datasets (the first use downloads it)", file=sys.stderr)
+    held_back = io.StringIO()
     try:
-        docs = tuple(
-            Document(
-                d.doc_id,
-                getattr(d, "text", "") or getattr(d, "default_text", lambda: "")(),
-                getattr(d, "title", "") or "",
+        with contextlib.redirect_stderr(held_back):
+            docs = tuple(
+                Document(
+                    d.doc_id,
+                    getattr(d, "text", "") or getattr(d, "default_text", lambda: "")(),
+                    getattr(d, "title", "") or "",
+                )
+                for d in dataset.docs_iter()
             )
-            for d in dataset.docs_iter()
-        )
-        queries = tuple(
-            Query(q.query_id, getattr(q, "text", None) or q.default_text()) for q in dataset.queries_iter()
-        )
-        qrels = pd.DataFrame(
-            [(q.query_id, q.doc_id, int(q.relevance)) for q in dataset.qrels_iter()], columns=QRELS_COLUMNS
-        )
+            queries = tuple(
+                Query(q.query_id, getattr(q, "text", None) or q.default_text())
+                for q in dataset.queries_iter()
+            )
+            qrels = pd.DataFrame(
+                [(q.query_id, q.doc_id, int(q.relevance)) for q in dataset.qrels_iter()],
+                columns=QRELS_COLUMNS,
+            )
     except Exception as e:  # network and cache errors come from many layers of ir_datasets
         raise RuntimeError(
-            f"ir_datasets could not fetch {dataset_id!r} ({type(e).__name__}: {e}); without internet, point "
-            "lirlab at a local BEIR folder instead"
+            f"ir_datasets could not fetch {dataset_id!r} ({_short_cause(e)}); {OFFLINE_HINT}"
         ) from None
     judged = set(qrels.query_id)
     return Dataset(dataset_id, docs, tuple(q for q in queries if q.qid in judged), qrels)
