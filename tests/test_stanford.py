@@ -144,3 +144,36 @@ def test_pickled_code_is_refused(stanford_index):
     torch.save((Payload(), Payload()), folder / "buckets.pt")
     with pytest.raises(ArtifactError, match="buckets.pt: cannot be read"):
         read_stanford_index(folder)
+
+
+def test_ivf_entries_past_the_list_lengths_are_ignored(stanford_index):
+    """colbert-ai pads ivf.pid.pt past the end of its lists (optimize_ivf) and reads them by length."""
+    folder = stanford_index[0]
+    queries = clustered(3, seed=11)
+    queries = Encoding(**{**queries.__dict__, "kind": "query", "ids": ("a", "b", "c")})
+    before = read_stanford_index(folder).search(queries, k=5, n_probe=2)
+    pids, lengths = torch.load(folder / "ivf.pid.pt", weights_only=True)
+    torch.save(
+        (torch.cat([pids, torch.zeros(int(lengths.max()), dtype=pids.dtype)]), lengths), folder / "ivf.pid.pt"
+    )
+    index = read_stanford_index(folder)
+    assert index.ivf.positions.numel() == int(lengths.sum())
+    pd.testing.assert_frame_equal(index.search(queries, k=5, n_probe=2), before)
+
+
+@pytest.mark.parametrize(
+    "ivf, message",
+    [
+        (lambda p, n: (p[:-1], n), "add up to .* passage ids, the file holds only"),
+        (lambda p, n: (p, n[:-1]), "7 inverted lists for 8 centroids"),
+        (lambda p, n: (p + 1000, n), "passage ids out of range"),
+        (lambda p, n: (p.float(), n), "must be integers"),
+        (lambda p, n: p, "expected \\(passage_ids, list_lengths\\)"),
+    ],
+)
+def test_inconsistent_ivf_is_named(stanford_index, ivf, message):
+    folder = stanford_index[0]
+    pids, lengths = torch.load(folder / "ivf.pid.pt", weights_only=True)
+    torch.save(ivf(pids, lengths), folder / "ivf.pid.pt")
+    with pytest.raises(ArtifactError, match=message):
+        read_stanford_index(folder)

@@ -3,8 +3,10 @@
 colbert-ai writes, in one folder: ``plan.json`` and ``metadata.json`` (the config, with ``nbits`` and
 ``dim``), ``centroids.pt``, ``buckets.pt`` (one set of residual bucket cutoffs and weights shared by all
 dimensions), ``avg_residual.pt``, and per chunk ``N.codes.pt``, ``N.residuals.pt`` and
-``doclens.N.json``; ``ivf.pid.pt`` holds the inverted lists as document ids. Every ``.pt`` file is read
-with ``torch.load(weights_only=True)``: tensors and tuples only, no code.
+``doclens.N.json``; ``ivf.pid.pt`` holds the inverted lists as document ids, read by their lengths as
+colbert-ai reads them (colbert-ai pads the id tensor past the lists' end; that tail is ignored). Every
+``.pt`` file is read with ``torch.load(weights_only=True)``: tensors and tuples only, no code.
+Tested against indexes colbert-ai 0.2.22 built itself at nbits 1, 2 and 4 (``tests/fixtures/colbert_ai``).
 
 Two layout differences are translated: colbert-ai writes each bucket index least-significant bit first
 inside its ``nbits`` group (lirlab: most-significant first), and its documents are numbered by passage
@@ -60,6 +62,42 @@ def _chunk_numbers(path: Path) -> list[int]:
     if numbers != list(range(len(numbers))):
         raise ArtifactError(f"{path}: chunk files are not numbered 0..{len(numbers) - 1}: {numbers}")
     return numbers
+
+
+def _read_ivf(file: Path, n_centroids: int, n_docs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ivf.pid.pt`` as ``(pids, offsets)``: the lists, read by their lengths as colbert-ai reads them.
+
+    colbert-ai pads the concatenated lists with zeros (``optimize_ivf`` appends as many as the longest
+    list when the last list would end closer than that to the end, for its strided views), so the pid
+    tensor may hold more entries than the lengths add up to; the tail is not part of any list and is
+    dropped here. Fewer entries than the lengths add up to is a damaged file.
+    """
+    loaded = _load_pt(file)
+    if not (isinstance(loaded, tuple | list) and len(loaded) == 2):
+        raise ArtifactError(f"{file}: expected (passage_ids, list_lengths)")
+    pids, list_lengths = (torch.as_tensor(t) for t in loaded)
+    if pids.is_floating_point() or list_lengths.is_floating_point():
+        raise ArtifactError(f"{file}: passage ids and list lengths must be integers")
+    pids, list_lengths = pids.flatten().long(), list_lengths.flatten().long()
+    if list_lengths.numel() != n_centroids:
+        raise ArtifactError(
+            f"{file}: {list_lengths.numel()} inverted lists for {n_centroids} centroids "
+            "(the index folder mixes files of different builds)"
+        )
+    if bool((list_lengths < 0).any()):
+        raise ArtifactError(f"{file}: negative inverted-list lengths")
+    total = int(list_lengths.sum())
+    if total > pids.numel():
+        raise ArtifactError(
+            f"{file}: the {n_centroids} list lengths add up to {total} passage ids, the file holds only "
+            f"{pids.numel()} (truncated or damaged; rebuild the index with colbert-ai)"
+        )
+    pids = pids[:total]
+    if total and (int(pids.min()) < 0 or int(pids.max()) >= n_docs):
+        raise ArtifactError(f"{file}: passage ids out of range for {n_docs} documents")
+    offsets = torch.zeros(n_centroids + 1, dtype=torch.long)
+    offsets[1:] = list_lengths.cumsum(0)
+    return pids.to(torch.int32), offsets
 
 
 def read_stanford_index(
@@ -140,14 +178,7 @@ def read_stanford_index(
 
     ivf = None
     if (path / "ivf.pid.pt").is_file():
-        pids, list_lengths = _load_pt(path / "ivf.pid.pt")
-        if list_lengths.numel() != codec.n_centroids or int(list_lengths.sum()) != pids.numel():
-            raise ArtifactError(
-                f"{path / 'ivf.pid.pt'}: inverted lists do not match {codec.n_centroids} centroids"
-            )
-        ivf_offsets = torch.zeros(codec.n_centroids + 1, dtype=torch.long)
-        ivf_offsets[1:] = list_lengths.long().cumsum(0)
-        ivf = (pids.long(), ivf_offsets)
+        ivf = _read_ivf(path / "ivf.pid.pt", codec.n_centroids, len(lengths))
 
     compressed = CompressedDocs(
         codes_all.to(codec.code_dtype),
