@@ -514,3 +514,34 @@ def test_bench_train_mines_and_trains_a_tiny_recipe(tiny_dir, tmp_path, capsys):
     assert report["settings"]["torch_threads"] == torch.get_num_threads()
     assert (cache / "train" / "negatives" / "negatives.tsv").is_file()
     assert len(report["loss_curve"]) >= 1
+
+
+def test_the_recipe_figure_draws_what_the_results_hold():
+    from lirlab.bench.train import plot_train_results
+
+    quality = [
+        {
+            "model": m,
+            "dataset": "nfcorpus",
+            "step": s,
+            "train_minutes": t,
+            "nDCG@10 pad32": p,
+            "nDCG@10 nopad": n,
+        }
+        for m, s, t, p, n in (("start", 0, 0.0, 0.1, 0.3), ("mask32", 40, 20.0, 0.3, 0.31))
+    ]
+    curves = [
+        {"model": "start", "query_maxlen": q, "attend_to_mask_tokens": a, "masks_used": q > 0, "nDCG@10": 0.2}
+        for q in (0, 8, 32)
+        for a in (False, True)
+    ]
+    loss = [{"model": "mask32", "step": i, "loss": 3.0 - i / 10, "train_seconds": 30.0 * i} for i in range(5)]
+    figure = plot_train_results({"quality": quality, "mask_curves": curves, "loss_curve": loss})
+    loss_ax, quality_ax, curve_ax = figure.axes
+    assert [line.get_label() for line in loss_ax.lines] == ["_child0", "mask32 (5 steps)"]
+    trained = [line for line in quality_ax.lines if line.get_label().startswith("trained mask32")]
+    assert len(trained) == 2 and list(trained[0].get_xdata()) == [0.0, 20.0]
+    assert list(trained[0].get_ydata()) == [0.1, 0.3] and list(trained[1].get_ydata()) == [0.3, 0.31]
+    assert len(curve_ax.lines) == 2 and list(curve_ax.lines[0].get_xdata()) == [0, 8, 32]
+    empty = plot_train_results({"quality": [], "mask_curves": [], "loss_curve": []})
+    assert len(empty.axes[0].lines) == 0

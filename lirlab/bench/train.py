@@ -93,6 +93,84 @@ def weighting_summary(encoder, dataset: Dataset, index, n_queries: int = 100, to
     }
 
 
+#: PyLate 1.6.0's contrastive recipe on this machine (the issue's reference), NFCorpus test nDCG@10.
+PYLATE_REFERENCE = {"pad32": {0: 0.0932, 20: 0.2965}, "nopad": {0: 0.3278, 20: 0.3442}}
+
+
+def plot_train_results(results: dict, in_domain: str = "nfcorpus"):
+    """The recipe's figure: loss against training time, in-domain nDCG@10 (with and without ``[MASK]``
+    padding) against training time beside the PyLate reference, and the ``query_maxlen`` curves.
+
+    ``results`` is what ``train.json`` holds; missing parts leave their panel empty.
+    """
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(16, 4.2))
+    loss_ax, quality_ax, curve_ax = figure.subplots(1, 3)
+    colors = {"start": "gray", "mask32": "C0", "nomask": "C1"}
+    loss = pd.DataFrame(results.get("loss_curve") or [])
+    for recipe, rows in loss.groupby("model") if len(loss) else []:
+        rows = rows.sort_values("step")
+        minutes = rows.train_seconds / 60
+        loss_ax.plot(minutes, rows.loss, ".", alpha=0.25, color=colors.get(recipe))
+        smooth = rows.loss.rolling(10, min_periods=1).mean()
+        loss_ax.plot(minutes, smooth, "-", color=colors.get(recipe), label=f"{recipe} ({len(rows)} steps)")
+    loss_ax.set(xlabel="training minutes", ylabel="contrastive loss (mean of 10 steps)", title="loss")
+    if loss_ax.get_legend_handles_labels()[0]:
+        loss_ax.legend(frameon=False, fontsize=8)
+
+    quality = pd.DataFrame(results.get("quality") or [])
+    if len(quality):
+        quality = quality[quality.dataset == in_domain]
+    for recipe in ("mask32", "nomask"):
+        rows = quality[quality.model.isin([recipe, "start"])] if len(quality) else quality
+        if not len(rows) or recipe not in set(rows.model):
+            continue
+        rows = rows.sort_values("train_minutes")
+        for variant, style in (("pad32", "o-"), ("nopad", "s--")):
+            quality_ax.plot(
+                rows.train_minutes,
+                rows[f"nDCG@10 {variant}"],
+                style,
+                color=colors[recipe],
+                label=f"trained {recipe}, scored {variant}",
+            )
+    for variant, marker in (("pad32", "*"), ("nopad", "P")):
+        points = PYLATE_REFERENCE[variant]
+        quality_ax.plot(
+            list(points),
+            list(points.values()),
+            marker,
+            color="black",
+            markersize=10,
+            linestyle=":",
+            label=f"PyLate reference, scored {variant}",
+        )
+    quality_ax.set(
+        xlabel="training minutes", ylabel=f"nDCG@10, {in_domain} test", title="quality against training time"
+    )
+    if quality_ax.get_legend_handles_labels()[0]:
+        quality_ax.legend(frameon=False, fontsize=7)
+
+    curves = pd.DataFrame(results.get("mask_curves") or [])
+    for (recipe, attend), rows in curves.groupby(["model", "attend_to_mask_tokens"]) if len(curves) else []:
+        rows = rows[rows.masks_used | (rows.query_maxlen == 0)].sort_values("query_maxlen")
+        curve_ax.plot(
+            rows.query_maxlen,
+            rows["nDCG@10"],
+            "o-" if not attend else "x--",
+            color=colors.get(recipe),
+            label=f"{recipe}, {'attending to' if attend else 'not attending to'} [MASK]",
+        )
+    curve_ax.set(
+        xlabel="query_maxlen (0: no padding)", ylabel=f"nDCG@10, {in_domain} test", title="[MASK] curves"
+    )
+    if curve_ax.get_legend_handles_labels()[0]:
+        curve_ax.legend(frameon=False, fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
 def run_train_benchmark(
     start_model: str | Path,
     train_data: Dataset,
@@ -228,7 +306,13 @@ def run_train_benchmark(
                     }
                 )
         results["peak_rss_mib"] = peak_rss_mib()
-        return save_results("train", results, out_dir, device=device)
+        path = save_results("train", results, out_dir, device=device)
+        if results["loss_curve"] or results["quality"] or results["mask_curves"]:
+            from lirlab.plots import figure_png
+
+            figure = plot_train_results(results, in_domain.name)
+            path.with_suffix(".png").write_bytes(figure_png(figure, dpi=80))
+        return path
 
     def index_of(encoder, dataset, tag):
         return cached_flat_index(dataset, encoder, cache / "indexes" / tag, batch_size=32)
