@@ -137,9 +137,38 @@ def _kinds() -> dict:
     return {cls.KIND: cls for cls in (FlatIndex, PlaidIndex)}
 
 
+def _foreign_reader(path: str):
+    """The reader for an index folder another tool wrote (colbert-ai, fast-plaid), or None."""
+    from lirlab.index.fast_plaid import is_fast_plaid_index, read_fast_plaid_index
+    from lirlab.index.stanford import is_stanford_index, read_stanford_index
+
+    if is_stanford_index(path):
+        return "colbert-ai", read_stanford_index
+    if is_fast_plaid_index(path):
+        return "fast-plaid", read_fast_plaid_index
+    return None
+
+
+def _index_kind(path: str):
+    from lirlab.index.base import artifact_type, index_kind
+    from lirlab.index.plaid import PlaidIndex
+
+    return PlaidIndex if _foreign_reader(path) else index_kind(artifact_type(path))
+
+
 def _open_index(args):
     from lirlab.index.base import artifact_type, index_kind
 
+    foreign = _foreign_reader(args.index)
+    if foreign is not None:
+        tool, reader = foreign
+        if not args.model:
+            raise ValueError(
+                f"{args.index} is a {tool} index, which does not name its model for lirlab; pass --model "
+                "with the checkpoint that built it"
+            )
+        encoder = _load_encoder(args, args.model)
+        return reader(args.index, encoder=encoder, device=args.device)
     kind = index_kind(artifact_type(args.index))
     meta_model = _recorded_model(args.index)
     model = args.model or meta_model
@@ -173,9 +202,7 @@ def _cmd_search(args) -> None:
             f"--out {args.out} is a folder; name a run file, e.g. --out {Path(args.out) / 'run.trec'}"
         )
     queries = args.query if args.query is not None else data.load(args.dataset, split=args.split)
-    from lirlab.index.base import artifact_type, index_kind
-
-    kind = index_kind(artifact_type(args.index))
+    kind = _index_kind(args.index)
     knobs = _given_search_knobs(args)
     kind.resolve_knobs(args.k, knobs)  # bad k or knobs: say so before loading a model
     index = _open_index(args)
@@ -427,7 +454,12 @@ def _add_index(sub) -> None:
 def _add_search(sub) -> None:
     kinds = _kinds()
     p = sub.add_parser("search", help=COMMANDS["search"], description=COMMANDS["search"])
-    p.add_argument("--index", required=True, help="index folder written by 'lirlab index'")
+    p.add_argument(
+        "--index",
+        required=True,
+        help="index folder written by 'lirlab index', colbert-ai or fast-plaid (those two need --model; "
+        "documents are named by their passage ids)",
+    )
     p.add_argument("--query", action="append", help="query text (repeat for several)")
     p.add_argument("--dataset", help="search all queries of this dataset instead")
     p.add_argument("--split", default="test", help="queries split of a BEIR folder (default: %(default)s)")
