@@ -112,7 +112,6 @@ def _pickled_centroids(folder: Path) -> None:
             "7 list lengths for 512 centroids",
         ),
         (lambda f: np.save(f / "ivf.npy", np.zeros(5, dtype=np.int64)), "the file holds 5"),
-        (lambda f: np.save(f / "buffer.npy", np.zeros((1, 128), dtype=np.float32)), "not indexed yet"),
         (_stage_chunk, "has not merged yet"),
         (lambda f: (f / "metadata.json").write_text("{}"), "lacks nbits or num_chunks"),
         (lambda f: (f / "doclens.0.json").write_text('["x"]'), "expected a list of document lengths"),
@@ -121,6 +120,20 @@ def _pickled_centroids(folder: Path) -> None:
 def test_damaged_or_unfinished_folders_are_named(folder, damage, message):
     damage(folder)
     with pytest.raises(ArtifactError, match=message):
+        read_fast_plaid_index(folder)
+
+
+def test_raw_vector_files_are_not_needed(folder):
+    (folder / "cluster_threshold.npy").unlink()
+    (folder / "avg_residual.npy").unlink()
+    np.save(folder / "buffer.npy", np.zeros((2, 128), dtype=np.float32))  # update's raw vectors
+    kept = read_fast_plaid_index(folder)
+    torch.testing.assert_close(
+        kept.documents().vectors, read_fast_plaid_index(FIXTURE / "index").documents().vectors
+    )
+    meta = json.loads((folder / "metadata.json").read_text())
+    (folder / "metadata.json").write_text(json.dumps({**meta, "compress_only": True}))
+    with pytest.raises(ArtifactError, match="compress_only"):
         read_fast_plaid_index(folder)
 
 
