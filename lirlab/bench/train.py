@@ -325,7 +325,7 @@ def run_train_benchmark(
 
         return cached(f"quality__{tag}-{step}-{dataset.name}", compute)
 
-    def mask_analysis(encoder, tag, step):
+    def mask_analysis(encoder, tag, step, parts=("curve", "weighting")):
         def curve():
             index = index_of(encoder, in_domain, f"{tag}-{step}")
             rows = query_maxlen_curve(
@@ -345,8 +345,10 @@ def run_train_benchmark(
                 **weighting_summary(padded, in_domain, index, weighting_queries),
             }
 
-        cached(f"maskcurve__{tag}-{step}", curve)
-        cached(f"weighting__{tag}-{step}", weighting)
+        if "curve" in parts:
+            cached(f"maskcurve__{tag}-{step}", curve)
+        if "weighting" in parts:
+            cached(f"weighting__{tag}-{step}", weighting)
 
     data = TrainingData.from_dataset(train_data)
     mined_dir = cache / "negatives"
@@ -406,21 +408,23 @@ def run_train_benchmark(
         if saved and json.loads((saved[-1] / "trainer_state.json").read_text()).get("final"):
             finals[recipe] = saved[-1]
     others = [d for d in test_sets if d is not in_domain]
-    order = []  # most wanted first: the finals in domain and their [MASK] analysis, then the rest
+    # most wanted first (each part is cached, so a run stopped early keeps what it measured): quality in
+    # domain of the finals and the start, then their [MASK] curves, their term weighting, the other test
+    # sets, and last the snapshots (the training-time curve)
+    models = [*finals.items(), ("start", None)]
+    order = [("quality", tag, path, in_domain) for tag, path in models]
+    order += [("curve", tag, path, in_domain) for tag, path in models]
+    order += [("weighting", tag, path, in_domain) for tag, path in models]
+    order += [("quality", tag, path, d) for d in others for tag, path in models]
     for recipe, path in finals.items():
-        order.append((recipe, path, in_domain, True))
-    order.append(("start", None, in_domain, True))
-    for recipe, path in finals.items():
-        order += [(recipe, path, d, False) for d in others]
-    order += [("start", None, d, False) for d in others]
-    for recipe, path in finals.items():
-        order += [(recipe, snap, in_domain, False) for snap in checkpoints(path.parent)[:-1]]
-    for tag, path, dataset, analyse in order:
+        order += [("quality", recipe, snap, in_domain) for snap in checkpoints(path.parent)[:-1]]
+    for what, tag, path, dataset in order:
         encoder = start if path is None else load(path)
         step = 0 if path is None else int(path.name.split("-")[1])
-        quality(encoder, tag, step, 0.0 if path is None else seconds_of(path), dataset)
-        if analyse:
-            mask_analysis(encoder, tag, step)
+        if what == "quality":
+            quality(encoder, tag, step, 0.0 if path is None else seconds_of(path), dataset)
+        else:
+            mask_analysis(encoder, tag, step, parts=(what,))
     return report()
 
 
