@@ -57,6 +57,7 @@ def test_every_subcommand_has_a_one_line_description_and_every_option_a_help():
     parsers = dict(full.choices)
     parsers["bench train"] = cli._bench_train_parser()
     parsers["bench methods"] = cli._bench_methods_parser()
+    parsers["bench methods"] = cli._bench_methods_parser()
     for name, parser in parsers.items():
         if name in listed:
             text = listed[name]
