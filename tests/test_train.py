@@ -545,3 +545,28 @@ def test_the_recipe_figure_draws_what_the_results_hold():
     assert len(curve_ax.lines) == 2 and list(curve_ax.lines[0].get_xdata()) == [0, 8, 32]
     empty = plot_train_results({"quality": [], "mask_curves": [], "loss_curve": []})
     assert len(empty.axes[0].lines) == 0
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("teacher", "the teacher file lacks 5 training pair"),
+        ("empty", "empty"),
+        ("batch", "batch_size 7 is larger than the training set (6 queries)"),
+    ],
+)
+def test_train_command_bad_input_is_one_line(case, expected, tiny_dir, tmp_path, capsys):
+    from lirlab.cli import main
+
+    beir = beir_folder(tmp_path / "beir", pairs=[] if case == "empty" else PAIRS)
+    args = ["train", "--model", str(tiny_dir), "--dataset", str(beir), "--out", str(tmp_path / "run")]
+    args += ["--mine", "none", "--no-progress", "--steps", "2"]
+    if case == "teacher":
+        (tmp_path / "teacher.tsv").write_text("q1\td1\t3.5\nq1\td7\t0.5\n")
+        args += ["--teacher", str(tmp_path / "teacher.tsv")]
+    if case == "batch":
+        args += ["--batch-size", "7"]
+    assert main(args) == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lirlab: error")]
+    assert len(error) == 1 and expected in error[0], error
+    assert not checkpoints(tmp_path / "run")
