@@ -48,6 +48,7 @@ from selenium.common.exceptions import (  # noqa: E402
     StaleElementReferenceException,
     TimeoutException,
 )
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
@@ -360,23 +361,57 @@ def test_search_explorer_shows_results_and_heatmap(explorers_page, browser):
         "search-explorer",
     )
     assert all(docno in results.text for docno in expected), f"top 3 {expected} not all in:\n{results.text}"
-    heatmap = wait_for(
+    wait_for(
         browser,
-        lambda d: (e := d.find_element(By.CSS_SELECTOR, "img.lirlab-heatmap")) and image_rendered(d, e) and e,
+        lambda d: d.find_element(By.CSS_SELECTOR, ".lirlab-heatmap .heatmaplayer image"),
         UPDATE_S,
-        "the alignment heatmap did not render",
+        "the alignment heatmap (plotly) did not render",
         "search-explorer",
     )
-    first_heatmap = heatmap.get_attribute("src")
+    heatmap = browser.find_element(By.CSS_SELECTOR, ".lirlab-heatmap svg.main-svg")
+    drawn_width, shown_width = browser.execute_script(
+        "const s = arguments[0]; return [Number(s.getAttribute('width')), s.getBoundingClientRect().width]",
+        heatmap,
+    )
+    assert abs(drawn_width - shown_width) <= 2, (
+        f"the heatmap is drawn {drawn_width} px wide but shown {shown_width} px wide"
+    )
+
+    def title(d) -> str:
+        return d.find_element(By.CSS_SELECTOR, ".lirlab-heatmap .gtitle").text
+
+    first_title = title(browser)
+    cells = browser.find_element(By.CSS_SELECTOR, ".lirlab-heatmap rect.nsewdrag[data-subplot='x2y2']")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", cells)
+    ActionChains(browser).move_to_element_with_offset(cells, -cells.size["width"] // 4, 0).perform()
+    hover = wait_for(
+        browser,
+        lambda d: (
+            (e := d.find_element(By.CSS_SELECTOR, ".lirlab-heatmap .hoverlayer .hovertext"))
+            and "cosine" in e.text
+            and e
+        ),
+        UPDATE_S,
+        "hovering a heatmap cell showed no label with the two tokens and their cosine",
+        "search-explorer",
+    )
+    assert "query token" in hover.text and "document token" in hover.text and "adds" in hover.text
+    screenshot(browser, "browser-search-explorer-hover")
+    bar = browser.find_element(By.CSS_SELECTOR, ".lirlab-heatmap .barlayer .point path")
+    ActionChains(browser).move_to_element(bar).click().perform()
+    wait_for(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".lirlab-highlight .lirlab-focus"),
+        UPDATE_S,
+        "clicking a contribution bar did not outline that query token's match in the text",
+        "search-explorer",
+    )
     hits = Select(browser.find_element(By.CSS_SELECTOR, ".lirlab-hit select"))
     assert len(hits.options) >= 2, "the hit picker should offer every result"
     hits.select_by_index(1)
     wait_for(
         browser,
-        lambda d: (
-            (e := d.find_element(By.CSS_SELECTOR, "img.lirlab-heatmap")).get_attribute("src") != first_heatmap
-            and image_rendered(d, e)
-        ),
+        lambda d: title(d) not in ("", first_title),
         UPDATE_S,
         "picking another hit did not redraw the heatmap",
         "search-explorer",

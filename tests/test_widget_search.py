@@ -10,7 +10,12 @@ from lirlab.index.flat import FlatIndex
 from lirlab.index.plaid import PlaidIndex
 from lirlab.widgets.search import EMPTY_QUERY, LONG_DOCUMENT, SearchExplorer
 
-PNG = b"\x89PNG"
+
+def drawn(explorer):
+    """The heatmap widget's traces by type: bars, heatmap, rings when an alignment is shown."""
+    return [trace.type for trace in explorer.heatmap.data]
+
+
 QUERY = "how does a caldera form"
 HOSTILE = Document("hostile-01", "<script>alert('pwned')</script> zooxanthellae near a volcano vent")
 
@@ -56,7 +61,12 @@ def test_query_shows_results_heatmap_and_highlight(explorer, flat):
     assert explorer.results.value.index(expected.docno[0]) < explorer.results.value.index(expected.docno[4])
     assert [value for _, value in explorer.hit.options] == expected.docno.tolist()
     assert explorer.hit.value == expected.docno[0]
-    assert bytes(explorer.heatmap.value).startswith(PNG)
+    assert drawn(explorer) == ["bar", "heatmap", "scatter"]
+    heat = explorer.heatmap.data[1]
+    assert list(heat.y) and len(heat.y) == len(explorer.alignment.doc_labels)
+    assert list(explorer.heatmap.data[0].y) == pytest.approx(explorer.alignment.contributions.tolist())
+    assert explorer.heatmap.layout.height >= 18 * len(explorer.alignment.doc_labels)
+    assert "cosine" in heat.hovertemplate and "adds" in heat.hovertemplate
     assert "lirlab-alignment-text" in explorer.highlight.value
     assert explorer.alignment.docno == expected.docno[0] and explorer.alignment.query == QUERY
     assert explorer.alignment.score == pytest.approx(expected.score[0], abs=1e-4)
@@ -69,17 +79,18 @@ def test_empty_query_asks_for_one_and_clears(explorer):
     explorer.query.value = "   "
     assert "Type a query" in explorer.message.value
     assert explorer.results.value == ""
-    assert explorer.heatmap.value == b""
+    assert drawn(explorer) == []
     assert explorer.hit.options == ()
 
 
 def test_picking_another_hit_redraws(explorer, flat):
     explorer.query.value = QUERY
-    first = explorer.heatmap.value
+    first = explorer.heatmap.layout.title.text
     second_docno = explorer.hit.options[1][1]
     explorer.hit.value = second_docno
     assert explorer.alignment.docno == second_docno
-    assert bytes(explorer.heatmap.value).startswith(PNG) and explorer.heatmap.value != first
+    assert drawn(explorer) == ["bar", "heatmap", "scatter"]
+    assert explorer.heatmap.layout.title.text != first and second_docno in explorer.heatmap.layout.title.text
     assert explorer.alignment.score == pytest.approx(flat.search(QUERY, k=5).score[1], abs=1e-4)
 
 
@@ -106,20 +117,36 @@ def test_errors_show_as_messages_not_tracebacks(explorer):
     explorer.query.value = QUERY
     explorer.show_hit("no-such-doc")
     assert "no-such-doc" in explorer.message.value and "unknown docno" in explorer.message.value
-    assert explorer.heatmap.value == b""
+    assert drawn(explorer) == []
+
+
+def test_clicking_a_bar_outlines_that_query_token_s_match(explorer):
+    explorer.query.value = QUERY
+    alignment = explorer.alignment
+    position = int(alignment.contributions.argmax())
+    explorer.focus_query_token(position)
+    outlined = explorer.highlight.value.count("lirlab-focus")
+    best = alignment.best_doc_token[position]
+    assert outlined == 1 and alignment.doc_labels[best] in explorer.highlight.value
+    assert f'data-query-positions="{position}"' in explorer.highlight.value
+    explorer.focus_query_token(None)
+    assert "lirlab-focus" not in explorer.highlight.value
+    with pytest.raises(ValueError, match="focus must be a query token position"):
+        explorer.focus_query_token(999)
 
 
 def test_plaid_hits_show_reconstruction_and_mismatched_texts_say_so(flat, stanford, docs):
     plaid = PlaidIndex.from_encoding(flat.docs, nbits=1, encoder=stanford)
     explorer = SearchExplorer(plaid, k=3, texts=docs)
     explorer.query.value = QUERY
-    assert bytes(explorer.heatmap.value).startswith(PNG)
+    assert drawn(explorer) == ["bar", "heatmap", "scatter"]
     assert explorer.alignment.reconstruction_cosine is not None
     assert explorer.alignment.reconstruction_cosine.mean() < 0.99
+    assert "stored vs exact" in explorer.heatmap.data[1].hovertemplate
 
     wrong = SearchExplorer(plaid, k=3, texts={d.docno: "unrelated words" for d in docs})
     wrong.query.value = QUERY
-    assert bytes(wrong.heatmap.value).startswith(PNG)
+    assert drawn(wrong) == ["bar", "heatmap", "scatter"]
     assert wrong.alignment.reconstruction_cosine is None
     assert "no reconstruction view" in wrong.message.value
 

@@ -217,7 +217,7 @@ def _chip(text: str, color: str | list[str], tooltip: str, positions: list[int] 
     )
 
 
-def highlight_html(alignment: Alignment, *, show_special: bool = True) -> str:
+def highlight_html(alignment: Alignment, *, show_special: bool = True, focus: int | None = None) -> str:
     """The document as HTML text, each token coloured by the query token it serves.
 
     A document token serves the query tokens whose best match it is. It takes the colour of each of
@@ -231,6 +231,9 @@ def highlight_html(alignment: Alignment, *, show_special: bool = True) -> str:
     alignment : Alignment
     show_special : bool
         Show special tokens (``[CLS]``, ``[D]``, ``[SEP]``) in grey; they often absorb matches.
+    focus : int, optional
+        Position of one query token: only its match is coloured (outlined), the others' are dropped,
+        and its legend entry is marked (what clicking a contribution bar in the explorer shows).
 
     Returns
     -------
@@ -246,7 +249,11 @@ def highlight_html(alignment: Alignment, *, show_special: bool = True) -> str:
     (False, True)
     """
     colors = query_colors(alignment)
+    if focus is not None and not 0 <= focus < len(colors):
+        raise ValueError(f"focus must be a query token position in 0..{len(colors) - 1}, got {focus}")
     matches = alignment.matches()
+    if focus is not None:
+        matches = matches[matches.query_position == focus]
     served = (
         matches[matches.doc_position >= 0].sort_values("similarity", ascending=False).groupby("doc_position")
     )
@@ -269,7 +276,10 @@ def highlight_html(alignment: Alignment, *, show_special: bool = True) -> str:
             tooltip = "\n".join(lines)
             picked = [int(p) for p in group[~group.is_mask].query_position]
             shown = [colors[p] for p in picked] or [MASK_COLOR]
-            parts.append(_chip(label, shown, tooltip, picked))
+            chip = _chip(label, shown, tooltip, picked or [focus] if focus is not None else picked)
+            if focus is not None:
+                chip = f'<span class="lirlab-focus" style="outline:2px solid {colors[focus]};border-radius:3px">{chip}</span>'
+            parts.append(chip)
         elif special and not show_special:
             continue
         elif special:
@@ -279,9 +289,13 @@ def highlight_html(alignment: Alignment, *, show_special: bool = True) -> str:
     if elided[-1]:
         parts.append(ELISION)
     legend = " ".join(
-        _chip(label, colors[i], f"query token {i}: contributes {alignment.contributions[i]:.3f}")
+        _chip(
+            f"▶ {label}" if i == focus else label,
+            colors[i],
+            f"query token {i}: contributes {alignment.contributions[i]:.3f}",
+        )
         for i, label in enumerate(alignment.query_labels)
-        if not alignment.query_is_mask[i]
+        if not alignment.query_is_mask[i] or i == focus
     )
     n_masks = int(alignment.query_is_mask.sum())
     if n_masks:

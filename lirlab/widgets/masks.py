@@ -26,6 +26,7 @@ import ipywidgets as widgets
 from lirlab.analysis.masks import MaskWeighting, as_index, mask_weighting, term_statistics
 from lirlab.plots import figure_png
 from lirlab.plots.masks import plot_mask_overview
+from lirlab.widgets import show_png
 
 TABLE_COLUMNS = {
     "token": "token",
@@ -84,7 +85,7 @@ class MaskExplorer:
         self.query.add_class("lirlab-query")
         self.message = widgets.HTML()
         self.message.add_class("lirlab-message")
-        self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.plot = widgets.Image(format="png")
         self.plot.add_class("lirlab-mask-plot")
         self.table = widgets.HTML()
         self.table.add_class("lirlab-mask-table")
@@ -121,7 +122,7 @@ class MaskExplorer:
             self._clear(str(error))
             return
         self.result = result
-        self.plot.value = figure_png(plot_mask_overview(result))
+        show_png(self.plot, figure_png(plot_mask_overview(result), dpi=80))
         self.table.value = (
             result.terms[list(TABLE_COLUMNS)]
             .rename(columns=TABLE_COLUMNS)

@@ -2,7 +2,10 @@
 
 A notebook cell ending in an explorer shows it. Search runs when Enter is pressed; picking a hit redraws
 its token alignment (:func:`~lirlab.analysis.alignment.align_hit`, drawn by
-:func:`~lirlab.plots.alignment.plot_alignment` and :func:`~lirlab.plots.alignment.highlight_html`).
+:func:`~lirlab.plots.interactive.alignment_figure` and :func:`~lirlab.plots.alignment.highlight_html`).
+The heatmap is a plotly figure drawn at the size it is shown: hovering a cell names the two tokens,
+their cosine and what the cell adds to the score; clicking a query token's bar outlines its match in
+the text below.
 Word pieces are merged into words when the checkbox is ticked, and documents longer than
 :data:`LONG_DOCUMENT` rows are windowed around their matched tokens. For an index
 that stores a reconstruction (PLAID) and document texts, the heatmap also shows how far each
@@ -30,8 +33,8 @@ import ipywidgets as widgets
 from lirlab.analysis.alignment import Alignment, explain_hit, search_text
 from lirlab.data import as_documents
 from lirlab.index.base import K_PARAM
-from lirlab.plots import figure_png
-from lirlab.plots.alignment import highlight_html, plot_alignment
+from lirlab.plots.alignment import highlight_html
+from lirlab.plots.interactive import alignment_figure
 
 #: Documents with more rows than this (after merging word pieces) are windowed around their matches.
 LONG_DOCUMENT = 40
@@ -79,7 +82,8 @@ class SearchExplorer:
     widget : ipywidgets.VBox
         The root box.
     query, results, hit, merge, heatmap, highlight, message :
-        The elements (``Text``, ``HTML``, ``Dropdown``, ``Checkbox``, ``Image``, ``HTML``, ``HTML``).
+        The elements (``Text``, ``HTML``, ``Dropdown``, ``Checkbox``, plotly ``FigureWidget``, ``HTML``,
+        ``HTML``).
     run : pandas.DataFrame or None
         The last search's run.
     alignment : Alignment or None
@@ -115,8 +119,11 @@ class SearchExplorer:
         self.hit.add_class("lirlab-hit")
         self.merge = widgets.Checkbox(value=True, description="merge word pieces", indent=False)
         self.merge.add_class("lirlab-merge")
-        self.heatmap = widgets.Image(format="png")
+        import plotly.graph_objects as go
+
+        self.heatmap = go.FigureWidget()
         self.heatmap.add_class("lirlab-heatmap")
+        self.focus: int | None = None
         self.highlight = widgets.HTML()
         self.highlight.add_class("lirlab-highlight")
         self.widget = widgets.VBox(
@@ -159,7 +166,7 @@ class SearchExplorer:
     def _clear(self) -> None:
         self.run, self.alignment, self._encoded_query = None, None, None
         self.results.value = ""
-        self.heatmap.value = b""
+        self._draw(None)
         self.highlight.value = ""
         self._updating = True
         try:
@@ -210,13 +217,37 @@ class SearchExplorer:
                 long_document=LONG_DOCUMENT,
                 context=WINDOW_CONTEXT,
             )
-            figure = plot_alignment(alignment)
+            figure = alignment_figure(alignment)
         except (ValueError, KeyError) as error:
-            self.heatmap.value = b""
+            self._draw(None)
             self.highlight.value = ""
             self._say(f"Cannot explain {docno!r}: {error}", error=True)
             return
-        self.alignment = alignment
-        self.heatmap.value = figure_png(figure, dpi=80)
+        self.alignment, self.focus = alignment, None
+        self._draw(figure)
         self.highlight.value = highlight_html(alignment)
         self._say(" ".join(n for n in (self._search_note, note) if n))
+
+    def focus_query_token(self, position: int | None) -> None:
+        """Outline only query token ``position``'s match in the text (None: every match again); what
+        clicking its bar does."""
+        if self.alignment is None:
+            return
+        self.focus = position
+        self.highlight.value = highlight_html(self.alignment, focus=position)
+
+    def _draw(self, figure) -> None:
+        """Show ``figure`` (a plotly Figure) in the heatmap widget, or nothing."""
+        with self.heatmap.batch_update():
+            self.heatmap.data = []
+            if figure is None:
+                self.heatmap.layout = {"width": 10, "height": 10}
+                return
+            self.heatmap.add_traces(list(figure.data))
+            self.heatmap.layout = figure.layout
+        self.heatmap.data[0].on_click(self._on_bar_click)
+
+    def _on_bar_click(self, trace, points, state) -> None:
+        if points.point_inds:
+            position = int(points.point_inds[0])
+            self.focus_query_token(None if position == self.focus else position)

@@ -49,6 +49,7 @@ from lirlab.index.base import K_PARAM, Index
 from lirlab.params import Param
 from lirlab.plots import figure_png
 from lirlab.plots.sweeps import plot_pareto
+from lirlab.widgets import show_png
 
 #: Queries timed per setting by default (quality always uses every query).
 TIMED_QUERIES = 30
@@ -214,7 +215,7 @@ class SweepExplorer:
         self.history = history
         self.result.value = self._result_html(row)
         try:
-            self.plot.value = figure_png(plot_pareto(history, highlight=history.index[-1]), dpi=80)
+            show_png(self.plot, figure_png(plot_pareto(history, highlight=history.index[-1]), dpi=80))
         except ValueError as error:
             self._say(f"Cannot draw the settings: {error}", error=True)
             return
