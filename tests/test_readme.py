@@ -14,6 +14,8 @@ def test_readme_tour_runs(minilm_dir, tmp_path, monkeypatch):
     tour, analysis = blocks[0], next(b for b in blocks if "align_hit" in b)
     methods = next(b for b in blocks if "methods=" in b)
     efficiency = next(b for b in blocks if "plot_pareto" in b)
+    lexical = next(b for b in blocks if "BM25Index.build" in b)
+    pipelines = next(b for b in blocks if "pt.Experiment" in b)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(tour, "README.md", "exec"), namespace)
@@ -25,6 +27,10 @@ def test_readme_tour_runs(minilm_dir, tmp_path, monkeypatch):
     exec(compile(efficiency, "README.md", "exec"), namespace)
     table = namespace["table"]
     assert set(table.method) == {"flat", "plaid", "warp", "muvera", "bm25_rerank"} and table.on_front.any()
+    exec(compile(lexical, "README.md", "exec"), namespace)
+    assert len(namespace["bm25"].docnos) == 200
+    pytest.importorskip("pyterrier")
+    exec(compile(pipelines, "README.md", "exec"), namespace)
     hit = namespace["hit"]
     assert hit.docno == "printing-01" and hit.score == pytest.approx(float(hit.contributions.sum()), abs=1e-4)
     why = namespace["why"]

@@ -21,6 +21,7 @@ Examples
 >>> isinstance(pyterrier_available(), bool)
 True
 >>> import pyterrier as pt  # doctest: +SKIP
+>>> from ir_measures import nDCG
 >>> from lirlab import data
 >>> from lirlab.encoder import ColBERT  # doctest: +SKIP
 >>> from lirlab.index.bm25 import BM25Index
@@ -30,7 +31,7 @@ True
 >>> flat = FlatIndex.build(demo, encoder)  # doctest: +SKIP
 >>> bm25 = retriever(BM25Index.build(demo))  # doctest: +SKIP
 >>> pt.Experiment([bm25, retriever(flat), bm25 % 50 >> reranker(flat)], topics(demo), qrels(demo),
-...               eval_metrics=["nDCG@10"], names=["BM25", "MaxSim", "BM25 >> MaxSim"])  # doctest: +SKIP
+...               eval_metrics=[nDCG @ 10], names=["BM25", "MaxSim", "BM25 >> MaxSim"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
