@@ -78,10 +78,13 @@ def test_methods_benchmark_puts_every_method_in_one_table_and_chart(small_demo, 
         max_queries=4,
         pool_factors=(1, 2),
         plaid_build={"n_centroids": 32, "kmeans_iterations": 2},
+        qdrant_grid={"prefetch": [0]},
     )
     result = json.loads(path.read_text())
     table = pd.DataFrame(result["sweep"])
-    assert set(table.method) == {"flat", "plaid", "warp", "muvera", "flat+pool", "plaid+pool"}
+    assert set(table.method) == {"flat", "plaid", "warp", "muvera", "qdrant", "flat+pool", "plaid+pool"}
+    qdrant = table[table.method == "qdrant"].iloc[0]
+    assert qdrant["exhaustive_recall@10"] == 1.0 and qdrant.build_s > 0 and qdrant["R@100"] == 1.0
     assert result["machine"]["cpu_count"] >= 1 and set(table.threads) == {1}
     assert table.on_front.any() and (table["exhaustive_recall@10"][table.method == "flat"] == 1.0).all()
     assert table["nDCG@10"].between(0, 1).all() and (table.p50_ms > 0).all()

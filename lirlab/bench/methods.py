@@ -6,6 +6,8 @@ method, :func:`run_methods_benchmark` measures, through :func:`lirlab.analysis.s
 * **exhaustive** MaxSim (flat) and **PLAID** (nbits 2) over its ``n_probe`` range;
 * **WARP** over the same PLAID index (no second build) across ``nprobe`` and ``t_prime``;
 * **MUVERA** (FDEs, re-ranked by exact MaxSim over the stored vectors) across ``candidates``;
+* **Qdrant** (embedded, optional: ``qdrant_grid`` / ``--qdrant``) built from the same vectors, across
+  ``prefetch`` (pooled candidates re-ranked by MaxSim; ``0`` is Qdrant's full MaxSim scan);
 * **token pooling** at pool factors 2, 3 and 4 with the flat index and with PLAID (pool, then compress):
   vectors removed and nDCG@10, the table of Clavié et al. (2024).
 
@@ -39,6 +41,7 @@ POOL_FACTORS = (1, 2, 3, 4)
 PLAID_GRID = {"n_probe": [1, 2, 4, 8]}
 WARP_GRID = {"nprobe": [4, 8, 16, 32], "t_prime": [5_000, 20_000]}
 MUVERA_GRID = {"candidates": [100, 300, 1000]}
+QDRANT_GRID = {"prefetch": [100, 400]}
 MUVERA_BUILD = {"r_reps": 20, "k_sim": 5, "d_proj": 16}
 
 
@@ -133,11 +136,13 @@ def run_methods_benchmark(
     pool_factors=POOL_FACTORS,
     plaid_build: dict | None = None,
     pooled_plaid: bool = True,
+    qdrant_grid: dict | None = None,
 ) -> Path:
     """Run the sweep and save ``methods-<dataset>.json`` (+ CSV, + PNG); returns the JSON path.
 
     ``max_queries`` keeps the first judged queries only (every method is measured on the same ones);
     exhaustive indexes are timed on ``n_exhaustive_timed`` queries (they are the slow reference).
+    ``qdrant_grid`` (e.g. ``QDRANT_GRID``) adds embedded Qdrant rows searched with those knobs.
     """
     flat = encoded_corpus(dataset, encoder, cache_dir, batch_size=batch_size)
     docs = flat.docs
@@ -161,13 +166,22 @@ def run_methods_benchmark(
     muvera = MuveraIndex.from_index(flat, progress=True, **MUVERA_BUILD)
     builds["muvera"] = time.perf_counter() - start
     builds["flat"] = 0.0
+    by_kind = {"plaid": plaid, "warp": warp, "muvera": muvera}
+    if qdrant_grid is not None:
+        from lirlab.index.qdrant import QdrantIndex
+
+        start = time.perf_counter()
+        by_kind["qdrant"] = QdrantIndex.from_encoding(docs, encoder=encoder, progress=True)
+        builds["qdrant"] = time.perf_counter() - start
 
     common = dict(
         qrels=qrels, k=k, measures=("nDCG@10",), threads=n_threads, reference=reference, n_timed=n_queries
     )
     methods = [(plaid, PLAID_GRID), (warp, WARP_GRID), (muvera, MUVERA_GRID)]
+    if qdrant_grid is not None:
+        methods.append((by_kind["qdrant"], qdrant_grid))
     table = sweep(docs, queries, methods=methods, **common)
-    index_of_row = [{"plaid": plaid, "warp": warp, "muvera": muvera}[m] for m in table.method]
+    index_of_row = [by_kind[m] for m in table.method]
     table = pd.concat([pd.DataFrame(flat_rows).assign(setting="method=flat"), table], ignore_index=True)
     index_of_row = [None] * len(flat_rows) + index_of_row
     table["build_s"] = table.method.map(builds)
@@ -203,6 +217,7 @@ def run_methods_benchmark(
 
     table = pd.concat([table, *pooled_tables], ignore_index=True)
     knob_names = ["n_probe", "centroid_score_threshold", "ndocs", "nprobe", "t_prime", "bound", "candidates"]
+    knob_names.append("prefetch")
     r100, cache = [], {}
     for row, index in zip(table.itertuples(index=False), index_of_row):
         if index is None:  # exhaustive rows measured R@100 already
@@ -351,6 +366,15 @@ def add_arguments(parser) -> None:
         "--kmeans-iterations", type=int, default=None, help="PLAID k-means rounds (default: PLAID's)"
     )
     parser.add_argument("--no-pooled-plaid", action="store_true", help="pool the flat index only")
+    parser.add_argument(
+        "--qdrant",
+        type=int,
+        nargs="*",
+        default=None,
+        metavar="PREFETCH",
+        help="add embedded Qdrant rows at these prefetch depths (0 = full MaxSim scan; no value: "
+        f"{QDRANT_GRID['prefetch']}); needs lirlab[qdrant]",
+    )
     parser.add_argument("--cache", default="benchmarks/cache", help="encoded corpora (default: %(default)s)")
     parser.add_argument("--out", default="benchmarks/results", help="results folder (default: %(default)s)")
 
@@ -382,6 +406,9 @@ def run_from_args(args) -> list[Path]:
                 pool_factors=tuple(args.pool_factors),
                 plaid_build=plaid_build,
                 pooled_plaid=not args.no_pooled_plaid,
+                qdrant_grid=None
+                if args.qdrant is None
+                else {"prefetch": args.qdrant or QDRANT_GRID["prefetch"]},
             )
         )
         print(f"wrote {paths[-1]}")
