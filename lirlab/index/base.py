@@ -406,6 +406,7 @@ class Index:
         queries: Encoding,
         k: int = 10,
         *,
+        subset=None,
         timings: dict | list | None = None,
         record_timings: bool = False,
         progress: bool = False,
@@ -419,6 +420,11 @@ class Index:
             Encoded queries of this index's dimension.
         k : int
             Results per query; fewer only when the index holds fewer live documents.
+        subset : collection of docnos, mapping of qid to docnos, or callable, optional
+            Search only these documents: one collection for every query, one per query id, or a
+            predicate over document ids. Every document of a query's subset is scored by
+            :meth:`score_positions` (the kind's own scores, exactly: no knob applies), so this is meant
+            for the small sets a filter leaves; fewer than ``k`` results when the subset is smaller.
         timings : dict or list, optional
             Receives seconds per stage (:attr:`STAGES`): a dict is added to in place, a list gets one
             dict appended. With ``record_timings=True`` they are also left in :attr:`last_timings`.
@@ -434,6 +440,14 @@ class Index:
             raise ValueError(f"queries must be an encoded Encoding, got {type(queries).__name__}")
         if len(queries) and queries.dim != self.dim:
             raise ValueError(f"query vectors have dim {queries.dim}, the index has dim {self.dim}")
+        if subset is not None:
+            allowed = self.subset_positions(subset, queries.ids)
+            hits = []
+            for i, positions in enumerate(allowed):
+                scores = self.score_positions(queries.select([i]), positions).flatten().cpu()
+                order = torch.sort(scores, descending=True, stable=True).indices[:k]
+                hits.append((positions[order], scores[order]))
+            return hits
         timer = StageTimer(self.STAGES, timings is not None or record_timings, self.device)
         batch = max(1, self.batch_size_for(queries))
         hits: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -452,6 +466,77 @@ class Index:
             elif isinstance(timings, list):
                 timings.append(dict(timer.totals))
         return hits
+
+    def subset_positions(self, subset, qids: Sequence[str]) -> list[torch.Tensor]:
+        """Per query id, the live positions ``subset`` allows (see :meth:`search_encoded`).
+
+        >>> import torch
+        >>> from lirlab.encoding import Encoding
+        >>> from lirlab.index.flat import FlatIndex
+        >>> docs = Encoding(ids=("a", "b", "c"), vectors=torch.eye(3), token_ids=torch.zeros(3, dtype=torch.long),
+        ...                 offsets=torch.tensor([0, 1, 2, 3]), vocab=("t",))
+        >>> index = FlatIndex(docs)
+        >>> [p.tolist() for p in index.subset_positions({"c", "a"}, ["q1"])]
+        [[0, 2]]
+        >>> [p.tolist() for p in index.subset_positions({"q1": ["b"], "q2": []}, ["q1", "q2"])]
+        [[1], []]
+        >>> index.subset_positions(["a", "zz"], ["q1"])
+        Traceback (most recent call last):
+        ...
+        ValueError: subset names 1 document(s) the index does not hold, first: 'zz'
+        """
+        if isinstance(subset, (str, bytes)):
+            raise ValueError(
+                "subset must be a collection of document ids (or a mapping or a predicate), not one string"
+            )
+        live = self.live_positions()
+        if callable(subset):
+            picked = torch.tensor([int(p) for p in live.tolist() if subset(self.docnos[p])], dtype=torch.long)
+            return [picked] * len(qids)
+        if isinstance(subset, Mapping):
+            missing = [q for q in qids if q not in subset]
+            if missing:
+                raise ValueError(
+                    f"subset gives no documents for query {missing[0]!r}; give every query an entry "
+                    "(an empty one for none)"
+                )
+            return [self._positions_of(subset[q]) for q in qids]
+        return [self._positions_of(subset)] * len(qids)
+
+    def _positions_of(self, docnos) -> torch.Tensor:
+        if isinstance(docnos, (str, bytes)):
+            raise ValueError("subset must be a collection of document ids, not one string")
+        wanted = sorted(set(docnos), key=str)
+        positions, unknown = [], []
+        for docno in wanted:
+            try:
+                position = self.position(docno)
+            except KeyError:
+                unknown.append(docno)
+                continue
+            if self.is_live(position):
+                positions.append(position)
+        if unknown:
+            raise ValueError(
+                f"subset names {len(unknown)} document(s) the index does not hold, first: {unknown[0]!r}"
+            )
+        return torch.tensor(sorted(positions), dtype=torch.long)
+
+    def score_positions(self, queries: Encoding, positions: torch.Tensor) -> torch.Tensor:
+        """Scores ``[n_queries, n_positions]`` of the documents at ``positions``, as this kind scores a
+        document it ranks: exact MaxSim over :meth:`documents` here (the encoded vectors, or a compressed
+        kind's reconstruction); a kind that scores otherwise (BM25) says so by overriding this."""
+        from lirlab.maxsim import maxsim_candidates
+
+        if not len(positions):
+            return torch.zeros(len(queries), 0)
+        docs = self.documents(positions)
+        return torch.stack(
+            [
+                maxsim_candidates(queries.vectors_of(i).float(), docs.vectors.float(), docs.lengths).cpu()
+                for i in range(len(queries))
+            ]
+        )
 
     def batch_size_for(self, queries: Encoding) -> int:
         """Queries searched in one ``_search`` call (a kind bounds it by the memory a batch needs)."""
@@ -495,25 +580,44 @@ class Index:
             )
 
     def search(
-        self, queries, k: int = 10, *, timings=None, record_timings=False, progress=False, **knobs
+        self,
+        queries,
+        k: int = 10,
+        *,
+        subset=None,
+        timings=None,
+        record_timings=False,
+        progress=False,
+        **knobs,
     ) -> pd.DataFrame:
         """Search text queries (or an :class:`Encoding`); returns ``qid, query, docno, score, rank``.
 
-        Takes the keywords of :meth:`search_encoded`. When the index holds fewer than ``k`` documents,
-        or a query reaches fewer, every available result is returned and a :class:`FewerResultsWarning`
-        says so.
+        Takes the keywords of :meth:`search_encoded` (``subset=`` filters the documents per query).
+        When the index (or the subset) holds fewer than ``k`` documents, or a query reaches fewer,
+        every available result is returned and a :class:`FewerResultsWarning` says so.
         """
         k = K_PARAM.validate(k)
         self.resolve_knobs(k, knobs)
         records, encoded = self.encode_queries(queries)
         hits = self.search_encoded(
-            encoded, k=k, timings=timings, record_timings=record_timings, progress=progress, **knobs
+            encoded,
+            k=k,
+            subset=subset,
+            timings=timings,
+            record_timings=record_timings,
+            progress=progress,
+            **knobs,
         )
         short = [q.qid for q, (positions, _) in zip(records, hits) if len(positions) < k]
         if short:
+            held = (
+                "the subset holds fewer"
+                if subset is not None
+                else f"index holds {int(self.live_positions().numel())} documents"
+            )
             warnings.warn(
                 f"{len(short)} of {len(records)} queries got fewer than k={k} results "
-                f"(index holds {int(self.live_positions().numel())} documents); first: {short[0]!r}",
+                f"({held}); first: {short[0]!r}",
                 FewerResultsWarning,
                 stacklevel=2,
             )

@@ -424,6 +424,11 @@ class BM25Index(Index):
         records = as_queries(queries)
         return records, _text_queries(records, self.dim)
 
+    def score_positions(self, queries: Encoding, positions: torch.Tensor) -> torch.Tensor:
+        """BM25 scores of the documents at ``positions`` for each query's text."""
+        texts = _query_texts(queries, self.KIND)
+        return torch.stack([self.bm25.scores(text)[positions] for text in texts])
+
     def _search(self, queries: Encoding, k: int, knobs: dict, timer: StageTimer):
         texts = _query_texts(queries, self.KIND)
         timer.start()
@@ -498,6 +503,8 @@ class BM25RerankIndex(BM25Index):
         )
     }
     STAGES = ("bm25", "maxsim_rerank")
+    #: A filtered search ranks by exact MaxSim, as the re-ranking stage does (not by BM25).
+    score_positions = Index.score_positions
 
     def __init__(self, docnos, bm25: BM25, vectors: Encoding | None = None, encoder=None, model=None):
         if vectors is None:

@@ -384,6 +384,12 @@ class PlaidIndex(Index):
             .cpu()
         )
 
+    def score_positions(self, queries: Encoding, positions: torch.Tensor) -> torch.Tensor:
+        """PLAID's final scores (decompression + exact MaxSim) of the documents at ``positions``."""
+        if not len(positions):
+            return torch.zeros(len(queries), 0)
+        return self.exact_scores(queries, positions.to(self.device))
+
     def documents(self, positions: Sequence[int] | torch.Tensor | None = None) -> Encoding:
         """Decompressed documents at ``positions`` (default: every live one), ``exact=False``."""
         positions = self.positions_or_live(positions)
