@@ -456,5 +456,10 @@ def test_sweep_explorer_follows_its_slider(explorers_page, browser):
         "the latency/quality plot did not render",
         "sweep-explorer",
     )
+    natural, shown = browser.execute_script(
+        "const i = arguments[0]; return [i.naturalWidth, i.getBoundingClientRect().width]",
+        browser.find_element(By.CSS_SELECTOR, "img.lirlab-sweep-plot"),
+    )
+    assert abs(natural - shown) <= 2, f"the plot is {natural} px wide but shown {shown} px wide (stretched)"
     browser.execute_script("arguments[0].scrollIntoView()", slider)
     screenshot(browser, "browser-sweep-explorer")
