@@ -199,7 +199,11 @@ def test_unpooled_indexes_have_no_mapping_and_a_pooled_alignment_names_the_merge
     groups = pooled.pooled_tokens(0)
     assert len(hit.doc_tokens) == len(groups) and any(len(g) > 1 for g in groups)
     merged = next(i for i, g in enumerate(groups) if len(g) > 1)
-    assert hit.doc_tokens[merged] == "[" + " · ".join(groups[merged]) + "]"
+    label = hit.doc_tokens[merged]
+    assert (
+        label.startswith("{") and label.endswith("}") and len(label[1:-1].split(" ")) == len(groups[merged])
+    )
+    assert "##" not in label and not any(t.startswith("[") for t in hit.doc_tokens if t.startswith("{"))
     with pytest.raises(ValueError, match="is pooled"):
         align_hit(pooled, "honeybee colony", docs.ids[0], document_text=demo[0].full_text)
 

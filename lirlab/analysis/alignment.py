@@ -480,10 +480,13 @@ def align_hit(
     doc_tokens = _token_strings(token_ids, vocab)
     groups = index.pooled_tokens(index.position(docno))
     if groups is not None:
-        # each pooled vector is labelled with the tokens it stands for, written in brackets so word-piece
-        # merging leaves them alone (their members need not be neighbours)
+        # each pooled vector is labelled with the tokens it stands for, in braces (pieces written as every
+        # label writes them), so that word-piece merging leaves them alone: members need not be neighbours
+        style = _piece_style([t for group in groups for t in group])
         doc_tokens = [
-            f"[{' · '.join(group)}]" if len(group) > 1 or group[0].startswith("##") else group[0]
+            "{" + " ".join(_label(t, style, {}, False) for t in group) + "}"
+            if len(group) > 1 or _is_continuation(group[0], style)
+            else group[0]
             for group in groups
         ]
         if document_text is not None:
