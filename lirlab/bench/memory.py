@@ -120,6 +120,7 @@ def run_memory_benchmark(
         "model": model,
         "dataset": dataset,
         "kmeans_sample": kmeans_sample if kmeans_sample is not None else "default",
+        "chunk_docs": chunk_docs if chunk_docs is not None else "default",
         "max_sample_vectors": MAX_SAMPLE_VECTORS,
         "rows": rows,
         "build_kib_per_extra_token": round(growth, 3),
@@ -130,6 +131,7 @@ def run_memory_benchmark(
 
         name = "memory" + (f"-{Path(dataset).name}" if dataset != "demo" else "")
         name += f"-sample{kmeans_sample}" if kmeans_sample is not None else ""
+        name += f"-chunk{chunk_docs}" if chunk_docs is not None else ""
         report["path"] = str(save_results(name, report, out_dir))
     return report
 
