@@ -147,7 +147,9 @@ def markdown_table(declared: Mapping[str, Param]) -> str:
         if p.choices:
             rng = ", ".join(map(str, p.choices))
         elif p.low is not None or p.high is not None:
-            rng = f"{'' if p.low is None else f'{p.low:g}'}…{'' if p.high is None else f'{p.high:g}'}"
+            # a bound at the int32 limit only says "a whole number": written as open-ended
+            high = None if p.high is None or p.high >= 2**31 - 1 else p.high
+            rng = f"{'' if p.low is None else f'{p.low:g}'}…{'' if high is None else f'{high:g}'}"
         else:
             rng = ""
         rows.append(

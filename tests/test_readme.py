@@ -16,6 +16,7 @@ def test_readme_tour_runs(minilm_dir, tmp_path, monkeypatch):
     efficiency = next(b for b in blocks if "plot_pareto" in b)
     lexical = next(b for b in blocks if "BM25Index.build" in b)
     pipelines = next(b for b in blocks if "pt.Experiment" in b)
+    engine = next(b for b in blocks if "QdrantIndex.from_encoding" in b)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(tour, "README.md", "exec"), namespace)
@@ -29,6 +30,8 @@ def test_readme_tour_runs(minilm_dir, tmp_path, monkeypatch):
     assert set(table.method) == {"flat", "plaid", "warp", "muvera", "bm25_rerank"} and table.on_front.any()
     exec(compile(lexical, "README.md", "exec"), namespace)
     assert len(namespace["bm25"].docnos) == 200
+    exec(compile(engine, "README.md", "exec"), namespace)
+    assert len(namespace["qdrant"]) == 200
     pytest.importorskip("pyterrier")
     exec(compile(pipelines, "README.md", "exec"), namespace)
     hit = namespace["hit"]
