@@ -434,7 +434,9 @@ def _add_index(sub) -> None:
         "--out", required=True, help="index folder to write (an existing index is replaced atomically)"
     )
     p.add_argument(
-        "--overwrite", action="store_true", help="replace --out even if it is a folder lirlab did not write"
+        "--overwrite",
+        action="store_true",
+        help="replace --out even if it is a folder lirlab did not write (its files are moved aside, never deleted)",
     )
     p.add_argument(
         "--kind",

@@ -21,7 +21,8 @@ Leftovers of writers that died (killed, power loss) are removed by the next save
 ``path`` at once both succeed, each commit atomic; the one that commits last wins.
 
 Saving refuses a ``path`` that holds anything but an artifact of ours (or nothing), unless the caller
-passes ``overwrite=True``: a folder of the user's files is never deleted by accident.
+passes ``overwrite=True``, and then the user's files are moved aside to ``NAME.replaced-TOKEN``:
+lirlab deletes only folders it wrote (its own artifacts and its writers' staging folders).
 
 How a load stays consistent
 ---------------------------
@@ -74,6 +75,7 @@ import stat
 import sys
 import time
 import uuid
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +102,10 @@ READ_RETRIES = 20
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
+
+
+class ReplacedFolderWarning(UserWarning):
+    """A save with ``overwrite=True`` replaced a folder of other files; they were moved aside, not deleted."""
 
 
 class ArtifactError(ValueError):
@@ -355,12 +361,27 @@ def clean_leftovers(path: str | os.PathLike) -> list[str]:
         if fd is None:
             continue  # a live writer's
         try:
+            if not _written_by_lirlab(folder):
+                continue  # a name like ours on a folder we did not write: never removed
             shutil.rmtree(folder, ignore_errors=True)
             if not os.path.lexists(folder):
                 removed.append(folder.name)
         finally:
             os.close(fd)
     return sorted(removed)
+
+
+def _written_by_lirlab(folder: Path) -> bool:
+    """Whether ``folder`` holds only what lirlab writes: an artifact of ours, or nothing but plain files
+    (a writer's staging folder, or one of our artifacts half removed). Anything else is never removed."""
+    try:
+        ours, names = _describe_contents(folder)
+    except OSError:
+        return False
+    return ours or all(
+        PLAIN_NAME.match(name) and (folder / name).is_file() and not (folder / name).is_symlink()
+        for name in names
+    )
 
 
 def _describe_contents(folder: Path) -> tuple[bool, list[str]]:
@@ -415,7 +436,8 @@ class ArtifactWriter:
     type_, format_version :
         Recorded in ``metadata.json`` and checked by :func:`read_artifact`.
     overwrite : bool
-        Replace ``path`` even when it holds files that are not an artifact of ours (they are deleted).
+        Replace ``path`` even when it holds files that are not an artifact of ours (they are moved aside
+        to ``NAME.replaced-TOKEN`` beside it, with a :class:`ReplacedFolderWarning`; never deleted).
         Without it such a folder is refused with :class:`ArtifactError`; an empty folder or one of our
         artifacts is always replaced.
 
@@ -545,6 +567,9 @@ class ArtifactWriter:
                 continue
             if not ours and not self.overwrite:
                 self._check_target()  # files appeared since __enter__: refuse with the same message
+            if not ours:
+                _move_aside(target)  # overwrite=True: the user's files are kept, under a visible name
+                continue
             if _swap(staging, target):
                 _fsync_dir(parent)  # the commit point is durable from here
             else:
@@ -557,8 +582,8 @@ class ArtifactWriter:
                     continue
                 _fsync_dir(parent)
                 staging = retired
-            shutil.rmtree(staging, ignore_errors=True)  # the previous artifact
             self.staging = None
+            shutil.rmtree(staging, ignore_errors=True)  # the previous artifact, ours
             return
         raise ArtifactError(f"{self.path}: kept changing while saving; is another program writing there?")
 
@@ -573,6 +598,19 @@ class ArtifactWriter:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
+
+
+def _move_aside(target: Path) -> None:
+    """Rename a folder of files lirlab did not write (replaced with ``overwrite=True``) to a visible
+    ``NAME.replaced-TOKEN`` beside it: lirlab never deletes it."""
+    kept = target.parent / f"{target.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    os.rename(target, kept)
+    _fsync_dir(target.parent)
+    warnings.warn(
+        f"{target} held files lirlab did not write; they were moved to {kept}, not deleted",
+        ReplacedFolderWarning,
+        stacklevel=5,
+    )
 
 
 def _restore_interrupted_quietly(target: Path) -> None:

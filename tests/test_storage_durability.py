@@ -415,3 +415,30 @@ def test_peek_type_explains_what_is_not_an_index(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ArtifactError, match="is a file"):
         storage.peek_type(tmp_path / "file")
+
+
+def test_overwrite_moves_a_folder_of_other_files_aside_instead_of_deleting_it(tmp_path):
+    from lirlab.storage import ReplacedFolderWarning
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    with pytest.warns(ReplacedFolderWarning, match="moved to"):
+        write(folder, 2, overwrite=True)
+    [kept] = [p for p in tmp_path.iterdir() if p.name.startswith("mine.replaced-")]
+    assert (kept / "thesis.tex").read_text() == "years of work" and read_value(folder) == 2
+    write(folder, 3)  # replacing our own artifact deletes the old one, leaves the user's copy alone
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["mine", kept.name])
+
+
+def test_leftover_cleaning_never_removes_a_look_alike_folder_lirlab_did_not_write(tmp_path):
+    from lirlab.storage import clean_leftovers
+
+    look_alike = tmp_path / ".idx.writing-123-0badc0de"
+    (look_alike / "sub").mkdir(parents=True)
+    (look_alike / "sub" / "notes.txt").write_text("mine")
+    staging = tmp_path / ".idx.writing-124-0badc0df"
+    staging.mkdir()
+    (staging / "vectors.npy").write_bytes(b"partial")
+    assert clean_leftovers(tmp_path / "idx") == [staging.name]
+    assert (look_alike / "sub" / "notes.txt").read_text() == "mine"
