@@ -216,8 +216,6 @@ def run_methods_benchmark(
         )
 
     table = pd.concat([table, *pooled_tables], ignore_index=True)
-    knob_names = ["n_probe", "centroid_score_threshold", "ndocs", "nprobe", "t_prime", "bound", "candidates"]
-    knob_names.append("prefetch")
     r100, cache = [], {}
     for row, index in zip(table.itertuples(index=False), index_of_row):
         if index is None:  # exhaustive rows measured R@100 already
@@ -225,8 +223,8 @@ def run_methods_benchmark(
             continue
         knobs = {
             name: getattr(row, name)
-            for name in knob_names
-            if name in index.SEARCH_PARAMS and hasattr(row, name) and not pd.isna(getattr(row, name))
+            for name in index.SEARCH_PARAMS
+            if hasattr(row, name) and not pd.isna(getattr(row, name))
         }
         knobs = {
             n: int(v) if float(v).is_integer() and index.SEARCH_PARAMS[n].type is int else v
