@@ -15,10 +15,34 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation
+from matplotlib.transforms import Bbox
+
+#: Where a label may sit around its point, tried in this order: the direction (x, y signs) and the text
+#: alignment that keeps the label on that side.
+LABEL_DIRECTIONS = (
+    (1, 1, "left", "bottom"),
+    (-1, 1, "right", "bottom"),
+    (1, -1, "left", "top"),
+    (-1, -1, "right", "top"),
+    (0, 1, "center", "bottom"),
+    (0, -1, "center", "top"),
+    (1, 0, "left", "center"),
+    (-1, 0, "right", "center"),
+)
+#: Distances from the point tried, in points; from the second one on a thin leader line joins label and point.
+LABEL_RADII = (4.0, 14.0, 26.0, 40.0)
+#: Half the side of the square around each marker that labels keep clear of, in points.
+MARKER_HALF = 4.0
+_RELATIVE = {"left": 0.0, "bottom": 0.0, "center": 0.5, "right": 1.0, "top": 1.0}
 
 
 def quality_column(table: pd.DataFrame) -> str:
@@ -36,6 +60,123 @@ def quality_column(table: pd.DataFrame) -> str:
     return recall[0]
 
 
+def _renderer(figure):
+    canvas = figure.canvas
+    if not hasattr(canvas, "get_renderer"):
+        canvas = FigureCanvasAgg(figure)
+    return canvas.get_renderer()
+
+
+def place_labels(
+    ax: Axes,
+    x: Sequence[float],
+    y: Sequence[float],
+    texts: Sequence[str],
+    *,
+    priority: Sequence[bool] | None = None,
+    fontsize: str = "x-small",
+) -> list[Annotation | None]:
+    """Label points so that no two labels, and no label and another point's marker, overlap.
+
+    Each label tries the places of :data:`LABEL_DIRECTIONS` at the distances of :data:`LABEL_RADII` in
+    turn and takes the first free one inside the axes (a label set further away than the first distance
+    gets a thin leader line to its point). Labels with ``priority`` are placed first, drawn in full;
+    the others are faded. A label with no free place is left out, so a crowded plot loses labels of
+    dominated points before those of the frontier, and never prints one over another. The axes' layout
+    is settled before measuring, the labels take no part in it, and a legend placed at ``"best"`` is
+    pinned where it stood, so the measured places hold when the figure is drawn or saved.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Axes whose limits, scales and legend are final.
+    x, y : sequence of float
+        Data coordinates of the points.
+    texts : sequence of str
+        One label per point.
+    priority : sequence of bool, optional
+        Points whose labels are placed first (the frontier).
+    fontsize : str
+        Label font size.
+
+    Returns
+    -------
+    list of Annotation or None
+        One entry per point, in the order given; None where the label was left out.
+    """
+    n = len(texts)
+    if not (len(x) == len(y) == n):
+        raise ValueError(f"{len(x)} x and {len(y)} y values for {n} labels")
+    first = np.ones(n, dtype=bool) if priority is None else np.asarray(priority, dtype=bool)
+    figure = ax.get_figure(root=True)
+    renderer = _renderer(figure)
+    figure.draw_without_rendering()  # the layout sizes the axes before anything is measured
+    legend = ax.get_legend()
+    taken: list[Bbox] = []
+    if legend is not None:
+        box = legend.get_window_extent(renderer)
+        legend.set_loc(tuple(ax.transAxes.inverted().transform((box.x0, box.y0))))
+        taken.append(box)
+    scale = figure.dpi / 72.0
+    half = MARKER_HALF * scale
+    points = ax.transData.transform(np.column_stack([np.asarray(x, float), np.asarray(y, float)]))
+    markers = [Bbox.from_extents(px - half, py - half, px + half, py + half) for px, py in points]
+    inside = ax.get_window_extent(renderer)
+    placed: list[Annotation | None] = [None] * n
+    spots: list[tuple | None] = [None] * n
+    for i in [*np.flatnonzero(first), *np.flatnonzero(~first)]:
+        if not np.all(np.isfinite(points[i])):
+            continue
+        others = [m for j, m in enumerate(markers) if j != i]
+        label = ax.annotate(
+            texts[i], (x[i], y[i]), xytext=(0, 0), textcoords="offset points", fontsize=fontsize
+        )
+        spot = None
+        for radius in LABEL_RADII:
+            for sx, sy, ha, va in LABEL_DIRECTIONS:
+                offset = (radius * sx / np.hypot(sx, sy), radius * sy / np.hypot(sx, sy))
+                label.xyann = offset
+                label.set_horizontalalignment(ha)
+                label.set_verticalalignment(va)
+                box = label.get_window_extent(renderer)
+                fits = (
+                    inside.x0 <= box.x0
+                    and box.x1 <= inside.x1
+                    and inside.y0 <= box.y0
+                    and box.y1 <= inside.y1
+                )
+                if fits and not any(box.overlaps(b) for b in (*taken, *others)):
+                    spot = (radius, offset, ha, va, box)
+                    break
+            if spot is not None:
+                break
+        label.remove()
+        if spot is None:
+            continue
+        taken.append(spot[-1])
+        spots[i] = spot[:-1]
+    for i, spot in enumerate(spots):  # drawn in the order given, whatever order they were placed in
+        if spot is None:
+            continue
+        radius, offset, ha, va = spot
+        style = {"fontsize": fontsize, "alpha": 1.0 if first[i] else 0.6}
+        if radius > LABEL_RADII[0]:
+            style["arrowprops"] = {
+                "arrowstyle": "-",
+                "color": "0.55",
+                "linewidth": 0.6,
+                "shrinkA": 0,
+                "shrinkB": 3,
+                "relpos": (_RELATIVE[ha], _RELATIVE[va]),
+            }
+        label = ax.annotate(
+            texts[i], (x[i], y[i]), xytext=offset, textcoords="offset points", ha=ha, va=va, **style
+        )
+        label.set_in_layout(False)
+        placed[i] = label
+    return placed
+
+
 def plot_pareto(
     table: pd.DataFrame,
     latency: str = "p50_ms",
@@ -49,6 +190,10 @@ def plot_pareto(
 ) -> Figure:
     """Latency against quality, one labelled point per setting; the Pareto frontier (no setting both
     faster and better) is joined by a line and drawn in full colour, the others faded.
+
+    Labels never overprint (:func:`place_labels`): each takes a free place near its point, with a leader
+    line when it had to move away; frontier labels are placed first, and where the plot is too crowded
+    a dominated setting's label is left out (its point stays).
 
     Parameters
     ----------
@@ -90,15 +235,6 @@ def plot_pareto(
         off = rows[~front[rows.index]]
         ax.plot(on[latency], on[quality], marker="o", color=color, label=f"on the frontier{suffix}")
         ax.scatter(off[latency], off[quality], color=color, alpha=0.35, label=f"dominated{suffix}")
-    for row_label, x, y in zip(table.index, table[latency], table[quality]):
-        ax.annotate(
-            str(labels[row_label]),
-            (x, y),
-            textcoords="offset points",
-            xytext=(4, 4),
-            fontsize="x-small",
-            alpha=1.0 if front[row_label] else 0.6,
-        )
     if highlight is not None:
         if highlight not in table.index:
             raise ValueError(f"no row {highlight!r} to highlight")
@@ -120,4 +256,11 @@ def plot_pareto(
     ax.set_ylabel(quality)
     ax.set_title("Latency against quality, one point per setting")
     ax.legend(frameon=False, fontsize="small")
+    place_labels(
+        ax,
+        table[latency].to_numpy(dtype=float),
+        table[quality].to_numpy(dtype=float),
+        [str(labels[i]) for i in table.index],
+        priority=front.to_numpy(),
+    )
     return ax.figure
