@@ -564,6 +564,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    from lirlab.cli_help import help_parser
+
+    described = help_parser(argv)
+    if described is not None:
+        # a subcommand's help, from its parser described as data: the declarations behind its options
+        # live in modules that import torch (seconds), help needs only their text
+        parser, rest = described
+        parser.parse_args(rest)
     if argv[:2] == ["bench", "train"]:
         args = _bench_train_parser().parse_args(argv[2:])
     elif argv[:2] == ["bench", "methods"]:

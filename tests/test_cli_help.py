@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 
-from lirlab import cli
+import pytest
+
+from lirlab import cli, cli_help
+from lirlab._cli_help_catalog import CATALOG
+
+#: Every help a user can ask for: each subcommand, and the benchmarks with parsers of their own.
+HELP_COMMANDS = [*cli.COMMANDS, *cli_help.NESTED]
+
+#: Flags from knob declarations that each help must list (a sample pinned here; every option of the
+#: live parser is checked too).
+DECLARED_FLAGS = {
+    "index": ["--query-maxlen", "--doc-maxlen", "--nbits", "--n-centroids", "--pool-factor"],
+    "search": ["--n-probe", "--centroid-score-threshold", "--ndocs"],
+    "train": ["--lr", "--batch-size"],
+    "bench": ["--query-maxlen", "--build-tool"],
+}
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
@@ -57,7 +73,6 @@ def test_every_subcommand_has_a_one_line_description_and_every_option_a_help():
     parsers = dict(full.choices)
     parsers["bench train"] = cli._bench_train_parser()
     parsers["bench methods"] = cli._bench_methods_parser()
-    parsers["bench methods"] = cli._bench_methods_parser()
     for name, parser in parsers.items():
         if name in listed:
             text = listed[name]
@@ -75,3 +90,61 @@ def test_a_subcommand_parsed_alone_keeps_its_options():
     parser = cli.build_parser(only="evaluate")
     args = parser.parse_args(["evaluate", "--run", "r.trec", "--dataset", "demo", "--tsv"])
     assert args.tsv and args.func is cli._cmd_evaluate
+
+
+@pytest.fixture(scope="module")
+def live_parsers():
+    return cli_help.live_parsers()
+
+
+@pytest.mark.parametrize("command", HELP_COMMANDS)
+def test_subcommand_help_imports_no_torch_and_lists_the_declared_knobs(command, live_parsers):
+    probe = (
+        "import sys\n"
+        "from lirlab.cli import main\n"
+        "try:\n"
+        f"    main({[*command.split(), '--help']!r})\n"
+        "except SystemExit as done:\n"
+        "    print('EXIT', done.code, file=sys.stderr)\n"
+        "print('TORCH', 'torch' in sys.modules, file=sys.stderr)\n"
+    )
+    env = {**os.environ, "COLUMNS": "100"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
+    assert "EXIT 0" in done.stderr, done.stderr
+    assert "TORCH False" in done.stderr, f"lirlab {command} --help imported torch"
+    assert done.stdout.startswith(f"usage: lirlab {command} ")
+    for flag in DECLARED_FLAGS.get(command, []):
+        assert flag in done.stdout, f"lirlab {command} --help does not list {flag}"
+    live = live_parsers[command]
+    for action in live._actions:
+        for option in action.option_strings:
+            assert option in done.stdout, f"lirlab {command} --help does not list {option}"
+
+
+@pytest.mark.parametrize("command", HELP_COMMANDS)
+def test_help_catalog_matches_the_live_parsers(command, live_parsers, monkeypatch):
+    live = live_parsers[command]
+    assert cli_help.describe(live) == CATALOG[command], (
+        f"lirlab {command}: its options changed; regenerate the help catalog with `python -m lirlab.cli_help`"
+    )
+    monkeypatch.setenv("COLUMNS", "80")
+    rebuilt, rest = cli_help.help_parser([*command.split(), "--help"])
+    assert rest == ["--help"]
+    assert rebuilt.format_help() == live.format_help()
+    assert rebuilt.format_usage() == live.format_usage()
+
+
+def test_help_is_answered_only_when_asked_for_a_subcommand():
+    assert cli_help.catalog_key(["--help"]) is None  # the quick top-level listing
+    assert cli_help.catalog_key(["index", "--out", "x"]) is None  # a real run parses with the live parser
+    assert cli_help.catalog_key(["index", "--dataset", "demo", "-h"]) == "index"
+    assert cli_help.catalog_key(["bench", "methods", "--help"]) == "bench methods"
+    assert cli_help.catalog_key(["bench", "core", "--help"]) == "bench"
+    assert cli_help.catalog_key(["nosuch", "--help"]) is None
+
+
+def test_a_bad_choice_before_help_is_refused_as_argparse_does(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["index", "--kind", "bogus", "--help"])
+    assert done.value.code == 2
+    assert "invalid choice: 'bogus'" in capsys.readouterr().err
