@@ -26,11 +26,14 @@ Examples
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from lirlab.encoding import Encoding, offsets_from_lengths, rows_of
+from lirlab.encoding import Encoding, offsets_from_lengths
 
 
 def maxsim_pair(query: torch.Tensor, doc: torch.Tensor) -> torch.Tensor:
@@ -98,8 +101,71 @@ def maxsim_candidates(
     return torch.cat(scores) if scores else torch.zeros(0, device=query.device)
 
 
+FIRST_PASSES = ("auto", "int8", "none")
+FP32_UNIT_ROUNDOFF = 2.0**-24
+INT8_LEVELS = 127
+AUTO_FIRST_PASS_MIN_TOKENS = 1 << 16
+INT8_DOT_INSTRUCTIONS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_fast_int8() -> bool:
+    """Whether this CPU has int8 dot-product instructions (VNNI, AMX-INT8 or Arm's dot product) and
+    torch has its int8 matrix multiply; without them the first pass would cost more than it saves."""
+    if getattr(torch, "_int_mm", None) is None:
+        return False
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return any(flag in flags for flag in INT8_DOT_INSTRUCTIONS)
+
+
+def _gamma(n: int, unit_roundoff: float) -> float:
+    """Relative error bound of ``n`` rounded additions (Higham's gamma_n)."""
+    return n * unit_roundoff / (1 - n * unit_roundoff)
+
+
+def quantize_rows(
+    vectors: torch.Tensor, groups: torch.Tensor, n_groups: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 rounding with one step per group of rows: ``(int8 rows, step per group)``.
+
+    ``vectors ~ int8 * step[groups]``; a group of zeros (or with no rows) gets step 1.
+
+    >>> q, step = quantize_rows(torch.tensor([[0.5, -0.25], [0.1, 0.0], [0.0, 0.0]]), torch.tensor([0, 0, 1]), 2)
+    >>> q.tolist(), [round(x, 6) for x in step.tolist()]
+    ([[127, -64], [25, 0], [0, 0]], [0.003937, 1.0])
+    """
+    peak = torch.zeros(n_groups, device=vectors.device).scatter_reduce_(
+        0, groups, vectors.abs().amax(dim=1).float(), "amax"
+    )
+    step = torch.where(peak > 0, peak / INT8_LEVELS, torch.ones_like(peak))
+    quantized = torch.round(vectors.float() / step[groups, None]).clamp_(-INT8_LEVELS, INT8_LEVELS)
+    return quantized.to(torch.int8), step
+
+
 class LengthGroupedDocs:
     """Documents laid out for exhaustive MaxSim.
+
+    Documents are ordered by length and padded to a multiple of ``bucket`` tokens by repeating their
+    last vector, which never changes a maximum; every run of equal padded length is cut into dense
+    ``[n, L, dim]`` blocks of at most ``chunk_tokens`` rows, so one query costs one multiply and one
+    ``amax`` per block and the block's similarities stay in cache.
+
+    Top-k search (:meth:`top_k`) can run an int8 first pass over every document with a proven bound
+    on its error, then score in fp32 only the documents whose bound can still reach the top k: the
+    results are those of fp32 MaxSim (same documents, scores to float tolerance). Documents are
+    rounded to int8 with one step per document, query tokens with one step each (``d~``/``q~`` the
+    roundings); int8 products summed in int32 are exact, so ``a_id = max_j q~_i.d~_j`` carries input
+    rounding only, and per query token ``i`` and document ``d``::
+
+        |max_j q_i.d_j - a_id| <= |q~_i| E_d + e_i N_d + e_i E_d
+
+    with ``e_i = |q_i - q~_i|``, ``E_d = max_j |d_j - d~_j|`` and ``N_d = max_j |d~_j|`` (Cauchy-Schwarz
+    on ``q.d - q~.d~ = q~.(d - d~) + (q - q~).d~ + (q - q~).(d - d~)``); fp32 rounding of the reference
+    scores (gamma_dim, gamma_qlen) and of the bound itself are added. The int8 copy is a quarter of the
+    fp32 vectors' memory, and its pass reads a quarter of the bytes.
 
     Parameters
     ----------
@@ -108,67 +174,196 @@ class LengthGroupedDocs:
     lengths : torch.Tensor
         ``[n_docs]`` token counts.
     chunk_tokens : int
-        Upper bound on the document tokens multiplied at once. It bounds the similarity buffer; 4096
-        keeps a block (2 MiB in fp32 at dim 128) in cache, measured fastest on a 2-core CPU.
+        Upper bound on the document rows multiplied at once (8192 rows, a 1 MiB block of similarities
+        for a 32-token query, measured fastest on a 2-core CPU).
     device, dtype :
         Where and in which precision the vectors are kept (fp16/bf16 halve memory on GPU).
+    bucket : int
+        Padded lengths are multiples of this (fewer, larger blocks against at most ``bucket - 1``
+        repeated rows per document).
+    first_pass : {"auto", "int8", "none"}
+        ``"int8"`` keeps an int8 copy of the vectors for :meth:`top_k`'s first pass; ``"auto"`` does so
+        on CPUs with int8 dot-product instructions (:func:`cpu_has_fast_int8`), for fp32 vectors of at
+        least 65,536 tokens on CPU; ``"none"`` never.
     """
 
     def __init__(
         self,
         vectors: torch.Tensor,
         lengths: torch.Tensor,
-        chunk_tokens: int = 4096,
+        chunk_tokens: int = 8192,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
+        bucket: int = 8,
+        first_pass: str = "auto",
     ):
+        if first_pass not in FIRST_PASSES:
+            raise ValueError(f"first_pass must be one of {', '.join(FIRST_PASSES)}, got {first_pass!r}")
         device = torch.device(device) if device is not None else vectors.device
         lengths = lengths.to(torch.long).cpu()
         self.n_docs = int(lengths.shape[0])
         self.dim = int(vectors.shape[1])
         order = torch.argsort(lengths, stable=True)
-        rows = rows_of(offsets_from_lengths(lengths), order)
+        sorted_lengths = lengths[order]
+        padded = (sorted_lengths + bucket - 1) // bucket * bucket
+        first_rows = offsets_from_lengths(lengths)[order]
+        within = torch.arange(int(padded.sum())) - torch.repeat_interleave(
+            offsets_from_lengths(padded)[:-1], padded
+        )
+        last = torch.repeat_interleave(sorted_lengths - 1, padded)
+        rows = torch.repeat_interleave(first_rows, padded) + torch.minimum(within, last)
         self.vectors = (
             vectors[rows.to(vectors.device)].to(device=device, dtype=dtype or vectors.dtype).contiguous()
         )
         self.order = order.to(device)
-        self.blocks: list[tuple[int, int, int, int]] = []  # (first doc, n docs, length, first row)
-        sorted_lengths = lengths[order].tolist()
+        self.blocks: list[tuple[int, int, int, int]] = []  # (first doc, n docs, padded length, first row)
+        padded_list = padded.tolist()
         row, i = 0, 0
         while i < self.n_docs:
-            length = sorted_lengths[i]
+            length = padded_list[i]
             j = i
-            while j < self.n_docs and sorted_lengths[j] == length:
+            while j < self.n_docs and padded_list[j] == length:
                 j += 1
-            per_block = max(1, chunk_tokens // max(length, 1))
-            for start in range(i, j, per_block):
-                n = min(per_block, j - start)
-                self.blocks.append((start, n, length, row))
-                row += n * length
+            if length > 0:
+                per_block = max(1, chunk_tokens // length)
+                for start in range(i, j, per_block):
+                    n = min(per_block, j - start)
+                    self.blocks.append((start, n, length, row))
+                    row += n * length
             i = j
+        self.block_of_doc = torch.full((self.n_docs,), -1, dtype=torch.long, device=self.device)
+        for b, (first_doc, n, _, _) in enumerate(self.blocks):
+            self.block_of_doc[first_doc : first_doc + n] = b
+        self.quantized = None
+        if first_pass == "int8" or (
+            first_pass == "auto"
+            and self.device.type == "cpu"
+            and self.vectors.dtype == torch.float32
+            and self.vectors.shape[0] >= AUTO_FIRST_PASS_MIN_TOKENS
+            and cpu_has_fast_int8()
+        ):
+            self._keep_int8_copy(padded.to(self.device))
+
+    def _keep_int8_copy(self, padded: torch.Tensor, rows_at_once: int = 1 << 16) -> None:
+        doc_of_row = torch.repeat_interleave(torch.arange(self.n_docs, device=self.device), padded)
+        self.quantized, self.doc_step = quantize_rows(self.vectors, doc_of_row, self.n_docs)
+        self.rounding_error = torch.zeros(self.n_docs, device=self.device)
+        self.rounded_norm = torch.zeros(self.n_docs, device=self.device)
+        for start in range(0, self.vectors.shape[0], rows_at_once):
+            docs = doc_of_row[start : start + rows_at_once]
+            rounded = self.quantized[start : start + rows_at_once].float() * self.doc_step[docs, None]
+            error = torch.linalg.vector_norm(
+                self.vectors[start : start + rows_at_once].float() - rounded, dim=1
+            )
+            self.rounding_error.scatter_reduce_(0, docs, error, "amax")
+            self.rounded_norm.scatter_reduce_(0, docs, torch.linalg.vector_norm(rounded, dim=1), "amax")
 
     @property
     def device(self) -> torch.device:
         return self.vectors.device
+
+    def _token_maxima(self, queries: torch.Tensor, vectors: torch.Tensor, multiply=torch.mm) -> torch.Tensor:
+        """``[n_docs, rows of queries]``: each query row's best product in each (sorted) document, in
+        the product's dtype (fp32 for fp32 or half inputs, int32 for int8)."""
+        rows = queries.shape[0]
+        out_dtype = torch.int32 if vectors.dtype == torch.int8 else torch.float32
+        maxima = torch.zeros(self.n_docs, rows, device=self.device, dtype=out_dtype)
+        transposed = queries.T.contiguous()
+        for first_doc, n, length, first_row in self.blocks:
+            block = multiply(vectors[first_row : first_row + n * length], transposed)
+            torch.amax(
+                block.to(out_dtype).view(n, length, rows), dim=1, out=maxima[first_doc : first_doc + n]
+            )
+        return maxima
+
+    def _unsort(self, sorted_scores: torch.Tensor) -> torch.Tensor:
+        scores = torch.empty_like(sorted_scores)
+        scores[:, self.order] = sorted_scores
+        return scores
+
+    def _check_dim(self, queries: torch.Tensor) -> None:
+        if queries.shape[2] != self.dim:
+            raise ValueError(f"query vectors have dim {queries.shape[2]}, documents have dim {self.dim}")
 
     def score(self, queries: torch.Tensor) -> torch.Tensor:
         """Exact MaxSim of padded queries ``[nq, q, dim]`` against every document: ``[nq, n_docs]``.
 
         Scores come back in the original document order, in fp32.
         """
+        self._check_dim(queries)
         nq, qlen, dim = queries.shape
-        if dim != self.dim:
-            raise ValueError(f"query vectors have dim {dim}, documents have dim {self.dim}")
         flat_queries = queries.to(device=self.device, dtype=self.vectors.dtype).reshape(nq * qlen, dim)
-        sorted_scores = torch.zeros(nq, self.n_docs, device=self.device)
-        for first_doc, n, length, first_row in self.blocks:
-            if length == 0:
-                continue
-            block = self.vectors[first_row : first_row + n * length]
-            best = (flat_queries @ block.T).view(nq * qlen, n, length).amax(dim=2)
-            sorted_scores[:, first_doc : first_doc + n] = best.view(nq, qlen, n).float().sum(dim=1)
-        scores = torch.empty_like(sorted_scores)
-        scores[:, self.order] = sorted_scores
+        maxima = self._token_maxima(flat_queries, self.vectors)
+        return self._unsort(maxima.view(self.n_docs, nq, qlen).sum(dim=2).T.contiguous())
+
+    def top_k(
+        self, queries: torch.Tensor, k: int, lap: Callable[[str], None] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """The ``k`` best documents of each padded query ``[nq, q, dim]``: ``(scores, positions, info)``.
+
+        Equal to ``score(queries).topk(k)``. With an int8 copy (``first_pass``), documents the bound
+        rules out are never scored in fp32; ``info["rescored"]`` counts those that were, per query.
+        ``lap`` is called with each stage's name as it ends: ``"bound_pass"`` (int8 scores and their
+        bounds; skipped without an int8 copy), ``"exact_maxsim"`` and ``"top_k"``.
+        """
+        self._check_dim(queries)
+        lap = lap or (lambda stage: None)
+        k = min(k, self.n_docs)
+        if self.quantized is None or k == self.n_docs:
+            scores = self.score(queries)
+            lap("exact_maxsim")
+            top_scores, positions = scores.topk(k, dim=1)
+            lap("top_k")
+            return top_scores, positions, {"rescored": [self.n_docs] * queries.shape[0]}
+        lower, upper = self.bounds(queries)
+        threshold = lower.topk(k, dim=1).values[:, -1:]
+        candidates = [torch.nonzero(upper[i] >= threshold[i]).squeeze(1) for i in range(queries.shape[0])]
+        lap("bound_pass")
+        exact = [self.score_sorted(queries[i], docs) for i, docs in enumerate(candidates)]
+        lap("exact_maxsim")
+        best = [scores.topk(k) for scores in exact]
+        top_scores = torch.stack([scores for scores, _ in best])
+        positions = torch.stack([self.order[docs[at]] for docs, (_, at) in zip(candidates, best)])
+        lap("top_k")
+        return top_scores, positions, {"rescored": [int(docs.numel()) for docs in candidates]}
+
+    def bounds(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower and upper bounds ``[nq, n_docs]`` (sorted order) on fp32 MaxSim, from the int8 pass."""
+        nq, qlen, dim = queries.shape
+        exact = queries.to(device=self.device, dtype=torch.float32).reshape(nq * qlen, dim)
+        quantized, step = quantize_rows(exact, torch.arange(nq * qlen, device=self.device), nq * qlen)
+        products = self._token_maxima(quantized, self.quantized, multiply=torch._int_mm)
+        maxima = (products.float() * self.doc_step[:, None] * step[None, :]).view(self.n_docs, nq, qlen)
+        approx = maxima.sum(dim=2).T
+        magnitude = maxima.abs().sum(dim=2).T
+        rounded = quantized.float() * step[:, None]
+        query_norm = torch.linalg.vector_norm(rounded, dim=1).view(nq, qlen).sum(dim=1, keepdim=True)
+        query_error = torch.linalg.vector_norm(exact - rounded, dim=1).view(nq, qlen).sum(dim=1, keepdim=True)
+        doc_error, doc_norm = self.rounding_error.unsqueeze(0), self.rounded_norm.unsqueeze(0)
+        bound = (
+            doc_error * query_norm
+            + doc_norm * query_error
+            + doc_error * query_error
+            + _gamma(dim, FP32_UNIT_ROUNDOFF) * (doc_norm + doc_error) * (query_norm + query_error)
+            + _gamma(qlen + 2, FP32_UNIT_ROUNDOFF) * magnitude
+        )
+        bound = bound * (1 + 1e-4) + 1e-6 * qlen  # the bound's own fp32 arithmetic
+        return approx - bound, approx + bound
+
+    def score_sorted(self, query: torch.Tensor, sorted_docs: torch.Tensor) -> torch.Tensor:
+        """fp32 MaxSim of one query ``[q, dim]`` against documents given by their sorted index."""
+        rows = query.to(device=self.device, dtype=self.vectors.dtype)
+        scores = torch.zeros(sorted_docs.shape[0], device=self.device)
+        blocks = self.block_of_doc[sorted_docs]
+        for block in torch.unique(blocks).tolist():
+            if block < 0:
+                continue  # empty documents score 0
+            first_doc, _, length, first_row = self.blocks[block]
+            at = torch.nonzero(blocks == block).squeeze(1)
+            starts = first_row + (sorted_docs[at] - first_doc) * length
+            gather = (starts.unsqueeze(1) + torch.arange(length, device=self.device)).reshape(-1)
+            sims = (self.vectors[gather] @ rows.T).float().view(at.shape[0], length, rows.shape[0])
+            scores[at] = sims.amax(dim=1).sum(dim=1)
         return scores
 
 

@@ -95,3 +95,63 @@ def test_cuda_scores_equal_cpu():
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         gpu = LengthGroupedDocs(docs.vectors, docs.lengths, device="cuda", dtype=dtype).score(queries)
         torch.testing.assert_close(gpu.cpu(), cpu, atol=0.05 if dtype != torch.float32 else 1e-4, rtol=0.01)
+
+
+def clustered_encoding(n_docs=300, dim=32, seed=7):
+    """Documents drawn around a few topics, so many scores sit close together (a hard case for bounds)."""
+    g = torch.Generator().manual_seed(seed)
+    topics = torch.randn(6, dim, generator=g)
+    lengths = torch.randint(0, 40, (n_docs,), generator=g)
+    lengths[::50] = 0
+    topic_of_doc = torch.randint(0, 6, (n_docs,), generator=g)
+    centers = topics[torch.repeat_interleave(topic_of_doc, lengths)]
+    vectors = torch.nn.functional.normalize(centers + 0.6 * torch.randn(centers.shape, generator=g), dim=1)
+    return vectors, lengths, topics
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_int8_bounds_enclose_exact_scores(seed):
+    vectors, lengths, topics = clustered_encoding(seed=seed)
+    engine = LengthGroupedDocs(vectors, lengths, chunk_tokens=256, first_pass="int8")
+    g = torch.Generator().manual_seed(100 + seed)
+    queries = torch.nn.functional.normalize(
+        topics[:4, None, :] + 0.5 * torch.randn(4, 32, 32, generator=g), dim=2
+    )
+    exact = engine.score(queries)[:, engine.order]
+    lower, upper = engine.bounds(queries)
+    assert bool((lower <= exact).all()) and bool((exact <= upper).all())
+    assert float((upper - lower).max()) < 0.06 * 32  # per query token, tight enough to prune at all
+
+
+@pytest.mark.parametrize("k", [1, 10, 37])
+def test_top_k_with_int8_first_pass_equals_exact_top_k(k):
+    vectors, lengths, topics = clustered_encoding()
+    g = torch.Generator().manual_seed(k)
+    queries = torch.nn.functional.normalize(
+        topics[:3, None, :] + 0.5 * torch.randn(3, 32, 32, generator=g), dim=2
+    )
+    queries[2, 20:] = 0.0  # a padded query
+    reference = LengthGroupedDocs(vectors, lengths, first_pass="none")
+    expected_scores, expected_positions = reference.score(queries).topk(k, dim=1)
+    engine = LengthGroupedDocs(vectors, lengths, chunk_tokens=512, first_pass="int8")
+    scores, positions, info = engine.top_k(queries, k)
+    assert positions.tolist() == expected_positions.tolist()
+    torch.testing.assert_close(scores, expected_scores, atol=1e-5, rtol=0)
+    assert all(k <= n < len(lengths) for n in info["rescored"])
+
+
+def test_top_k_without_first_pass_and_with_k_above_the_corpus():
+    vectors, lengths, _ = clustered_encoding(n_docs=20)
+    queries = torch.nn.functional.normalize(torch.randn(2, 8, 32), dim=2)
+    engine = LengthGroupedDocs(vectors, lengths, first_pass="int8")
+    scores, positions, info = engine.top_k(queries, 50)
+    expected_scores, expected_positions = engine.score(queries).topk(20, dim=1)
+    assert positions.tolist() == expected_positions.tolist() and info["rescored"] == [20, 20]
+    torch.testing.assert_close(scores, expected_scores)
+    assert LengthGroupedDocs(vectors, lengths, first_pass="none").quantized is None
+
+
+def test_unknown_first_pass_is_refused():
+    vectors, lengths, _ = clustered_encoding(n_docs=5)
+    with pytest.raises(ValueError, match="first_pass must be one of auto, int8, none"):
+        LengthGroupedDocs(vectors, lengths, first_pass="bf16")

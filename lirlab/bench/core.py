@@ -7,7 +7,11 @@ Reports, on a dataset (SciFact test by default) with one encoder:
   (tokenize, pad to the longest in the batch, run the model, in corpus order), on a seeded sample;
 * query encoding latency, one query at a time;
 * exhaustive MaxSim latency per query against one torch matrix multiply of the same size
-  (``[query_tokens, dim] @ [dim, corpus_tokens]``), the floor any exact engine sits on;
+  (``[query_tokens, dim] @ [dim, corpus_tokens]``), the floor any fp32 engine sits on, and against the
+  same multiply cut into the kernel's blocks (what the kernel's max-reduce adds to its GEMM);
+* the int8 first pass with its error bound (:meth:`~lirlab.maxsim.LengthGroupedDocs.top_k`) against the
+  fp32 kernel alone, both timed query by query in the same loop: p50s, documents rescored in fp32, and
+  whether the top-k and scores equal fp32's;
 * exhaustive MaxSim time per query when the timed queries are searched in batches (one pass over
   the corpus serves a whole batch, so the multiply runs compute-bound instead of memory-bound).
 """
@@ -25,7 +29,7 @@ from lirlab.bench.record import peak_rss_mib, percentiles, save_results
 from lirlab.data import Dataset
 from lirlab.evaluate import evaluate
 from lirlab.index.flat import FlatIndex
-from lirlab.maxsim import pad_queries
+from lirlab.maxsim import LengthGroupedDocs, cpu_has_fast_int8, pad_queries
 
 WARMUP = 5
 
@@ -39,6 +43,63 @@ def _timed(fn, repeat: int) -> list[float]:
         fn()
         seconds.append(time.perf_counter() - start)
     return seconds
+
+
+def exhaustive_kernels(docs, padded_queries: torch.Tensor, k: int = 10) -> dict:
+    """The fp32 kernel, the int8 two-pass search and the plain multiplies, query by query in one loop.
+
+    Each query is timed once per variant in turn, so the machine's noise falls on all of them alike.
+    """
+    fp32 = LengthGroupedDocs(docs.vectors, docs.lengths, first_pass="none")
+    two_pass = LengthGroupedDocs(docs.vectors, docs.lengths, first_pass="int8")
+    flat_vectors = docs.vectors
+    variants = {
+        "fp32_kernel": lambda q: fp32.top_k(q, k),
+        "int8_two_pass": lambda q: two_pass.top_k(q, k),
+        "same_size_matmul": lambda q: q[0] @ flat_vectors.T,
+        "blocked_matmul": lambda q: [
+            fp32.vectors[first_row : first_row + n * length] @ q[0].T
+            for _, n, length, first_row in fp32.blocks
+        ],
+    }
+    for fn in variants.values():
+        for i in range(min(WARMUP, padded_queries.shape[0])):
+            fn(padded_queries[i : i + 1])
+    seconds = {name: [] for name in variants}
+    same_top_k, worst_score_gap, rescored = [], 0.0, []
+    for i in tqdm(range(padded_queries.shape[0]), desc="exhaustive kernels", unit="query"):
+        query = padded_queries[i : i + 1]
+        results = {}
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            results[name] = fn(query)
+            seconds[name].append(time.perf_counter() - start)
+        exact_scores, exact_positions, _ = results["fp32_kernel"]
+        rough_scores, rough_positions, info = results["int8_two_pass"]
+        same_top_k.append(exact_positions.tolist() == rough_positions.tolist())
+        worst_score_gap = max(worst_score_gap, float((exact_scores - rough_scores).abs().max()))
+        rescored.extend(info["rescored"])
+    p50 = {name: percentiles(times)["p50_ms"] for name, times in seconds.items()}
+    rescored_sorted = sorted(rescored)
+    return {
+        "queries": padded_queries.shape[0],
+        "k": k,
+        "cpu_has_fast_int8": cpu_has_fast_int8(),
+        **{name: percentiles(times) for name, times in seconds.items()},
+        "kernel_rows": int(fp32.vectors.shape[0]),
+        "corpus_rows": int(flat_vectors.shape[0]),
+        "fp32_kernel_share_of_blocked_matmul_speed": p50["blocked_matmul"] / p50["fp32_kernel"],
+        "fp32_kernel_to_same_size_matmul": p50["fp32_kernel"] / p50["same_size_matmul"],
+        "int8_two_pass_to_fp32_kernel": p50["int8_two_pass"] / p50["fp32_kernel"],
+        "rescored_documents": {
+            "documents": len(docs),
+            "p50": rescored_sorted[len(rescored_sorted) // 2],
+            "max": rescored_sorted[-1],
+            "mean": sum(rescored) / len(rescored),
+        },
+        "int8_same_top_k_fraction": sum(same_top_k) / len(same_top_k),
+        "int8_worst_score_gap": worst_score_gap,
+    }
 
 
 @torch.inference_mode()
@@ -103,8 +164,9 @@ def run_core_benchmark(
     index.search_encoded(encoded.select(range(len(timed))), k=10)
     batched_ms_per_query = (time.perf_counter() - start) * 1000 / len(timed)
     padded = pad_queries(encoded.select([0]))[0].to(index.scorer.device, index.scorer.vectors.dtype)
-    corpus = index.scorer.vectors
+    corpus = index.docs.vectors
     matmul_seconds = _timed(lambda: padded @ corpus.T, len(timed))
+    kernels = exhaustive_kernels(index.docs, pad_queries(encoded.select(range(len(timed)))))
 
     run = index.search(encoded, k=100)
     quality = evaluate(run, dataset, ["nDCG@10", "RR@10", "R@100"]).set_index("measure")["value"].to_dict()
@@ -143,7 +205,9 @@ def run_core_benchmark(
             "batch_size": index.query_batch,
             "effective_gflop_per_s": gemm_flops / 1e9 / (maxsim_p50 / 1000),
             "vector_gb_per_s": corpus.numel() * corpus.element_size() / 1e9 / (maxsim_p50 / 1000),
+            "first_pass": "int8" if index.scorer.quantized is not None else "none",
         },
+        "exhaustive_kernels": kernels,
         "peak_rss_mib": peak_rss_mib(),
     }
     return save_results("core", results, out_dir, device=encoder.device)
