@@ -105,6 +105,8 @@ FIRST_PASSES = ("auto", "int8", "none")
 FP32_UNIT_ROUNDOFF = 2.0**-24
 INT8_LEVELS = 127
 AUTO_FIRST_PASS_MIN_TOKENS = 1 << 16
+QUERY_ROWS_AT_ONCE = 256  # 8 queries of 32 tokens: 8 MiB of similarities per 8,192-row block
+RESCORE_ALL_ABOVE = 1 / 8  # of the documents: past this, scoring them all in blocks is faster
 INT8_DOT_INSTRUCTIONS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
 
 
@@ -264,16 +266,23 @@ class LengthGroupedDocs:
 
     def _token_maxima(self, queries: torch.Tensor, vectors: torch.Tensor, multiply=torch.mm) -> torch.Tensor:
         """``[n_docs, rows of queries]``: each query row's best product in each (sorted) document, in
-        the product's dtype (fp32 for fp32 or half inputs, int32 for int8)."""
+        the product's dtype (fp32 for fp32 or half inputs, int32 for int8).
+
+        Query rows are taken ``QUERY_ROWS_AT_ONCE`` at a time, so a block's similarities stay in cache
+        for a batch of queries too."""
         rows = queries.shape[0]
         out_dtype = torch.int32 if vectors.dtype == torch.int8 else torch.float32
         maxima = torch.zeros(self.n_docs, rows, device=self.device, dtype=out_dtype)
-        transposed = queries.T.contiguous()
-        for first_doc, n, length, first_row in self.blocks:
-            block = multiply(vectors[first_row : first_row + n * length], transposed)
-            torch.amax(
-                block.to(out_dtype).view(n, length, rows), dim=1, out=maxima[first_doc : first_doc + n]
-            )
+        for group in range(0, rows, QUERY_ROWS_AT_ONCE):
+            transposed = queries[group : group + QUERY_ROWS_AT_ONCE].T.contiguous()
+            width = transposed.shape[1]
+            for first_doc, n, length, first_row in self.blocks:
+                block = multiply(vectors[first_row : first_row + n * length], transposed)
+                torch.amax(
+                    block.to(out_dtype).view(n, length, width),
+                    dim=1,
+                    out=maxima[first_doc : first_doc + n, group : group + width],
+                )
         return maxima
 
     def _unsort(self, sorted_scores: torch.Tensor) -> torch.Tensor:
@@ -319,7 +328,15 @@ class LengthGroupedDocs:
         threshold = lower.topk(k, dim=1).values[:, -1:]
         candidates = [torch.nonzero(upper[i] >= threshold[i]).squeeze(1) for i in range(queries.shape[0])]
         lap("bound_pass")
-        exact = [self.score_sorted(queries[i], docs) for i, docs in enumerate(candidates)]
+        crowded = [i for i, docs in enumerate(candidates) if docs.numel() > RESCORE_ALL_ABOVE * self.n_docs]
+        all_scored = dict(zip(crowded, self.score(queries[crowded])[:, self.order])) if crowded else {}
+        exact = []
+        for i, docs in enumerate(candidates):
+            if i in all_scored:
+                candidates[i] = torch.arange(self.n_docs, device=self.device)
+                exact.append(all_scored[i])
+            else:
+                exact.append(self.score_sorted(queries[i], docs))
         lap("exact_maxsim")
         best = [scores.topk(k) for scores in exact]
         top_scores = torch.stack([scores for scores, _ in best])

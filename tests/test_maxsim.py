@@ -124,7 +124,9 @@ def test_int8_bounds_enclose_exact_scores(seed):
 
 
 @pytest.mark.parametrize("k", [1, 10, 37])
-def test_top_k_with_int8_first_pass_equals_exact_top_k(k):
+@pytest.mark.parametrize("rescore_all_above", [1.0, 0.0])
+def test_top_k_with_int8_first_pass_equals_exact_top_k(k, rescore_all_above, monkeypatch):
+    monkeypatch.setattr("lirlab.maxsim.RESCORE_ALL_ABOVE", rescore_all_above)
     vectors, lengths, topics = clustered_encoding()
     g = torch.Generator().manual_seed(k)
     queries = torch.nn.functional.normalize(
@@ -137,7 +139,10 @@ def test_top_k_with_int8_first_pass_equals_exact_top_k(k):
     scores, positions, info = engine.top_k(queries, k)
     assert positions.tolist() == expected_positions.tolist()
     torch.testing.assert_close(scores, expected_scores, atol=1e-5, rtol=0)
-    assert all(k <= n < len(lengths) for n in info["rescored"])
+    if rescore_all_above:
+        assert all(k <= n < len(lengths) for n in info["rescored"])
+    else:  # every query had "too many" candidates and was scored against all documents
+        assert info["rescored"] == [len(lengths)] * 3
 
 
 def test_top_k_without_first_pass_and_with_k_above_the_corpus():

@@ -49,6 +49,9 @@ def exhaustive_kernels(docs, padded_queries: torch.Tensor, k: int = 10) -> dict:
     """The fp32 kernel, the int8 two-pass search and the plain multiplies, query by query in one loop.
 
     Each query is timed once per variant in turn, so the machine's noise falls on all of them alike.
+    When Mixedbread's ``maxsim-cpu`` is installed (a peer, not a dependency), it is timed in the same
+    loop on the same vectors (its scores, then ``numpy.argpartition`` for the top k); it picks its own
+    thread count.
     """
     fp32 = LengthGroupedDocs(docs.vectors, docs.lengths, first_pass="none")
     two_pass = LengthGroupedDocs(docs.vectors, docs.lengths, first_pass="int8")
@@ -62,6 +65,9 @@ def exhaustive_kernels(docs, padded_queries: torch.Tensor, k: int = 10) -> dict:
             for _, n, length, first_row in fp32.blocks
         ],
     }
+    peer = _maxsim_cpu_top_k(docs, k)
+    if peer is not None:
+        variants["maxsim_cpu"] = peer
     for fn in variants.values():
         for i in range(min(WARMUP, padded_queries.shape[0])):
             fn(padded_queries[i : i + 1])
@@ -91,6 +97,8 @@ def exhaustive_kernels(docs, padded_queries: torch.Tensor, k: int = 10) -> dict:
         "fp32_kernel_share_of_blocked_matmul_speed": p50["blocked_matmul"] / p50["fp32_kernel"],
         "fp32_kernel_to_same_size_matmul": p50["fp32_kernel"] / p50["same_size_matmul"],
         "int8_two_pass_to_fp32_kernel": p50["int8_two_pass"] / p50["fp32_kernel"],
+        "int8_two_pass_to_maxsim_cpu": p50["int8_two_pass"] / p50["maxsim_cpu"] if peer else None,
+        "fp32_kernel_to_maxsim_cpu": p50["fp32_kernel"] / p50["maxsim_cpu"] if peer else None,
         "rescored_documents": {
             "documents": len(docs),
             "p50": rescored_sorted[len(rescored_sorted) // 2],
@@ -100,6 +108,24 @@ def exhaustive_kernels(docs, padded_queries: torch.Tensor, k: int = 10) -> dict:
         "int8_same_top_k_fraction": sum(same_top_k) / len(same_top_k),
         "int8_worst_score_gap": worst_score_gap,
     }
+
+
+def _maxsim_cpu_top_k(docs, k: int):
+    try:
+        import maxsim_cpu
+    except ImportError:
+        return None
+    import numpy as np
+
+    vectors = docs.vectors.float().numpy()
+    offsets = docs.offsets.tolist()
+    per_doc = [vectors[start:end] for start, end in zip(offsets[:-1], offsets[1:])]
+
+    def top_k(query):
+        scores = maxsim_cpu.maxsim_scores_variable(query[0].float().numpy(), per_doc)
+        return np.argpartition(-scores, min(k, len(scores) - 1))[:k]
+
+    return top_k
 
 
 @torch.inference_mode()
