@@ -160,3 +160,26 @@ def test_unknown_first_pass_is_refused():
     vectors, lengths, _ = clustered_encoding(n_docs=5)
     with pytest.raises(ValueError, match="first_pass must be one of auto, int8, none"):
         LengthGroupedDocs(vectors, lengths, first_pass="bf16")
+
+
+@pytest.mark.parametrize("has_int8", [True, False])
+def test_auto_first_pass_follows_the_cpu_and_the_corpus_size(has_int8, monkeypatch):
+    monkeypatch.setattr("lirlab.maxsim.cpu_has_fast_int8", lambda: has_int8)
+    monkeypatch.setattr("lirlab.maxsim.AUTO_FIRST_PASS_MIN_TOKENS", 100)
+    vectors, lengths, _ = clustered_encoding(n_docs=30)
+    assert int(lengths.sum()) >= 100
+    assert (LengthGroupedDocs(vectors, lengths).quantized is not None) == has_int8
+    small = LengthGroupedDocs(vectors[: int(lengths[:2].sum())], lengths[:2])
+    assert small.quantized is None  # below the size where a first pass pays
+
+
+def test_no_int8_first_pass_without_torch_int8_matmul(monkeypatch):
+    from lirlab.maxsim import cpu_has_fast_int8
+
+    monkeypatch.delattr(torch, "_int_mm")
+    cpu_has_fast_int8.cache_clear()
+    try:
+        assert cpu_has_fast_int8() is False
+    finally:
+        monkeypatch.undo()
+        cpu_has_fast_int8.cache_clear()
