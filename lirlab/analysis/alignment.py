@@ -8,10 +8,17 @@ or from bare vectors (:func:`align_vectors`), and made readable by :func:`merge_
 word pieces become words) and :func:`window` (long documents keep only the matched tokens and a few
 neighbours).
 
-Labels: the query and document markers (``[unused0]``/``[unused1]`` in Stanford checkpoints, ``[Q]``/``[D]``
-prefixes in PyLate ones) read ``[Q]``/``[D]``; query augmentation tokens read ``[MASK]``; a word piece that
-continues the previous token reads ``·piece`` (WordPiece ``##piece``, or a SentencePiece/BPE piece without
-its word-start mark ``▁``/``Ġ``); other special tokens (``[CLS]``, ``[SEP]``, ``<s>``...) are kept as they are.
+Labels, one convention in every view (heatmaps, bars, text, the [MASK] analysis): the query and document
+markers (``[unused0]``/``[unused1]`` in Stanford checkpoints, ``[Q]``/``[D]`` prefixes in PyLate ones) read
+``[Q]``/``[D]``; query augmentation tokens read ``[MASK]``; other special tokens (``[CLS]``, ``[SEP]``,
+``<s>``...) are kept as they are. Every other token reads as the user wrote it: when the text is known
+(:func:`align_texts`, :func:`with_texts`, and :func:`align_hit` given the texts) a token's label is the
+characters of the text it was made from (the fast tokenizer's offsets: capitals, accents and punctuation
+kept), and a merged word is the text of the whole word (the tokenizer's word ids). A word piece that
+continues a word reads ``·piece`` (``·as`` in ``Calder ·as``), whatever the vocabulary writes
+(WordPiece ``##as``, or a SentencePiece/BPE piece without its word-start mark ``▁``/``Ġ``). Without the
+text, labels fall back to the vocabulary's strings under the same rule. Query tokens are never merged:
+each is a separate term of the MaxSim sum.
 
 Examples
 --------
@@ -29,6 +36,7 @@ Examples
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -91,6 +99,14 @@ class Alignment:
         The query text (or query id).
     docno : str or None
         The document id.
+    query_text, doc_text : str or None
+        The texts as encoded (the document's title included), when known (see :func:`with_texts`).
+    query_chars, doc_chars : numpy.ndarray or None
+        ``[n, 2]`` int64 ``[start, stop)`` characters of ``query_text``/``doc_text`` each row was made
+        from (a merged word: the whole word); ``-1, -1`` for rows made from no characters (special
+        tokens, ``[MASK]``). None without the text.
+    query_words, doc_words : numpy.ndarray or None
+        ``[n]`` int64 the tokenizer's word index of each row (-1 for special tokens); None without the text.
     """
 
     query_tokens: tuple[str, ...]
@@ -107,6 +123,12 @@ class Alignment:
     reconstruction_cosine: np.ndarray | None = None
     query: str | None = None
     docno: str | None = None
+    query_text: str | None = None
+    doc_text: str | None = None
+    query_chars: np.ndarray | None = None
+    doc_chars: np.ndarray | None = None
+    query_words: np.ndarray | None = None
+    doc_words: np.ndarray | None = None
 
     def __post_init__(self):
         n_query, n_doc = len(self.query_tokens), len(self.doc_tokens)
@@ -121,6 +143,14 @@ class Alignment:
         }
         if self.reconstruction_cosine is not None:
             expected["reconstruction_cosine"] = (self.reconstruction_cosine.shape, (n_doc,))
+        for name, shape in (
+            ("query_chars", (n_query, 2)),
+            ("doc_chars", (n_doc, 2)),
+            ("query_words", (n_query,)),
+            ("doc_words", (n_doc,)),
+        ):
+            if getattr(self, name) is not None:
+                expected[name] = (getattr(self, name).shape, shape)
         for name, (got, want) in expected.items():
             if got != want:
                 raise ValueError(f"Alignment.{name} has shape {got}, expected {want}")
@@ -131,6 +161,10 @@ class Alignment:
             "query_is_mask",
             "doc_spans",
             "reconstruction_cosine",
+            "query_chars",
+            "doc_chars",
+            "query_words",
+            "doc_words",
         ):
             array = getattr(self, name)
             if array is not None:
@@ -195,6 +229,52 @@ class Alignment:
             }
         )
 
+    def word_contributions(self) -> pd.DataFrame:
+        """One row per query word: its pieces merged where merging is exact, in the sum of the score.
+
+        Query tokens stay separate columns everywhere else (each is a MaxSim term with its own best
+        match); a word's contribution is the sum of its pieces' contributions, so the rows still add up
+        to :attr:`score`. Words come from the tokenizer's word ids when the query text is known
+        (:func:`with_texts`), else from the ``·`` pieces of the labels; special tokens and ``[MASK]``
+        are rows of their own.
+
+        Columns: ``word`` (as written), ``positions`` (its query token positions), ``labels``,
+        ``is_mask``, ``contribution``, ``share``.
+
+        >>> a = align_vectors(torch.eye(3), torch.eye(3), ["[CLS]", "calder", "##a"])
+        >>> a.word_contributions()[["word", "positions", "contribution"]].values.tolist()
+        [['[CLS]', [0], 1.0], ['caldera', [1, 2], 2.0]]
+        """
+        groups: list[list[int]] = []
+        for i, label in enumerate(self.query_labels):
+            if self.query_words is not None:
+                joins = i > 0 and self.query_words[i] >= 0 and self.query_words[i] == self.query_words[i - 1]
+            else:
+                joins = i > 0 and label.startswith(CONTINUATION) and not self.query_is_mask[i]
+            if joins and groups:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        text, chars = self.query_text, self.query_chars
+        rows = []
+        for group in groups:
+            if len(group) > 1 and text is not None and chars is not None:
+                word = text[chars[group[0], 0] : chars[group[-1], 1]]
+            else:
+                word = "".join(self.query_labels[i].removeprefix(CONTINUATION) for i in group)
+            contribution = float(self.contributions[group].sum())
+            rows.append(
+                {
+                    "word": word,
+                    "positions": group,
+                    "labels": [self.query_labels[i] for i in group],
+                    "is_mask": bool(self.query_is_mask[group[0]]),
+                    "contribution": contribution,
+                    "share": contribution / self.score if self.score else 0.0,
+                }
+            )
+        return pd.DataFrame(rows, columns=["word", "positions", "labels", "is_mask", "contribution", "share"])
+
 
 # ---------------------------------------------------------------------------------------------- labels
 
@@ -258,6 +338,163 @@ def _markers(query_marker: str | None = None, doc_marker: str | None = None) -> 
 def _token_strings(token_ids: torch.Tensor, vocab: Sequence[str]) -> list[str]:
     """Vocabulary strings; ``#position`` where the id is unknown (colbert-ai indexes store none)."""
     return [vocab[t] if 0 <= t < len(vocab) else f"#{j}" for j, t in enumerate(token_ids.tolist())]
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def token_chars(
+    tokenizer, text: str, tokens: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Where each token of an encoded text comes from in that text, by the fast tokenizer's offsets.
+
+    ``tokens`` are the vocabulary strings of one encoded item, as the encoder made them from ``text``:
+    special tokens and ``[MASK]`` padding around the text's pieces, skiplist pieces (punctuation) dropped
+    from documents, the end cut at the maximum length. Each other token is matched, in order, to the
+    next piece of ``text`` with the same string.
+
+    Parameters
+    ----------
+    tokenizer : transformers.PreTrainedTokenizerFast
+        The encoder's tokenizer (``encoder.tokenizer``).
+    text : str
+        The text as encoded (a document's title and body joined, :attr:`lirlab.data.Document.full_text`).
+    tokens : sequence of str
+        Its tokens.
+
+    Returns
+    -------
+    (chars, words, continues) or None
+        ``[n, 2]`` int64 ``[start, stop)`` character spans (``-1, -1`` for special tokens), ``[n]`` int64
+        word index (-1 for special tokens) and ``[n]`` bool whether a token continues the word of the
+        piece before it; None when the tokenizer gives no offsets (a slow tokenizer) or ``text`` does not
+        make these tokens.
+
+    Examples
+    --------
+    >>> from lirlab.encoder import ColBERT
+    >>> encoder = ColBERT.load("minilm")  # doctest: +SKIP
+    >>> chars, words, continues = token_chars(encoder.tokenizer, "Calderas", ["[CLS]", "calder", "##as", "[SEP]"])  # doctest: +SKIP
+    >>> chars.tolist(), words.tolist(), continues.tolist()  # doctest: +SKIP
+    ([[-1, -1], [0, 6], [6, 8], [-1, -1]], [-1, 0, 0, -1], [False, False, True, False])
+    """
+    if tokenizer is None or not getattr(tokenizer, "is_fast", False) or not isinstance(text, str):
+        return None
+    text = _SURROGATES.sub("\ufffd", text)  # as the encoder cleaned it (same length)
+    pieces = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    strings = tokenizer.convert_ids_to_tokens(pieces["input_ids"])
+    offsets, word_ids = pieces["offset_mapping"], pieces.word_ids()
+    n = len(tokens)
+    chars = np.full((n, 2), -1, dtype=np.int64)
+    words = np.full(n, -1, dtype=np.int64)
+    continues = np.zeros(n, dtype=bool)
+    next_piece = 0
+    for row, token in enumerate(tokens):
+        if token in MASK_TOKENS or is_special_token(token):
+            continue
+        piece = next_piece
+        while piece < len(strings) and strings[piece] != token:
+            piece += 1
+        if piece == len(strings):
+            return None
+        chars[row] = offsets[piece]
+        word = word_ids[piece]
+        words[row] = -1 if word is None else word
+        continues[row] = word is not None and piece > 0 and word_ids[piece - 1] == word
+        next_piece = piece + 1
+    return chars, words, continues
+
+
+def _text_labels(
+    labels: Sequence[str], text: str, chars: np.ndarray, continues: np.ndarray
+) -> tuple[str, ...]:
+    """Labels read from the text where a row has characters; others (special tokens) kept."""
+    out = []
+    for label, (start, stop), more in zip(labels, chars.tolist(), continues.tolist()):
+        piece = text[start:stop] if start >= 0 else ""
+        out.append((CONTINUATION + piece if more else piece) if piece else label)
+    return tuple(out)
+
+
+def token_labels(
+    tokens: Sequence[str],
+    *,
+    text: str | None = None,
+    tokenizer=None,
+    is_mask: Sequence[bool] | None = None,
+    query_marker: str | None = None,
+    doc_marker: str | None = None,
+) -> tuple[str, ...]:
+    """Labels of one encoded item's tokens, by the convention every view shares (the module notes).
+
+    Parameters
+    ----------
+    tokens : sequence of str
+        Vocabulary strings of one query or document.
+    text : str, optional
+        The text they were encoded from: labels are then its characters, as written.
+    tokenizer : transformers.PreTrainedTokenizerFast, optional
+        The encoder's tokenizer (needed with ``text``).
+    is_mask : sequence of bool, optional
+        Which tokens are ``[MASK]`` augmentation (default: ``[MASK]``/``<mask>`` strings).
+    query_marker, doc_marker : str, optional
+        Marker tokens to read ``[Q]``/``[D]`` besides :data:`DEFAULT_MARKERS`.
+
+    Examples
+    --------
+    >>> token_labels(["[CLS]", "[unused0]", "calder", "##a", "[MASK]"])
+    ('[CLS]', '[Q]', 'calder', '·a', '[MASK]')
+    """
+    tokens = list(tokens)
+    style = _piece_style(tokens)
+    markers = _markers(query_marker, doc_marker)
+    masks = [t in MASK_TOKENS for t in tokens] if is_mask is None else [bool(m) for m in is_mask]
+    labels = tuple(_label(t, style, markers, m) for t, m in zip(tokens, masks))
+    found = token_chars(tokenizer, text, tokens) if text is not None else None
+    if found is None:
+        return labels
+    chars, _, continues = found
+    return _text_labels(labels, text, chars, continues)
+
+
+def with_texts(
+    alignment: Alignment, tokenizer, query_text: str | None = None, doc_text: str | None = None
+) -> Alignment:
+    """The alignment labelled with the texts as the user wrote them (see the module notes on labels).
+
+    Call it on an alignment of whole encodings, before :func:`merge_word_pieces` and :func:`window`
+    (:func:`align_texts` and :func:`explain_hit` do). A text that does not make the alignment's tokens
+    (another document, pooled vectors), or a tokenizer without offsets, leaves that side as it was.
+
+    Parameters
+    ----------
+    alignment : Alignment
+        One row per token.
+    tokenizer : transformers.PreTrainedTokenizerFast
+        The encoder's tokenizer.
+    query_text, doc_text : str, optional
+        The texts as encoded (the document's title included).
+
+    Raises
+    ------
+    ValueError
+        The alignment was merged or windowed already.
+    """
+    if alignment.doc_length != len(alignment.doc_tokens) or not np.array_equal(
+        alignment.doc_spans[:, 0], np.arange(len(alignment.doc_tokens))
+    ):
+        raise ValueError("attach the texts before merging word pieces or windowing the alignment")
+    changes = {}
+    for side, text in (("query", query_text), ("doc", doc_text)):
+        if text is None:
+            continue
+        found = token_chars(tokenizer, text, getattr(alignment, f"{side}_tokens"))
+        if found is None:
+            continue
+        chars, words, continues = found
+        changes[f"{side}_labels"] = _text_labels(getattr(alignment, f"{side}_labels"), text, chars, continues)
+        changes.update({f"{side}_text": text, f"{side}_chars": chars, f"{side}_words": words})
+    return replace(alignment, **changes) if changes else alignment
 
 
 # ---------------------------------------------------------------------------------------------- building
@@ -362,11 +599,16 @@ def _check_query_text(query) -> str:
     return query
 
 
+def _query_text(queries: Encoding) -> str | None:
+    """The text of an encoded query, when it carries one."""
+    return queries.texts[0] if queries.texts else None
+
+
 def _encode_query(encoder, query: str | Encoding) -> tuple[Encoding, str]:
     if isinstance(query, Encoding):
         if len(query) != 1:
             raise ValueError(f"pass one encoded query, got {len(query)}")
-        return query, query.ids[0]
+        return query, _query_text(query) or query.ids[0]
     text = _check_query_text(query)
     return encoder.encode_queries([Query("query", text)]), text
 
@@ -399,7 +641,7 @@ def align_texts(encoder, query: str, document: str | Document) -> Alignment:
         raise ValueError(f"the document must be a string, got {type(record.text).__name__}")
     queries, query_text = _encode_query(encoder, query)
     docs = encoder.encode_documents([record], progress=False)
-    return _build(
+    alignment = _build(
         queries.vectors_of(0),
         docs.vectors_of(0),
         queries.tokens(0),
@@ -409,6 +651,7 @@ def align_texts(encoder, query: str, document: str | Document) -> Alignment:
         query=query_text,
         docno=record.docno if isinstance(document, Document) else None,
     )
+    return with_texts(alignment, encoder.tokenizer, _query_text(queries), record.full_text)
 
 
 def _stored_document(index: Index, docno: str) -> tuple[torch.Tensor, torch.Tensor, Sequence[str]]:
@@ -434,6 +677,7 @@ def align_hit(
     docno: str,
     encoder=None,
     document_text: str | None = None,
+    doc_text: str | None = None,
 ) -> Alignment:
     """Align a query with a document as the index stores it: the alignment behind a search hit.
 
@@ -454,7 +698,11 @@ def align_hit(
     encoder : lirlab.encoder.ColBERT, optional
         Encodes the query and ``document_text`` (default: ``index.encoder``).
     document_text : str, optional
-        The text the document was indexed from (title included, as the encoder saw it).
+        The text the document was indexed from (title included, as the encoder saw it), encoded afresh
+        for the reconstruction cosine; it also labels the tokens as written.
+    doc_text : str, optional
+        The same text, only to label the document's tokens as written (:func:`with_texts`), encoding
+        nothing. A query given as text, or encoded with its text, labels the query tokens so.
 
     Raises
     ------
@@ -466,6 +714,8 @@ def align_hit(
     --------
     >>> run = index.search("how does a caldera form", k=3)  # doctest: +SKIP
     >>> align_hit(index, "how does a caldera form", run.docno[0]).score  # doctest: +SKIP
+    >>> texts = {d.docno: d.full_text for d in dataset.docs}  # doctest: +SKIP
+    >>> align_hit(index, "how does a caldera form", run.docno[0], doc_text=texts[run.docno[0]]).doc_labels  # doctest: +SKIP
     """
     encoder = encoder if encoder is not None else getattr(index, "encoder", None)
     needs_encoder = not isinstance(query, Encoding) or document_text is not None
@@ -513,7 +763,7 @@ def align_hit(
         cosine = (torch.nn.functional.normalize(vectors.float(), dim=1) * exact_vectors).sum(dim=1)
     model = getattr(index, "model", None) or {}
     config = encoder.config if encoder is not None else None
-    return _build(
+    alignment = _build(
         queries.vectors_of(0),
         vectors,
         queries.tokens(0),
@@ -527,6 +777,10 @@ def align_hit(
         query=query_text,
         docno=docno,
     )
+    if encoder is None:
+        return alignment
+    text = document_text if document_text is not None else doc_text
+    return with_texts(alignment, encoder.tokenizer, _query_text(queries), text)
 
 
 # ---------------------------------------------------------------------------------------------- readability
@@ -551,6 +805,10 @@ def _select_rows(alignment: Alignment, groups: list[list[int]], doc_tokens, doc_
     cosine = alignment.reconstruction_cosine
     if cosine is not None:
         cosine = np.array([cosine[g].min() for g in groups], dtype=np.float32)
+    chars, words = alignment.doc_chars, alignment.doc_words
+    if chars is not None:
+        chars = np.array([[chars[g[0], 0], chars[g[-1], 1]] for g in groups], dtype=np.int64).reshape(-1, 2)
+        words = np.array([words[g[0]] for g in groups], dtype=np.int64)
     return replace(
         alignment,
         doc_tokens=tuple(doc_tokens),
@@ -559,15 +817,19 @@ def _select_rows(alignment: Alignment, groups: list[list[int]], doc_tokens, doc_
         best_doc_token=best,
         doc_spans=spans.reshape(-1, 2),
         reconstruction_cosine=cosine,
+        doc_chars=chars,
+        doc_words=words,
     )
 
 
 def merge_word_pieces(alignment: Alignment) -> Alignment:
     """Join document word pieces into words.
 
-    A piece that continues a word (WordPiece ``##x``; in SentencePiece/BPE vocabularies, a piece without
-    the word-start mark) joins the row before it, unless that row is a special token or tokens were
-    left out between them (:func:`window`). The rule for a merged word:
+    A piece that continues a word joins the row before it, unless that row is a special token or tokens
+    were left out between them (:func:`window`). With the text (:func:`with_texts`) a piece continues a
+    word when the tokenizer gives it the same word index, and the merged label is the word as written;
+    without it, a WordPiece ``##x`` (in SentencePiece/BPE vocabularies, a piece without the word-start
+    mark) continues the row before. The rule for a merged word:
 
     * its similarity to a query token is the **maximum** over its pieces, so each query token's best
       word is the word holding its best piece, and contributions and score are unchanged;
@@ -585,11 +847,17 @@ def merge_word_pieces(alignment: Alignment) -> Alignment:
     (('[CLS]', 'bees'), ('[CLS]', 'bee ##s'), [[0.0, 1.0]], [1])
     """
     style = _piece_style(alignment.doc_tokens)
+    words, chars, text = alignment.doc_words, alignment.doc_chars, alignment.doc_text
     groups: list[list[int]] = []
     for row, token in enumerate(alignment.doc_tokens):
+        continues = (
+            _is_continuation(token, style)
+            if words is None
+            else words[row] >= 0 and words[row] == words[row - 1] and chars[row, 0] >= chars[row - 1, 1]
+        )
         joins = (
             groups
-            and _is_continuation(token, style)
+            and continues
             and not is_special_token(alignment.doc_tokens[row - 1])
             and alignment.doc_spans[row - 1, 1] == alignment.doc_spans[row, 0]
         )
@@ -601,6 +869,8 @@ def merge_word_pieces(alignment: Alignment) -> Alignment:
     doc_labels = [
         alignment.doc_labels[g[0]]
         if len(g) == 1
+        else text[chars[g[0], 0] : chars[g[-1], 1]]
+        if words is not None
         else "".join(_word_text(alignment.doc_tokens[r], style) for r in g)
         for g in groups
     ]
@@ -667,8 +937,9 @@ def explain_hit(
 ) -> tuple[Alignment, str]:
     """The alignment a viewer shows for one hit, and a note when part of it could not be had.
 
-    For an index that stores a reconstruction (``EXACT`` false) and a known ``document_text``, the
-    alignment carries the per-token reconstruction cosine; word pieces are merged when ``merge``; a
+    With a known ``document_text`` the labels are the document as written (:func:`with_texts`) and, for
+    an index that stores a reconstruction (``EXACT`` false), the alignment carries the per-token
+    reconstruction cosine; word pieces are merged when ``merge``; a
     document longer than ``long_document`` rows is windowed to ``context`` rows around its matches.
     """
     note = ""
@@ -679,7 +950,7 @@ def explain_hit(
         except ValueError as error:
             note = f"no reconstruction view: {error}"
     if alignment is None:
-        alignment = align_hit(index, query, docno, encoder=encoder)
+        alignment = align_hit(index, query, docno, encoder=encoder, doc_text=document_text)
     if merge:
         alignment = merge_word_pieces(alignment)
     if len(alignment.doc_tokens) > long_document:

@@ -56,6 +56,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from lirlab.analysis.alignment import token_labels
 from lirlab.data import Dataset, Query, as_queries
 from lirlab.encoding import Encoding, offsets_from_lengths
 from lirlab.evaluate import evaluate, parse_measures
@@ -239,20 +240,23 @@ class MaskWeighting:
         The query text (or its id, for a query given encoded).
     tokens : tuple of str
         Every query token as encoded, ``[MASK]`` padding included; positions index into it.
+    labels : tuple of str
+        The same tokens as every view shows them (:func:`~lirlab.analysis.alignment.token_labels`: as
+        written when the query text is known, word pieces as ``·piece``).
     documents : pandas.DataFrame
         One row per document analysed: ``docno, rank, score, score_without_masks``.
     terms : pandas.DataFrame
-        One row per non-``[MASK]`` query token: ``position, token, token_id, special,
+        One row per non-``[MASK]`` query token: ``position, token, label, token_id, special,
         document_frequency, idf, own, mask_share, effective_weight, n_masks``, where
         ``effective_weight = own + mask_share``; over all rows it sums to :attr:`score`.
     assignments : pandas.DataFrame
-        One row per ``[MASK]``: ``position, term_position, term_token, cosine`` — the query token its
+        One row per ``[MASK]``: ``position, term_position, term_token, term_label, cosine`` — the query token its
         vector is nearest to, and how near.
     cosines : pandas.DataFrame
-        Every ``[MASK]``-to-candidate cosine: ``mask_position, term_position, term_token, cosine``.
+        Every ``[MASK]``-to-candidate cosine: ``mask_position, term_position, term_token, term_label, cosine``.
     matches : pandas.DataFrame
-        One row per (document, query position): ``docno, rank, position, token, is_mask,
-        term_position, doc_position, doc_token, contribution``; ``term_position`` is the token whose
+        One row per (document, query position): ``docno, rank, position, token, label, is_mask,
+        term_position, doc_position, doc_token, doc_label, contribution``; ``term_position`` is the token whose
         weight the contribution adds to (itself, or a ``[MASK]``'s assigned token).
     """
 
@@ -263,6 +267,13 @@ class MaskWeighting:
     assignments: pd.DataFrame
     cosines: pd.DataFrame
     matches: pd.DataFrame
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not self.labels:
+            object.__setattr__(self, "labels", token_labels(self.tokens))
+        if len(self.labels) != len(self.tokens):
+            raise ValueError(f"{len(self.labels)} labels for {len(self.tokens)} query tokens")
 
     @property
     def score(self) -> float:
@@ -287,6 +298,7 @@ def weigh_masks(
     special_token_ids: Collection[int] = (),
     assign_to_special: bool = True,
     query_text: str | None = None,
+    labels: Sequence[str] | None = None,
 ) -> MaskWeighting:
     """Weigh the terms of one encoded query against encoded documents (see the module notes).
 
@@ -303,7 +315,10 @@ def weigh_masks(
     assign_to_special : bool
         Whether a ``[MASK]`` may be assigned to a special token; if not, only to the others.
     query_text : str, optional
-        Shown in figures; default the query's id.
+        Shown in figures; default the query's text when it carries one, else its id.
+    labels : sequence of str, optional
+        How the query tokens are shown (default: :func:`~lirlab.analysis.alignment.token_labels` of the
+        vocabulary strings; :func:`mask_weighting` passes them as written).
     """
     if len(query) != 1:
         raise ValueError(f"pass one query, got an Encoding of {len(query)}")
@@ -315,6 +330,9 @@ def weigh_masks(
     token_ids = query.token_ids_of(0).cpu()
     tokens = query.tokens(0)
     is_mask = token_ids == query.mask_token_id
+    labels = tuple(labels) if labels is not None else token_labels(tokens, is_mask=is_mask.tolist())
+    if len(labels) != len(tokens):
+        raise ValueError(f"{len(labels)} labels for {len(tokens)} query tokens")
     special_ids = set(special_token_ids)
     special = torch.tensor([t in special_ids for t in token_ids.tolist()], dtype=torch.bool)
     real = (~is_mask).nonzero().flatten()
@@ -344,6 +362,7 @@ def weigh_masks(
         {
             "position": real.tolist(),
             "token": [tokens[p] for p in real.tolist()],
+            "label": [labels[p] for p in real.tolist()],
             "token_id": real_ids.tolist(),
             "special": special[real].tolist(),
             "document_frequency": statistics.document_frequency[real_ids].tolist(),
@@ -359,6 +378,7 @@ def weigh_masks(
             "position": masks.tolist(),
             "term_position": term_position[masks].tolist(),
             "term_token": [tokens[p] for p in term_position[masks].tolist()],
+            "term_label": [labels[p] for p in term_position[masks].tolist()],
             "cosine": nearest_cosine.tolist(),
         }
     )
@@ -367,6 +387,7 @@ def weigh_masks(
             "mask_position": masks.repeat_interleave(len(candidates)).tolist(),
             "term_position": candidates.repeat(len(masks)).tolist(),
             "term_token": [tokens[p] for p in candidates.tolist()] * len(masks),
+            "term_label": [labels[p] for p in candidates.tolist()] * len(masks),
             "cosine": cosines.flatten().tolist(),
         }
     )
@@ -381,6 +402,7 @@ def weigh_masks(
     match_rows = []
     for rank, (docno, explanation) in enumerate(zip(docs.ids, explanations), 1):
         doc_tokens = explanation.doc_tokens or []
+        doc_labels = token_labels(doc_tokens)
         for position, (best, contribution) in enumerate(
             zip(explanation.best_doc_token.tolist(), explanation.contributions.tolist())
         ):
@@ -390,10 +412,12 @@ def weigh_masks(
                     rank,
                     position,
                     tokens[position],
+                    labels[position],
                     bool(is_mask[position]),
                     int(term_position[position]),
                     best,
                     doc_tokens[best] if best >= 0 else "",
+                    doc_labels[best] if best >= 0 else "",
                     contribution,
                 )
             )
@@ -404,16 +428,19 @@ def weigh_masks(
             "rank",
             "position",
             "token",
+            "label",
             "is_mask",
             "term_position",
             "doc_position",
             "doc_token",
+            "doc_label",
             "contribution",
         ],
     )
     return MaskWeighting(
-        query=query_text if query_text is not None else query.ids[0],
+        query=query_text if query_text is not None else (query.texts[0] if query.texts else query.ids[0]),
         tokens=tuple(tokens),
+        labels=labels,
         documents=documents,
         terms=terms,
         assignments=assignments,
@@ -479,6 +506,16 @@ def mask_weighting(
     else:
         positions = index.search_encoded(encoded, k=top_k)[0][0].tolist()
     text = query.text if isinstance(query, Query) else query if isinstance(query, str) else None
+    text = text if text is not None else (encoded.texts[0] if encoded.texts else None)
+    config = getattr(encoder, "config", None)
+    labels = token_labels(
+        encoded.tokens(0),
+        text=text,
+        tokenizer=getattr(encoder, "tokenizer", None),
+        is_mask=encoded.mask_positions(0).tolist(),
+        query_marker=getattr(config, "query_marker", None),
+        doc_marker=getattr(config, "doc_marker", None),
+    )
     return weigh_masks(
         encoded,
         index.documents(positions),
@@ -486,6 +523,7 @@ def mask_weighting(
         special_token_ids=special_token_ids(encoder) if encoder is not None else (),
         assign_to_special=assign_to_special,
         query_text=text,
+        labels=labels,
     )
 
 

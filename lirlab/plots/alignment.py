@@ -196,9 +196,16 @@ def plot_alignment(
     return figure
 
 
-def _chip(text: str, color: str | list[str], tooltip: str, positions: list[int] | None = None) -> str:
+def _chip(
+    text: str,
+    color: str | list[str],
+    tooltip: str,
+    positions: list[int] | None = None,
+    chars: tuple[int, int] | None = None,
+) -> str:
     """A coloured token. Several colours (a token that several query tokens match best) split the
-    background into equal stripes and stack one underline per colour, in the order given."""
+    background into equal stripes and stack one underline per colour, in the order given; ``chars`` is
+    written as ``data-chars="start stop"``, the characters of the text it shows."""
     colors = [color] if isinstance(color, str) else list(color)
     if len(colors) == 1:
         style = f"background:{colors[0]}33;border-bottom:3px solid {colors[0]};padding:0 2px"
@@ -211,10 +218,52 @@ def _chip(text: str, color: str | list[str], tooltip: str, positions: list[int] 
             f"padding:0 2px {3 * len(colors)}px"
         )
     data = f'data-query-positions="{" ".join(map(str, positions))}" ' if positions else ""
+    if chars is not None:
+        data += f'data-chars="{chars[0]} {chars[1]}" '
     return (
         f'<span {data}style="{style};border-radius:3px" title="{html.escape(tooltip, quote=True)}">'
         f"{html.escape(text)}</span>"
     )
+
+
+def _as_written(
+    text: str, chars: np.ndarray, pieces: list[str | None], elided: np.ndarray | None = None
+) -> str:
+    """``text`` with each row's characters replaced by its HTML piece, the characters between rows
+    (spaces, punctuation the skiplist dropped) kept as written. Rows without characters (special
+    tokens; ``pieces`` entry None: left out) stand where they are, set off by spaces. ``elided[r]``:
+    tokens were left out before row ``r`` (the last entry: after the last row)."""
+    rows_with_text = np.flatnonzero(chars[:, 0] >= 0)
+    last = int(rows_with_text[-1]) if len(rows_with_text) else -1
+    elided = np.zeros(len(pieces) + 1, dtype=bool) if elided is None else elided
+    out: list[str] = []
+    position = 0
+
+    def tail() -> None:
+        rest = text[position:]
+        if elided[-1] or any(c.isalnum() for c in rest):  # left out, or cut at the maximum length
+            out.append(f' <span title="not shown: the rest of the text">{ELISION}</span>')
+        else:
+            out.append(html.escape(rest))
+
+    for row, piece in enumerate(pieces):
+        start, stop = (int(c) for c in chars[row])
+        if elided[row]:
+            out.append(f" {ELISION} ")
+            if start >= 0:
+                position = start
+        if start < 0:
+            if piece is not None:
+                out.append(f" {piece} ")
+        else:
+            out.append(html.escape(text[position:start]))
+            out.append(piece or "")
+            position = stop
+        if row == last:
+            tail()
+    if last < 0 and text:
+        out.append(html.escape(text))
+    return "".join(out)
 
 
 def highlight_html(alignment: Alignment, *, show_special: bool = True, focus: int | None = None) -> str:
@@ -225,6 +274,10 @@ def highlight_html(alignment: Alignment, *, show_special: bool = True, focus: in
     or more query tokens match best, equal stripes and one underline per query token, strongest
     similarity first; ``data-query-positions`` lists their positions and the tooltip their
     similarities. A legend gives each query token's colour. Every token and tooltip is HTML-escaped.
+
+    When the alignment carries the texts (:func:`~lirlab.analysis.alignment.with_texts`), the document
+    and the legend's query are shown as written: each token over the characters it was made from
+    (``data-chars="start stop"`` gives them), capitals, accents and the punctuation between tokens kept.
 
     Parameters
     ----------
@@ -258,12 +311,13 @@ def highlight_html(alignment: Alignment, *, show_special: bool = True, focus: in
         matches[matches.doc_position >= 0].sort_values("similarity", ascending=False).groupby("doc_position")
     )
     servers = {int(row): group for row, group in served}
-    elided = alignment.elided_before
-    parts = []
+    text, chars = alignment.doc_text, alignment.doc_chars
+    as_written = text is not None and chars is not None
+    pieces: list[str | None] = []
     for row, label in enumerate(alignment.doc_labels):
-        if elided[row]:
-            parts.append(ELISION)
         special = is_special_token(alignment.doc_tokens[row])
+        span = (int(chars[row, 0]), int(chars[row, 1])) if as_written and chars[row, 0] >= 0 else None
+        shown_text = text[span[0] : span[1]] if span is not None else label
         if row in servers:
             group = servers[row]
             lines = [
@@ -276,27 +330,32 @@ def highlight_html(alignment: Alignment, *, show_special: bool = True, focus: in
             tooltip = "\n".join(lines)
             picked = [int(p) for p in group[~group.is_mask].query_position]
             shown = [colors[p] for p in picked] or [MASK_COLOR]
-            chip = _chip(label, shown, tooltip, picked or [focus] if focus is not None else picked)
+            chip = _chip(shown_text, shown, tooltip, picked or [focus] if focus is not None else picked, span)
             if focus is not None:
                 chip = f'<span class="lirlab-focus" style="outline:2px solid {colors[focus]};border-radius:3px">{chip}</span>'
-            parts.append(chip)
+            pieces.append(chip)
         elif special and not show_special:
-            continue
+            pieces.append(None)
         elif special:
-            parts.append(f'<span style="color:#999;font-size:85%">{html.escape(label)}</span>')
+            pieces.append(f'<span style="color:#999;font-size:85%">{html.escape(label)}</span>')
+        elif span is not None:
+            pieces.append(f'<span data-chars="{span[0]} {span[1]}">{html.escape(shown_text)}</span>')
         else:
-            parts.append(html.escape(label))
-    if elided[-1]:
-        parts.append(ELISION)
-    legend = " ".join(
-        _chip(
-            f"▶ {label}" if i == focus else label,
-            colors[i],
-            f"query token {i}: contributes {alignment.contributions[i]:.3f}",
-        )
-        for i, label in enumerate(alignment.query_labels)
-        if not alignment.query_is_mask[i] or i == focus
-    )
+            pieces.append(html.escape(label))
+    if as_written:
+        body = _as_written(text, chars, pieces, alignment.elided_before)
+    else:
+        elided = alignment.elided_before
+        parts = []
+        for row, piece in enumerate(pieces):
+            if elided[row]:
+                parts.append(ELISION)
+            if piece is not None:
+                parts.append(piece)
+        if elided[-1]:
+            parts.append(ELISION)
+        body = " ".join(parts)
+    legend = _query_legend(alignment, colors, focus)
     n_masks = int(alignment.query_is_mask.sum())
     if n_masks:
         legend += " " + _chip(f"[MASK] × {n_masks}", MASK_COLOR, "query augmentation tokens")
@@ -305,5 +364,29 @@ def highlight_html(alignment: Alignment, *, show_special: bool = True, focus: in
         '<div class="lirlab-alignment-text" style="line-height:1.9">'
         f"<div><b>{heading}</b></div>"
         f'<div style="margin-bottom:4px">query: {legend}</div>'
-        f"<div>{' '.join(parts)}</div></div>"
+        f"<div>{body}</div></div>"
     )
+
+
+def _query_legend(alignment: Alignment, colors: list[str], focus: int | None) -> str:
+    """Each query token's colour: the query as written when its text is known, else one chip a token."""
+    chips: list[str | None] = []
+    text, chars = alignment.query_text, alignment.query_chars
+    as_written = text is not None and chars is not None
+    for i, label in enumerate(alignment.query_labels):
+        if alignment.query_is_mask[i] and i != focus:
+            chips.append(None)
+            continue
+        span = (int(chars[i, 0]), int(chars[i, 1])) if as_written and chars[i, 0] >= 0 else None
+        shown = text[span[0] : span[1]] if span is not None else label
+        chips.append(
+            _chip(
+                f"▶ {shown}" if i == focus else shown,
+                colors[i],
+                f"query token {i} {label}: contributes {alignment.contributions[i]:.3f}",
+                chars=span,
+            )
+        )
+    if as_written:
+        return _as_written(text, chars, chips).strip()
+    return " ".join(c for c in chips if c is not None)

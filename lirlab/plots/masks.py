@@ -61,7 +61,7 @@ def plot_term_weights(weighting: MaskWeighting, ax: Axes | None = None) -> Figur
     for bars in (own, share):
         for bar, a in zip(bars, alpha):
             bar.set_alpha(a)
-    ax.set_xticks(x, labels=list(terms.token), rotation=60, ha="right")
+    ax.set_xticks(x, labels=list(terms.label), rotation=60, ha="right")
     ax.set_ylabel(f"effective weight ({_what(weighting)})")
     ax.set_title(f"Term weights: {weighting.query}", fontsize=10)
     idf_axis = ax.twinx()
@@ -103,8 +103,8 @@ def plot_mask_assignment(weighting: MaskWeighting, ax: Axes | None = None) -> Fi
     matrix = cosines.pivot(index="mask_position", columns="term_position", values="cosine")
     image = ax.imshow(matrix.to_numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
     columns = list(matrix.columns)
-    ax.set_xticks(range(len(columns)), labels=[weighting.tokens[p] for p in columns], rotation=60, ha="right")
-    top = weighting.matches[weighting.matches["rank"] == 1].set_index("position").doc_token
+    ax.set_xticks(range(len(columns)), labels=[weighting.labels[p] for p in columns], rotation=60, ha="right")
+    top = weighting.matches[weighting.matches["rank"] == 1].set_index("position").doc_label
     ax.set_yticks(
         range(len(matrix.index)),
         # "→" means "nearest query token" only (the title); a row names the document token it matches

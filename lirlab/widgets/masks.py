@@ -29,7 +29,7 @@ from lirlab.plots.masks import plot_mask_overview
 from lirlab.widgets import show_png
 
 TABLE_COLUMNS = {
-    "token": "token",
+    "label": "token",
     "idf": "IDF",
     "own": "own",
     "mask_share": "[MASK] share",
