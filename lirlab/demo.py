@@ -45,7 +45,8 @@ def run_demo(model: str | None = None, out: str | Path = "lirlab-demo", device: 
     metrics.to_csv(out / "metrics.csv", index=False)
     per_query_scores(run, dataset, MEASURES).to_csv(out / "per_query.csv", index=False)
     first = run.iloc[0]
-    hit = align_hit(index, first.query, first.docno)
+    text = next(d.full_text for d in dataset.docs if d.docno == first.docno)
+    hit = align_hit(index, first.query, first.docno, doc_text=text)  # labelled as written
     hit.matches().to_csv(out / "alignment.csv", index=False)
     figure = plot_alignment(window(merge_word_pieces(hit)), title=f"{first.query!r} → {first.docno}")
     (out / "alignment.png").write_bytes(figure_png(figure, dpi=FIGURE_DPI))
