@@ -28,10 +28,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-#: Folder above the checkout (``../shared`` of the workplace sits there): help texts that name a path
-#: under it are stored relative to it, so the catalog is the same in every clone.
-_HERE = str(Path(__file__).resolve().parents[1].parent)
-_HERE_MARK = "<checkout>/.."
+#: ``../shared`` beside the checkout, where the workplace tools sit (``lirlab bench --build-tool`` names
+#: one): help texts name it by this mark, so the catalog is the same in every clone.
+_HERE = str(Path(__file__).resolve().parents[2] / "shared")
+_HERE_MARK = "<checkout>/../shared"
 
 #: Keys of :data:`CATALOG` beyond the subcommands: the benchmarks with parsers of their own.
 NESTED = ("bench train", "bench methods")
