@@ -203,3 +203,13 @@ def test_texts_that_do_not_make_the_tokens_leave_the_labels_as_they_were(stanfor
     with pytest.raises(ValueError, match="before merging"):
         with_texts(merge_word_pieces(alignment), stanford.tokenizer, doc_text=DOC)
     assert alignment.doc_words[2:5].tolist() == [0, 2, 3]  # Fool ' s Mate: "'" is a word of its own, dropped
+
+
+def test_a_character_the_vocabulary_lacks_shows_as_written(stanford):
+    shown = merge_word_pieces(align_texts(stanford, "dinosaur 🦕 eggs", "A 🦕 laid eggs."))
+    assert "[UNK]" in shown.doc_tokens and "[UNK]" in shown.query_tokens
+    assert list(shown.doc_labels) == ["[CLS]", "[D]", "A", "🦕", "laid", "eggs", "[SEP]"]
+    assert real_query_labels(shown)[2:5] == ["dinosaur", "🦕", "eggs"]
+    for show_special in (True, False):
+        body = highlight_html(shown, show_special=show_special).split("</div>")[2]
+        assert "A 🦕 laid eggs." in plain_text(body)

@@ -390,8 +390,10 @@ def token_chars(
     continues = np.zeros(n, dtype=bool)
     next_piece = 0
     for row, token in enumerate(tokens):
-        if token in MASK_TOKENS or is_special_token(token):
+        if token in MASK_TOKENS:
             continue
+        if is_special_token(token) and not (next_piece < len(strings) and strings[next_piece] == token):
+            continue  # markers, [CLS], [SEP]; a special the text itself made ([UNK]) keeps its characters
         piece = next_piece
         while piece < len(strings) and strings[piece] != token:
             piece += 1

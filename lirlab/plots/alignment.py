@@ -315,8 +315,8 @@ def highlight_html(alignment: Alignment, *, show_special: bool = True, focus: in
     as_written = text is not None and chars is not None
     pieces: list[str | None] = []
     for row, label in enumerate(alignment.doc_labels):
-        special = is_special_token(alignment.doc_tokens[row])
         span = (int(chars[row, 0]), int(chars[row, 1])) if as_written and chars[row, 0] >= 0 else None
+        special = is_special_token(alignment.doc_tokens[row]) and span is None  # [UNK] made from text is text
         shown_text = text[span[0] : span[1]] if span is not None else label
         if row in servers:
             group = servers[row]
