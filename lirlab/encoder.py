@@ -35,10 +35,25 @@ from tqdm.auto import tqdm
 
 from lirlab.data import Document, Query, as_documents, as_queries, clean_text
 from lirlab.encoding import Encoding, offsets_from_lengths
+from lirlab.fast_bert import Unsupported, bert_forward, unsupported_reason
 from lirlab.params import Param
 
 DEFAULT_MODEL = "answerdotai/answerai-colbert-small-v1"
 MINILM = "minilm"
+
+#: How queries run through the transformer (the vectors are the same to float rounding):
+#: ``"packed"`` lirlab's BERT forward (:mod:`lirlab.fast_bert`) with MKL-packed weights for one query at a
+#: time, ``"lean"`` the same forward with the weights as they are, ``"transformers"`` the model's own forward.
+#: Models the lean forward does not serve (not a ``BertModel``, a GPU) always take the model's own.
+QUERY_FORWARDS = ("packed", "lean", "transformers")
+
+#: Texts on which a tokenizer's backend must give what the tokenizer gives before lirlab calls it directly.
+_TOKENIZER_PROBES = (
+    "What do Honeybees eat in winter? (they're clustering!)",
+    "Ünïcödé café naïve 日本語 ﬁ — “quotes” ½ \u00a0 tab\there",
+    "... !!! ???",
+    "[MASK] [SEP] [unused0] <s> </s>",
+)
 
 STANFORD_DEFAULTS = {
     "query_token_id": "[unused0]",
@@ -369,6 +384,18 @@ def _position_limit(model) -> int:
 LOADERS = {"stanford": _load_stanford, "pylate": _load_pylate, "huggingface": _load_plain}
 
 
+def _backend_agrees(tokenizer) -> bool:
+    """Whether ``tokenizer``'s Rust backend, called directly, gives the tokenizer's own ids on the probes."""
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if not getattr(tokenizer, "is_fast", False) or backend is None or not hasattr(backend, "encode_batch"):
+        return False
+    texts = list(_TOKENIZER_PROBES)
+    expected = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+    if backend.truncation is not None or backend.padding is not None:
+        return False
+    return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)] == expected
+
+
 #: The encoder settings a user tunes, declared once (validation, CLI flags, docs).
 ENCODER_PARAMS: dict[str, Param] = {
     "query_maxlen": Param(
@@ -439,7 +466,11 @@ class ColBERT:
         config: EncoderConfig,
         name: str = "",
         device: str | torch.device = "cpu",
+        query_forward: str = "packed",
     ):
+        if query_forward not in QUERY_FORWARDS:
+            raise ValueError(f"query_forward must be one of {QUERY_FORWARDS}, got {query_forward!r}")
+        self.query_forward = query_forward
         self.name = name
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -457,6 +488,10 @@ class ColBERT:
         if config.query_augmentation and self.mask_token_id < 0:
             raise ModelLoadError(f"{name}: query augmentation needs a [MASK] token, the tokenizer has none")
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        bos = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+        eos = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+        self._bos_eos = (bos, eos)
+        self._backend_agrees = _backend_agrees(tokenizer)
         self.skip_ids = torch.tensor(sorted(self._skip_ids(config.skiplist)), dtype=torch.long)
         for length, what in ((config.query_maxlen, "query_maxlen"), (config.doc_maxlen, "doc_maxlen")):
             if length < 3 + (self.query_marker_id is not None):
@@ -470,6 +505,7 @@ class ColBERT:
         dtype: torch.dtype | None = None,
         fallback_to_minilm: bool = False,
         trust_remote_code: bool = False,
+        query_forward: str = "packed",
         **overrides,
     ) -> ColBERT:
         """Load a checkpoint by hub id or folder; ``"minilm"`` names the bundled offline weights.
@@ -486,6 +522,10 @@ class ColBERT:
             If the hub cannot be reached, use the bundled MiniLM weights with a visible warning.
         trust_remote_code : bool
             Passed to transformers; only when you trust the model's code.
+        query_forward : str
+            How queries run through the transformer, one of :data:`QUERY_FORWARDS` (same vectors, other
+            speed): ``"packed"`` (fastest one query at a time; keeps an MKL-packed copy of the encoder
+            layers' weights, about their size again), ``"lean"`` or ``"transformers"``.
         **overrides
             Any :class:`EncoderConfig` field, e.g. ``query_maxlen=64`` or ``query_augmentation=False``.
             ``query_maxlen=0`` turns query augmentation off (queries are then only cut at the model's
@@ -499,7 +539,15 @@ class ColBERT:
         if folder == minilm_folder() and str(name) != MINILM and folder != Path(name):
             name = MINILM
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(parts.model, parts.tokenizer, parts.projections, config, name=str(name), device=device)
+        return cls(
+            parts.model,
+            parts.tokenizer,
+            parts.projections,
+            config,
+            name=str(name),
+            device=device,
+            query_forward=query_forward,
+        )
 
     def with_config(self, **overrides) -> ColBERT:
         """The same weights under other settings, without reloading: the model and projections are shared.
@@ -513,7 +561,13 @@ class ColBERT:
         """
         config = _override(self.config, overrides, self.model)
         return type(self)(
-            self.model, self.tokenizer, self.projections, config, name=self.name, device=self.device
+            self.model,
+            self.tokenizer,
+            self.projections,
+            config,
+            name=self.name,
+            device=self.device,
+            query_forward=self.query_forward,
         )
 
     # -- vocabulary ---------------------------------------------------------------------------------
@@ -548,21 +602,24 @@ class ColBERT:
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise ValueError("texts to tokenize must be a list of strings")
         texts = [clean_text(t, "a text") for t in texts]
-        pieces = self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else []
-        bos = (
-            self.tokenizer.cls_token_id
-            if self.tokenizer.cls_token_id is not None
-            else self.tokenizer.bos_token_id
-        )
-        eos = (
-            self.tokenizer.sep_token_id
-            if self.tokenizer.sep_token_id is not None
-            else self.tokenizer.eos_token_id
-        )
+        pieces = self._pieces(texts) if texts else []
+        bos, eos = self._bos_eos
         head = [t for t in (bos, marker) if t is not None]
         tail = [eos] if eos is not None else []
         room = maxlen - len(head) - len(tail)
         return [head + p[:room] + tail for p in pieces], [len(p) > room for p in pieces]
+
+    def _pieces(self, texts: list[str]) -> list[list[int]]:
+        """Word-piece ids of each text, no special tokens: the tokenizer's backend called once, directly.
+
+        The transformers call around it costs more than the tokenization of a query; the backend is used
+        only when it agreed with the tokenizer on probe texts at load time, and only while no truncation or
+        padding is left set on it by an earlier transformers call (which would cut the texts).
+        """
+        backend = getattr(self.tokenizer, "_tokenizer", None) if self._backend_agrees else None
+        if backend is None or backend.truncation is not None or backend.padding is not None:
+            return self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+        return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
 
     def tokenize_queries(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each query as the model sees them, ``[MASK]`` padding included."""
@@ -577,16 +634,34 @@ class ColBERT:
     # -- forward ------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def _forward(self, rows: list[list[int]], attend: list[list[bool]]) -> torch.Tensor:
+    def _forward(self, rows: list[list[int]], attend: list[list[bool]], lean: bool = False) -> torch.Tensor:
+        """L2-normalized, projected vectors ``[batch, width, dim]`` of ``rows`` padded to the longest.
+
+        ``lean``: run the transformer through :func:`lirlab.fast_bert.bert_forward` when the model allows
+        (same vectors to float rounding, less overhead at batch 1), with packed weights when one row of
+        ``query_maxlen`` tokens is encoded and ``query_forward`` is ``"packed"``.
+        """
         width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, (row, mask) in enumerate(zip(rows, attend)):
-            input_ids[i, : len(row)] = torch.tensor(row)
-            attention[i, : len(row)] = torch.tensor(mask, dtype=torch.long)
-        hidden = self.model(
-            input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)
-        ).last_hidden_state
+        if all(len(r) == width for r in rows):
+            input_ids = torch.tensor(rows, dtype=torch.long)
+            attention = torch.tensor(attend, dtype=torch.bool)
+        else:
+            input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+            attention = torch.zeros((len(rows), width), dtype=torch.bool)
+            for i, (row, mask) in enumerate(zip(rows, attend)):
+                input_ids[i, : len(row)] = torch.tensor(row)
+                attention[i, : len(row)] = torch.tensor(mask, dtype=torch.bool)
+        if self.device.type != "cpu":
+            input_ids, attention = input_ids.to(self.device), attention.to(self.device)
+        hidden = None
+        if lean and self.query_forward != "transformers" and unsupported_reason(self.model) is None:
+            packed = self.query_forward == "packed" and len(rows) == 1 and width == self.config.query_maxlen
+            try:
+                hidden = bert_forward(self.model, input_ids, attention, packed=packed)
+            except Unsupported:
+                hidden = None
+        if hidden is None:
+            hidden = self.model(input_ids=input_ids, attention_mask=attention.long()).last_hidden_state
         for projection in self.projections:
             hidden = projection(hidden)
         return torch.nn.functional.normalize(hidden.float(), dim=-1)
@@ -595,24 +670,31 @@ class ColBERT:
         self,
         ids: Sequence[str],
         rows: list[list[int]],
-        keep: list[torch.Tensor],
+        keep: list[torch.Tensor] | None,
         attend: list[list[bool]],
         truncated: list[bool],
         kind: str,
         batch_size: int,
         progress: bool,
+        texts: Sequence[str] = (),
     ) -> Encoding:
+        """Vectors of ``rows`` in batches of similar length; ``keep`` masks each row's kept tokens (None: all)."""
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]), reverse=True)
         vectors: list[torch.Tensor | None] = [None] * len(rows)
-        bar = tqdm(total=len(rows), desc=f"encode {kind}s", unit=kind[:3], disable=not progress)
+        bar = tqdm(total=len(rows), desc=f"encode {kind}s", unit=kind[:3]) if progress else None
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            out = self._forward([rows[i] for i in batch], [attend[i] for i in batch]).cpu()
+            out = self._forward([rows[i] for i in batch], [attend[i] for i in batch], lean=kind == "query")
+            out = out.cpu()
             for j, i in enumerate(batch):
-                vectors[i] = out[j, : len(rows[i])][keep[i]]
-            bar.update(len(batch))
-        bar.close()
-        token_ids = [torch.tensor(rows[i], dtype=torch.long)[keep[i]] for i in range(len(rows))]
+                vectors[i] = out[j, : len(rows[i])] if keep is None else out[j, : len(rows[i])][keep[i]]
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+        token_ids = [torch.tensor(row, dtype=torch.long) for row in rows]
+        if keep is not None:
+            token_ids = [t[k] for t, k in zip(token_ids, keep)]
         lengths = torch.tensor([len(t) for t in token_ids], dtype=torch.long)
         return Encoding(
             ids=tuple(ids),
@@ -623,6 +705,7 @@ class ColBERT:
             truncated=tuple(truncated),
             kind=kind,
             mask_token_id=self.mask_token_id,
+            texts=tuple(texts),
         )
 
     @property
@@ -645,11 +728,9 @@ class ColBERT:
             [True] * len(real) + [self.config.attend_to_mask_tokens] * (len(row) - len(real))
             for real, row in zip(ids, rows)
         ]
-        keep = [torch.ones(len(r), dtype=torch.bool) for r in rows]
-        encoded = self._encode(
-            [q.qid for q in records], rows, keep, attend, truncated, "query", batch_size, progress
+        return self._encode(
+            [q.qid for q in records], rows, None, attend, truncated, "query", batch_size, progress, texts
         )
-        return replace(encoded, texts=tuple(texts))
 
     def encode_documents(self, docs, batch_size: int = 32, progress: bool = True) -> Encoding:
         """Encode documents (strings, :class:`~lirlab.data.Document` records or a ``{docno: text}`` mapping).

@@ -1,0 +1,158 @@
+"""The lean query path (lirlab.fast_bert, the tokenizer backend called directly) against the transformers path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lirlab import fast_bert
+from lirlab.data import Query
+from lirlab.encoder import QUERY_FORWARDS, ColBERT
+
+EDGE_QUERIES = [
+    "bees",
+    "What do honeybees eat in winter?",
+    " ".join(["caldera"] * 80),  # far past query_maxlen: cut
+    "Ünïcödé café naïve 日本語 ﬁ — “quotes” ½",
+    "?!... ;;; ---",  # punctuation only
+    "x",
+    "[MASK] [SEP] [unused0]",  # special-token names as plain text
+    "tab\tand\nnewline  spaces",
+]
+
+
+@pytest.fixture(scope="module")
+def encoders(stanford_dir):
+    """One encoder per query path, all sharing one model."""
+    base = ColBERT.load(stanford_dir, device="cpu", query_forward="transformers")
+    return {name: _with_forward(base, name) for name in QUERY_FORWARDS}
+
+
+def _with_forward(encoder: ColBERT, query_forward: str) -> ColBERT:
+    other = encoder.with_config()
+    other.query_forward = query_forward
+    return other
+
+
+def _assert_same(a, b, tolerance=1e-5):
+    assert torch.equal(a.token_ids, b.token_ids)
+    assert torch.equal(a.offsets, b.offsets)
+    assert float((a.vectors - b.vectors).abs().max()) <= tolerance
+
+
+@pytest.mark.parametrize("query_forward", ["lean", "packed"])
+def test_one_query_at_a_time_matches_the_transformers_forward(encoders, query_forward):
+    for text in EDGE_QUERIES:
+        _assert_same(
+            encoders[query_forward].encode_queries([text]), encoders["transformers"].encode_queries([text])
+        )
+    cut = encoders[query_forward].encode_queries([EDGE_QUERIES[2]])
+    assert cut.truncated == (True,) and cut.lengths.tolist() == [32]
+
+
+@pytest.mark.parametrize("query_forward", ["lean", "packed"])
+def test_batches_of_unequal_queries_match(encoders, query_forward):
+    """Rows of a batch attend to different numbers of keys: the mask path, not the cut keys."""
+    fast = encoders[query_forward].encode_queries(EDGE_QUERIES, batch_size=3)
+    _assert_same(fast, encoders["transformers"].encode_queries(EDGE_QUERIES))
+    single = [encoders[query_forward].encode_queries([t]) for t in EDGE_QUERIES]
+    for i, one in enumerate(single):
+        assert float((fast.vectors_of(i) - one.vectors).abs().max()) <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "settings", [{"attend_to_mask_tokens": True}, {"query_maxlen": 0}, {"query_maxlen": 8}]
+)
+def test_other_query_settings_match(encoders, settings):
+    reference = encoders["transformers"].with_config(**settings)
+    for name in ("lean", "packed"):
+        fast = encoders[name].with_config(**settings)
+        assert fast.query_forward == name
+        for text in EDGE_QUERIES[:4]:
+            _assert_same(fast.encode_queries([text]), reference.encode_queries([text]))
+
+
+def test_backend_tokenization_gives_the_tokenizer_ids(encoders):
+    encoder = encoders["lean"]
+    assert encoder._backend_agrees
+    for text in EDGE_QUERIES:
+        assert encoder._pieces([text]) == encoder.tokenizer([text], add_special_tokens=False)["input_ids"]
+
+
+def test_truncation_left_on_the_tokenizer_does_not_cut_queries(stanford_dir):
+    encoder = ColBERT.load(stanford_dir, device="cpu")
+    expected = encoder.encode_queries(["what do honeybees eat in winter"]).token_ids
+    encoder.tokenizer(["one two three four five"], truncation=True, max_length=3)  # leaves truncation set
+    assert encoder.tokenizer._tokenizer.truncation is not None
+    assert torch.equal(encoder.encode_queries(["what do honeybees eat in winter"]).token_ids, expected)
+
+
+def test_changed_weights_are_seen(stanford_dir):
+    """Packed weights are remade when a weight changes in place, and a replaced module is read anew."""
+    encoder = ColBERT.load(stanford_dir, device="cpu")
+    reference = _with_forward(encoder, "transformers")
+    before = encoder.encode_queries(["honeybees in winter"])
+    with torch.no_grad():
+        encoder.model.encoder.layer[0].attention.self.query.weight.mul_(1.5)
+        encoder.model.encoder.layer[-1].output.dense.bias.add_(0.1)
+    after = encoder.encode_queries(["honeybees in winter"])
+    assert float((after.vectors - before.vectors).abs().max()) > 1e-3
+    _assert_same(after, reference.encode_queries(["honeybees in winter"]))
+    old = encoder.model.get_input_embeddings()
+    encoder.model.resize_token_embeddings(old.weight.shape[0] + 8, mean_resizing=False)
+    with torch.no_grad():
+        encoder.model.get_input_embeddings().weight.mul_(0.5)
+    _assert_same(
+        encoder.encode_queries(["honeybees in winter"]), reference.encode_queries(["honeybees in winter"])
+    )
+
+
+def test_without_mkl_packing_and_with_a_wrapped_layer_the_results_hold(stanford_dir, monkeypatch):
+    encoder = ColBERT.load(stanford_dir, device="cpu")
+    reference = _with_forward(encoder, "transformers").encode_queries(EDGE_QUERIES[:3])
+    monkeypatch.setattr(fast_bert, "mkl_packing_available", lambda: False)
+    fast_bert._PACKED.clear()
+    _assert_same(encoder.encode_queries(EDGE_QUERIES[:3]), reference)
+    assert all(entry[3] is None for entry in fast_bert._PACKED.values())
+
+    class Wrapped(torch.nn.Module):  # what an adapter library does to a Linear
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x)
+
+    attention = encoder.model.encoder.layer[0].attention.self
+    attention.value = Wrapped(attention.value)
+    with pytest.raises(fast_bert.Unsupported, match="Wrapped"):
+        fast_bert.bert_forward(encoder.model, torch.tensor([[101, 102]]), torch.tensor([[True, True]]))
+    _assert_same(encoder.encode_queries(EDGE_QUERIES[:3]), reference)
+
+
+def test_models_the_lean_forward_does_not_serve(stanford):
+    assert fast_bert.unsupported_reason(stanford.model) is None
+    stanford.model.train()
+    try:
+        assert fast_bert.unsupported_reason(stanford.model) == "the model is in training mode"
+    finally:
+        stanford.model.eval()
+    assert "not a transformers BertModel" in fast_bert.unsupported_reason(torch.nn.Linear(2, 2))
+
+
+def test_unknown_query_forward_is_one_line_error(stanford_dir):
+    with pytest.raises(ValueError, match="query_forward must be one of"):
+        ColBERT.load(stanford_dir, device="cpu", query_forward="onnx")
+
+
+def test_query_encoding_benchmark_reports_its_baselines(stanford):
+    from lirlab.bench.query_encoding import query_encoding_latency
+
+    result = query_encoding_latency(
+        stanford, [Query(str(i), t) for i, t in enumerate(EDGE_QUERIES)], 3, runs=2
+    )
+    assert result["queries"] == 3 and result["query_forward"] == "packed"
+    assert set(result["variants"]) == {"lirlab", "lean", "transformers", "bare_forward"}
+    assert all(len(v["p50_ms_per_run"]) == 2 and v["p50_ms"] > 0 for v in result["variants"].values())
+    assert result["variants"]["transformers"]["ratio_to_transformers"] == 1.0
+    assert result["parity_with_transformers"]["min_cosine"] >= 0.9999
