@@ -5,7 +5,8 @@ Reports, on a dataset (SciFact test by default) with one encoder:
 * nDCG@10 (and RR@10, R@100) of exhaustive MaxSim over every query;
 * document encoding throughput against a bare transformers forward pass over the same texts
   (tokenize, pad to the longest in the batch, run the model, in corpus order), on a seeded sample;
-* query encoding latency, one query at a time;
+* query encoding latency, one query at a time, against the bare forward pass and the transformers
+  forward, interleaved (:func:`lirlab.bench.query_encoding.query_encoding_latency`);
 * exhaustive MaxSim latency per query against one torch matrix multiply of the same size
   (``[query_tokens, dim] @ [dim, corpus_tokens]``), the floor any fp32 engine sits on, and against the
   same multiply cut into the kernel's blocks (what the kernel's max-reduce adds to its GEMM);
@@ -28,6 +29,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from lirlab.bench.query_encoding import query_encoding_latency
 from lirlab.bench.record import peak_rss_mib, percentiles, save_results
 from lirlab.data import Dataset
 from lirlab.evaluate import evaluate
@@ -180,11 +182,7 @@ def run_core_benchmark(
 
     queries = list(dataset.queries)
     timed = queries[:n_queries]
-    query_seconds = []
-    for q in tqdm(timed, desc="query encoding", unit="query"):
-        start = time.perf_counter()
-        encoder.encode_queries([q])
-        query_seconds.append(time.perf_counter() - start)
+    query_encoding = query_encoding_latency(encoder, timed)
     encoded = encoder.encode_queries(queries)
 
     maxsim_seconds = []
@@ -227,7 +225,7 @@ def run_core_benchmark(
             "ratio_lirlab_to_bare": bare / ours,
             "whole_corpus_seconds": corpus_seconds,
         },
-        "query_encoding": {"queries": len(timed), **percentiles(query_seconds)},
+        "query_encoding": query_encoding,
         "exhaustive_maxsim": {
             "queries": len(timed),
             "k": 10,
