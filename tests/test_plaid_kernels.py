@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lirlab.encoding import offsets_from_lengths
+from lirlab.encoding import Encoding, offsets_from_lengths
 from lirlab.index.codec import ResidualCodec
 from lirlab.index.plaid import PlaidIndex, kernels
 
@@ -120,3 +120,163 @@ def test_search_with_numba_equals_search_with_torch(knobs):
         for (fast_positions, fast_scores), (positions, scores) in zip(fast, reference, strict=True):
             assert fast_positions.tolist() == positions.tolist()
             np.testing.assert_allclose(fast_scores.numpy(), scores.numpy(), atol=1e-5)
+
+
+# ---------------------------------------------------------------- the fused route's kernels
+
+
+def fused_and_reference(fn, *args):
+    """The kernel on the fused route (numba), then its torch reference."""
+    with kernels.use_numba(True), kernels.use_fused(True):
+        fast = fn(*args)
+    with kernels.use_numba(False):
+        reference = fn(*args)
+    return fast, reference
+
+
+def random_table(n_queries=N_QUERIES, n_centroids=N_CENTROIDS, query_len=QUERY_LEN):
+    table = torch.rand(n_queries * n_centroids, query_len, generator=G) * 2 - 1
+    return torch.cat([table, torch.full((1, query_len), float("-inf"))])
+
+
+@pytest.mark.parametrize("lengths", [[6, 1, 0], [6, 6, 6], [1, 1, 1]])
+def test_table_best_and_argmax_match_reference(lengths):
+    table = random_table()
+    lengths = torch.tensor(lengths)
+    fast, reference = fused_and_reference(kernels.table_best, table, lengths, N_CENTROIDS)
+    assert torch.equal(fast, reference)  # a max: exact in any order
+    assert bool((fast[lengths == 0] == float("-inf")).all())
+    rows = table[:-1].view(N_QUERIES, N_CENTROIDS, QUERY_LEN)
+    assert float(fast[0, 3]) == float(rows[0, 3, : int(lengths[0])].max())
+    fast, reference = fused_and_reference(kernels.table_argmax, table, N_CENTROIDS)
+    assert torch.equal(fast, reference)
+    tied = table.clone()
+    tied[2] = tied[7] = 5.0  # query 0: centroids 2 and 7 tie for every token; the first wins
+    fast, reference = fused_and_reference(kernels.table_argmax, tied, N_CENTROIDS)
+    assert fast[0].tolist() == reference[0].tolist() == [2] * QUERY_LEN
+
+
+def test_probed_lists_match_reference():
+    top = torch.randint(0, N_CENTROIDS, (N_QUERIES, QUERY_LEN, 3), generator=G)
+    n_probe, lengths = torch.tensor([1, 3, 2]), torch.tensor([6, 2, 0])
+    fast, reference = fused_and_reference(kernels.probed_lists, top, n_probe, lengths, N_CENTROIDS)
+    assert [f.tolist() for f in fast] == [r.tolist() for r in reference]
+    assert set(fast[1][fast[0] == 0].tolist()) == set(top[0, :, 0].tolist()) and 2 not in fast[0].tolist()
+
+
+def test_keep_best_matches_reference_with_ties():
+    groups = torch.randint(0, 4, (200,), generator=G)
+    scores = torch.randint(0, 5, (200,), generator=G).float()  # many ties: input order decides
+    for keep in (1, 7, 500):
+        fast, reference = fused_and_reference(kernels.keep_best, groups, scores, keep, 5)
+        assert fast.tolist() == reference.tolist()
+    assert kernels.keep_best(groups[:0], scores[:0], 3, 5).tolist() == []
+
+
+@pytest.mark.parametrize("nbits", [1, 2, 4])
+def test_residual_values_and_norms_match_reference(nbits):
+    vectors = torch.nn.functional.normalize(torch.randn(int(OFFSETS[-1]), 16, generator=G), dim=1)
+    codec = ResidualCodec.train(vectors[:N_CENTROIDS], vectors, nbits=nbits)
+    codes, residuals = codec.compress(vectors)
+    positions = torch.tensor([5, 0, 17, 3, 59, 5])
+    fast, reference = fused_and_reference(
+        kernels.residual_values, residuals, OFFSETS, positions, codec.decode_table
+    )
+    assert torch.equal(fast[0], reference[0]) and torch.equal(fast[1], reference[1])
+    rows = torch.cat([torch.arange(int(OFFSETS[p]), int(OFFSETS[p + 1])) for p in positions])
+    assert torch.equal(fast[0], codec.residual_values(residuals[rows]))
+    fast, reference = fused_and_reference(
+        kernels.inverse_norms, codes, residuals, codec.centroids, codec.decode_table
+    )
+    torch.testing.assert_close(fast, reference, atol=1e-6, rtol=1e-6)
+    approx = codec.centroids[codes.long()] + codec.residual_values(residuals)
+    torch.testing.assert_close(fast, 1 / approx.norm(dim=1), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("query_len", [1, QUERY_LEN])
+def test_residual_maxsim_matches_decompression_and_matmul(query_len):
+    vectors = torch.nn.functional.normalize(torch.randn(int(OFFSETS[-1]), 16, generator=G), dim=1)
+    codec = ResidualCodec.train(vectors[:N_CENTROIDS], vectors, nbits=2)
+    codes, residuals = codec.compress(vectors)
+    query = torch.nn.functional.normalize(torch.randn(query_len, 16, generator=G), dim=1)
+    table = torch.cat([codec.centroids @ query.T, torch.full((1, query_len), float("-inf"))])
+    empty, single = int(torch.nonzero(LENGTHS == 0)[0]), int(torch.nonzero(LENGTHS == 1)[0])
+    positions = torch.tensor([empty, 4, single, 30, 4])
+    values, offsets = kernels.residual_values(residuals, OFFSETS, positions, codec.decode_table)
+    norms = kernels.inverse_norms(codes, residuals, codec.centroids, codec.decode_table)
+    args = (codes, OFFSETS, positions, values @ query.T, offsets, table, 0, norms)
+    fast, reference = fused_and_reference(kernels.residual_maxsim, *args)
+    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=0)
+    # against the previous route: rebuilt vectors, one matmul, segment MaxSim
+    rebuilt, rebuilt_offsets = kernels.decompress_docs(
+        codes, residuals, OFFSETS, positions, codec.centroids, codec.decode_table
+    )
+    previous = kernels.segment_maxsim(rebuilt @ query.T, rebuilt_offsets)
+    torch.testing.assert_close(fast, previous, atol=1e-5, rtol=0)
+    assert float(fast[0]) == 0.0 and float(fast[1]) == float(fast[4])  # no tokens: 0; repeats agree
+    assert float(fast[2]) == pytest.approx(float((rebuilt[rebuilt_offsets[2]] @ query.T).sum()), abs=1e-5)
+
+
+def test_listed_pruning_equals_token_pruning():
+    from lirlab.index.plaid.ivf import IVF
+
+    ivf = IVF.build(CODES, OFFSETS, N_CENTROIDS)
+    assert ivf.exact
+    table = score_table()
+    kept = torch.rand(N_QUERIES, N_CENTROIDS, generator=G) > 0.6
+    query_of, positions = pairs()
+    order = torch.randperm(positions.numel(), generator=G)  # pairs in any order, documents repeated
+    query_of, positions = (
+        torch.cat([query_of[order], query_of[:5]]),
+        torch.cat([positions[order], positions[:5]]),
+    )
+    tokens = kernels.pruned_centroid_maxsim(CODES, OFFSETS, query_of, positions, table, kept, -9999.0)
+    args = (ivf.positions, ivf.offsets, OFFSETS, query_of, positions, table, kept, -9999.0, CODES)
+    fast, reference = fused_and_reference(kernels.listed_pruned_maxsim, *args)
+    assert torch.equal(fast, tokens)  # maxima then the same sum: the same floats
+    torch.testing.assert_close(reference, tokens, atol=1e-5, rtol=0)  # the torch token scan
+    empty = int(torch.nonzero(LENGTHS == 0)[0])
+    assert bool((fast[positions == empty] == 0).all()) and bool((fast == -9999.0 * QUERY_LEN).any())
+
+
+def test_ivf_exact_flag_follows_build_merge_and_storage(tmp_path):
+    from lirlab.index.plaid.ivf import IVF
+
+    built = IVF.build(CODES, OFFSETS, N_CENTROIDS)
+    foreign = IVF(built.positions, built.offsets)
+    assert built.exact and not foreign.exact and built.to("cpu").exact
+    assert built.merge(built, shift=N_DOCS).exact and not built.merge(foreign, shift=N_DOCS).exact
+    docs = make_docs(80, seed=3)
+    index = PlaidIndex.from_encoding(docs, nbits=2, n_centroids=16)
+    assert index.ivf.exact
+    index.save(tmp_path / "plaid")
+    assert PlaidIndex.load(tmp_path / "plaid").ivf.exact
+
+
+@pytest.mark.parametrize("batch", [1, 32])
+def test_fused_search_equals_previous_and_torch(batch):
+    docs = make_docs(200, seed=4)
+    # documents of one token, a query of one token
+    one = Encoding(
+        ("one_a", "one_b"), docs.vectors[:2], docs.token_ids[:2], torch.tensor([0, 1, 2]), docs.vocab
+    )
+    docs = Encoding.concat([docs, one])
+    queries = make_queries(docs, n=6, seed=2)
+    single = Encoding(
+        ("q1",), queries.vectors[:1], queries.token_ids[:1], torch.tensor([0, 1]), queries.vocab, kind="query"
+    )
+    index = PlaidIndex.from_encoding(docs, nbits=2, n_centroids=32)
+    index.delete(["d3", "d77"])
+    index.query_batch = batch
+    for which in (queries, single):
+        for knobs in ({}, {"n_probe": 3, "ndocs": 40, "centroid_score_threshold": 0.3}):
+            with kernels.use_fused(True):
+                fast = index.search_encoded(which, k=10, **knobs)
+            with kernels.use_fused(False):
+                previous = index.search_encoded(which, k=10, **knobs)
+            with kernels.use_numba(False):
+                reference = index.search_encoded(which, k=10, **knobs)
+            for (p, s), (pp, ps), (rp, rs) in zip(fast, previous, reference, strict=True):
+                assert p.tolist() == pp.tolist() == rp.tolist()
+                np.testing.assert_allclose(s.numpy(), ps.numpy(), atol=1e-5)
+                np.testing.assert_allclose(s.numpy(), rs.numpy(), atol=1e-5)

@@ -370,7 +370,7 @@ class PlaidIndex(Index):
         else:
             threshold = params.validate(SEARCH_PARAMS, {"centroid_score_threshold": centroid_score_threshold})
             out = stages.pruned_centroid_scores(
-                self.compressed, scores, pairs, threshold["centroid_score_threshold"]
+                self.compressed, scores, pairs, threshold["centroid_score_threshold"], self.ivf
             )
         return out.view(len(queries), -1).cpu()
 
@@ -378,11 +378,7 @@ class PlaidIndex(Index):
         """The scores of decompression + exact MaxSim ``[n_queries, n_positions]``."""
         scores = stages.centroid_scoring(self.codec, queries)
         pairs = self._pairs(len(queries), positions)
-        return (
-            stages.exact_scores(self.codec, self.compressed, scores.padded, pairs)
-            .view(len(queries), -1)
-            .cpu()
-        )
+        return stages.exact_scores(self.codec, self.compressed, scores, pairs).view(len(queries), -1).cpu()
 
     def score_positions(self, queries: Encoding, positions: torch.Tensor) -> torch.Tensor:
         """PLAID's final scores (decompression + exact MaxSim) of the documents at ``positions``."""

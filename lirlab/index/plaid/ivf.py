@@ -23,17 +23,23 @@ from lirlab.encoding import offsets_from_lengths, rows_of
 @dataclass(frozen=True)
 class IVF:
     """Inverted lists: ``positions`` (int32, grouped by centroid, ascending within a list) cut by
-    ``offsets`` (``[n_centroids + 1]`` int64)."""
+    ``offsets`` (``[n_centroids + 1]`` int64).
+
+    ``exact`` says the lists were built from the documents' codes (:meth:`build`, :meth:`merge`): a
+    document is listed under a centroid exactly when one of its tokens has that code, so pruning may
+    read the lists instead of the tokens. Lists read from another tool's index are not assumed exact.
+    """
 
     positions: torch.Tensor
     offsets: torch.Tensor
+    exact: bool = False
 
     @property
     def n_centroids(self) -> int:
         return int(self.offsets.shape[0]) - 1
 
     def to(self, device: str | torch.device) -> IVF:
-        return IVF(self.positions.to(device), self.offsets.to(device=device, dtype=torch.long))
+        return IVF(self.positions.to(device), self.offsets.to(device=device, dtype=torch.long), self.exact)
 
     def list(self, centroid: int) -> torch.Tensor:
         """The positions listed under one centroid."""
@@ -54,11 +60,12 @@ class IVF:
             return cls(
                 torch.zeros(0, dtype=torch.int32, device=device),
                 torch.zeros(n_centroids + 1, dtype=torch.long, device=device),
+                True,
             )
         doc_of_token = torch.repeat_interleave(torch.arange(n_docs, device=device), lengths.to(device))
         keys = torch.unique(codes.to(device).long() * n_docs + doc_of_token)
         counts = torch.bincount(keys // n_docs, minlength=n_centroids)
-        return cls((keys % n_docs).to(torch.int32), offsets_from_lengths(counts.cpu()).to(device))
+        return cls((keys % n_docs).to(torch.int32), offsets_from_lengths(counts.cpu()).to(device), True)
 
     def merge(self, other: IVF, shift: int) -> IVF:
         """Union with ``other``'s lists over documents numbered from ``shift`` on, each list ascending."""
@@ -81,4 +88,8 @@ class IVF:
         )
         keys = torch.cat([old_keys, new_keys]).sort().values
         counts = torch.bincount(keys // span, minlength=n_centroids)
-        return IVF((keys % span).to(torch.int32), offsets_from_lengths(counts.cpu()).to(positions.device))
+        return IVF(
+            (keys % span).to(torch.int32),
+            offsets_from_lengths(counts.cpu()).to(positions.device),
+            self.exact and other.exact,
+        )

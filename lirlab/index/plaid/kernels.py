@@ -7,6 +7,13 @@ reference, the previous implementation. The numba versions run on CPU tensors wh
 and not disabled (environment ``LIRLAB_NUMBA=0``, or :func:`use_numba`); otherwise, and always for CUDA
 tensors, the torch references run. ``tests/test_plaid_kernels.py`` pins each against its reference.
 
+Search takes the *fused route* (:func:`fused`; off with ``LIRLAB_PLAID_FUSED=0`` or :func:`use_fused`,
+which leaves the previous implementation for comparison): the score table is computed in its own
+layout, candidate selection is compiled, pruning walks the lists of kept centroids, and exact MaxSim
+adds two halves (the centroid's score from the table, the residual's from one matrix multiply with
+the decoded residuals) scaled by each token's precomputed inverse norm, instead of rebuilding vectors.
+The kernels of that route fall back to their torch references when it is off.
+
 All kernels work on (query, document) *pairs*, so one call serves a batch of queries:
 
 ========================  ======================================================================
@@ -22,6 +29,17 @@ kernel                    computes
                           ``[tokens, dim]`` with their offsets (``normalize(centroid + residual)``)
 :func:`segment_maxsim`    from token × query-token similarities ``[tokens, q]``, each document's
                           sum over query tokens of its best token
+*the fused route*
+:func:`table_best`        each centroid's best score against a query's real tokens, from the table
+:func:`table_argmax`      each query token's best centroid (``n_probe`` 1), from the table
+:func:`probed_lists`      the distinct probed (query, centroid) pairs of each token's best centroids
+:func:`keep_best`         the ``keep`` best scores of every group (stable on ties)
+:func:`listed_pruned_maxsim`  :func:`pruned_centroid_maxsim` read from exact IVF lists of the kept
+                          centroids instead of every token
+:func:`inverse_norms`     every token's ``1 / |centroid + residual|``
+:func:`residual_values`   documents' decoded residuals (no centroid, no norm), packed
+:func:`residual_maxsim`   exact MaxSim from the centroid half (table), the residual half (a matmul
+                          of :func:`residual_values`) and :func:`inverse_norms`
 ========================  ======================================================================
 
 Examples
@@ -58,6 +76,10 @@ except ImportError:  # pragma: no cover - exercised where numba is absent
 NUMBA = numba is not None and os.environ.get("LIRLAB_NUMBA", "1") != "0"
 
 
+#: Whether the fused kernels serve search (``LIRLAB_PLAID_FUSED`` not ``0``); see :func:`use_fused`.
+FUSED = os.environ.get("LIRLAB_PLAID_FUSED", "1") != "0"
+
+
 def numba_available() -> bool:
     return numba is not None
 
@@ -84,6 +106,30 @@ def use_numba(on: bool):
         yield
     finally:
         NUMBA = before
+
+
+def fused(device: torch.device | str = "cpu") -> bool:
+    """Whether search takes the fused route on ``device`` (numba kernels on, :data:`FUSED` on): the
+    score table in one pass, lookup-table MaxSim instead of decompression + matmul, compiled selection.
+    Off, search runs the previous implementation (the staged numba kernels and torch between them)."""
+    return FUSED and enabled(device)
+
+
+@contextmanager
+def use_fused(on: bool):
+    """Take the fused route (``True``) or the previous implementation (``False``) inside the block.
+
+    >>> with use_fused(False):
+    ...     fused("cpu")
+    False
+    """
+    global FUSED
+    before = FUSED
+    FUSED = on
+    try:
+        yield
+    finally:
+        FUSED = before
 
 
 def _np(tensor: torch.Tensor) -> np.ndarray:
@@ -200,6 +246,58 @@ def _torch_segment_maxsim(sims, offsets):
     nonempty = lengths > 0
     out[nonempty] = best[nonempty].sum(dim=1)
     return out
+
+
+def _torch_table_best(table, lengths, n_centroids):
+    query_len = table.shape[1]
+    n_queries = (table.shape[0] - 1) // n_centroids
+    if query_len == 0:
+        return torch.full((n_queries, n_centroids), float("-inf"), device=table.device)
+    real = torch.arange(query_len, device=table.device) < lengths.to(table.device).view(-1, 1, 1)
+    return table[:-1].view(n_queries, n_centroids, query_len).masked_fill(~real, float("-inf")).amax(dim=2)
+
+
+def _torch_table_argmax(table, n_centroids):
+    n_queries = (table.shape[0] - 1) // n_centroids
+    return table[:-1].view(n_queries, n_centroids, table.shape[1]).argmax(dim=1)
+
+
+def _torch_probed_lists(top, n_probe, lengths, n_centroids):
+    n_queries, query_len, width = top.shape
+    device = top.device
+    valid = (torch.arange(query_len, device=device).view(1, -1, 1) < lengths.view(-1, 1, 1)) & (
+        torch.arange(width, device=device).view(1, 1, -1) < n_probe.view(-1, 1, 1)
+    )
+    query_of = torch.arange(n_queries, device=device).view(-1, 1, 1).expand_as(top)[valid]
+    probed = torch.unique(query_of * n_centroids + top[valid])
+    return probed // n_centroids, probed % n_centroids
+
+
+def _torch_keep_best(groups, scores, keep, n_groups):
+    if groups.numel() == 0:
+        return torch.zeros(0, dtype=torch.long, device=groups.device)
+    order = torch.argsort(scores, descending=True, stable=True)
+    order = order[torch.argsort(groups[order], stable=True)]
+    sorted_groups = groups[order]
+    counts = torch.bincount(sorted_groups, minlength=n_groups)
+    starts = counts.cumsum(0) - counts
+    rank = torch.arange(order.numel(), device=groups.device) - starts[sorted_groups]
+    return order[rank < keep]
+
+
+def _torch_residual_values(residuals, doc_offsets, positions, decode_table):
+    rows = rows_of(doc_offsets, positions)
+    packed = residuals.index_select(0, rows)
+    byte_rows = (packed.long() + torch.arange(packed.shape[1], device=packed.device) * 256).flatten()
+    values = decode_table.index_select(0, byte_rows).view(packed.shape[0], -1)
+    lengths = doc_offsets[positions + 1] - doc_offsets[positions]
+    return values, offsets_from_lengths(lengths.cpu()).to(positions.device)
+
+
+def _torch_residual_maxsim(codes, doc_offsets, positions, sims, offsets, table, base, norms):
+    rows = rows_of(doc_offsets, positions)
+    centroid_part = table.index_select(0, base + codes.index_select(0, rows).long())
+    return _torch_segment_maxsim((centroid_part + sims) * norms.index_select(0, rows).unsqueeze(1), offsets)
 
 
 # ====================================================================== numba kernels
@@ -369,6 +467,206 @@ if numba is not None:
             out[i] = total
         return out
 
+    @_jit
+    def _nb_table_best(table, lengths, n_centroids):  # pragma: no cover
+        query_len = table.shape[1]
+        n_queries = (table.shape[0] - 1) // n_centroids
+        best = np.empty((n_queries, n_centroids), dtype=np.float32)
+        for n in range(n_queries):
+            length = min(lengths[n], query_len)
+            for c in range(n_centroids):
+                row = table[n * n_centroids + c]
+                m = -np.inf
+                for t in range(length):
+                    if row[t] > m:
+                        m = row[t]
+                best[n, c] = m
+        return best
+
+    @_jit
+    def _nb_table_argmax(table, n_centroids):  # pragma: no cover
+        query_len = table.shape[1]
+        n_queries = (table.shape[0] - 1) // n_centroids
+        out = np.zeros((n_queries, query_len), dtype=np.int64)
+        best = np.empty(query_len, dtype=np.float32)
+        for n in range(n_queries):
+            base = n * n_centroids
+            for t in range(query_len):
+                best[t] = table[base, t]
+            for c in range(1, n_centroids):
+                row = table[base + c]
+                for t in range(query_len):
+                    if row[t] > best[t]:  # strictly: the first best centroid wins ties
+                        best[t] = row[t]
+                        out[n, t] = c
+        return out
+
+    @_jit
+    def _nb_probed_lists(top, n_probe, lengths, n_centroids):  # pragma: no cover
+        n_queries, query_len, width = top.shape
+        mark = np.zeros(n_centroids, dtype=np.uint8)
+        query_of = np.empty(n_queries * query_len * width, dtype=np.int64)
+        probed = np.empty(n_queries * query_len * width, dtype=np.int64)
+        count = 0
+        for n in range(n_queries):
+            first = count
+            for t in range(min(lengths[n], query_len)):
+                for j in range(min(n_probe[n], width)):
+                    c = top[n, t, j]
+                    if mark[c] == 0:
+                        mark[c] = 1
+                        probed[count] = c
+                        count += 1
+            probed[first:count].sort()
+            for i in range(first, count):
+                mark[probed[i]] = 0
+                query_of[i] = n
+        return query_of[:count].copy(), probed[:count].copy()
+
+    @_jit
+    def _nb_keep_best(groups, scores, keep, n_groups):  # pragma: no cover
+        n = scores.shape[0]
+        order = np.argsort(-scores, kind="mergesort")  # stable: ties keep their input order
+        counts = np.zeros(n_groups + 1, dtype=np.int64)
+        for i in range(n):
+            counts[groups[i] + 1] += 1
+        starts = np.cumsum(counts)
+        fill = starts[:-1].copy()
+        by_group = np.empty(n, dtype=np.int64)
+        for i in order:
+            g = groups[i]
+            by_group[fill[g]] = i
+            fill[g] += 1
+        total = 0
+        for g in range(n_groups):
+            total += min(keep, starts[g + 1] - starts[g])
+        out = np.empty(total, dtype=np.int64)
+        i = 0
+        for g in range(n_groups):
+            take = min(keep, starts[g + 1] - starts[g])
+            out[i : i + take] = by_group[starts[g] : starts[g] + take]
+            i += take
+        return out
+
+    @_jit
+    def _nb_residual_values(
+        residuals, doc_offsets, positions, decode_table, out, offsets
+    ):  # pragma: no cover
+        packed = residuals.shape[1]
+        per_byte = decode_table.shape[1]
+        row = 0
+        offsets[0] = 0
+        for i in range(positions.shape[0]):
+            p = positions[i]
+            for r in range(doc_offsets[p], doc_offsets[p + 1]):
+                v = out[row]
+                res = residuals[r]
+                for b in range(packed):
+                    values = decode_table[b * 256 + res[b]]
+                    for j in range(per_byte):
+                        v[b * per_byte + j] = values[j]
+                row += 1
+            offsets[i + 1] = row
+
+    @_jit
+    def _nb_residual_maxsim(
+        codes, doc_offsets, positions, sims, offsets, table, base, norms
+    ):  # pragma: no cover
+        query_len = table.shape[1]
+        out = np.zeros(positions.shape[0], dtype=np.float32)
+        best = np.empty(query_len, dtype=np.float32)
+        for i in range(positions.shape[0]):
+            first, stop = offsets[i], offsets[i + 1]
+            if stop == first:
+                continue
+            start = doc_offsets[positions[i]]
+            for t in range(query_len):
+                best[t] = -np.inf
+            for k in range(stop - first):
+                r = start + k
+                row = table[base + codes[r]]  # q . centroid
+                residual = sims[first + k]  # q . residual
+                scale = norms[r]
+                for t in range(query_len):
+                    s = (row[t] + residual[t]) * scale
+                    best[t] = s if s > best[t] else best[t]
+            total = np.float32(0.0)
+            for t in range(query_len):
+                total += best[t]
+            out[i] = total
+        return out
+
+    @_jit
+    def _nb_listed_pruned_maxsim(
+        ivf_positions, ivf_offsets, doc_offsets, query_of, positions, table, kept, floor
+    ):  # pragma: no cover
+        n_docs = doc_offsets.shape[0] - 1
+        query_len = table.shape[1]
+        n_queries, n_centroids = kept.shape
+        n_pairs = positions.shape[0]
+        out = np.zeros(n_pairs, dtype=np.float32)
+        # pairs by query (counting sort, stable)
+        counts = np.zeros(n_queries + 1, dtype=np.int64)
+        for i in range(n_pairs):
+            counts[query_of[i] + 1] += 1
+        starts = np.cumsum(counts)
+        fill = starts[:-1].copy()
+        by_query = np.empty(n_pairs, dtype=np.int64)
+        for i in range(n_pairs):
+            by_query[fill[query_of[i]]] = i
+            fill[query_of[i]] += 1
+        slot = np.full(n_docs, -1, dtype=np.int64)
+        best = np.empty((max(1, n_pairs), query_len), dtype=np.float32)
+        for query in range(n_queries):
+            first, stop = starts[query], starts[query + 1]
+            if first == stop:
+                continue
+            n_slots = 0
+            for k in range(first, stop):
+                p = positions[by_query[k]]
+                if slot[p] < 0:
+                    slot[p] = n_slots
+                    for t in range(query_len):
+                        best[n_slots, t] = floor
+                    n_slots += 1
+            keep = kept[query]
+            base = query * n_centroids
+            for c in range(n_centroids):
+                if not keep[c]:
+                    continue
+                row = table[base + c]
+                for j in range(ivf_offsets[c], ivf_offsets[c + 1]):
+                    s = slot[ivf_positions[j]]
+                    if s >= 0:
+                        b = best[s]
+                        for t in range(query_len):
+                            b[t] = row[t] if row[t] > b[t] else b[t]
+            for k in range(first, stop):
+                i = by_query[k]
+                p = positions[i]
+                if doc_offsets[p + 1] > doc_offsets[p]:  # a document without tokens scores 0
+                    b = best[slot[p]]
+                    total = np.float32(0.0)
+                    for t in range(query_len):
+                        total += b[t]
+                    out[i] = total
+            for k in range(first, stop):
+                slot[positions[by_query[k]]] = -1
+        return out
+
+    @_jit
+    def _nb_inverse_norms(codes, residuals, centroids, decode_table, out):  # pragma: no cover
+        packed = residuals.shape[1]
+        per_byte = decode_table.shape[1]
+        for r in range(codes.shape[0]):
+            c = codes[r]
+            norm = np.float32(0.0)
+            for b in range(packed):
+                values = decode_table[b * 256 + residuals[r, b]]
+                for j in range(per_byte):
+                    x = centroids[c, b * per_byte + j] + values[j]
+                    norm += x * x
+            out[r] = np.float32(1.0) / max(np.float32(np.sqrt(norm)), np.float32(1e-12))
 
 # ====================================================================== the kernels
 
@@ -426,6 +724,37 @@ def pruned_centroid_maxsim(
     return torch.from_numpy(out)
 
 
+def listed_pruned_maxsim(
+    ivf_positions: torch.Tensor,
+    ivf_offsets: torch.Tensor,
+    doc_offsets: torch.Tensor,
+    query_of: torch.Tensor,
+    positions: torch.Tensor,
+    table: torch.Tensor,
+    kept: torch.Tensor,
+    floor: float,
+    codes: torch.Tensor,
+) -> torch.Tensor:
+    """:func:`pruned_centroid_maxsim` read from exact inverted lists instead of the tokens: a
+    document's best score for a query token over its tokens of kept centroids is the best over the
+    kept centroids whose list holds the document, so only the lists of kept centroids are walked
+    (max is exact in any order: the same scores). ``codes`` serve the torch reference, which is
+    :func:`pruned_centroid_maxsim` itself."""
+    if not fused(codes.device):
+        return _torch_pruned_centroid_maxsim(codes, doc_offsets, query_of, positions, table, kept, floor)
+    out = _nb_listed_pruned_maxsim(
+        _np(ivf_positions),
+        _np(ivf_offsets),
+        _np(doc_offsets),
+        _np(query_of.long()),
+        _np(positions.long()),
+        _np(table),
+        _np(kept),
+        np.float32(floor),
+    )
+    return torch.from_numpy(out)
+
+
 def decompress_docs(
     codes: torch.Tensor,
     residuals: torch.Tensor,
@@ -455,3 +784,102 @@ def segment_maxsim(sims: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     if not enabled(sims.device):
         return _torch_segment_maxsim(sims, offsets)
     return torch.from_numpy(_nb_segment_maxsim(_np(sims.float()), _np(offsets)))
+
+
+def table_best(table: torch.Tensor, lengths: torch.Tensor, n_centroids: int) -> torch.Tensor:
+    """``[nq, C]`` each centroid's best score against a query's first ``lengths[query]`` tokens
+    (``-inf`` for a query without tokens), read from a score table ``[nq * C + 1, q]`` whose row
+    ``query * C + centroid`` holds that centroid's score for every query token."""
+    if not fused(table.device):
+        return _torch_table_best(table, lengths, n_centroids)
+    return torch.from_numpy(_nb_table_best(_np(table), _np(lengths.long()), int(n_centroids)))
+
+
+def table_argmax(table: torch.Tensor, n_centroids: int) -> torch.Tensor:
+    """``[nq, q]`` each query token's best centroid (the first on ties) in a score table as for
+    :func:`table_best`."""
+    if not fused(table.device):
+        return _torch_table_argmax(table, n_centroids)
+    return torch.from_numpy(_nb_table_argmax(_np(table), int(n_centroids)))
+
+
+def probed_lists(
+    top: torch.Tensor, n_probe: torch.Tensor, lengths: torch.Tensor, n_centroids: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct probed ``(query, centroid)`` pairs, sorted, from each token's best centroids
+    ``top`` ``[nq, q, width]``: the first ``n_probe[query]`` of the first ``lengths[query]`` tokens."""
+    if not fused(top.device):
+        return _torch_probed_lists(top, n_probe, lengths, n_centroids)
+    query_of, probed = _nb_probed_lists(
+        _np(top.long()), _np(n_probe.long()), _np(lengths.long()), n_centroids
+    )
+    return torch.from_numpy(query_of), torch.from_numpy(probed)
+
+
+def keep_best(groups: torch.Tensor, scores: torch.Tensor, keep: int, n_groups: int) -> torch.Tensor:
+    """Indices of the ``keep`` best scores of every group, ordered by group then score (best first);
+    ties keep their input order."""
+    if not fused(scores.device) or groups.numel() == 0:
+        return _torch_keep_best(groups, scores, keep, n_groups)
+    return torch.from_numpy(_nb_keep_best(_np(groups.long()), _np(scores.float()), int(keep), int(n_groups)))
+
+
+def inverse_norms(
+    codes: torch.Tensor, residuals: torch.Tensor, centroids: torch.Tensor, decode_table: torch.Tensor
+) -> torch.Tensor:
+    """``[n_tokens]`` float32 ``1 / |centroids[code] + residual values|`` (at most ``1e12``): what
+    decompression divides each rebuilt vector by."""
+    if not fused(codes.device):
+        approx = centroids.index_select(0, codes.long()) + decode_table.index_select(
+            0, (residuals.long() + torch.arange(residuals.shape[1], device=codes.device) * 256).flatten()
+        ).view(codes.shape[0], -1)
+        return 1.0 / approx.norm(dim=1).clamp_min(1e-12)
+    out = np.empty(codes.shape[0], dtype=np.float32)
+    _nb_inverse_norms(_np(codes), _np(residuals), _np(centroids.float()), _np(decode_table.float()), out)
+    return torch.from_numpy(out)
+
+
+def residual_values(
+    residuals: torch.Tensor, doc_offsets: torch.Tensor, positions: torch.Tensor, decode_table: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoded residuals of the documents at ``positions``, packed ``[tokens, dim]`` float32, and
+    their ``[n + 1]`` offsets: half of :func:`decompress_docs`, without the centroid or the norm."""
+    if not fused(residuals.device):
+        return _torch_residual_values(residuals, doc_offsets, positions, decode_table)
+    positions_np, offsets_np = _np(positions.long()), _np(doc_offsets)
+    n_rows = int((offsets_np[positions_np + 1] - offsets_np[positions_np]).sum())
+    out = np.empty((n_rows, residuals.shape[1] * decode_table.shape[1]), dtype=np.float32)
+    offsets = np.empty(positions_np.shape[0] + 1, dtype=np.int64)
+    _nb_residual_values(_np(residuals), offsets_np, positions_np, _np(decode_table.float()), out, offsets)
+    return torch.from_numpy(out), torch.from_numpy(offsets)
+
+
+def residual_maxsim(
+    codes: torch.Tensor,
+    doc_offsets: torch.Tensor,
+    positions: torch.Tensor,
+    sims: torch.Tensor,
+    offsets: torch.Tensor,
+    table: torch.Tensor,
+    base: int,
+    norms: torch.Tensor,
+) -> torch.Tensor:
+    """``[n]`` exact MaxSim of one query against the documents at ``positions`` from the two halves of
+    the dot product with ``normalize(centroid + residual)``: token ``r`` of a document scores
+    ``(table[base + codes[r]] + sims[row]) * norms[r]``, where ``table`` rows hold the query's centroid
+    scores (``base = query * C``), ``sims`` ``[rows, q]`` the residual parts (:func:`residual_values` of
+    the documents times the query), cut by ``offsets``, and ``norms`` each token's
+    :func:`inverse_norms`. A document without tokens scores 0."""
+    if not fused(codes.device):
+        return _torch_residual_maxsim(codes, doc_offsets, positions, sims, offsets, table, base, norms)
+    out = _nb_residual_maxsim(
+        _np(codes),
+        _np(doc_offsets),
+        _np(positions.long()),
+        _np(sims.float()),
+        _np(offsets),
+        _np(table),
+        int(base),
+        _np(norms),
+    )
+    return torch.from_numpy(out)

@@ -18,10 +18,15 @@ The names below are the stage names everywhere: :data:`STAGES`, the timer keys o
 
 (The PLAID paper counts four stages: its stage 1 is 1 + 2 here, its stage 4 is 5 + 6.)
 
-Stages 3 to 6 run on (query, document) pairs laid out as padded index tensors over the packed,
-document-ordered codes, so there is no Python loop per candidate: pairs are sorted by document length
-and processed in chunks bounded by :data:`SCORE_BUDGET` scores; :func:`pruning` gathers only the tokens
-of unpruned centroids.
+Stages 3 to 6 run on (query, document) pairs over the packed, document-ordered codes, with no Python
+loop per candidate (:mod:`~lirlab.index.plaid.kernels`). On the fused route
+(:func:`~lirlab.index.plaid.kernels.fused`, the default on CPU with numba) stage 1 writes the table in
+its own layout, pruning walks the IVF lists of kept centroids, and stages 5 and 6 decode only the
+residuals (:func:`residual_decompression`) and add their matrix product with the query to the
+centroid scores of the table, scaled by each token's inverse norm (:func:`residual_maxsim`): the same
+MaxSim as rebuilding the vectors, to float rounding. Off that route (CUDA, no numba, or
+``kernels.use_fused(False)``: the previous implementation) pairs are processed in chunks bounded by
+:data:`SCORE_BUDGET` scores and stages 5 and 6 are :func:`decompression` and :func:`exact_maxsim`.
 
 Examples
 --------
@@ -78,12 +83,16 @@ class QueryScores:
     table : torch.Tensor
         ``[nq * C + 1, q]``: row ``query * C + centroid`` holds that centroid's score for each query
         token; the last row is ``-inf``, indexed by padding document tokens.
+    best : torch.Tensor, optional
+        ``[nq, C]`` each centroid's best score against a query's real tokens, when computed with the
+        table (the fused route); otherwise :meth:`best_per_centroid` computes it.
     """
 
     padded: torch.Tensor
     mask: torch.Tensor
     scores: torch.Tensor
     table: torch.Tensor
+    best: torch.Tensor | None = None
 
     @property
     def n_queries(self) -> int:
@@ -93,8 +102,14 @@ class QueryScores:
     def n_centroids(self) -> int:
         return int(self.scores.shape[2])
 
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.mask.sum(dim=1)
+
     def best_per_centroid(self) -> torch.Tensor:
         """``[nq, C]`` each centroid's best score against a query's real tokens."""
+        if self.best is not None:
+            return self.best
         if self.scores.shape[1] == 0:
             return torch.full(
                 (self.scores.shape[0], self.scores.shape[2]), float("-inf"), device=self.scores.device
@@ -116,17 +131,24 @@ class Pairs:
 def keep_best(groups: torch.Tensor, scores: torch.Tensor, keep: int, n_groups: int) -> torch.Tensor:
     """Indices of the ``keep`` best scores of every group, ordered by group then score (best first).
 
-    Ties keep their input order.
+    Ties keep their input order (:func:`~lirlab.index.plaid.kernels.keep_best`).
     """
-    if groups.numel() == 0:
-        return torch.zeros(0, dtype=torch.long, device=groups.device)
-    order = torch.argsort(scores, descending=True, stable=True)
-    order = order[torch.argsort(groups[order], stable=True)]
-    sorted_groups = groups[order]
-    counts = torch.bincount(sorted_groups, minlength=n_groups)
-    starts = counts.cumsum(0) - counts
-    rank = torch.arange(order.numel(), device=groups.device) - starts[sorted_groups]
-    return order[rank < keep]
+    return kernels.keep_best(groups, scores, keep, n_groups)
+
+
+def token_parts(docs: CompressedDocs, positions: torch.Tensor, limit: int) -> list[slice]:
+    """``positions`` cut into consecutive parts of at most ``limit`` tokens (at least one document each)."""
+    lengths = docs.doc_lengths[positions]
+    if int(lengths.sum()) <= limit:
+        return [slice(0, positions.numel())]
+    ends = lengths.cumsum(0)
+    parts, first = [], 0
+    while first < positions.numel():
+        before = int(ends[first - 1]) if first else 0
+        stop = max(first + 1, int(torch.searchsorted(ends, before + limit, right=True)))
+        parts.append(slice(first, stop))
+        first = stop
+    return parts
 
 
 def length_chunks(
@@ -158,7 +180,20 @@ def centroid_scoring(codec: ResidualCodec, queries: Encoding) -> QueryScores:
     """Stage 1: query token × centroid scores of a query batch, and the lookup table of stages 3 and 4."""
     if queries.dim != codec.dim:
         raise ValueError(f"query vectors have dim {queries.dim}, the index has dim {codec.dim}")
-    padded, mask = pad_packed(queries.vectors.to(device=codec.device, dtype=torch.float32), queries.lengths)
+    vectors = queries.vectors.to(device=codec.device, dtype=torch.float32)
+    if kernels.fused(codec.device) and len(queries) == 1:  # one query is its own padded batch
+        padded, mask = vectors.unsqueeze(0), torch.ones(1, vectors.shape[0], dtype=torch.bool)
+    else:
+        padded, mask = pad_packed(vectors, queries.lengths)
+    if kernels.fused(codec.device):  # the table in its own layout; padding rows are zero, so are their scores
+        n_queries, query_len, n_centroids = padded.shape[0], padded.shape[1], codec.n_centroids
+        table = padded.new_empty(n_queries * n_centroids + 1, query_len)
+        for n in range(n_queries):
+            torch.mm(codec.centroids, padded[n].T, out=table[n * n_centroids : (n + 1) * n_centroids])
+        table[-1] = float("-inf")
+        scores = table[:-1].view(n_queries, n_centroids, query_len).transpose(1, 2)
+        best = kernels.table_best(table, queries.lengths, n_centroids)
+        return QueryScores(padded, mask, scores, table, best)
     scores = (padded @ codec.centroids.T).masked_fill(~mask.unsqueeze(2), 0.0)
     n_queries, query_len, n_centroids = scores.shape
     table = scores.new_empty(n_queries * n_centroids + 1, query_len)
@@ -173,25 +208,24 @@ def centroid_scoring(codec: ResidualCodec, queries: Encoding) -> QueryScores:
 def probe(ivf: IVF, docs: CompressedDocs, scores: QueryScores, n_probe: torch.Tensor) -> torch.Tensor:
     """Sorted keys ``query * n_docs + position`` of live documents in the IVF lists of each query
     token's ``n_probe[query]`` best centroids (``scores`` may be a subset of the batch's queries)."""
-    n_queries, _, n_centroids = scores.scores.shape
+    n_centroids = scores.n_centroids
     device = docs.device
     n_docs = docs.n_docs
     width = int(n_probe.max()) if n_probe.numel() else 0
     if n_docs == 0 or width == 0 or scores.scores.shape[1] == 0:
         return torch.zeros(0, dtype=torch.long, device=device)
-    top = scores.scores.topk(width, dim=2).indices  # [nq, q, width]
-    valid = scores.mask.unsqueeze(2) & (
-        torch.arange(width, device=device).view(1, 1, -1) < n_probe.view(-1, 1, 1)
-    )
-    query_of = torch.arange(n_queries, device=device).view(-1, 1, 1).expand_as(top)[valid]
-    probed = torch.unique(query_of * n_centroids + top[valid])
-    return kernels.ivf_union(
-        ivf.positions, ivf.offsets, probed // n_centroids, probed % n_centroids, docs.deleted
-    )
+    whole_batch = scores.table.shape[0] == scores.n_queries * n_centroids + 1  # not a _subset
+    if width == 1 and whole_batch and kernels.fused(device):
+        top = kernels.table_argmax(scores.table, n_centroids).unsqueeze(2)  # [nq, q, 1]
+    else:
+        top = scores.scores.topk(width, dim=2).indices  # [nq, q, width]
+    query_of, probed = kernels.probed_lists(top, n_probe, scores.lengths, n_centroids)
+    return kernels.ivf_union(ivf.positions, ivf.offsets, query_of, probed, docs.deleted)
 
 
 def _subset(scores: QueryScores, which: torch.Tensor) -> QueryScores:
-    return QueryScores(scores.padded[which], scores.mask[which], scores.scores[which], scores.table)
+    best = scores.best[which] if scores.best is not None else None
+    return QueryScores(scores.padded[which], scores.mask[which], scores.scores[which], scores.table, best)
 
 
 def candidate_generation(
@@ -229,20 +263,41 @@ def candidate_generation(
 
 
 def pruned_centroid_scores(
-    docs: CompressedDocs, scores: QueryScores, pairs: Pairs, threshold: float
+    docs: CompressedDocs, scores: QueryScores, pairs: Pairs, threshold: float, ivf: IVF | None = None
 ) -> torch.Tensor:
     """Centroid-only MaxSim of each pair over the tokens whose centroid scores at least ``threshold``
     against some query token; a pair with no such token scores :data:`PRUNED_FLOOR` per query token
-    (:func:`~lirlab.index.plaid.kernels.pruned_centroid_maxsim`: only kept tokens are read)."""
+    (:func:`~lirlab.index.plaid.kernels.pruned_centroid_maxsim`: only kept tokens are read; on the
+    fused route with an exact ``ivf``, :func:`~lirlab.index.plaid.kernels.listed_pruned_maxsim`: only
+    the kept centroids' lists are read)."""
     kept = scores.best_per_centroid() >= threshold
+    if ivf is not None and ivf.exact and kernels.fused(docs.device):
+        return kernels.listed_pruned_maxsim(
+            ivf.positions,
+            ivf.offsets,
+            docs.doc_offsets,
+            pairs.query_of,
+            pairs.positions,
+            scores.table,
+            kept,
+            PRUNED_FLOOR,
+            docs.codes,
+        )
     return kernels.pruned_centroid_maxsim(
         docs.codes, docs.doc_offsets, pairs.query_of, pairs.positions, scores.table, kept, PRUNED_FLOOR
     )
 
 
-def pruning(docs: CompressedDocs, scores: QueryScores, pairs: Pairs, threshold: float, keep: int) -> Pairs:
+def pruning(
+    docs: CompressedDocs,
+    scores: QueryScores,
+    pairs: Pairs,
+    threshold: float,
+    keep: int,
+    ivf: IVF | None = None,
+) -> Pairs:
     """Stage 3: the ``keep`` best pairs of each query by :func:`pruned_centroid_scores`."""
-    approx = pruned_centroid_scores(docs, scores, pairs, threshold)
+    approx = pruned_centroid_scores(docs, scores, pairs, threshold, ivf)
     return pairs.select(keep_best(pairs.query_of, approx, keep, scores.n_queries))
 
 
@@ -330,21 +385,91 @@ def exact_maxsim(
     return torch.cat(parts) if parts else torch.zeros(0, device=queries.device)
 
 
+def residual_decompression(
+    codec: ResidualCodec, docs: CompressedDocs, positions: torch.Tensor
+) -> Decompressed:
+    """Stage 5 on the fused route: the decoded residuals of the documents at ``positions``, packed
+    (:func:`~lirlab.index.plaid.kernels.residual_values`); the centroid half of each vector is already
+    scored (the table of stage 1) and its norm is known (:func:`inverse_norms`)."""
+    values, offsets = kernels.residual_values(docs.residuals, docs.doc_offsets, positions, codec.decode_table)
+    return Decompressed(values, offsets=offsets)
+
+
+def residual_maxsim(
+    codec: ResidualCodec,
+    docs: CompressedDocs,
+    scores: QueryScores,
+    query: int,
+    positions: torch.Tensor,
+    residuals: torch.Tensor,
+    offsets: torch.Tensor,
+) -> torch.Tensor:
+    """Stage 6 on the fused route: exact MaxSim of one query against the documents at ``positions``,
+    whose decoded residuals ``residuals`` are cut by ``offsets``: one matrix multiply for the residual
+    half, the centroid half read from the table (:func:`~lirlab.index.plaid.kernels.residual_maxsim`)."""
+    sims = residuals @ scores.padded[query].T
+    return kernels.residual_maxsim(
+        docs.codes,
+        docs.doc_offsets,
+        positions,
+        sims,
+        offsets,
+        scores.table,
+        query * scores.n_centroids,
+        inverse_norms(codec, docs),
+    )
+
+
+def inverse_norms(codec: ResidualCodec, docs: CompressedDocs) -> torch.Tensor:
+    """Every token's ``1 / |centroid + residual|`` (:func:`~lirlab.index.plaid.kernels.inverse_norms`),
+    computed once per documents record and codec (4 bytes per token in memory, never saved)."""
+    cached = docs.__dict__.get("_inverse_norms")
+    if cached is None or cached[0] is not codec.centroids:
+        norms = kernels.inverse_norms(docs.codes, docs.residuals, codec.centroids, codec.decode_table)
+        cached = (codec.centroids, norms)
+        object.__setattr__(docs, "_inverse_norms", cached)
+    return cached[1]
+
+
 def exact_scores(
     codec: ResidualCodec,
     docs: CompressedDocs,
-    queries: torch.Tensor,
+    scores: QueryScores,
     pairs: Pairs,
     timer: StageTimer | None = None,
 ) -> torch.Tensor:
-    """Stages 5 and 6 over ``pairs``: padded queries ``[nq, q, dim]`` against rebuilt documents.
+    """Stages 5 and 6 over ``pairs``: the exact MaxSim of each pair against its rebuilt document.
 
-    Each distinct document is decompressed once, however many queries kept it; documents are
-    decompressed in chunks of similar length (``timer`` laps each stage per chunk).
+    On the fused route (:func:`~lirlab.index.plaid.kernels.fused`), :func:`residual_decompression` then
+    :func:`residual_maxsim`, query after query, in parts of at most :data:`SCORE_BUDGET` decoded floats.
+    Otherwise each distinct document is decompressed once, however many queries kept it, in chunks of
+    similar length (:func:`decompression`, then :func:`exact_maxsim`). ``timer`` laps both stages.
     """
     timer = timer or StageTimer(STAGES, False, docs.device)
     out = torch.zeros(pairs.positions.numel(), device=docs.device)
     if pairs.positions.numel() == 0:
+        return out
+    if kernels.fused(docs.device):  # pairs by query, in parts of at most SCORE_BUDGET decoded floats
+        order = torch.argsort(pairs.query_of, stable=True)
+        for part in token_parts(docs, pairs.positions[order], SCORE_BUDGET // codec.dim):
+            chosen = order[part]
+            decoded = residual_decompression(codec, docs, pairs.positions[chosen])
+            timer.lap("decompression")
+            queries, counts = torch.unique_consecutive(pairs.query_of[chosen], return_counts=True)
+            first = 0
+            for query, count in zip(queries.tolist(), counts.tolist(), strict=True):
+                rows = decoded.offsets[first : first + count + 1]
+                out[chosen[first : first + count]] = residual_maxsim(
+                    codec,
+                    docs,
+                    scores,
+                    query,
+                    pairs.positions[chosen[first : first + count]],
+                    decoded.vectors[int(rows[0]) : int(rows[-1])],
+                    rows - rows[0],
+                )
+                first += count
+            timer.lap("exact_maxsim")
         return out
     distinct, pair_doc = torch.unique(pairs.positions, return_inverse=True)
     for doc_chunk, width in length_chunks(docs, distinct, codec.dim):
@@ -354,7 +479,7 @@ def exact_scores(
         slot[doc_chunk] = torch.arange(doc_chunk.numel(), device=docs.device)
         chosen = (slot[pair_doc] >= 0).nonzero().flatten()
         out[chosen] = exact_maxsim(
-            queries, decompressed, pairs.query_of[chosen], slot[pair_doc[chosen]], width
+            scores.padded, decompressed, pairs.query_of[chosen], slot[pair_doc[chosen]], width
         )
         timer.lap("exact_maxsim")
     return out
@@ -383,11 +508,11 @@ def search(
     timer.lap("centroid_scoring")
     pairs = candidate_generation(ivf, docs, scores, settings["n_probe"], keep_final)
     timer.lap("candidate_generation")
-    pairs = pruning(docs, scores, pairs, settings["centroid_score_threshold"], keep_pruned)
+    pairs = pruning(docs, scores, pairs, settings["centroid_score_threshold"], keep_pruned, ivf)
     timer.lap("pruning")
     pairs = centroid_interaction(docs, scores, pairs, keep_exact)
     timer.lap("centroid_interaction")
-    exact = exact_scores(codec, docs, scores.padded, pairs, timer)  # laps decompression and exact_maxsim
+    exact = exact_scores(codec, docs, scores, pairs, timer)  # laps decompression and exact_maxsim
     chosen = keep_best(pairs.query_of, exact, k, n_queries)
     counts = torch.bincount(pairs.query_of[chosen], minlength=n_queries).tolist()
     hits = list(

@@ -98,6 +98,7 @@ def save(index: PlaidIndex, path: str | os.PathLike, overwrite: bool = False) ->
             },
             build=index.stats,
             describe=index.describe(),
+            ivf={"exact": bool(index.ivf.exact)},
         )
 
 
@@ -181,7 +182,7 @@ def load(
             docnos,
             vocab,
             mask_token_id=mask_token_id,
-            ivf=IVF(ivf_positions, ivf_offsets),
+            ivf=IVF(ivf_positions, ivf_offsets, bool(art.table("ivf", required=False).get("exact", False))),
             encoder=encoder,
             model=model,
             config=config,
