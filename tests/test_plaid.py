@@ -373,7 +373,7 @@ def test_save_load_round_trip(index, queries, tmp_path):
     folder = tmp_path / "plaid"
     index.save(folder)
     meta = json.loads((folder / "metadata.json").read_text())
-    assert meta["type"] == "lirlab.plaid" and meta["format_version"] == 1
+    assert meta["type"] == "lirlab.plaid" and meta["format_version"] == 2
     assert meta["counts"]["documents"] == meta["counts"]["live_documents"] == len(index)
     assert meta["counts"]["bytes_per_vector"] == 8 + 1
     assert meta["config"]["nbits"] == 2 and meta["config"]["n_centroids"] == 64
@@ -386,6 +386,44 @@ def test_save_load_round_trip(index, queries, tmp_path):
         assert loaded.docnos == index.docnos and loaded.vocab == index.vocab
         assert run_of(loaded, queries).equals(expected)
     assert torch.equal(loaded.documents([5]).vectors, index.documents([5]).vectors)
+
+
+def test_integer_arrays_are_saved_narrow_and_version_1_folders_still_load(
+    index, queries, tmp_path, monkeypatch
+):
+    from lirlab.index.plaid import storage
+    from lirlab.index.plaid.ivf import IVF
+
+    folder = tmp_path / "plaid"
+    index.save(folder)
+    dtypes = {name: np.load(folder / f"{name}.npy").dtype for name in storage.arrays(index)}
+    assert dtypes["token_ids"] == dtypes["ivf_positions"] == np.int16
+    assert dtypes["doc_offsets"] == dtypes["ivf_offsets"] == np.int32
+    assert json.loads((folder / "metadata.json").read_text())["ivf"] == {"exact": True}
+    expected = run_of(index, queries)
+    # a version 1 folder: int32 ids and positions, int64 offsets, lists not known to be exact
+    wide = {
+        "token_ids": np.int32,
+        "ivf_positions": np.int32,
+        "doc_offsets": np.int64,
+        "ivf_offsets": np.int64,
+    }
+    narrow_arrays = storage.arrays
+    monkeypatch.setattr(
+        storage, "arrays", lambda i: {k: v.astype(wide.get(k, v.dtype)) for k, v in narrow_arrays(i).items()}
+    )
+    old = PlaidIndex.load(folder)
+    old.replace_documents(old.compressed, IVF(old.ivf.positions, old.ivf.offsets), old.docnos, old.pooling)
+    monkeypatch.setattr(PlaidIndex, "FORMAT_VERSION", 1)
+    old.save(tmp_path / "v1")
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "v1" / "metadata.json").read_text())["format_version"] == 1
+    assert np.load(tmp_path / "v1" / "token_ids.npy").dtype == np.int32
+    loaded = PlaidIndex.load(tmp_path / "v1")
+    assert not loaded.ivf.exact and run_of(loaded, queries).equals(expected)
+    # uint16 (ids from 32,768 on) is widened in memory, where torch cannot index it
+    values = np.array([0, 40000], dtype=np.int64)
+    assert storage.narrowest(torch.from_numpy(values), storage.SMALL_IDS).dtype == np.uint16
 
 
 def test_failed_save_leaves_the_old_index(index, docs, queries, tmp_path, monkeypatch):

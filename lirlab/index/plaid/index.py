@@ -62,7 +62,7 @@ class PlaidIndex(Index):
 
     KIND = "plaid"
     TYPE = "lirlab.plaid"
-    FORMAT_VERSION = 1
+    FORMAT_VERSION = 2
     SEARCH_PARAMS = SEARCH_PARAMS
     BUILD_PARAMS = BUILD_PARAMS
     STAGES = STAGES

@@ -1,4 +1,4 @@
-"""A PLAID index folder (format version 1): ``metadata.json``, the codec, the compressed documents
+"""A PLAID index folder (format version 2): ``metadata.json``, the codec, the compressed documents
 and the IVF as ``.npy`` files, ``docnos.json`` and ``vocab.json``; written atomically through
 :class:`lirlab.storage.ArtifactWriter`, read back through :func:`lirlab.storage.read_artifact`.
 
@@ -10,12 +10,20 @@ bucket_cutoffs     residual bucket cutoffs per dimension        [dim, 2^nbits - 
 bucket_weights     residual bucket values per dimension         [dim, 2^nbits] float32
 codes              centroid code of every token                 [tokens] uint8/int16/int32
 residuals          packed residuals                             [tokens, dim·nbits/8] uint8
-token_ids          vocabulary ids                               [tokens] int32
-doc_offsets        token offsets of the documents               [docs + 1] int64
-ivf_positions      inverted lists (document positions)          [entries] int32
-ivf_offsets        where each centroid's list starts            [C + 1] int64
+token_ids          vocabulary ids                               [tokens] int16/uint16/int32
+doc_offsets        token offsets of the documents               [docs + 1] int32/int64
+ivf_positions      inverted lists (document positions)          [entries] int16/uint16/int32
+ivf_offsets        where each centroid's list starts            [C + 1] int32/int64
 deleted            deletion flags                               [docs] bool
 =================  ===========================================  =========================
+
+Integer arrays are written in the narrowest of the listed types that holds their values
+(:func:`narrowest`): at SciFact's size (5,183 documents, a 30,522-entry vocabulary) token ids and list
+positions take 2 bytes, offsets 4. ``metadata.json`` also records whether the IVF lists were built from
+the codes (``ivf.exact``, which lets pruning read them). Version 1 folders (int32 token ids and list
+positions, int64 offsets, no ``ivf`` entry) load unchanged; this version reads any of these widths, and
+a lirlab that only knows version 1 refuses a version 2 folder in one line. uint16 arrays (ids or
+positions from 32,768 to 65,535) are widened to int32 in memory, where torch's uint16 support is partial.
 """
 
 from __future__ import annotations
@@ -46,6 +54,28 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array)
 
 
+def narrowest(values: torch.Tensor, kinds: tuple[type, ...]) -> np.ndarray:
+    """``values`` as the first numpy integer type of ``kinds`` that holds all of them.
+
+    >>> narrowest(torch.tensor([-1, 30521]), (np.int16, np.uint16, np.int32)).dtype
+    dtype('int16')
+    >>> narrowest(torch.tensor([0, 40000]), (np.int16, np.uint16, np.int32)).dtype
+    dtype('uint16')
+    """
+    array = values.cpu().numpy()
+    low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
+    for kind in kinds:
+        info = np.iinfo(kind)
+        if info.min <= low and high <= info.max:
+            return array.astype(kind, copy=False)
+    return array.astype(kinds[-1])
+
+
+#: Candidate types of the narrowed arrays, narrowest first (the last holds anything the index holds).
+SMALL_IDS = (np.int16, np.uint16, np.int32)
+OFFSETS = (np.int32, np.int64)
+
+
 def arrays(index: PlaidIndex) -> dict[str, np.ndarray]:
     """The arrays of the folder, by file name."""
     docs = index.compressed
@@ -55,10 +85,10 @@ def arrays(index: PlaidIndex) -> dict[str, np.ndarray]:
         "bucket_weights": index.codec.bucket_weights.float().cpu().numpy(),
         "codes": docs.codes.to(index.codec.code_dtype).cpu().numpy(),
         "residuals": docs.residuals.cpu().numpy(),
-        "token_ids": docs.token_ids.to(torch.int32).cpu().numpy(),
-        "doc_offsets": docs.doc_offsets.cpu().numpy(),
-        "ivf_positions": index.ivf.positions.to(torch.int32).cpu().numpy(),
-        "ivf_offsets": index.ivf.offsets.cpu().numpy(),
+        "token_ids": narrowest(docs.token_ids, SMALL_IDS),
+        "doc_offsets": narrowest(docs.doc_offsets, OFFSETS),
+        "ivf_positions": narrowest(index.ivf.positions, SMALL_IDS),
+        "ivf_offsets": narrowest(index.ivf.offsets, OFFSETS),
         "deleted": docs.deleted.cpu().numpy(),
     }
 
@@ -134,6 +164,8 @@ def load(
                 f"{folder / (name + '.npy')}: {values.dtype}{list(values.shape)} does not fit the index "
                 f"(expected {'float' if kinds == 'f' else 'integer'} {list(shape) if shape else ''})"
             )
+        if values.dtype == np.uint16:  # torch cannot index_select or min/max uint16 tensors
+            values = values.astype(np.int32)
         return _tensor(values)
 
     docnos = art.strings("docnos")

@@ -150,7 +150,7 @@ def add(
     compressed = CompressedDocs(
         torch.cat([old.codes, new.codes.to(device)]),
         torch.cat([old.residuals, new.residuals.to(device)]),
-        torch.cat([old.token_ids, new.token_ids.to(device=device, dtype=old.token_ids.dtype)]),
+        torch.cat([old.token_ids, new.token_ids.to(device=device)]),  # the wider of the two types
         torch.cat([old.doc_offsets, old.doc_offsets[-1] + new_offsets[1:]]),
         torch.cat([old.deleted, torch.zeros(len(ids), dtype=torch.bool, device=device)]),
     )
