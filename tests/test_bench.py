@@ -45,6 +45,14 @@ def test_plaid_benchmark_writes_its_tables(small_demo, stanford, tmp_path):
     assert sweep.n_probe.tolist() == list(N_PROBES)
     assert {"p50_ms", "centroid_scoring_p50_ms", "exact_maxsim_p50_ms", "nDCG@10_all"} <= set(sweep.columns)
     assert result["build"]["seconds"] > 0 and result["build"]["peak_rss_mib"] > 0
+    assert result["build"]["first_search_seconds"] > 0
+    routes = result["search_default_knobs_against_previous"]
+    assert (
+        routes["same_top_k_queries"] == routes["queries"] == 3 and routes["max_abs_score_difference"] < 1e-4
+    )
+    assert routes["p50_ratio_median"] > 0 and set(routes["ratio_of_medians"]) >= {"p50_ms", "pruning_p50_ms"}
+    assert routes["fused_quality"]["nDCG@10_all"] == pytest.approx(routes["previous_quality"]["nDCG@10_all"])
+    assert routes["torch_threads"] >= 1 and len(routes["load_average"]) == 3
 
 
 def test_encoded_corpus_is_reused_only_for_the_same_model_and_documents(

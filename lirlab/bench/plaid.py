@@ -8,13 +8,17 @@ On a dataset (SciFact test by default) with one encoder, measures:
   MaxSim over the uncompressed vectors;
 * search latency per query at the default knobs (query encoding excluded; reported separately), with
   per-stage times, one query at a time, and the per-query time of one batch of all queries;
-* the same latency with PLAID's numba kernels and with the previous implementation (the torch
-  kernels), alternated in this run, with their ratio (the machine is shared: compare ratios);
+* the same latency on the fused route and on the previous implementation (the staged kernels,
+  ``kernels.use_fused(False)``), alternated in this run, per stage, with their ratios, the top-10s
+  compared query by query and nDCG@10 of both (the machine is shared: compare ratios), the torch
+  thread count and the load average beside them; and the first search's seconds (compiled kernels
+  loaded from numba's cache, inverse norms computed);
 * an ``n_probe`` sweep (1, 2, 4, 8, 16, 32) with latency, nDCG@10 and recall of the exhaustive top-10.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -31,55 +35,70 @@ from lirlab.index.plaid import PlaidIndex, default_search_params
 
 N_PROBES = (1, 2, 4, 8, 16, 32)
 
-#: Rounds of the kernel comparison (numba kernels, then the previous torch implementation, alternated).
+#: Rounds of the route comparison (fused, then the previous implementation, alternated).
 COMPARISON_ROUNDS = 3
 
+#: The two routes compared: the default, and the previous implementation behind its flag.
+ROUTES = {"fused": True, "previous": False}
 
-def kernels_against_previous(index, queries, k: int = 10, rounds: int = COMPARISON_ROUNDS) -> dict:
-    """Default-knob latency with PLAID's numba kernels and with the previous implementation (the torch
-    kernels, :func:`lirlab.index.plaid.kernels.use_numba` off), alternated ``rounds`` times in this run.
+
+def against_previous(index, queries, k: int = 10, rounds: int = COMPARISON_ROUNDS) -> dict:
+    """Default-knob latency on the fused route and on the previous implementation
+    (:func:`lirlab.index.plaid.kernels.use_fused` off), alternated ``rounds`` times in this run.
 
     Returns the median over rounds of each figure of :func:`~lirlab.analysis.sweeps.timed_search` for
-    both, the ratio of their p50s (numba / previous) per round and its median, and whether the two
-    return the same top-``k`` for every timed query.
+    both, the ratio fused / previous of the total p50 per round and its median, the ratio of every
+    stage's median p50, whether the two return the same top-``k`` for every timed query and their
+    largest score difference, with the torch thread count and the load average (1, 5, 15 minutes).
     """
     from lirlab.index.plaid import kernels
 
     if not kernels.numba_available():
-        return {"numba": False, "note": "numba is not installed: only the torch kernels ran"}
-    runs: dict[str, list[dict]] = {"numba": [], "previous": []}
+        return {"numba": False, "note": "numba is not installed: only the previous (torch) route ran"}
+    runs: dict[str, list[dict]] = {name: [] for name in ROUTES}
     for _ in range(rounds):
-        for name in runs:
-            with kernels.use_numba(name == "numba"):
+        for name, on in ROUTES.items():
+            with kernels.use_fused(on):
                 runs[name].append(timed_search(index, queries, k=k))
     medians = {
         name: {key: float(np.median([r[key] for r in rows])) for key in rows[0]}
         for name, rows in runs.items()
     }
-    ratios = [a["p50_ms"] / b["p50_ms"] for a, b in zip(runs["numba"], runs["previous"], strict=True)]
+    ratios = [a["p50_ms"] / b["p50_ms"] for a, b in zip(runs["fused"], runs["previous"], strict=True)]
+    stage_ratios = {
+        key: medians["fused"][key] / medians["previous"][key]
+        for key in medians["fused"]
+        if key.endswith("_ms") and medians["previous"][key] > 0
+    }
     hits = {}
-    for name in runs:
-        with kernels.use_numba(name == "numba"):
+    for name, on in ROUTES.items():
+        with kernels.use_fused(on):
             hits[name] = index.search_encoded(queries, k=k)
-    same = sum(a[0].tolist() == b[0].tolist() for a, b in zip(hits["numba"], hits["previous"], strict=True))
-    worst = max(
-        (
-            float((a[1] - b[1]).abs().max())
-            for a, b in zip(hits["numba"], hits["previous"], strict=True)
-            if len(a[1])
-        ),
-        default=0.0,
-    )
+    pairs = list(zip(hits["fused"], hits["previous"], strict=True))
+    same = sum(a[0].tolist() == b[0].tolist() for a, b in pairs)
+    worst = max((float((a[1] - b[1]).abs().max()) for a, b in pairs if len(a[1])), default=0.0)
     return {
         "numba": True,
         "rounds": rounds,
-        "numba_kernels": medians["numba"],
-        "previous_torch_kernels": medians["previous"],
+        "torch_threads": torch.get_num_threads(),
+        "load_average": list(os.getloadavg()),
+        "fused": medians["fused"],
+        "previous": medians["previous"],
         "p50_ratio_per_round": ratios,
         "p50_ratio_median": float(np.median(ratios)),
+        "ratio_of_medians": stage_ratios,
         "same_top_k_queries": same,
+        "queries": len(pairs),
         "max_abs_score_difference": worst,
     }
+
+
+def first_search_seconds(index, queries, k: int = 10) -> float:
+    """Seconds of ``index``'s first search in this process (one query): compiled kernels loaded from
+    numba's cache (or compiled, the first time on a machine) and the inverse norms computed."""
+    start = time.perf_counter()
+    index.search_encoded(queries.select([0]), k=k)
+    return time.perf_counter() - start
 
 
 def run_plaid_benchmark(
@@ -109,6 +128,7 @@ def run_plaid_benchmark(
     flat = cached_flat_index(dataset, encoder, cache_dir, batch_size=batch_size)
     queries = encoder.encode_queries(dataset.queries)
     timed = queries.select(range(min(n_queries, len(queries))))
+    build["first_search_seconds"] = first_search_seconds(built, timed, k=k)
     timed_ids = set(timed.ids)
     qrels_timed = dataset.qrels[dataset.qrels.query_id.isin(timed_ids)]
     exact = flat.search(queries, k=k)
@@ -148,7 +168,13 @@ def run_plaid_benchmark(
 
     defaults = default_search_params(k)
     latency = timed_search(built, timed, k=k)
-    against_previous = kernels_against_previous(built, timed, k=k)
+    previous = against_previous(built, timed, k=k)
+    if previous.get("numba"):
+        from lirlab.index.plaid import kernels
+
+        for name, on in ROUTES.items():
+            with kernels.use_fused(on):
+                previous[f"{name}_quality"] = quality(built.search(queries, k=k))
     start = time.perf_counter()
     built.search_encoded(queries, k=k)
     batched_ms_per_query = (time.perf_counter() - start) / len(queries) * 1000
@@ -170,7 +196,7 @@ def run_plaid_benchmark(
         "exhaustive": exhaustive,
         "query_encoding": {"queries": len(timed), **percentiles(query_seconds)},
         "search_default_knobs": {**latency, "batched_all_queries_ms_per_query": batched_ms_per_query},
-        "search_default_knobs_against_previous": against_previous,
+        "search_default_knobs_against_previous": previous,
         "codecs": codecs,
         "n_probe_sweep": n_probe_sweep,
         "torch_threads": torch.get_num_threads(),
