@@ -52,7 +52,7 @@ def test_one_query_at_a_time_matches_the_transformers_forward(encoders, query_fo
 
 @pytest.mark.parametrize("query_forward", ["lean", "packed"])
 def test_batches_of_unequal_queries_match(encoders, query_forward):
-    """Rows of a batch attend to different numbers of keys: the mask path, not the cut keys."""
+    """Rows of a batch attend to different numbers of keys; each must get what it gets alone."""
     fast = encoders[query_forward].encode_queries(EDGE_QUERIES, batch_size=3)
     _assert_same(fast, encoders["transformers"].encode_queries(EDGE_QUERIES))
     single = [encoders[query_forward].encode_queries([t]) for t in EDGE_QUERIES]
