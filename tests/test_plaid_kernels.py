@@ -280,3 +280,18 @@ def test_fused_search_equals_previous_and_torch(batch):
                 assert p.tolist() == pp.tolist() == rp.tolist()
                 np.testing.assert_allclose(s.numpy(), ps.numpy(), atol=1e-5)
                 np.testing.assert_allclose(s.numpy(), rs.numpy(), atol=1e-5)
+
+
+def test_inverse_norms_are_cached_per_documents_record_and_survive_deletion():
+    from lirlab.index.plaid import stages
+
+    docs = make_docs(60, seed=8)
+    index = PlaidIndex.from_encoding(docs, nbits=2, n_centroids=16)
+    norms = stages.inverse_norms(index.codec, index.compressed)
+    assert stages.inverse_norms(index.codec, index.compressed) is norms
+    index.delete(["d4"])
+    assert stages.inverse_norms(index.codec, index.compressed) is norms  # same tokens: kept
+    index.add(make_docs(5, seed=9, first_id=500))
+    fresh = stages.inverse_norms(index.codec, index.compressed)
+    assert fresh is not norms and fresh.shape == (index.n_tokens,)
+    torch.testing.assert_close(fresh[: norms.numel()], norms)

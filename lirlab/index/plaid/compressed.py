@@ -103,7 +103,11 @@ class CompressedDocs:
         )
 
     def with_deleted(self, deleted: torch.Tensor) -> CompressedDocs:
-        return replace(self, deleted=deleted)
+        """The same documents with new deletion flags (what search caches about the tokens carries over)."""
+        out = replace(self, deleted=deleted)
+        if "_inverse_norms" in self.__dict__:
+            object.__setattr__(out, "_inverse_norms", self.__dict__["_inverse_norms"])
+        return out
 
     def rows(self, positions: torch.Tensor) -> torch.Tensor:
         """Token rows of the documents at ``positions``, document after document."""
