@@ -110,8 +110,9 @@ def use_numba(on: bool):
 
 def fused(device: torch.device | str = "cpu") -> bool:
     """Whether search takes the fused route on ``device`` (numba kernels on, :data:`FUSED` on): the
-    score table in one pass, lookup-table MaxSim instead of decompression + matmul, compiled selection.
-    Off, search runs the previous implementation (the staged numba kernels and torch between them)."""
+    score table in one pass in the kernels' layout, pruning over the IVF lists of kept centroids, exact
+    scores as table score + one multiply of decoded residuals, compiled selection. Off, search runs the
+    previous implementation (the staged numba kernels and torch between them)."""
     return FUSED and enabled(device)
 
 
