@@ -40,7 +40,7 @@ def test_entered_left_and_relevance_per_query():
 
 def test_exact_scores_and_token_matches_under_each_index():
     # one query token that matches "near" exactly; pooling merges "near" with "far" and moves the match
-    vocab = ("near", "far", "other")
+    vocab = ("##near", "far", "other")  # a word piece: labelled as every view labels it
     vectors = torch.nn.functional.normalize(
         torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.9, 0.1], [0.0, 0.0, 1.0]]), dim=1
     )
@@ -68,7 +68,7 @@ def test_exact_scores_and_token_matches_under_each_index():
     rows = c.documents.set_index("docno")
     assert rows.exact_score["d0"] == pytest.approx(1.0) and rows.exact_score["d1"] == pytest.approx(0.0)
     tokens = c.tokens.set_index("docno")
-    assert tokens.loc["d0", "match_a"] == "near" and tokens.loc["d0", "contribution_a"] == pytest.approx(1.0)
+    assert tokens.loc["d0", "match_a"] == "·near" and tokens.loc["d0", "contribution_a"] == pytest.approx(1.0)
     # pooled d0 is one vector, the mean of near and far: cosine 1/sqrt(2)
     assert tokens.loc["d0", "contribution_b"] == pytest.approx(2**-0.5)
     assert bool(tokens.loc["d0", "changed"])

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lirlab.analysis.alignment import token_labels
 from lirlab.encoding import Encoding
 from lirlab.index.base import K_PARAM
 from lirlab.maxsim import explain
@@ -216,16 +217,17 @@ def _token_changes(rows: pd.DataFrame, queries: Encoding | None, index_a, index_
         if qid not in query_pos:
             continue
         qi = query_pos[qid]
-        query_tokens = queries.tokens(qi)
+        query_tokens = token_labels(queries.tokens(qi))
         positions_a = [index_a.position(d) for d in group.docno]
         positions_b = [index_b.position(d) for d in group.docno]
         docs_a, docs_b = index_a.documents(positions_a), index_b.documents(positions_b)
         for j, (docno, change) in enumerate(zip(group.docno, group.change)):
             ex_a = explain(queries, docs_a, query_index=qi, doc_index=j)
             ex_b = explain(queries, docs_b, query_index=qi, doc_index=j)
+            labels_a, labels_b = token_labels(ex_a.doc_tokens), token_labels(ex_b.doc_tokens)
             for t, token in enumerate(query_tokens):
-                match_a = ex_a.doc_tokens[int(ex_a.best_doc_token[t])] if ex_a.doc_tokens else ""
-                match_b = ex_b.doc_tokens[int(ex_b.best_doc_token[t])] if ex_b.doc_tokens else ""
+                match_a = labels_a[int(ex_a.best_doc_token[t])] if labels_a else ""
+                match_b = labels_b[int(ex_b.best_doc_token[t])] if labels_b else ""
                 ca, cb = float(ex_a.contributions[t]), float(ex_b.contributions[t])
                 records.append(
                     {
