@@ -126,3 +126,13 @@ def test_clear_errors(demo, flat, texts):
         reranker(encoder=flat.encoder)(pd.DataFrame({"qid": ["1"], "query": ["bees"], "docno": ["nope"]}))
     with pytest.raises(ValueError, match="pass index="):
         reranker()
+
+
+def test_explainer_labels_tokens_as_written(demo, flat, texts):
+    run = retriever(flat, k=2)(topics(demo).head(3)).merge(texts, on="docno")
+    out = explainer(flat)(run)
+    for row in out.itertuples():
+        labels = [*row.query_tokens, *row.matched_tokens]
+        assert not any(label.startswith("##") for label in labels)
+        words = [label for label in row.query_tokens if label.isalpha()]
+        assert words and all(word in row.query for word in words)  # the query's own characters

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lirlab.analysis.alignment import token_labels
 from lirlab.data import Dataset, Query
 from lirlab.encoding import Encoding
 from lirlab.index.base import K_PARAM, Index
@@ -255,18 +256,29 @@ def _classes() -> dict[str, type]:
                 qids, queries = _encode_queries(self.vectors.encoder, frame)
                 where = {q: i for i, q in enumerate(qids)}
                 docs = self.vectors.of(frame)
+                tokenizer = getattr(self.vectors.encoder, "tokenizer", None)
+                texts = frame.text.tolist() if "text" in frame.columns else None
                 for row, qid in enumerate(frame.qid):
                     ex = explain(queries, docs, query_index=where[qid], doc_index=row)
-                    matched = [ex.doc_tokens[j] if j >= 0 else "" for j in ex.best_doc_token.tolist()]
+                    query = frame["query"].iloc[row]
+                    query_labels = token_labels(
+                        ex.query_tokens, text=query if isinstance(query, str) else None, tokenizer=tokenizer
+                    )
+                    doc_labels = token_labels(
+                        ex.doc_tokens,
+                        text=texts[row] if texts is not None and isinstance(texts[row], str) else None,
+                        tokenizer=tokenizer,
+                    )
+                    matched = [doc_labels[j] if j >= 0 else "" for j in ex.best_doc_token.tolist()]
                     contributions = [round(float(c), 4) for c in ex.contributions]
                     top = torch.argsort(ex.contributions, descending=True, stable=True)[: self.matches]
                     columns["maxsim"].append(ex.score)
-                    columns["query_tokens"].append(ex.query_tokens)
+                    columns["query_tokens"].append(query_labels)
                     columns["matched_tokens"].append(matched)
                     columns["contributions"].append(contributions)
                     columns["alignment"].append(
                         "; ".join(
-                            f"{ex.query_tokens[i]}→{matched[i]} {contributions[i]:.2f}" for i in top.tolist()
+                            f"{query_labels[i]}→{matched[i]} {contributions[i]:.2f}" for i in top.tolist()
                         )
                     )
             for name, values in columns.items():
