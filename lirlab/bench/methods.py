@@ -20,6 +20,7 @@ as CSV, and the Pareto chart as a small PNG.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -249,9 +250,9 @@ def run_methods_benchmark(
         "queries_note": "every method is measured on the same judged queries (the first max_queries)",
         "queries_timed": min(n_queries, len(queries)),
         "threads": n_threads,
-        "timing": "one query at a time, query encoding excluded, 5 warm-up queries excluded; the machine "
-        "is shared with other engineers' work and a training run, so absolute figures are noisy: compare "
-        "ratios within this run",
+        "timing": "one query at a time, query encoding excluded, 5 warm-up queries excluded; on a shared "
+        "machine absolute figures are noisy (see load_average_end): compare ratios within this run",
+        "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "muvera_build": MUVERA_BUILD,
         "plaid_build": plaid_build,
         "muvera_fde_dim": muvera.fde_dim,
