@@ -97,15 +97,10 @@ def use_numba(on: bool):
     ...     enabled("cpu")
     False
     """
-    global NUMBA
-    before = NUMBA
     if on and numba is None:
         raise ValueError("numba is not installed: pip install numba (the torch kernels run without it)")
-    NUMBA = on
-    try:
+    with _switched("NUMBA", on):
         yield
-    finally:
-        NUMBA = before
 
 
 def fused(device: torch.device | str = "cpu") -> bool:
@@ -124,13 +119,19 @@ def use_fused(on: bool):
     ...     fused("cpu")
     False
     """
-    global FUSED
-    before = FUSED
-    FUSED = on
+    with _switched("FUSED", on):
+        yield
+
+
+@contextmanager
+def _switched(flag: str, on: bool):
+    """Set the module switch ``flag`` inside the block, restoring it after."""
+    before = globals()[flag]
+    globals()[flag] = on
     try:
         yield
     finally:
-        FUSED = before
+        globals()[flag] = before
 
 
 def _np(tensor: torch.Tensor) -> np.ndarray:
