@@ -202,6 +202,8 @@ class LengthGroupedDocs:
         if first_pass not in FIRST_PASSES:
             raise ValueError(f"first_pass must be one of {', '.join(FIRST_PASSES)}, got {first_pass!r}")
         device = torch.device(device) if device is not None else vectors.device
+        if first_pass == "int8" and device.type != "cpu":
+            raise ValueError(f"first_pass='int8' runs on the CPU only; on {device.type} use 'auto' or 'none'")
         lengths = lengths.to(torch.long).cpu()
         self.n_docs = int(lengths.shape[0])
         self.dim = int(vectors.shape[1])

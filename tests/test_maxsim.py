@@ -160,6 +160,8 @@ def test_unknown_first_pass_is_refused():
     vectors, lengths, _ = clustered_encoding(n_docs=5)
     with pytest.raises(ValueError, match="first_pass must be one of auto, int8, none"):
         LengthGroupedDocs(vectors, lengths, first_pass="bf16")
+    with pytest.raises(ValueError, match="runs on the CPU only"):
+        LengthGroupedDocs(vectors, lengths, first_pass="int8", device="meta")
 
 
 @pytest.mark.parametrize("has_int8", [True, False])
