@@ -583,7 +583,7 @@ class ArtifactWriter:
                 _fsync_dir(parent)
                 staging = retired
             self.staging = None
-            shutil.rmtree(staging, ignore_errors=True)  # the previous artifact, ours
+            _remove_replaced(staging, target, names)
             return
         raise ArtifactError(f"{self.path}: kept changing while saving; is another program writing there?")
 
@@ -600,11 +600,26 @@ class ArtifactWriter:
                 self._lock_fd = None
 
 
-def _move_aside(target: Path) -> None:
+def _remove_replaced(previous: Path, target: Path, checked: list[str]) -> None:
+    """Delete the folder a commit swapped out of ``target`` if it is the artifact of ours checked before
+    the swap (``checked``: the names it held then), whole or partly removed by another writer's
+    cleaning; a folder put at ``target`` in between is moved aside instead."""
+    try:
+        ours, names = _describe_contents(previous)
+        if ours or set(names) <= set(checked):
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            _move_aside(previous, target)
+    except FileNotFoundError:
+        pass  # already removed by another writer's cleaning
+
+
+def _move_aside(folder: Path, target: Path | None = None) -> None:
     """Rename a folder of files lirlab did not write (replaced with ``overwrite=True``) to a visible
-    ``NAME.replaced-TOKEN`` beside it: lirlab never deletes it."""
+    ``NAME.replaced-TOKEN`` beside ``target`` (default: the folder itself): lirlab never deletes it."""
+    target = target or folder
     kept = target.parent / f"{target.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    os.rename(target, kept)
+    os.rename(folder, kept)
     _fsync_dir(target.parent)
     warnings.warn(
         f"{target} held files lirlab did not write; they were moved to {kept}, not deleted",

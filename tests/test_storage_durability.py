@@ -442,3 +442,25 @@ def test_leftover_cleaning_never_removes_a_look_alike_folder_lirlab_did_not_writ
     (staging / "vectors.npy").write_bytes(b"partial")
     assert clean_leftovers(tmp_path / "idx") == [staging.name]
     assert (look_alike / "sub" / "notes.txt").read_text() == "mine"
+
+
+def test_a_folder_put_in_place_between_the_check_and_the_swap_is_moved_aside_not_deleted(
+    tmp_path, monkeypatch
+):
+    from lirlab.storage import ReplacedFolderWarning
+
+    target = tmp_path / "idx"
+    write(target, 1)
+    real_swap = storage._swap
+
+    def swap_after_the_user_moved_in(src, dst):
+        os.rename(dst, tmp_path / "ours-elsewhere")  # between the check and the swap, a user's folder
+        dst.mkdir()
+        (dst / "thesis.tex").write_text("years of work")
+        return real_swap(src, dst)
+
+    monkeypatch.setattr(storage, "_swap", swap_after_the_user_moved_in)
+    with pytest.warns(ReplacedFolderWarning, match="moved to"):
+        write(target, 2)
+    [kept] = [p for p in tmp_path.iterdir() if p.name.startswith("idx.replaced-")]
+    assert (kept / "thesis.tex").read_text() == "years of work" and read_value(target) == 2
