@@ -29,7 +29,7 @@ from lirlab.index.plaid import (
     stages,
 )
 from lirlab.maxsim import maxsim_pair
-from lirlab.storage import ArtifactError, ArtifactWriter
+from lirlab.storage import ArtifactError, ArtifactWriter, metadata_checksum
 
 DIM, SIGNAL_DIMS, VOCAB_SIZE = 32, 24, 50
 VOCAB = tuple(f"t{i}" for i in range(VOCAB_SIZE))
@@ -424,6 +424,35 @@ def test_integer_arrays_are_saved_narrow_and_version_1_folders_still_load(
     # uint16 (ids from 32,768 on) is widened in memory, where torch cannot index it
     values = np.array([0, 40000], dtype=np.int64)
     assert storage.narrowest(torch.from_numpy(values), storage.SMALL_IDS).dtype == np.uint16
+
+
+def test_float16_centroids_halve_their_bytes_and_reload_to_the_same_results(docs, index, queries, tmp_path):
+    half = PlaidIndex.from_encoding(docs, nbits=2, n_centroids=64, centroid_dtype="float16")
+    centroids = half.codec.centroids
+    assert centroids.dtype == torch.float32 and torch.equal(centroids.half().float(), centroids)
+    # the same k-means, rounded once: every centroid within float16's relative step of the float32 one
+    assert torch.allclose(centroids, index.codec.centroids, rtol=2**-10, atol=2**-14)
+    assert not torch.equal(centroids, index.codec.centroids)
+    assert half.size_on_disk_bytes() == index.size_on_disk_bytes() - 64 * DIM * 2
+    half.save(tmp_path / "half")
+    assert np.load(tmp_path / "half" / "centroids.npy").dtype == np.float16
+    loaded = PlaidIndex.load(tmp_path / "half")
+    assert loaded.config["centroid_dtype"] == "float16" and loaded.codec.centroids.dtype == torch.float32
+    assert torch.equal(loaded.codec.centroids, centroids)
+    assert run_of(loaded, queries).equals(run_of(half, queries))
+    # saving the loaded index again keeps float16 (no silent widening on a round trip)
+    loaded.save(tmp_path / "again")
+    assert np.load(tmp_path / "again" / "centroids.npy").dtype == np.float16
+    index.save(tmp_path / "full")
+    assert np.load(tmp_path / "full" / "centroids.npy").dtype == np.float32
+    meta = json.loads((tmp_path / "full" / "metadata.json").read_text())
+    meta["config"]["centroid_dtype"] = "int8"
+    meta["checksum"] = metadata_checksum(meta)  # as if edited by someone who knows the format
+    (tmp_path / "full" / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="centroid_dtype='int8' is not one of"):
+        PlaidIndex.load(tmp_path / "full")
+    with pytest.raises(ValueError, match="centroid_dtype"):
+        PlaidIndex.from_encoding(docs, nbits=2, n_centroids=64, centroid_dtype="bfloat16")
 
 
 def test_failed_save_leaves_the_old_index(index, docs, queries, tmp_path, monkeypatch):

@@ -97,6 +97,15 @@ def test_decompression_matches_colbert_ai_bit_order(stanford_index):
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
+def test_an_imported_index_saved_by_lirlab_keeps_float16_centroids(stanford_index, tmp_path):
+    folder, _, (centroids, _), _ = stanford_index
+    index = read_stanford_index(folder)
+    assert index.config["centroid_dtype"] == "float16"
+    index.save(tmp_path / "lirlab")
+    saved = np.load(tmp_path / "lirlab" / "centroids.npy")
+    assert saved.dtype == np.float16 and torch.equal(torch.from_numpy(saved).float(), centroids)
+
+
 def test_search_equals_an_index_built_from_the_same_codes(stanford_index):
     folder, docs, _, _ = stanford_index
     index = read_stanford_index(folder, docnos=[f"doc{i}" for i in range(60)])

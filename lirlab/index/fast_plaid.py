@@ -144,7 +144,8 @@ def read_fast_plaid_index(
             f"{meta_file}: built with compress_only=True (no inverted file): it cannot be searched"
         )
 
-    centroids = torch.from_numpy(np.asarray(_load_npy(path / "centroids.npy"), dtype=np.float32))
+    stored_centroids = np.asarray(_load_npy(path / "centroids.npy"))
+    centroids = torch.from_numpy(stored_centroids.astype(np.float32))
     if centroids.ndim != 2:
         raise ArtifactError(f"{path / 'centroids.npy'}: shape {tuple(centroids.shape)}, expected [n, dim]")
     n_centroids, dim = centroids.shape
@@ -214,6 +215,12 @@ def read_fast_plaid_index(
         ivf=(pids.to(torch.int32), ivf_offsets),
         encoder=encoder,
         model={"name": "", "source": "fast-plaid"},
-        config={"nbits": nbits, "dim": dim, "n_centroids": n_centroids, "source": str(path)},
+        config={
+            "nbits": nbits,
+            "dim": dim,
+            "n_centroids": n_centroids,
+            "centroid_dtype": "float16" if stored_centroids.dtype == np.float16 else "float32",
+            "source": str(path),
+        },
         device=device,
     )

@@ -194,6 +194,13 @@ def read_stanford_index(
         ivf=ivf,
         encoder=encoder,
         model={"name": config.get("checkpoint", ""), "source": "colbert-ai"},
-        config={"nbits": nbits, "dim": dim, "n_centroids": codec.n_centroids, "source": str(path)},
+        config={
+            "nbits": nbits,
+            "dim": dim,
+            "n_centroids": codec.n_centroids,
+            # colbert-ai saves float16 centroids: saved again by lirlab they stay float16, losing nothing
+            "centroid_dtype": "float16" if centroids.dtype == torch.float16 else "float32",
+            "source": str(path),
+        },
         device=device,
     )

@@ -265,6 +265,9 @@ def build_parts(
         device=device,
         progress=progress,
     )
+    centroid_dtype = knobs.get("centroid_dtype", "float32")
+    if centroid_dtype == "float16":  # rounded before the residuals, so saving them in float16 loses nothing
+        centroids = centroids.half().float()
     codec = ResidualCodec.train(centroids, gather_rows(sample_parts, heldout_rows), knobs["nbits"], seed=seed)
 
     # 3. Compress the sample part by part (compression temporaries are ~20x the vectors they compress,
@@ -298,6 +301,7 @@ def build_parts(
         "n_centroids": n_centroids,
         "mask_token_id": mask_token_id,
         "pool_factor": pool_factor,
+        "centroid_dtype": centroid_dtype,
         "kmeans": {
             "iterations": knobs["kmeans_iterations"],
             "sample_documents": n_sample,

@@ -5,7 +5,7 @@ and the IVF as ``.npy`` files, ``docnos.json`` and ``vocab.json``; written atomi
 =================  ===========================================  =========================
 file               holds                                        shape, dtype
 =================  ===========================================  =========================
-centroids          the codec's centroids                        [C, dim] float32
+centroids          the codec's centroids                        [C, dim] float32/float16
 bucket_cutoffs     residual bucket cutoffs per dimension        [dim, 2^nbits - 1] float32
 bucket_weights     residual bucket values per dimension         [dim, 2^nbits] float32
 codes              centroid code of every token                 [tokens] uint8/int16/int32
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from lirlab.index.codec import NBITS_CHOICES, ResidualCodec
+from lirlab.index.codec import CENTROID_DTYPES, NBITS_CHOICES, ResidualCodec
 from lirlab.index.plaid.compressed import CompressedDocs
 from lirlab.index.plaid.ivf import IVF
 from lirlab.index.pooling import load_pooling, save_pooling
@@ -76,11 +76,16 @@ SMALL_IDS = (np.int16, np.uint16, np.int32)
 OFFSETS = (np.int32, np.int64)
 
 
+def centroid_dtype(config: dict) -> str:
+    """The centroids' saved precision: ``config["centroid_dtype"]``, float32 for indexes built before it."""
+    return config.get("centroid_dtype", "float32")
+
+
 def arrays(index: PlaidIndex) -> dict[str, np.ndarray]:
     """The arrays of the folder, by file name."""
     docs = index.compressed
     return {
-        "centroids": index.codec.centroids.float().cpu().numpy(),
+        "centroids": index.codec.centroids.float().cpu().numpy().astype(centroid_dtype(index.config)),
         "bucket_cutoffs": index.codec.bucket_cutoffs.float().cpu().numpy(),
         "bucket_weights": index.codec.bucket_weights.float().cpu().numpy(),
         "codes": docs.codes.to(index.codec.code_dtype).cpu().numpy(),
@@ -155,6 +160,10 @@ def load(
             f"{meta}: config nbits={nbits}, dim={dim}, n_centroids={n_centroids} is not a valid index "
             f"(nbits one of {list(NBITS_CHOICES)})"
         )
+    if centroid_dtype(config) not in CENTROID_DTYPES:
+        raise ArtifactError(
+            f"{meta}: config centroid_dtype={centroid_dtype(config)!r} is not one of {list(CENTROID_DTYPES)}"
+        )
     lazy = mmap and (device is None or torch.device(device).type == "cpu")
 
     def array(name: str, shape: tuple | None = None, kinds: str = "iu", big: bool = False) -> torch.Tensor:
@@ -172,7 +181,7 @@ def load(
     vocab = art.strings("vocab")
     n_docs = len(docnos)
     n_buckets = 1 << nbits
-    centroids = array("centroids", (n_centroids, dim), "f")
+    centroids = array("centroids", (n_centroids, dim), "f").float()
     cutoffs = array("bucket_cutoffs", (dim, n_buckets - 1), "f")
     weights = array("bucket_weights", (dim, n_buckets), "f")
     try:
