@@ -38,9 +38,19 @@ def test_core_benchmark_writes_its_figures(small_demo, stanford, tmp_path):
 def test_plaid_benchmark_writes_its_tables(small_demo, stanford, tmp_path):
     path = run_plaid_benchmark(small_demo, stanford, tmp_path, n_queries=3)
     result = json.loads(path.read_text())
-    assert [c["nbits"] for c in result["codecs"]] == [1, 2, 4]
-    assert [c["bytes_per_vector"] for c in result["codecs"]] == [16 + 2, 32 + 2, 64 + 2]
-    assert all(0 <= c["top10_overlap_all"] <= 1 for c in result["codecs"])
+    codecs = result["codecs"]
+    assert [(c["nbits"], c["centroid_dtype"]) for c in codecs] == [
+        (1, "float32"),
+        (2, "float32"),
+        (2, "float16"),
+        (4, "float32"),
+    ]
+    assert [c["bytes_per_vector"] for c in codecs] == [16 + 2, 32 + 2, 32 + 2, 64 + 2]
+    assert all(0 <= c["top10_overlap_all"] <= 1 for c in codecs)
+    assert codecs[1]["top10_overlap_with_default_build"] == 1.0
+    # float16 centroids: smaller on disk (exactly half their bytes: pinned in test_plaid)
+    assert codecs[2]["index_bytes_on_disk"] < codecs[1]["index_bytes_on_disk"]
+    assert codecs[2]["bytes_per_vector_all_in"] < codecs[1]["bytes_per_vector_all_in"]
     sweep = pd.read_csv(tmp_path / "plaid.n_probe_sweep.csv")
     assert sweep.n_probe.tolist() == list(N_PROBES)
     assert {"p50_ms", "centroid_scoring_p50_ms", "exact_maxsim_p50_ms", "nDCG@10_all"} <= set(sweep.columns)

@@ -3,9 +3,10 @@
 On a dataset (SciFact test by default) with one encoder, measures:
 
 * the build from text (encode once, k-means on a sample, compress chunk by chunk): seconds, peak RSS;
-* for nbits 1, 2 and 4 (the same vectors compressed): bytes per token vector, index size on disk,
-  nDCG@10 over every query and over the timed ones, and the overlap of the top-10 with exhaustive
-  MaxSim over the uncompressed vectors;
+* for nbits 1, 2 and 4, and nbits 2 with float16 centroids (the same vectors compressed): bytes per
+  token vector (codes and residuals, and all-in on disk), index size on disk, nDCG@10 over every query
+  and over the timed ones, the overlap of the top-10 with exhaustive MaxSim over the uncompressed
+  vectors and with the built index's;
 * search latency per query at the default knobs (query encoding excluded; reported separately), with
   per-stage times, one query at a time, and the per-query time of one batch of all queries;
 * the same latency on the fused route and on the previous implementation (the staged kernels,
@@ -34,6 +35,9 @@ from lirlab.evaluate import evaluate, top_overlap
 from lirlab.index.plaid import PlaidIndex, default_search_params
 
 N_PROBES = (1, 2, 4, 8, 16, 32)
+
+#: The codecs compared on the same vectors: (nbits, centroid_dtype); (2, float32) is the built index.
+CODECS = ((1, "float32"), (2, "float32"), (2, "float16"), (4, "float32"))
 
 #: Rounds of the route comparison (fused, then the previous implementation, alternated).
 COMPARISON_ROUNDS = 3
@@ -150,19 +154,30 @@ def run_plaid_benchmark(
         query_seconds.append(time.perf_counter() - start)
 
     codecs = []
-    for nbits in (1, 2, 4):
-        index = built if nbits == 2 else PlaidIndex.from_encoding(flat.docs, nbits=nbits, progress=True)
+    built_run = built.search(queries, k=k)
+    for nbits, centroid_dtype in CODECS:
+        if (nbits, centroid_dtype) == (2, "float32"):
+            index, source = built, "build() from text"
+        else:
+            index = PlaidIndex.from_encoding(
+                flat.docs, nbits=nbits, centroid_dtype=centroid_dtype, progress=True
+            )
+            source = "from_encoding() of the same vectors"
         with tempfile.TemporaryDirectory() as tmp:
             index.save(Path(tmp) / "index")
             on_disk = sum(f.stat().st_size for f in (Path(tmp) / "index").iterdir())
+        run = built_run if index is built else index.search(queries, k=k)
         codecs.append(
             {
                 "nbits": nbits,
-                "source": "build() from text" if nbits == 2 else "from_encoding() of the same vectors",
+                "centroid_dtype": centroid_dtype,
+                "source": source,
                 "bytes_per_vector": index.codec.bytes_per_vector,
                 "index_bytes_on_disk": on_disk,
+                "bytes_per_vector_all_in": on_disk / max(index.n_tokens, 1),
                 "uncompressed_bytes_fp32": int(flat.docs.vectors.numel() * 4),
-                **quality(index.search(queries, k=k)),
+                **quality(run),
+                "top10_overlap_with_default_build": top_overlap(run, built_run),
             }
         )
 
