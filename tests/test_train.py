@@ -6,6 +6,7 @@ Everything runs on a tiny random BERT (2 layers, hidden 32) with a 60-token voca
 from __future__ import annotations
 
 import json
+import os
 import math
 import shutil
 
@@ -511,6 +512,8 @@ def test_bench_train_mines_and_trains_a_tiny_recipe(tiny_dir, tmp_path, capsys):
     report = json.loads((results / "train.json").read_text())
     (trained,) = report["training"]
     assert trained["model"] == "nomask" and trained["steps_done"] == 2 and trained["final"]
+    if hasattr(os, "getloadavg"):  # the conditions each run ended in, to read its minutes against
+        assert len(trained["load_average_at_end"]) == 3 and min(trained["load_average_at_end"]) >= 0
     assert report["settings"]["torch_threads"] == torch.get_num_threads()
     assert (cache / "train" / "negatives" / "negatives.tsv").is_file()
     assert len(report["loss_curve"]) >= 1

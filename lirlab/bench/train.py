@@ -22,6 +22,7 @@ partial run still reports what it measured; checkpoints and encoded corpora go t
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -91,6 +92,14 @@ def weighting_summary(encoder, dataset: Dataset, index, n_queries: int = 100, to
         "spearman_idf_vs_mask_share": float(spearman),
         "spearman_idf_vs_own_contribution": float(spearman_own),
     }
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages now, or None where the platform has none (Windows)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 #: PyLate 1.6.0's contrastive recipe on this machine (the issue's reference), NFCorpus test nDCG@10.
@@ -234,6 +243,7 @@ def run_train_benchmark(
             "value": value,
             "seconds": time.perf_counter() - began,
             "torch_threads": torch.get_num_threads(),
+            "load_average": load_average(),
         }
         measured.mkdir(parents=True, exist_ok=True)
         file.write_text(json.dumps(value, default=float))
@@ -244,19 +254,22 @@ def run_train_benchmark(
         results = {
             "start_model": str(start_model),
             "settings": settings,
-            "note": "machine shared with other engineers' tests (load average often above 10 on 2 "
-            "cores); minutes are wall-clock of training steps; evaluations may have run beside training",
+            "note": "minutes are wall-clock of training steps; each measurement and training run "
+            "records the 1/5/15-minute load average when it ended (2 cores: above 2 means other work)",
             "quality": [],
             "training": [],
             "loss_curve": [],
             "mask_curves": [],
             "weighting": [],
             "seconds": {},
+            "load_average": {},
         }
         for file in sorted(measured.glob("*.json")) if measured.is_dir() else []:
             kind, _, tag = file.stem.partition("__")
             entry = json.loads(file.read_text())
             results["seconds"][file.stem] = entry["seconds"]
+            if "load_average" in entry:
+                results["load_average"][file.stem] = entry["load_average"]
             value = entry["value"]
             if kind == "quality":
                 results["quality"].append(value)
@@ -285,6 +298,7 @@ def run_train_benchmark(
                         "train_minutes": state["train_seconds"] / 60,
                         "seconds_per_step": state["train_seconds"] / max(state["step"], 1),
                         "checkpoints": [c.name for c in saved],
+                        "load_average_at_end": state.get("load_average_at_end"),
                         **{
                             k: knobs[k]
                             for k in (
@@ -389,7 +403,12 @@ def run_train_benchmark(
                 **RECIPES[recipe],
             )
             state_file = result.checkpoint / "trainer_state.json"
-            state_file.write_text(json.dumps({**json.loads(state_file.read_text()), "final": True}, indent=2))
+            state = {
+                **json.loads(state_file.read_text()),
+                "final": True,
+                "load_average_at_end": load_average(),
+            }
+            state_file.write_text(json.dumps(state, indent=2))
             report()
 
     if "evaluate" not in phases:
