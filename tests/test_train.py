@@ -6,8 +6,8 @@ Everything runs on a tiny random BERT (2 layers, hidden 32) with a 60-token voca
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import shutil
 
 import pytest
