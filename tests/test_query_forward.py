@@ -156,3 +156,34 @@ def test_query_encoding_benchmark_reports_its_baselines(stanford):
     assert all(len(v["p50_ms_per_run"]) == 2 and v["p50_ms"] > 0 for v in result["variants"].values())
     assert result["variants"]["transformers"]["ratio_to_transformers"] == 1.0
     assert result["parity_with_transformers"]["min_cosine"] >= 0.9999
+    assert result["order"] == "blocks"
+
+
+@pytest.mark.parametrize("order", ["blocks", "interleaved"])
+def test_each_order_times_every_variant_once_per_query_and_pass(stanford, order, monkeypatch):
+    from lirlab.bench import query_encoding
+
+    calls = []
+    encode = ColBERT.encode_queries
+
+    def logged(self, queries, *args, **kwargs):
+        calls.append((self.query_forward, queries[0].text))
+        return encode(self, queries, *args, **kwargs)
+
+    monkeypatch.setattr(ColBERT, "encode_queries", logged)
+    monkeypatch.setattr(query_encoding, "_bare_forward", lambda e: lambda text: calls.append(("bare", text)))
+    texts = EDGE_QUERIES[:3]
+    result = query_encoding.query_encoding_latency(
+        stanford, [Query(str(i), t) for i, t in enumerate(texts)], 3, order=order
+    )
+    assert result["runs"] == 4 and all(len(v["p50_ms_per_run"]) == 4 for v in result["variants"].values())
+    timed = calls[4 * 3 : 4 * 3 + 4 * 4 * 3]  # after the warm-up (4 variants x 3 queries), 4 passes
+    if order == "blocks":  # per pass, each variant encodes all queries in a row; the first one rotates
+        blocks = [timed[i : i + 3] for i in range(0, len(timed), 3)]
+        assert all([t for _, t in b] == texts and len({v for v, _ in b}) == 1 for b in blocks)
+        firsts = [blocks[4 * run][0][0] for run in range(4)]
+        assert firsts == ["packed", "lean", "transformers", "bare"]
+    else:  # every query is encoded by all four variants before the next one
+        assert [t for _, t in timed] == [t for t in texts for _ in range(4)] * 4
+    with pytest.raises(ValueError, match="order must be one of"):
+        query_encoding.query_encoding_latency(stanford, [Query("0", "x")], 1, order="random")

@@ -1,8 +1,15 @@
 """Query encoding latency, one query at a time, against the bare forward pass and the transformers forward.
 
-Each query is encoded once per variant in turn (interleaved), so the machine's noise falls on all of
-them alike; the whole pass over the queries is repeated ``runs`` times and the median of the runs' p50s
-is the figure. The variants:
+Two orders (``order``):
+
+* ``"blocks"`` (the figure): each pass encodes all the timed queries with one variant, then all with the
+  next, the variants' order rotated from pass to pass, so each variant is timed in the steady state a
+  user sees (its own weights in cache) and every variant gets passes early and late;
+* ``"interleaved"``: each query is encoded once per variant in turn, so short bursts of noise fall on all
+  of them alike, but every call starts with caches the other variants filled (with MiniLM, lirlab's
+  packed weights are evicted by the unpacked ones: about 1.4 ms more per query on the 2-core machine).
+
+The whole pass is repeated ``runs`` times and the median of the runs' p50s is the figure. The variants:
 
 * ``lirlab``: ``encoder.encode_queries([q])`` as configured (``query_forward``, ``"packed"`` by default);
 * one per other :data:`~lirlab.encoder.QUERY_FORWARDS` value, with the same model and settings;
@@ -49,7 +56,12 @@ def _bare_forward(encoder):
     return run
 
 
-def query_encoding_latency(encoder, queries, n_queries: int = 100, runs: int = 3) -> dict:
+ORDERS = ("blocks", "interleaved")
+
+
+def query_encoding_latency(
+    encoder, queries, n_queries: int = 100, runs: int | None = None, order: str = "blocks"
+) -> dict:
     """Interleaved one-query latencies of ``encoder`` and its baselines (see the module notes).
 
     Parameters
@@ -58,8 +70,11 @@ def query_encoding_latency(encoder, queries, n_queries: int = 100, runs: int = 3
         The encoder measured; the other variants share its model.
     queries : sequence of lirlab.data.Query
         The first ``n_queries`` are timed.
-    runs : int
-        Passes over the timed queries; each variant's figure is the median of its per-pass p50s.
+    runs : int, optional
+        Passes over the timed queries; each variant's figure is the median of its per-pass p50s. By
+        default one per variant, so in ``"blocks"`` order every variant is timed once in every slot.
+    order : str
+        ``"blocks"`` or ``"interleaved"`` (see the module notes).
 
     Returns
     -------
@@ -68,6 +83,8 @@ def query_encoding_latency(encoder, queries, n_queries: int = 100, runs: int = 3
         ratios of each variant to ``bare_forward`` and to ``transformers``, and the parity of lirlab's
         vectors with the transformers forward's on the timed queries (min cosine, max abs difference).
     """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     timed = list(queries)[:n_queries]
     others = {encoder.query_forward: encoder}
     for name in QUERY_FORWARDS:
@@ -86,13 +103,20 @@ def query_encoding_latency(encoder, queries, n_queries: int = 100, runs: int = 3
             fn(q)
     seconds = {name: [] for name in variants}
     per_run = {name: [] for name in variants}
+    names = list(variants)
+    runs = len(names) if runs is None else runs
     for run in range(runs):
         this_run = {name: [] for name in variants}
-        for q in tqdm(timed, desc=f"query encoding, pass {run + 1}/{runs}", unit="query", leave=False):
-            for name, fn in variants.items():
-                start = time.perf_counter()
-                fn(q)
-                this_run[name].append(time.perf_counter() - start)
+        rotated = names[run % len(names) :] + names[: run % len(names)]
+        steps = (
+            [(name, q) for name in rotated for q in timed]
+            if order == "blocks"
+            else [(name, q) for q in timed for name in names]
+        )
+        for name, q in tqdm(steps, desc=f"query encoding, pass {run + 1}/{runs}", unit="call", leave=False):
+            start = time.perf_counter()
+            variants[name](q)
+            this_run[name].append(time.perf_counter() - start)
         for name, values in this_run.items():
             per_run[name].append(statistics.median(values) * 1000)
             seconds[name].extend(values)
@@ -110,6 +134,7 @@ def query_encoding_latency(encoder, queries, n_queries: int = 100, runs: int = 3
     return {
         "queries": len(timed),
         "runs": runs,
+        "order": order,
         "query_forward": encoder.query_forward,
         "threads": torch.get_num_threads(),
         "p50_ms": p50["lirlab"],
@@ -139,16 +164,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dataset", default="../shared/data/scifact")
     parser.add_argument("--split", default="test")
     parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=None, help="passes (default: one per variant)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--query-forward", default="packed", choices=QUERY_FORWARDS)
+    parser.add_argument("--order", default="blocks", choices=ORDERS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     encoder = ColBERT.load(args.model, device="cpu", query_forward=args.query_forward)
     result = query_encoding_latency(
-        encoder, data.load(args.dataset, split=args.split).queries, n_queries=args.queries, runs=args.runs
+        encoder,
+        data.load(args.dataset, split=args.split).queries,
+        n_queries=args.queries,
+        runs=args.runs,
+        order=args.order,
     )
-    print(f"{result['queries']} queries x {result['runs']} runs, {result['threads']} threads")
+    print(f"{result['queries']} queries x {result['runs']} runs ({args.order}), {result['threads']} threads")
     for name, row in result["variants"].items():
         runs = " ".join(f"{v:.2f}" for v in row["p50_ms_per_run"])
         print(
