@@ -7,7 +7,7 @@ Two orders (``order``):
   user sees (its own weights in cache) and every variant gets passes early and late;
 * ``"interleaved"``: each query is encoded once per variant in turn, so short bursts of noise fall on all
   of them alike, but every call starts with caches the other variants filled (with MiniLM, lirlab's
-  packed weights are evicted by the unpacked ones: about 1.4 ms more per query on the 2-core machine).
+  packed weights are evicted by the unpacked ones: 1.4-2.5 ms more per query on the 2-core machine).
 
 The whole pass is repeated ``runs`` times and the median of the runs' p50s is the figure. The variants:
 
