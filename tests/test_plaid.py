@@ -154,6 +154,7 @@ def test_params_are_declared_for_the_readme():
         "kmeans_iterations",
         "kmeans_sample",
         "seed",
+        "centroid_dtype",
         "pool_factor",
     }
     assert BUILD_PARAMS["nbits"].choices == (1, 2, 4)
