@@ -553,8 +553,8 @@ class ArtifactWriter:
                     _rename_noreplace(staging, target)
                 except FileExistsError:
                     continue  # another writer committed first: replace its artifact
-                _fsync_dir(parent)
                 self.staging = None
+                _fsync_dir(parent)
                 return
             if not stat.S_ISDIR(info.st_mode):
                 raise ArtifactError(f"{self.path} exists and is not a folder; choose another path")
@@ -571,6 +571,9 @@ class ArtifactWriter:
                 _move_aside(target)  # overwrite=True: the user's files are kept, under a visible name
                 continue
             if _swap(staging, target):
+                # the staging path now holds the replaced folder: from here only _remove_replaced,
+                # which checks it again, may delete it (not __exit__'s clean-up of our staging folder)
+                self.staging = None
                 _fsync_dir(parent)  # the commit point is durable from here
             else:
                 retired = parent / f".{target.name}.retired-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -580,9 +583,9 @@ class ArtifactWriter:
                 except FileExistsError:  # pragma: no cover  (a concurrent writer got in between)
                     os.rename(retired, target)
                     continue
+                self.staging = None
                 _fsync_dir(parent)
                 staging = retired
-            self.staging = None
             _remove_replaced(staging, target, names)
             return
         raise ArtifactError(f"{self.path}: kept changing while saving; is another program writing there?")

@@ -464,3 +464,32 @@ def test_a_folder_put_in_place_between_the_check_and_the_swap_is_moved_aside_not
         write(target, 2)
     [kept] = [p for p in tmp_path.iterdir() if p.name.startswith("idx.replaced-")]
     assert (kept / "thesis.tex").read_text() == "years of work" and read_value(target) == 2
+
+
+def test_an_interrupt_right_after_the_swap_never_deletes_the_folder_swapped_out(tmp_path, monkeypatch):
+    """Ctrl-C in a notebook between the swap and the clean-up: the replaced folder (here a user's, put
+    in place after the check) is left for the checked removal, never deleted as our staging folder."""
+    target = tmp_path / "idx"
+    write(target, 1)
+    real_swap = storage._swap
+    swapped = []
+
+    def swap_after_the_user_moved_in(src, dst):
+        os.rename(dst, tmp_path / "ours-elsewhere")
+        dst.mkdir()
+        (dst / "thesis.tex").write_text("years of work")
+        swapped.append(real_swap(src, dst))
+        return swapped[-1]
+
+    def interrupted_after_the_swap(path):
+        if swapped:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(storage, "_swap", swap_after_the_user_moved_in)
+    monkeypatch.setattr(storage, "_fsync_dir", interrupted_after_the_swap)
+    with pytest.raises(KeyboardInterrupt):
+        write(target, 2)
+    if not swapped[0]:
+        pytest.skip("this file system cannot swap folders atomically")
+    [kept] = [p for p in tmp_path.rglob("thesis.tex")]
+    assert kept.read_text() == "years of work" and read_value(target) == 2
