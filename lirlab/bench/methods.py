@@ -20,7 +20,6 @@ as CSV, and the Pareto chart as a small PNG.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import pandas as pd
 import torch
 
 from lirlab.analysis.sweeps import pareto_front, sweep
-from lirlab.bench.record import cached_flat_index, save_results
+from lirlab.bench.record import cached_flat_index, load_average, save_results
 from lirlab.data import Dataset
 from lirlab.evaluate import evaluate
 from lirlab.index.flat import FlatIndex
@@ -252,7 +251,7 @@ def run_methods_benchmark(
         "threads": n_threads,
         "timing": "one query at a time, query encoding excluded, 5 warm-up queries excluded; on a shared "
         "machine absolute figures are noisy (see load_average_end): compare ratios within this run",
-        "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average_end": load_average(),
         "muvera_build": MUVERA_BUILD,
         "plaid_build": plaid_build,
         "muvera_fde_dim": muvera.fde_dim,

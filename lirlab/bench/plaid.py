@@ -19,7 +19,6 @@ On a dataset (SciFact test by default) with one encoder, measures:
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import pandas as pd
 import torch
 
 from lirlab.analysis.sweeps import sweep, timed_search
-from lirlab.bench.record import cached_flat_index, peak_rss_mib, percentiles, save_results
+from lirlab.bench.record import cached_flat_index, load_average, peak_rss_mib, percentiles, save_results
 from lirlab.data import Dataset
 from lirlab.evaluate import evaluate, top_overlap
 from lirlab.index.plaid import PlaidIndex, default_search_params
@@ -85,7 +84,7 @@ def against_previous(index, queries, k: int = 10, rounds: int = COMPARISON_ROUND
         "numba": True,
         "rounds": rounds,
         "torch_threads": torch.get_num_threads(),
-        "load_average": list(os.getloadavg()),
+        "load_average": load_average(),
         "fused": medians["fused"],
         "previous": medians["previous"],
         "p50_ratio_per_round": ratios,

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from lirlab.analysis.sweeps import timed_search
-from lirlab.bench.record import cached_flat_index, peak_rss_mib, save_results
+from lirlab.bench.record import cached_flat_index, load_average, peak_rss_mib, save_results
 from lirlab.data import Dataset
 from lirlab.evaluate import evaluate
 
@@ -70,13 +70,6 @@ def cached_documents(dataset, encoder, cache_dir, batch_size: int = 32):
         if model == encoder.describe() and list(cached.docnos) == [d.docno for d in dataset.docs]:
             return cached
     return cached_flat_index(dataset, encoder, cache_dir, batch_size=batch_size)
-
-
-def _load() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
 
 
 def _ray_version() -> str | None:
@@ -125,7 +118,7 @@ def encoding_throughput(
                     "encode_seconds": seconds,
                     "docs_per_second": len(docs) / seconds,
                     "max_abs_diff_vs_plain": float((encoded.vectors - plain.vectors).abs().max()),
-                    "load_average": _load(),
+                    "load_average": load_average(),
                 }
             )
     finally:
@@ -145,7 +138,7 @@ def encoding_throughput(
         try:
             ray_encoder = lray.RayEncoder(encoder, num_workers=workers, cpus_per_worker=1)
         except lray.RayStartError as e:
-            rows.append({**row, "error": str(e), "load_average": _load()})
+            rows.append({**row, "error": str(e), "load_average": load_average()})
             continue
         with ray_encoder:
             ray_encoder.encode(docs[:4], shard_size=2, progress=False)  # every worker has loaded its model
@@ -163,7 +156,7 @@ def encoding_throughput(
                 "max_abs_diff_vs_plain": float((got.vectors - plain.vectors).abs().max())
                 if same_shape
                 else None,
-                "load_average": _load(),
+                "load_average": load_average(),
             }
         )
     base = rows[0]["docs_per_second"]
@@ -203,14 +196,14 @@ def run_qdrant_benchmark(
             "2-core machine shared with other engineers and a training run: read ratios within this run; "
             "query encoding excluded from latency; Qdrant runs on its own threads"
         ),
-        "load_average_start": _load(),
+        "load_average_start": load_average(),
         "complete": False,
         "torch_threads": torch.get_num_threads(),
     }
     name = "qdrant" if "index" in parts else "qdrant_encoding"
 
     def save() -> Path:
-        results["load_average_now"] = _load()
+        results["load_average_now"] = load_average()
         return save_results(name, results, out_dir, device=encoder.device)
 
     docs = list(dataset.docs)

@@ -62,7 +62,7 @@ ORDERS = ("blocks", "interleaved")
 def query_encoding_latency(
     encoder, queries, n_queries: int = 100, runs: int | None = None, order: str = "blocks"
 ) -> dict:
-    """Interleaved one-query latencies of ``encoder`` and its baselines (see the module notes).
+    """One-query latencies of ``encoder`` and its baselines, in ``order`` (see the module notes).
 
     Parameters
     ----------

@@ -13,6 +13,15 @@ import pandas as pd
 from lirlab.machine import describe_machine, percentiles  # noqa: F401  (re-exported for benchmarks)
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages now (what else the machine was running), rounded to 0.01, or
+    None where the platform has none (Windows)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (Linux ``ru_maxrss``)."""
     import resource

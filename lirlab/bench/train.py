@@ -22,7 +22,6 @@ partial run still reports what it measured; checkpoints and encoded corpora go t
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import pandas as pd
 import torch
 
 from lirlab.analysis.masks import mask_weighting, query_maxlen_curve, term_statistics
-from lirlab.bench.record import cached_flat_index, peak_rss_mib, save_results
+from lirlab.bench.record import cached_flat_index, load_average, peak_rss_mib, save_results
 from lirlab.data import Dataset
 from lirlab.evaluate import evaluate
 
@@ -92,14 +91,6 @@ def weighting_summary(encoder, dataset: Dataset, index, n_queries: int = 100, to
         "spearman_idf_vs_mask_share": float(spearman),
         "spearman_idf_vs_own_contribution": float(spearman_own),
     }
-
-
-def load_average() -> list[float] | None:
-    """The 1, 5 and 15-minute load averages now, or None where the platform has none (Windows)."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
 
 
 #: PyLate 1.6.0's contrastive recipe on this machine (the issue's reference), NFCorpus test nDCG@10.
