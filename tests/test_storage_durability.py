@@ -444,6 +444,21 @@ def test_leftover_cleaning_never_removes_a_look_alike_folder_lirlab_did_not_writ
     assert (look_alike / "sub" / "notes.txt").read_text() == "mine"
 
 
+def swap_after_a_user_moved_in(tmp_path, swapped: list):
+    """``storage._swap`` as if, between the check and the swap, a user's folder took the target's place
+    (ours moved elsewhere); what the real swap returned is appended to ``swapped``."""
+    real_swap = storage._swap
+
+    def swap(src, dst):
+        os.rename(dst, tmp_path / "ours-elsewhere")
+        dst.mkdir()
+        (dst / "thesis.tex").write_text("years of work")
+        swapped.append(real_swap(src, dst))
+        return swapped[-1]
+
+    return swap
+
+
 def test_a_folder_put_in_place_between_the_check_and_the_swap_is_moved_aside_not_deleted(
     tmp_path, monkeypatch
 ):
@@ -451,15 +466,7 @@ def test_a_folder_put_in_place_between_the_check_and_the_swap_is_moved_aside_not
 
     target = tmp_path / "idx"
     write(target, 1)
-    real_swap = storage._swap
-
-    def swap_after_the_user_moved_in(src, dst):
-        os.rename(dst, tmp_path / "ours-elsewhere")  # between the check and the swap, a user's folder
-        dst.mkdir()
-        (dst / "thesis.tex").write_text("years of work")
-        return real_swap(src, dst)
-
-    monkeypatch.setattr(storage, "_swap", swap_after_the_user_moved_in)
+    monkeypatch.setattr(storage, "_swap", swap_after_a_user_moved_in(tmp_path, []))
     with pytest.warns(ReplacedFolderWarning, match="moved to"):
         write(target, 2)
     [kept] = [p for p in tmp_path.iterdir() if p.name.startswith("idx.replaced-")]
@@ -471,21 +478,13 @@ def test_an_interrupt_right_after_the_swap_never_deletes_the_folder_swapped_out(
     in place after the check) is left for the checked removal, never deleted as our staging folder."""
     target = tmp_path / "idx"
     write(target, 1)
-    real_swap = storage._swap
     swapped = []
-
-    def swap_after_the_user_moved_in(src, dst):
-        os.rename(dst, tmp_path / "ours-elsewhere")
-        dst.mkdir()
-        (dst / "thesis.tex").write_text("years of work")
-        swapped.append(real_swap(src, dst))
-        return swapped[-1]
 
     def interrupted_after_the_swap(path):
         if swapped:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(storage, "_swap", swap_after_the_user_moved_in)
+    monkeypatch.setattr(storage, "_swap", swap_after_a_user_moved_in(tmp_path, swapped))
     monkeypatch.setattr(storage, "_fsync_dir", interrupted_after_the_swap)
     with pytest.raises(KeyboardInterrupt):
         write(target, 2)
