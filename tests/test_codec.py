@@ -13,7 +13,7 @@ from lirlab.index.codec import (
     reverse_bit_groups,
     unpack_buckets,
 )
-from lirlab.index.kmeans import spherical_kmeans
+from lirlab.index.kmeans import CPU_SIMILARITY_BUDGET, nearest_centroids, spherical_kmeans
 
 
 def clustered(n: int, dim: int = 32, clusters: int = 16, noise: float = 0.5, seed: int = 0) -> torch.Tensor:
@@ -151,3 +151,20 @@ def test_wrong_dim_or_nbits_raise(data):
         ResidualCodec(centroids, codec.bucket_cutoffs[:, :2], codec.bucket_weights, 2)
     with pytest.raises(ValueError, match="held-out"):
         ResidualCodec.train(centroids, heldout[:1], nbits=2)
+
+
+def test_nearest_centroids_in_cache_sized_blocks_match_one_block_and_a_plain_argmax():
+    generator = torch.Generator().manual_seed(3)
+    vectors = torch.nn.functional.normalize(torch.randn(3000, 32, generator=generator), dim=1)
+    centroids = torch.nn.functional.normalize(torch.randn(700, 32, generator=generator), dim=1)
+    codes, cosines = nearest_centroids(vectors, centroids)  # the CPU default: blocks of 1497 rows
+    one_codes, one_cosines = nearest_centroids(vectors, centroids, budget=vectors.shape[0] * 700)
+    small_codes, _ = nearest_centroids(
+        vectors, centroids, budget=700 * 7
+    )  # 7 rows a block, a ragged last one
+    plain = (vectors.double() @ centroids.double().T).max(dim=1)
+    assert CPU_SIMILARITY_BUDGET // 700 < vectors.shape[0]  # the default really cuts the rows into blocks
+    assert torch.equal(codes, one_codes) and torch.equal(codes, small_codes)
+    assert torch.allclose(cosines, one_cosines, atol=1e-6)
+    assert (codes == plain.indices).float().mean() > 0.999  # float32 against float64: ties may differ
+    assert torch.allclose(cosines.double(), plain.values, atol=1e-5)

@@ -22,12 +22,16 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-#: Bound on ``rows x centroids`` similarities materialized at once (64 MiB of float32).
+#: Bound on ``rows x centroids`` similarities materialized at once on a GPU (64 MiB of float32).
 SIMILARITY_BUDGET = 1 << 24
+
+#: The same bound on a CPU (4 MiB of float32): the block stays in cache between the multiply and the
+#: max-reduce, about 1.5x faster than 64 MiB blocks on a 2-core Xeon (same codes and cosines).
+CPU_SIMILARITY_BUDGET = 1 << 20
 
 
 def nearest_centroids(
-    vectors: torch.Tensor, centroids: torch.Tensor, budget: int = SIMILARITY_BUDGET
+    vectors: torch.Tensor, centroids: torch.Tensor, budget: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Index of and cosine to each row's most similar centroid, computed chunk by chunk.
 
@@ -37,8 +41,9 @@ def nearest_centroids(
         ``[n, dim]`` rows (any float dtype; compared in the centroids' dtype).
     centroids : torch.Tensor
         ``[k, dim]`` L2-normalized centroids; the result lives on their device.
-    budget : int
-        Upper bound on similarities held at once.
+    budget : int, optional
+        Upper bound on similarities held at once (default :data:`CPU_SIMILARITY_BUDGET` on a CPU,
+        :data:`SIMILARITY_BUDGET` elsewhere).
 
     Returns
     -------
@@ -47,6 +52,8 @@ def nearest_centroids(
     cosines : torch.Tensor
         ``[n]`` float32 similarity to that centroid.
     """
+    if budget is None:
+        budget = CPU_SIMILARITY_BUDGET if centroids.device.type == "cpu" else SIMILARITY_BUDGET
     rows_per_chunk = max(1, budget // max(1, centroids.shape[0]))
     codes, cosines = [], []
     for start in range(0, vectors.shape[0], rows_per_chunk):
