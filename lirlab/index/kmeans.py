@@ -54,17 +54,21 @@ def nearest_centroids(
     """
     if budget is None:
         budget = CPU_SIMILARITY_BUDGET if centroids.device.type == "cpu" else SIMILARITY_BUDGET
-    rows_per_chunk = max(1, budget // max(1, centroids.shape[0]))
-    codes, cosines = [], []
-    for start in range(0, vectors.shape[0], rows_per_chunk):
+    n, n_centroids = vectors.shape[0], centroids.shape[0]
+    rows_per_chunk = max(1, min(n, budget // max(1, n_centroids)))
+    # Every block lands in one buffer, and the results in preallocated tensors: allocating per block
+    # let glibc place the small, long-lived result tensors in the freed blocks, so each new block
+    # needed fresh memory (gigabytes over one k-means).
+    codes = torch.empty(n, dtype=torch.long, device=centroids.device)
+    best = torch.empty(n, dtype=centroids.dtype, device=centroids.device)
+    block = torch.empty(rows_per_chunk, n_centroids, dtype=centroids.dtype, device=centroids.device)
+    for start in range(0, n, rows_per_chunk):
         chunk = vectors[start : start + rows_per_chunk].to(device=centroids.device, dtype=centroids.dtype)
-        best, index = (chunk @ centroids.T).max(dim=1)
-        codes.append(index)
-        cosines.append(best.float())
-    if not codes:
-        empty = torch.zeros(0, device=centroids.device)
-        return empty.long(), empty
-    return torch.cat(codes), torch.cat(cosines)
+        sims = block[: chunk.shape[0]]
+        torch.mm(chunk, centroids.T, out=sims)
+        stop = start + chunk.shape[0]
+        torch.max(sims, dim=1, out=(best[start:stop], codes[start:stop]))
+    return codes, best.float()
 
 
 def spherical_kmeans(
