@@ -174,23 +174,38 @@ def test_keep_best_matches_reference_with_ties():
 
 
 @pytest.mark.parametrize("nbits", [1, 2, 4])
-def test_residual_values_and_norms_match_reference(nbits):
+def test_residual_rows_and_norms_match_reference(nbits):
     vectors = torch.nn.functional.normalize(torch.randn(int(OFFSETS[-1]), 16, generator=G), dim=1)
     codec = ResidualCodec.train(vectors[:N_CENTROIDS], vectors, nbits=nbits)
     codes, residuals = codec.compress(vectors)
     positions = torch.tensor([5, 0, 17, 3, 59, 5])
-    fast, reference = fused_and_reference(
-        kernels.residual_values, residuals, OFFSETS, positions, codec.decode_table
-    )
+    fast, reference = fused_and_reference(kernels.residual_rows, residuals, OFFSETS, positions)
     assert torch.equal(fast[0], reference[0]) and torch.equal(fast[1], reference[1])
-    rows = torch.cat([torch.arange(int(OFFSETS[p]), int(OFFSETS[p + 1])) for p in positions])
-    assert torch.equal(fast[0], codec.residual_values(residuals[rows]))
+    assert fast[0].dtype == torch.int32 and fast[0].shape == (int(fast[1][-1]), codec.packed_dim)
+    tokens = torch.cat([torch.arange(int(OFFSETS[p]), int(OFFSETS[p + 1])) for p in positions])
+    # the rows select each byte's residual values from decode_table: together, the decoded residuals
+    decoded = codec.decode_table[fast[0].long()].reshape(tokens.numel(), codec.dim)
+    assert torch.equal(decoded, codec.residual_values(residuals[tokens]))
     fast, reference = fused_and_reference(
         kernels.inverse_norms, codes, residuals, codec.centroids, codec.decode_table
     )
     torch.testing.assert_close(fast, reference, atol=1e-6, rtol=1e-6)
     approx = codec.centroids[codes.long()] + codec.residual_values(residuals)
     torch.testing.assert_close(fast, 1 / approx.norm(dim=1), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("nbits", [1, 2, 4])
+def test_residual_score_table_sums_to_the_decoded_residual_times_the_query(nbits):
+    vectors = torch.nn.functional.normalize(torch.randn(200, 16, generator=G), dim=1)
+    codec = ResidualCodec.train(vectors[:N_CENTROIDS], vectors, nbits=nbits)
+    _, residuals = codec.compress(vectors)
+    query = torch.randn(QUERY_LEN, 16, generator=G)
+    table = codec.residual_score_table(query)
+    assert table.shape == (codec.packed_dim * 256, QUERY_LEN)
+    rows, _ = kernels.residual_rows(residuals, torch.tensor([0, 200]), torch.tensor([0]))
+    by_table = torch.nn.functional.embedding_bag(rows, table, mode="sum")
+    by_decoding = codec.residual_values(residuals).double() @ query.double().T
+    torch.testing.assert_close(by_table.double(), by_decoding, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("query_len", [1, QUERY_LEN])
@@ -202,9 +217,10 @@ def test_residual_maxsim_matches_decompression_and_matmul(query_len):
     table = torch.cat([codec.centroids @ query.T, torch.full((1, query_len), float("-inf"))])
     empty, single = int(torch.nonzero(LENGTHS == 0)[0]), int(torch.nonzero(LENGTHS == 1)[0])
     positions = torch.tensor([empty, 4, single, 30, 4])
-    values, offsets = kernels.residual_values(residuals, OFFSETS, positions, codec.decode_table)
+    rows, offsets = kernels.residual_rows(residuals, OFFSETS, positions)
+    sims = torch.nn.functional.embedding_bag(rows, codec.residual_score_table(query), mode="sum")
     norms = kernels.inverse_norms(codes, residuals, codec.centroids, codec.decode_table)
-    args = (codes, OFFSETS, positions, values @ query.T, offsets, table, 0, norms)
+    args = (codes, OFFSETS, positions, sims, offsets, table, 0, norms)
     fast, reference = fused_and_reference(kernels.residual_maxsim, *args)
     torch.testing.assert_close(fast, reference, atol=1e-5, rtol=0)
     # against the previous route: rebuilt vectors, one matmul, segment MaxSim

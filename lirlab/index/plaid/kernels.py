@@ -10,8 +10,9 @@ tensors, the torch references run. ``tests/test_plaid_kernels.py`` pins each aga
 Search takes the *fused route* (:func:`fused`; off with ``LIRLAB_PLAID_FUSED=0`` or :func:`use_fused`,
 which leaves the previous implementation for comparison): the score table is computed in its own
 layout, candidate selection is compiled, pruning walks the lists of kept centroids, and exact MaxSim
-adds two halves (the centroid's score from the table, the residual's from one matrix multiply with
-the decoded residuals) scaled by each token's precomputed inverse norm, instead of rebuilding vectors.
+adds two halves (the centroid's score from the table, the residual's from a lookup table of the
+query's dot products with every residual byte, summed by ``embedding_bag``) scaled by each token's
+precomputed inverse norm, instead of rebuilding vectors.
 The kernels of that route fall back to their torch references when it is off.
 
 All kernels work on (query, document) *pairs*, so one call serves a batch of queries:
@@ -37,9 +38,9 @@ kernel                    computes
 :func:`listed_pruned_maxsim`  :func:`pruned_centroid_maxsim` read from exact IVF lists of the kept
                           centroids instead of every token
 :func:`inverse_norms`     every token's ``1 / |centroid + residual|``
-:func:`residual_values`   documents' decoded residuals (no centroid, no norm), packed
-:func:`residual_maxsim`   exact MaxSim from the centroid half (table), the residual half (a matmul
-                          of :func:`residual_values`) and :func:`inverse_norms`
+:func:`residual_rows`     documents' residual bytes as rows of the query's residual score table
+:func:`residual_maxsim`   exact MaxSim from the centroid half (table), the residual half (the score
+                          table's rows of :func:`residual_rows`, summed) and :func:`inverse_norms`
 ========================  ======================================================================
 
 Examples
@@ -287,13 +288,12 @@ def _torch_keep_best(groups, scores, keep, n_groups):
     return order[rank < keep]
 
 
-def _torch_residual_values(residuals, doc_offsets, positions, decode_table):
+def _torch_residual_rows(residuals, doc_offsets, positions):
     rows = rows_of(doc_offsets, positions)
     packed = residuals.index_select(0, rows)
-    byte_rows = (packed.long() + torch.arange(packed.shape[1], device=packed.device) * 256).flatten()
-    values = decode_table.index_select(0, byte_rows).view(packed.shape[0], -1)
+    byte_rows = packed.int() + torch.arange(packed.shape[1], device=packed.device, dtype=torch.int32) * 256
     lengths = doc_offsets[positions + 1] - doc_offsets[positions]
-    return values, offsets_from_lengths(lengths.cpu()).to(positions.device)
+    return byte_rows, offsets_from_lengths(lengths.cpu()).to(positions.device)
 
 
 def _torch_residual_maxsim(codes, doc_offsets, positions, sims, offsets, table, base, norms):
@@ -551,22 +551,17 @@ if numba is not None:
         return out
 
     @_jit
-    def _nb_residual_values(
-        residuals, doc_offsets, positions, decode_table, out, offsets
-    ):  # pragma: no cover
+    def _nb_residual_rows(residuals, doc_offsets, positions, out, offsets):  # pragma: no cover
         packed = residuals.shape[1]
-        per_byte = decode_table.shape[1]
         row = 0
         offsets[0] = 0
         for i in range(positions.shape[0]):
             p = positions[i]
             for r in range(doc_offsets[p], doc_offsets[p + 1]):
-                v = out[row]
                 res = residuals[r]
+                v = out[row]
                 for b in range(packed):
-                    values = decode_table[b * 256 + res[b]]
-                    for j in range(per_byte):
-                        v[b * per_byte + j] = values[j]
+                    v[b] = b * 256 + res[b]
                 row += 1
             offsets[i + 1] = row
 
@@ -841,18 +836,20 @@ def inverse_norms(
     return torch.from_numpy(out)
 
 
-def residual_values(
-    residuals: torch.Tensor, doc_offsets: torch.Tensor, positions: torch.Tensor, decode_table: torch.Tensor
+def residual_rows(
+    residuals: torch.Tensor, doc_offsets: torch.Tensor, positions: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The decoded residuals of the documents at ``positions``, packed ``[tokens, dim]`` float32, and
-    their ``[n + 1]`` offsets: half of :func:`decompress_docs`, without the centroid or the norm."""
+    """The residuals of the documents at ``positions`` as rows of a residual score table, packed
+    ``[tokens, packed_dim]`` int32 (byte ``b`` of a token becomes ``b * 256 + byte``: the row of
+    :meth:`~lirlab.index.codec.ResidualCodec.residual_score_table` and of ``decode_table`` it selects),
+    and their ``[n + 1]`` offsets."""
     if not fused(residuals.device):
-        return _torch_residual_values(residuals, doc_offsets, positions, decode_table)
+        return _torch_residual_rows(residuals, doc_offsets, positions)
     positions_np, offsets_np = _np(positions.long()), _np(doc_offsets)
     n_rows = int((offsets_np[positions_np + 1] - offsets_np[positions_np]).sum())
-    out = np.empty((n_rows, residuals.shape[1] * decode_table.shape[1]), dtype=np.float32)
+    out = np.empty((n_rows, residuals.shape[1]), dtype=np.int32)
     offsets = np.empty(positions_np.shape[0] + 1, dtype=np.int64)
-    _nb_residual_values(_np(residuals), offsets_np, positions_np, _np(decode_table.float()), out, offsets)
+    _nb_residual_rows(_np(residuals), offsets_np, positions_np, out, offsets)
     return torch.from_numpy(out), torch.from_numpy(offsets)
 
 
@@ -869,8 +866,9 @@ def residual_maxsim(
     """``[n]`` exact MaxSim of one query against the documents at ``positions`` from the two halves of
     the dot product with ``normalize(centroid + residual)``: token ``r`` of a document scores
     ``(table[base + codes[r]] + sims[row]) * norms[r]``, where ``table`` rows hold the query's centroid
-    scores (``base = query * C``), ``sims`` ``[rows, q]`` the residual parts (:func:`residual_values` of
-    the documents times the query), cut by ``offsets``, and ``norms`` each token's
+    scores (``base = query * C``), ``sims`` ``[rows, q]`` the residual parts (the documents' decoded
+    residuals times the query, or their :func:`residual_rows` of the query's residual score table,
+    summed), cut by ``offsets``, and ``norms`` each token's
     :func:`inverse_norms`. A document without tokens scores 0."""
     if not fused(codes.device):
         return _torch_residual_maxsim(codes, doc_offsets, positions, sims, offsets, table, base, norms)

@@ -21,10 +21,12 @@ The names below are the stage names everywhere: :data:`STAGES`, the timer keys o
 Stages 3 to 6 run on (query, document) pairs over the packed, document-ordered codes, with no Python
 loop per candidate (:mod:`~lirlab.index.plaid.kernels`). On the fused route
 (:func:`~lirlab.index.plaid.kernels.fused`, the default on CPU with numba) stage 1 writes the table in
-its own layout, pruning walks the IVF lists of kept centroids, and stages 5 and 6 decode only the
-residuals (:func:`residual_decompression`) and add their matrix product with the query to the
-centroid scores of the table, scaled by each token's inverse norm (:func:`residual_maxsim`): the same
-MaxSim as rebuilding the vectors, to float rounding. Off that route (CUDA, no numba, or
+its own layout, pruning walks the IVF lists of kept centroids, and stages 5 and 6 never rebuild a
+vector: stage 5 turns the survivors' residual bytes into rows of a lookup table
+(:func:`residual_decompression`), stage 6 sums the query's dot products with those bytes' residual
+values (one table per query, ``embedding_bag``), adds the centroid scores of the table and scales by
+each token's inverse norm (:func:`residual_maxsim`): the same MaxSim as rebuilding the vectors, to
+float rounding. Off that route (CUDA, no numba, or
 ``kernels.use_fused(False)``: the previous implementation) pairs are processed in chunks bounded by
 :data:`SCORE_BUDGET` scores and stages 5 and 6 are :func:`decompression` and :func:`exact_maxsim`.
 
@@ -324,7 +326,8 @@ def centroid_interaction(docs: CompressedDocs, scores: QueryScores, pairs: Pairs
 @dataclass(frozen=True)
 class Decompressed:
     """Rebuilt vectors of some documents: packed ``[tokens, dim]`` with ``offsets`` (numba kernels), or
-    padded ``[n, width, dim]`` with their ``[n, width]`` ``mask`` (torch kernels)."""
+    padded ``[n, width, dim]`` with their ``[n, width]`` ``mask`` (torch kernels); on the fused route,
+    residual score table rows ``[tokens, packed_dim]`` with ``offsets`` (:func:`residual_decompression`)."""
 
     vectors: torch.Tensor
     mask: torch.Tensor | None = None
@@ -388,11 +391,13 @@ def exact_maxsim(
 def residual_decompression(
     codec: ResidualCodec, docs: CompressedDocs, positions: torch.Tensor
 ) -> Decompressed:
-    """Stage 5 on the fused route: the decoded residuals of the documents at ``positions``, packed
-    (:func:`~lirlab.index.plaid.kernels.residual_values`); the centroid half of each vector is already
-    scored (the table of stage 1) and its norm is known (:func:`inverse_norms`)."""
-    values, offsets = kernels.residual_values(docs.residuals, docs.doc_offsets, positions, codec.decode_table)
-    return Decompressed(values, offsets=offsets)
+    """Stage 5 on the fused route: the residual bytes of the documents at ``positions`` as rows of a
+    residual score table, packed (:func:`~lirlab.index.plaid.kernels.residual_rows`); nothing is
+    decoded to floats: the centroid half of each vector is already scored (the table of stage 1), the
+    residual half is read from the query's residual score table in :func:`residual_maxsim`, and the
+    norm is known (:func:`inverse_norms`)."""
+    rows, offsets = kernels.residual_rows(docs.residuals, docs.doc_offsets, positions)
+    return Decompressed(rows, offsets=offsets)
 
 
 def residual_maxsim(
@@ -401,13 +406,21 @@ def residual_maxsim(
     scores: QueryScores,
     query: int,
     positions: torch.Tensor,
-    residuals: torch.Tensor,
+    rows: torch.Tensor,
     offsets: torch.Tensor,
 ) -> torch.Tensor:
     """Stage 6 on the fused route: exact MaxSim of one query against the documents at ``positions``,
-    whose decoded residuals ``residuals`` are cut by ``offsets``: one matrix multiply for the residual
-    half, the centroid half read from the table (:func:`~lirlab.index.plaid.kernels.residual_maxsim`)."""
-    sims = residuals @ scores.padded[query].T
+    whose residual bytes ``rows`` (from :func:`residual_decompression`) are cut by ``offsets``.
+
+    The residual half of every token's score is a sum of rows of the query's
+    :meth:`~lirlab.index.codec.ResidualCodec.residual_score_table`, one per residual byte
+    (``embedding_bag``: a lookup and an add per byte instead of ``dim`` multiplies); the centroid
+    half is read from the table of stage 1 (:func:`~lirlab.index.plaid.kernels.residual_maxsim`)."""
+    query_vectors = scores.padded[query]
+    if query_vectors.shape[0] == 0:
+        return torch.zeros(positions.numel())
+    lookup = codec.residual_score_table(query_vectors)
+    sims = torch.nn.functional.embedding_bag(rows, lookup, mode="sum")
     return kernels.residual_maxsim(
         docs.codes,
         docs.doc_offsets,
@@ -441,7 +454,7 @@ def exact_scores(
     """Stages 5 and 6 over ``pairs``: the exact MaxSim of each pair against its rebuilt document.
 
     On the fused route (:func:`~lirlab.index.plaid.kernels.fused`), :func:`residual_decompression` then
-    :func:`residual_maxsim`, query after query, in parts of at most :data:`SCORE_BUDGET` decoded floats.
+    :func:`residual_maxsim`, query after query, in parts of at most :data:`SCORE_BUDGET` residual bytes.
     Otherwise each distinct document is decompressed once, however many queries kept it, in chunks of
     similar length (:func:`decompression`, then :func:`exact_maxsim`). ``timer`` laps both stages.
     """
@@ -449,24 +462,24 @@ def exact_scores(
     out = torch.zeros(pairs.positions.numel(), device=docs.device)
     if pairs.positions.numel() == 0:
         return out
-    if kernels.fused(docs.device):  # pairs by query, in parts of at most SCORE_BUDGET decoded floats
+    if kernels.fused(docs.device):  # pairs by query, in parts of at most SCORE_BUDGET residual bytes
         order = torch.argsort(pairs.query_of, stable=True)
-        for part in token_parts(docs, pairs.positions[order], SCORE_BUDGET // codec.dim):
+        for part in token_parts(docs, pairs.positions[order], SCORE_BUDGET // codec.packed_dim):
             chosen = order[part]
-            decoded = residual_decompression(codec, docs, pairs.positions[chosen])
+            survivors = residual_decompression(codec, docs, pairs.positions[chosen])
             timer.lap("decompression")
             queries, counts = torch.unique_consecutive(pairs.query_of[chosen], return_counts=True)
             first = 0
             for query, count in zip(queries.tolist(), counts.tolist(), strict=True):
-                rows = decoded.offsets[first : first + count + 1]
+                bounds = survivors.offsets[first : first + count + 1]
                 out[chosen[first : first + count]] = residual_maxsim(
                     codec,
                     docs,
                     scores,
                     query,
                     pairs.positions[chosen[first : first + count]],
-                    decoded.vectors[int(rows[0]) : int(rows[-1])],
-                    rows - rows[0],
+                    survivors.vectors[int(bounds[0]) : int(bounds[-1])],
+                    bounds - bounds[0],
                 )
                 first += count
             timer.lap("exact_maxsim")
