@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 import warnings
 
 import numpy as np
@@ -617,6 +618,28 @@ class CountingEncoder:
 
     def describe(self):
         return {"name": "counting-fake", "dim": DIM}
+
+
+class SlowEncoder(CountingEncoder):
+    """Takes a known time per encoding call, so the build's timings can be checked against it."""
+
+    def encode_documents(self, docs, batch_size=32, progress=True):
+        time.sleep(0.05)
+        return super().encode_documents(docs, batch_size, progress)
+
+
+def test_build_timings_split_the_build_into_encoding_kmeans_and_compression():
+    from lirlab.index.plaid.build import BUILD_STAGES
+
+    encoder, timings = SlowEncoder(), {}
+    records = [Document(d, f"text of {d}") for d in encoder.corpus.ids]
+    start = time.perf_counter()
+    PlaidIndex.build(records, encoder, kmeans_sample=25, chunk_docs=20, progress=False, timings=timings)
+    wall = time.perf_counter() - start
+    assert tuple(timings) == BUILD_STAGES == ("encoding", "kmeans", "compression")
+    assert timings["encoding"] >= 0.05 * encoder.calls  # every encoding call is counted as encoding
+    assert timings["kmeans"] > 0 and timings["compression"] > 0
+    assert sum(timings.values()) <= wall
 
 
 def test_build_encodes_every_document_once(tmp_path):

@@ -30,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lirlab.encoding import Encoding, offsets_from_lengths
+from lirlab.index.base import StageTimer
 from lirlab.index.codec import ResidualCodec, check_layout
 from lirlab.index.kmeans import spherical_kmeans
 from lirlab.index.plaid.compressed import CompressedDocs, compress, join
@@ -47,6 +48,10 @@ COMPRESS_TOKENS = 1 << 14
 
 #: Bins of the nearest-centroid cosine histogram kept at build time (resolution 2 / bins).
 COSINE_BINS = 2000
+
+#: What a build spends its time on, the keys of ``timings`` in :func:`build_parts`: encoding (the
+#: ``encode`` calls), k-means and fitting the codec, compression (with putting documents in order).
+BUILD_STAGES = ("encoding", "kmeans", "compression")
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,7 @@ def build_parts(
     chunk_docs: int,
     device: str | torch.device | None = None,
     progress: bool = False,
+    timings: dict[str, float] | None = None,
 ) -> Built:
     """Encode (through ``encode``) and compress ``n_docs`` documents.
 
@@ -206,9 +212,13 @@ def build_parts(
         Where k-means and compression run (default: CPU).
     progress : bool
         Show progress bars.
+    timings : dict, optional
+        Filled with the seconds spent on each of :data:`BUILD_STAGES`.
     """
     if n_docs == 0:
         raise ValueError("cannot build an index of 0 documents")
+    timer = StageTimer(BUILD_STAGES, timings is not None, device or "cpu")
+    timer.start()
     seed = knobs["seed"]
     pool_factor = knobs.get("pool_factor", 1)
     poolings: list[Pooling] = []  # one per encoded chunk, in encoding order
@@ -218,6 +228,7 @@ def build_parts(
         encoded, pooling = pool_if_asked(encode(positions), pool_factor, check_length=not poolings)
         if pooling is not None:
             poolings.append(pooling)
+        timer.lap("encoding")
         return encoded
 
     device = torch.device(device) if device is not None else torch.device("cpu")
@@ -269,6 +280,7 @@ def build_parts(
     if centroid_dtype == "float16":  # rounded before the residuals, so saving them in float16 loses nothing
         centroids = centroids.half().float()
     codec = ResidualCodec.train(centroids, gather_rows(sample_parts, heldout_rows), knobs["nbits"], seed=seed)
+    timer.lap("kmeans")
 
     # 3. Compress the sample part by part (compression temporaries are ~20x the vectors they compress,
     #    so one call over the whole sample would dominate peak memory), then encode and compress the
@@ -281,12 +293,14 @@ def build_parts(
         parts.extend(compress_bounded(codec, part))
         docnos.extend(part.ids)
         del part
+    timer.lap("compression")
     rest = (~in_sample).nonzero().flatten()
     bar = tqdm(total=int(rest.numel()), desc="encode + compress", unit="doc", disable=not progress)
     for chunk in chunks(rest, chunk_docs):
         encoded = encode_chunk(chunk)
         parts.extend(compress_bounded(codec, encoded))
         docnos.extend(encoded.ids)
+        timer.lap("compression")
         bar.update(int(chunk.numel()))
     bar.close()
 
@@ -321,4 +335,7 @@ def build_parts(
         joined.codes, joined.residuals, joined.token_ids, offsets_from_lengths(joined.lengths)
     )
     pooling = Pooling.concat(poolings).select(order) if poolings else None
+    timer.lap("compression")
+    if timings is not None:
+        timings.update(timer.totals)
     return Built(codec, compressed, tuple(docnos), tuple(vocab), mask_token_id, config, stats, pooling)

@@ -241,6 +241,7 @@ class PlaidIndex(Index):
         batch_size: int = 32,
         device: str | torch.device | None = None,
         progress: bool = True,
+        timings: dict[str, float] | None = None,
         **build,
     ) -> PlaidIndex:
         """Encode ``docs`` chunk by chunk with ``encoder`` and compress them as they come
@@ -260,6 +261,9 @@ class PlaidIndex(Index):
             Where k-means, compression and search run (default: CPU).
         progress : bool
             Show progress bars (encoding the sample, k-means, encoding and compressing the rest).
+        timings : dict, optional
+            Filled with the seconds of each build stage
+            (:data:`~lirlab.index.plaid.build.BUILD_STAGES`: encoding, k-means, compression).
         **build
             :data:`BUILD_PARAMS` (``nbits``, ``n_centroids``, ``kmeans_sample``, ``kmeans_iterations``,
             ``seed``).
@@ -276,7 +280,13 @@ class PlaidIndex(Index):
             return encoded
 
         built = building.build_parts(
-            len(records), encode, knobs, chunk_docs=chunk_docs, device=device, progress=progress
+            len(records),
+            encode,
+            knobs,
+            chunk_docs=chunk_docs,
+            device=device,
+            progress=progress,
+            timings=timings,
         )
         return cls._from_built(built, encoder=encoder, model=None, device=device)
 
