@@ -105,6 +105,15 @@ CATALOG = {'index': {'prog': 'lirlab index',
                                             'codec (default min(n, 16·sqrt(120·n), 32768); thinned '
                                             'to hold at most 2,097,152 token vectors). (default: '
                                             'from the model or k)'},
+                                   {'option_strings': ['--kmeans-points-per-centroid'],
+                                    'dest': 'kmeans_points_per_centroid',
+                                    'metavar': 'KMEANS_POINTS_PER_CENTROID',
+                                    'help': 'Most k-means training vectors per centroid: when the '
+                                            'sample holds more, a seeded subset of them trains '
+                                            'k-means, whose cost is proportional to their number '
+                                            '(default: all, as colbert-ai does; the codec and '
+                                            'compression still see every vector). (default: from '
+                                            'the model or k)'},
                                    {'option_strings': ['--seed'],
                                     'dest': 'seed',
                                     'metavar': 'SEED',

@@ -56,6 +56,13 @@ def test_plaid_benchmark_writes_its_tables(small_demo, stanford, tmp_path):
     assert {"p50_ms", "centroid_scoring_p50_ms", "exact_maxsim_p50_ms", "nDCG@10_all"} <= set(sweep.columns)
     assert result["build"]["seconds"] > 0 and result["build"]["peak_rss_mib"] > 0
     assert result["build"]["first_search_seconds"] > 0
+    stages = result["build"]["stage_seconds"]
+    assert set(stages) == {"encoding", "kmeans", "compression"} and sum(stages.values()) <= result["build"]["seconds"]
+    capped = result["build"]["capped_kmeans"]
+    assert capped["training_vectors"] <= 32 * result["build"]["n_centroids"]
+    assert capped["seconds_with_this_run_encoding"] == pytest.approx(
+        stages["encoding"] + capped["stage_seconds"]["kmeans"] + capped["stage_seconds"]["compression"]
+    )
     routes = result["search_default_knobs_against_previous"]
     assert (
         routes["same_top_k_queries"] == routes["queries"] == 3 and routes["max_abs_score_difference"] < 1e-4

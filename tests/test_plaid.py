@@ -154,6 +154,7 @@ def test_params_are_declared_for_the_readme():
         "n_centroids",
         "kmeans_iterations",
         "kmeans_sample",
+        "kmeans_points_per_centroid",
         "seed",
         "centroid_dtype",
         "pool_factor",
@@ -640,6 +641,22 @@ def test_build_timings_split_the_build_into_encoding_kmeans_and_compression():
     assert timings["encoding"] >= 0.05 * encoder.calls  # every encoding call is counted as encoding
     assert timings["kmeans"] > 0 and timings["compression"] > 0
     assert sum(timings.values()) <= wall
+
+
+def test_kmeans_points_per_centroid_caps_the_training_vectors_only():
+    docs = make_docs(200, seed=4)
+    full = PlaidIndex.from_encoding(docs, n_centroids=16, seed=1)
+    capped = PlaidIndex.from_encoding(docs, n_centroids=16, seed=1, kmeans_points_per_centroid=5)
+    roomy = PlaidIndex.from_encoding(docs, n_centroids=16, seed=1, kmeans_points_per_centroid=10_000)
+    n_vectors = int(docs.vectors.shape[0])
+    assert full.config["kmeans"]["training_vectors"] == n_vectors - full.config["kmeans"]["heldout_vectors"]
+    assert capped.config["kmeans"]["training_vectors"] == 5 * 16
+    assert capped.config["kmeans"]["points_per_centroid"] == 5
+    assert torch.equal(roomy.codec.centroids, full.codec.centroids)  # a cap above the sample changes nothing
+    assert not torch.equal(capped.codec.centroids, full.codec.centroids)
+    assert capped.n_tokens == full.n_tokens == n_vectors  # every vector is still compressed
+    with pytest.raises(ValueError, match="kmeans_points_per_centroid"):
+        PlaidIndex.from_encoding(docs, n_centroids=16, kmeans_points_per_centroid=0)
 
 
 def test_build_encodes_every_document_once(tmp_path):

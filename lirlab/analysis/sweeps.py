@@ -126,7 +126,7 @@ def validate_grid(grid: Mapping[str, Any], kind: str | type[Index] = DEFAULT_KIN
     >>> validate_grid({"nprobe": [1]})
     Traceback (most recent call last):
     ...
-    lirlab.index.base.UnknownKnobError: a plaid index takes n_probe, centroid_score_threshold, ndocs (search) and nbits, n_centroids, kmeans_iterations, kmeans_sample, seed, centroid_dtype, pool_factor (build), got 'nprobe'
+    lirlab.index.base.UnknownKnobError: a plaid index takes n_probe, centroid_score_threshold, ndocs (search) and nbits, n_centroids, kmeans_iterations, kmeans_sample, kmeans_points_per_centroid, seed, centroid_dtype, pool_factor (build), got 'nprobe'
     >>> validate_grid({"nbits": [2, 3]})
     Traceback (most recent call last):
     ...

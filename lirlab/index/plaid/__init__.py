@@ -48,7 +48,7 @@ True
 >>> PlaidIndex.from_encoding(docs, n_probe=2)
 Traceback (most recent call last):
 ...
-lirlab.index.base.UnknownKnobError: building a plaid index takes nbits, n_centroids, kmeans_iterations, kmeans_sample, seed, centroid_dtype, pool_factor, got 'n_probe'
+lirlab.index.base.UnknownKnobError: building a plaid index takes nbits, n_centroids, kmeans_iterations, kmeans_sample, kmeans_points_per_centroid, seed, centroid_dtype, pool_factor, got 'n_probe'
 """
 
 from lirlab.index.plaid.build import DRIFT_QUANTILE

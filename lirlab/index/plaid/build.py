@@ -268,6 +268,10 @@ def build_parts(
                 f"n_centroids={n_centroids} exceeds the {n_train} k-means training vectors; "
                 "lower it or raise kmeans_sample"
             )
+    per_centroid = knobs.get("kmeans_points_per_centroid")
+    if per_centroid is not None and n_train > per_centroid * n_centroids:
+        train_rows = train_rows[: per_centroid * n_centroids]  # the permutation is seeded: a random subset
+    n_trained = int(train_rows.numel())
     centroids = spherical_kmeans(
         gather_rows(sample_parts, train_rows),
         n_centroids,
@@ -319,7 +323,8 @@ def build_parts(
         "kmeans": {
             "iterations": knobs["kmeans_iterations"],
             "sample_documents": n_sample,
-            "training_vectors": n_train,
+            "training_vectors": n_trained,
+            "points_per_centroid": per_centroid,
             "heldout_vectors": n_heldout,
             "seed": seed,
         },

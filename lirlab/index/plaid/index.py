@@ -300,10 +300,11 @@ class PlaidIndex(Index):
         device: str | torch.device | None = None,
         progress: bool = False,
         chunk_docs: int = DEFAULT_CHUNK_DOCS,
+        timings: dict[str, float] | None = None,
         **build,
     ) -> PlaidIndex:
         """Compress already encoded documents (as :meth:`build` does, minus the encoding); ``build`` holds
-        :data:`BUILD_PARAMS` knobs."""
+        :data:`BUILD_PARAMS` knobs, ``timings`` is filled as by :meth:`build`."""
         knobs = cls.resolve_build_knobs(build)
         chunk_docs = CHUNK_DOCS.validate(chunk_docs)
         if not isinstance(docs, Encoding):
@@ -317,6 +318,7 @@ class PlaidIndex(Index):
             chunk_docs=chunk_docs,
             device=device,
             progress=progress,
+            timings=timings,
         )
         return cls._from_built(built, encoder=encoder, model=model, device=device)
 

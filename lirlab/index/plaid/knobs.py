@@ -111,6 +111,17 @@ BUILD_PARAMS: dict[str, Param] = {
         quality="up",
         aliases="Stanford sampled pids",
     ),
+    "kmeans_points_per_centroid": Param(
+        "kmeans_points_per_centroid",
+        int,
+        None,
+        "Most k-means training vectors per centroid: when the sample holds more, a seeded subset of them "
+        "trains k-means, whose cost is proportional to their number (default: all, as colbert-ai does; "
+        "the codec and compression still see every vector).",
+        low=1,
+        quality="up",
+        aliases="FAISS and fast-plaid max_points_per_centroid (256 there)",
+    ),
     "seed": Param("seed", int, 0, "Seeds the k-means sample, held-out split and initialization."),
     "centroid_dtype": Param(
         "centroid_dtype",
