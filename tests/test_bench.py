@@ -57,7 +57,10 @@ def test_plaid_benchmark_writes_its_tables(small_demo, stanford, tmp_path):
     assert result["build"]["seconds"] > 0 and result["build"]["peak_rss_mib"] > 0
     assert result["build"]["first_search_seconds"] > 0
     stages = result["build"]["stage_seconds"]
-    assert set(stages) == {"encoding", "kmeans", "compression"} and sum(stages.values()) <= result["build"]["seconds"]
+    assert (
+        set(stages) == {"encoding", "kmeans", "compression"}
+        and sum(stages.values()) <= result["build"]["seconds"]
+    )
     capped = result["build"]["capped_kmeans"]
     assert capped["training_vectors"] <= 32 * result["build"]["n_centroids"]
     assert capped["seconds_with_this_run_encoding"] == pytest.approx(
