@@ -13,7 +13,7 @@ from lirlab.index.codec import (
     reverse_bit_groups,
     unpack_buckets,
 )
-from lirlab.index.kmeans import CPU_SIMILARITY_BUDGET, nearest_centroids, spherical_kmeans
+from lirlab.index.kmeans import ARGMAX_WINDOW, CPU_SIMILARITY_BUDGET, nearest_centroids, spherical_kmeans
 
 
 def clustered(n: int, dim: int = 32, clusters: int = 16, noise: float = 0.5, seed: int = 0) -> torch.Tensor:
@@ -168,3 +168,19 @@ def test_nearest_centroids_in_cache_sized_blocks_match_one_block_and_a_plain_arg
     assert torch.allclose(cosines, one_cosines, atol=1e-6)
     assert (codes == plain.indices).float().mean() > 0.999  # float32 against float64: ties may differ
     assert torch.allclose(cosines.double(), plain.values, atol=1e-5)
+
+
+def test_nearest_centroids_windowed_argmax_keeps_the_first_of_tied_centroids():
+    generator = torch.Generator().manual_seed(4)
+    centroids = torch.nn.functional.normalize(torch.randn(4 * ARGMAX_WINDOW, 16, generator=generator), dim=1)
+    centroids[3 * ARGMAX_WINDOW + 2] = centroids[7]  # the same centroid twice, in different windows
+    centroids[9] = centroids[8]  # and twice in one window
+    vectors = torch.cat(
+        [centroids[[7, 8, 3 * ARGMAX_WINDOW + 2]], torch.randn(2000, 16, generator=generator)]
+    )
+    vectors = torch.nn.functional.normalize(vectors, dim=1)
+    codes, cosines = nearest_centroids(vectors, centroids)
+    reference = (vectors @ centroids.T).max(dim=1)  # one multiply, torch's first-index argmax
+    assert codes[:3].tolist() == [7, 8, 7]
+    assert torch.equal(codes, reference.indices)
+    torch.testing.assert_close(cosines, reference.values, atol=1e-6, rtol=0)
