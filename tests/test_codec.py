@@ -13,7 +13,13 @@ from lirlab.index.codec import (
     reverse_bit_groups,
     unpack_buckets,
 )
-from lirlab.index.kmeans import ARGMAX_WINDOW, CPU_SIMILARITY_BUDGET, nearest_centroids, spherical_kmeans
+from lirlab.index.kmeans import (
+    ARGMAX_WINDOW,
+    CPU_SIMILARITY_BUDGET,
+    int8_first_pass_available,
+    nearest_centroids,
+    spherical_kmeans,
+)
 
 
 def clustered(n: int, dim: int = 32, clusters: int = 16, noise: float = 0.5, seed: int = 0) -> torch.Tensor:
@@ -184,3 +190,39 @@ def test_nearest_centroids_windowed_argmax_keeps_the_first_of_tied_centroids():
     assert codes[:3].tolist() == [7, 8, 7]
     assert torch.equal(codes, reference.indices)
     torch.testing.assert_close(cosines, reference.values, atol=1e-6, rtol=0)
+
+
+@pytest.mark.skipif(not int8_first_pass_available(), reason="needs numba and a CPU with int8 dot products")
+def test_nearest_centroids_int8_first_pass_finds_the_float_nearest_even_among_near_twins():
+    from lirlab.index.plaid import kernels
+
+    generator = torch.Generator().manual_seed(6)
+    spread = torch.nn.functional.normalize(torch.randn(3 * ARGMAX_WINDOW, 64, generator=generator), dim=1)
+    # near twins: centroids 1e-3 apart, far closer than the int8 rounding error (~1e-2)
+    twins = torch.nn.functional.normalize(
+        spread[:ARGMAX_WINDOW] + 1e-3 * torch.randn(ARGMAX_WINDOW, 64, generator=generator), dim=1
+    )
+    centroids = torch.cat([spread, twins])
+    centroids[2 * ARGMAX_WINDOW + 1] = centroids[5]  # exact duplicates: the first must win
+    vectors = torch.nn.functional.normalize(
+        torch.cat(
+            [
+                centroids[:ARGMAX_WINDOW] + 5e-4 * torch.randn(ARGMAX_WINDOW, 64, generator=generator),
+                centroids[[5]],
+                torch.zeros(1, 64),
+                torch.randn(3000, 64, generator=generator),
+            ]
+        ),
+        dim=1,
+    )
+    codes, cosines = nearest_centroids(vectors, centroids)  # the int8 first pass
+    with kernels.use_numba(False):
+        float_codes, float_cosines = nearest_centroids(vectors, centroids)  # float32 only
+    exact = vectors.double() @ centroids.double().T
+    top2 = exact.topk(2, dim=1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 1e-5  # a best that float32 rounding cannot swap
+    assert int(clear.sum()) > 3000
+    assert torch.equal(codes[clear], exact.argmax(dim=1)[clear])
+    assert torch.equal(codes, float_codes)
+    assert int(codes[ARGMAX_WINDOW]) == 5 and int(codes[ARGMAX_WINDOW + 1]) == 0  # duplicate; zero row
+    torch.testing.assert_close(cosines, float_cosines, atol=1e-6, rtol=0)

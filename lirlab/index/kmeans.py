@@ -1,8 +1,10 @@
-"""Seeded spherical k-means for token vectors, in plain vectorized PyTorch (CPU or CUDA).
+"""Seeded spherical k-means for token vectors, in vectorized PyTorch (CPU or CUDA).
 
 Centroids are L2-normalized after every update, so "nearest" means "highest cosine", the same
 similarity MaxSim uses. Assignment runs in chunks of rows, so the ``[rows, centroids]`` similarity
-buffer stays bounded however many vectors are clustered.
+buffer stays bounded however many vectors are clustered; on CPUs with int8 dot products it scores in
+int8 first and in float32 only the centroids a proven error bound cannot rule out
+(:func:`nearest_by_int8`), the same nearest centroids about twice as fast.
 
 Examples
 --------
@@ -19,8 +21,12 @@ Examples
 
 from __future__ import annotations
 
+import math
+
 import torch
 from tqdm.auto import tqdm
+
+from lirlab.maxsim import INT8_LEVELS, cpu_has_fast_int8
 
 #: Bound on ``rows x centroids`` similarities materialized at once on a GPU (64 MiB of float32).
 SIMILARITY_BUDGET = 1 << 24
@@ -32,6 +38,9 @@ CPU_SIMILARITY_BUDGET = 1 << 20
 #: Columns per window of :func:`windowed_argmax` (nearest-centroid search on a CPU, when the number
 #: of centroids is a multiple of it).
 ARGMAX_WINDOW = 128
+
+#: Rows whose int8 copies and error bounds :func:`nearest_by_int8` prepares at once (2 MiB at 128 dims).
+INT8_PREPARED_ROWS = 1 << 14
 
 
 def nearest_centroids(
@@ -63,10 +72,12 @@ def nearest_centroids(
     # Every block lands in one buffer, and the results in preallocated tensors: allocating per block
     # let glibc place the small, long-lived result tensors in the freed blocks, so each new block
     # needed fresh memory (gigabytes over one k-means).
+    windowed = centroids.device.type == "cpu" and n_centroids % ARGMAX_WINDOW == 0
+    if windowed and centroids.dtype == torch.float32 and int8_first_pass_available():
+        return nearest_by_int8(vectors, centroids, rows_per_chunk)
     codes = torch.empty(n, dtype=torch.long, device=centroids.device)
     best = torch.empty(n, dtype=centroids.dtype, device=centroids.device)
     block = torch.empty(rows_per_chunk, n_centroids, dtype=centroids.dtype, device=centroids.device)
-    windowed = centroids.device.type == "cpu" and n_centroids % ARGMAX_WINDOW == 0
     for start in range(0, n, rows_per_chunk):
         chunk = vectors[start : start + rows_per_chunk].to(device=centroids.device, dtype=centroids.dtype)
         sims = block[: chunk.shape[0]]
@@ -77,6 +88,63 @@ def nearest_centroids(
         else:
             torch.max(sims, dim=1, out=(best[start:stop], codes[start:stop]))
     return codes, best.float()
+
+
+def int8_first_pass_available() -> bool:
+    """Whether :func:`nearest_centroids` scores in int8 first on this machine: a CPU with int8 dot
+    products (:func:`lirlab.maxsim.cpu_has_fast_int8`) and the numba kernels on."""
+    from lirlab.index.plaid import kernels  # not at the top: the plaid package imports this module
+
+    return kernels.enabled("cpu") and cpu_has_fast_int8()
+
+
+def nearest_by_int8(
+    vectors: torch.Tensor, centroids: torch.Tensor, rows_per_block: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`nearest_centroids` on a CPU with a proven int8 first pass: the same codes, and cosines
+    to float rounding.
+
+    Rows are rounded to int8 with one step each, centroids with one step for all (``s_x``, ``s_c``),
+    so the int32 product ``P`` of the roundings is exact and ``s_x s_c P`` differs from the true cosine
+    by at most ``e = sqrt(d)/2 (s_x |c|max + s_c (|x| + sqrt(d) s_x / 2))``. A centroid whose ``P`` is
+    below the row's best by more than ``2 e / (s_x s_c)`` cannot be the nearest; the few others are
+    scored in float32 (:func:`~lirlab.index.plaid.kernels.rescore_nearest`, first of ties). The int8
+    multiply is about four times as fast as float32 on VNNI CPUs.
+    """
+    from lirlab.index.plaid import kernels
+
+    n, dim = vectors.shape
+    root = math.sqrt(dim)
+    centroid_step = float(centroids.abs().max()) / INT8_LEVELS or 1.0
+    rounded_centroids = torch.round(centroids / centroid_step).clamp_(-INT8_LEVELS, INT8_LEVELS)
+    rounded_centroids = rounded_centroids.to(torch.int8).T.contiguous()
+    largest_norm = float(centroids.norm(dim=1).max())
+    centroids = centroids.contiguous()
+    codes = torch.empty(n, dtype=torch.long)
+    best = torch.empty(n, dtype=torch.float32)
+    for first in range(0, n, INT8_PREPARED_ROWS):
+        rows = vectors[first : first + INT8_PREPARED_ROWS].to(device="cpu", dtype=torch.float32).contiguous()
+        peak = rows.abs().amax(dim=1)
+        step = torch.where(peak > 0, peak / INT8_LEVELS, torch.ones_like(peak))
+        rounded = torch.round(rows / step[:, None]).clamp_(-INT8_LEVELS, INT8_LEVELS).to(torch.int8)
+        bound = root / 2 * (step * largest_norm + centroid_step * (rows.norm(dim=1) + root * step / 2))
+        # in units of P, widened for the float32 rounding of the bound itself, plus one unit
+        slack = torch.ceil(2 * bound * (1 + 1e-4) / (step * centroid_step)).to(torch.int32) + 1
+        for start in range(0, rows.shape[0], rows_per_block):
+            stop = min(start + rows_per_block, rows.shape[0])
+            approx = torch._int_mm(rounded[start:stop], rounded_centroids)
+            window_best = approx.view(stop - start, -1, ARGMAX_WINDOW).amax(dim=2)
+            thresholds = window_best.amax(dim=1) - slack[start:stop]
+            kernels.rescore_nearest(
+                approx,
+                window_best,
+                thresholds,
+                rows[start:stop],
+                centroids,
+                codes[first + start : first + stop],
+                best[first + start : first + stop],
+            )
+    return codes, best
 
 
 def windowed_argmax(sims: torch.Tensor, best: torch.Tensor, codes: torch.Tensor) -> None:

@@ -41,6 +41,9 @@ kernel                    computes
 :func:`residual_rows`     documents' residual bytes as rows of the query's residual score table
 :func:`residual_maxsim`   exact MaxSim from the centroid half (table), the residual half (the score
                           table's rows of :func:`residual_rows`, summed) and :func:`inverse_norms`
+*building*
+:func:`rescore_nearest`   the exact nearest centroid among those an int8 first pass could not rule
+                          out (:func:`lirlab.index.kmeans.nearest_by_int8`; numba only)
 ========================  ======================================================================
 
 Examples
@@ -665,6 +668,31 @@ if numba is not None:
                     norm += x * x
             out[r] = np.float32(1.0) / max(np.float32(np.sqrt(norm)), np.float32(1e-12))
 
+    @_jit
+    def _nb_rescore_nearest(
+        approx, window_best, thresholds, vectors, centroids, codes, best
+    ):  # pragma: no cover
+        rows, n_windows = window_best.shape
+        width = approx.shape[1] // n_windows
+        dim = vectors.shape[1]
+        for i in range(rows):
+            top = -np.inf
+            code = -1
+            for w in range(n_windows):
+                if window_best[i, w] < thresholds[i]:
+                    continue
+                for j in range(w * width, (w + 1) * width):
+                    if approx[i, j] >= thresholds[i]:
+                        s = np.float32(0.0)
+                        for t in range(dim):
+                            s += vectors[i, t] * centroids[j, t]
+                        if s > top:  # strictly: the first of tied centroids wins
+                            top = s
+                            code = j
+            codes[i] = code
+            best[i] = top
+
+
 # ====================================================================== the kernels
 
 
@@ -883,3 +911,22 @@ def residual_maxsim(
         _np(norms),
     )
     return torch.from_numpy(out)
+
+
+def rescore_nearest(
+    approx: torch.Tensor,
+    window_best: torch.Tensor,
+    thresholds: torch.Tensor,
+    vectors: torch.Tensor,
+    centroids: torch.Tensor,
+    codes: torch.Tensor,
+    best: torch.Tensor,
+) -> None:
+    """Nearest centroids of ``vectors`` ``[r, dim]`` among those whose approximate score ``approx``
+    ``[r, C]`` (int32) reaches the row's ``thresholds``, scored exactly in float32 (the first of
+    tied centroids wins), into ``codes`` and ``best``; ``window_best`` ``[r, C / width]`` holds each
+    window of columns' largest approximate score, so windows below the threshold are skipped (numba
+    only: :func:`lirlab.index.kmeans.nearest_centroids` calls it when :func:`enabled`)."""
+    _nb_rescore_nearest(
+        _np(approx), _np(window_best), _np(thresholds), _np(vectors), _np(centroids), _np(codes), _np(best)
+    )
