@@ -26,7 +26,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from lirlab.maxsim import INT8_LEVELS, cpu_has_fast_int8
+from lirlab.maxsim import FP32_UNIT_ROUNDOFF, INT8_LEVELS, cpu_has_fast_int8
 
 #: Bound on ``rows x centroids`` similarities materialized at once on a GPU (64 MiB of float32).
 SIMILARITY_BUDGET = 1 << 24
@@ -107,9 +107,13 @@ def nearest_by_int8(
     Rows are rounded to int8 with one step each, centroids with one step for all (``s_x``, ``s_c``),
     so the int32 product ``P`` of the roundings is exact and ``s_x s_c P`` differs from the true cosine
     by at most ``e = sqrt(d)/2 (s_x |c|max + s_c (|x| + sqrt(d) s_x / 2))``. A centroid whose ``P`` is
-    below the row's best by more than ``2 e / (s_x s_c)`` cannot be the nearest; the few others are
-    scored in float32 (:func:`~lirlab.index.plaid.kernels.rescore_nearest`, first of ties). The int8
-    multiply is about four times as fast as float32 on VNNI CPUs.
+    below the row's best by more than ``(2 e + m) / (s_x s_c)`` cannot be the nearest, even to float32
+    rounding (``m = 4 gamma_d |x| |c|max`` bounds how far two float32 sums of the same products may
+    disagree); the few others are scored in float32
+    (:func:`~lirlab.index.plaid.kernels.rescore_nearest`, first of ties). A block with a row whose
+    runner-up comes within ``m`` of its best is redone by the float32 multiply, so the codes are the
+    float32 search's, and the cosines equal its to rounding. The int8 multiply is about four times as
+    fast as float32 on VNNI CPUs.
     """
     from lirlab.index.plaid import kernels
 
@@ -120,6 +124,7 @@ def nearest_by_int8(
     rounded_centroids = rounded_centroids.to(torch.int8).T.contiguous()
     largest_norm = float(centroids.norm(dim=1).max())
     centroids = centroids.contiguous()
+    gamma = dim * FP32_UNIT_ROUNDOFF / (1 - dim * FP32_UNIT_ROUNDOFF)
     codes = torch.empty(n, dtype=torch.long)
     best = torch.empty(n, dtype=torch.float32)
     for first in range(0, n, INT8_PREPARED_ROWS):
@@ -127,23 +132,31 @@ def nearest_by_int8(
         peak = rows.abs().amax(dim=1)
         step = torch.where(peak > 0, peak / INT8_LEVELS, torch.ones_like(peak))
         rounded = torch.round(rows / step[:, None]).clamp_(-INT8_LEVELS, INT8_LEVELS).to(torch.int8)
-        bound = root / 2 * (step * largest_norm + centroid_step * (rows.norm(dim=1) + root * step / 2))
+        norms = rows.norm(dim=1)
+        bound = root / 2 * (step * largest_norm + centroid_step * (norms + root * step / 2))
+        # two float32 sums of the same products differ by at most 2 gamma_dim |x| |c| each way
+        margins = 4 * gamma * norms * largest_norm
         # in units of P, widened for the float32 rounding of the bound itself, plus one unit
-        slack = torch.ceil(2 * bound * (1 + 1e-4) / (step * centroid_step)).to(torch.int32) + 1
+        slack = torch.ceil((2 * bound + margins) * (1 + 1e-4) / (step * centroid_step)).to(torch.int32) + 1
         for start in range(0, rows.shape[0], rows_per_block):
             stop = min(start + rows_per_block, rows.shape[0])
+            block = slice(first + start, first + stop)
             approx = torch._int_mm(rounded[start:stop], rounded_centroids)
             window_best = approx.view(stop - start, -1, ARGMAX_WINDOW).amax(dim=2)
             thresholds = window_best.amax(dim=1) - slack[start:stop]
-            kernels.rescore_nearest(
+            ambiguous = kernels.rescore_nearest(
                 approx,
                 window_best,
                 thresholds,
                 rows[start:stop],
                 centroids,
-                codes[first + start : first + stop],
-                best[first + start : first + stop],
+                margins[start:stop],
+                codes[block],
+                best[block],
             )
+            if bool(ambiguous.any()):  # a near tie: the float32 multiply decides, as without this pass
+                sims = rows[start:stop] @ centroids.T
+                windowed_argmax(sims, best[block], codes[block])
     return codes, best
 
 

@@ -670,13 +670,14 @@ if numba is not None:
 
     @_jit
     def _nb_rescore_nearest(
-        approx, window_best, thresholds, vectors, centroids, codes, best
+        approx, window_best, thresholds, vectors, centroids, margins, codes, best, ambiguous
     ):  # pragma: no cover
         rows, n_windows = window_best.shape
         width = approx.shape[1] // n_windows
         dim = vectors.shape[1]
         for i in range(rows):
             top = -np.inf
+            second = -np.inf
             code = -1
             for w in range(n_windows):
                 if window_best[i, w] < thresholds[i]:
@@ -687,10 +688,14 @@ if numba is not None:
                         for t in range(dim):
                             s += vectors[i, t] * centroids[j, t]
                         if s > top:  # strictly: the first of tied centroids wins
+                            second = top
                             top = s
                             code = j
+                        elif s > second:
+                            second = s
             codes[i] = code
             best[i] = top
+            ambiguous[i] = second >= top - margins[i]
 
 
 # ====================================================================== the kernels
@@ -919,14 +924,27 @@ def rescore_nearest(
     thresholds: torch.Tensor,
     vectors: torch.Tensor,
     centroids: torch.Tensor,
+    margins: torch.Tensor,
     codes: torch.Tensor,
     best: torch.Tensor,
-) -> None:
+) -> torch.Tensor:
     """Nearest centroids of ``vectors`` ``[r, dim]`` among those whose approximate score ``approx``
     ``[r, C]`` (int32) reaches the row's ``thresholds``, scored exactly in float32 (the first of
     tied centroids wins), into ``codes`` and ``best``; ``window_best`` ``[r, C / width]`` holds each
-    window of columns' largest approximate score, so windows below the threshold are skipped (numba
-    only: :func:`lirlab.index.kmeans.nearest_centroids` calls it when :func:`enabled`)."""
+    window of columns' largest approximate score, so windows below the threshold are skipped. Returns
+    ``[r]`` bool: rows whose runner-up scored within ``margins`` of the best, where another float32
+    summation order could choose differently (numba only: :func:`lirlab.index.kmeans.nearest_by_int8`
+    calls it when :func:`enabled`)."""
+    ambiguous = np.zeros(vectors.shape[0], dtype=np.bool_)
     _nb_rescore_nearest(
-        _np(approx), _np(window_best), _np(thresholds), _np(vectors), _np(centroids), _np(codes), _np(best)
+        _np(approx),
+        _np(window_best),
+        _np(thresholds),
+        _np(vectors),
+        _np(centroids),
+        _np(margins),
+        _np(codes),
+        _np(best),
+        ambiguous,
     )
+    return torch.from_numpy(ambiguous)
