@@ -226,3 +226,19 @@ def test_nearest_centroids_int8_first_pass_finds_the_float_nearest_even_among_ne
     assert torch.equal(codes, float_codes)
     assert int(codes[ARGMAX_WINDOW]) == 5 and int(codes[ARGMAX_WINDOW + 1]) == 0  # duplicate; zero row
     torch.testing.assert_close(cosines, float_cosines, atol=1e-6, rtol=0)
+
+
+@pytest.mark.skipif(not int8_first_pass_available(), reason="needs numba and a CPU with int8 dot products")
+def test_kmeans_with_the_int8_first_pass_gives_the_float32_centroids_bit_for_bit():
+    from lirlab.index.plaid import kernels
+
+    generator = torch.Generator().manual_seed(8)
+    centers = torch.nn.functional.normalize(torch.randn(64, 32, generator=generator), dim=1)
+    members = torch.randint(0, 64, (20_000,), generator=generator)
+    points = torch.nn.functional.normalize(
+        centers[members] + 0.3 * torch.randn(20_000, 32, generator=generator), dim=1
+    )
+    with_int8 = spherical_kmeans(points, 2 * ARGMAX_WINDOW, iterations=4, seed=0)
+    with kernels.use_numba(False):
+        float32_only = spherical_kmeans(points, 2 * ARGMAX_WINDOW, iterations=4, seed=0)
+    assert torch.equal(with_int8, float32_only)
