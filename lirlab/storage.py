@@ -586,7 +586,7 @@ class ArtifactWriter:
                 self.staging = None
                 _fsync_dir(parent)
                 staging = retired
-            _remove_replaced(staging, target, names)
+            _remove_replaced(staging, target, names, (info.st_dev, info.st_ino))
             return
         raise ArtifactError(f"{self.path}: kept changing while saving; is another program writing there?")
 
@@ -603,13 +603,18 @@ class ArtifactWriter:
                 self._lock_fd = None
 
 
-def _remove_replaced(previous: Path, target: Path, checked: list[str]) -> None:
-    """Delete the folder a commit swapped out of ``target`` if it is the artifact of ours checked before
-    the swap (``checked``: the names it held then), whole or partly removed by another writer's
-    cleaning; a folder put at ``target`` in between is moved aside instead."""
+def _remove_replaced(
+    previous: Path, target: Path, checked: list[str], checked_folder: tuple[int, int]
+) -> None:
+    """Delete the folder a commit swapped out of ``target`` if it is an artifact of ours, or the very
+    folder checked before the swap (``checked_folder``: its device and inode; ``checked``: the names it
+    held then) partly removed by another writer's cleaning; a folder put at ``target`` in between is
+    moved aside instead, whatever names it holds."""
     try:
         ours, names = _describe_contents(previous)
-        if ours or set(names) <= set(checked):
+        info = os.lstat(previous)
+        same_folder = (info.st_dev, info.st_ino) == checked_folder
+        if ours or (same_folder and set(names) <= set(checked)):
             shutil.rmtree(previous, ignore_errors=True)
         else:
             _move_aside(previous, target)

@@ -444,15 +444,16 @@ def test_leftover_cleaning_never_removes_a_look_alike_folder_lirlab_did_not_writ
     assert (look_alike / "sub" / "notes.txt").read_text() == "mine"
 
 
-def swap_after_a_user_moved_in(tmp_path, swapped: list):
-    """``storage._swap`` as if, between the check and the swap, a user's folder took the target's place
-    (ours moved elsewhere); what the real swap returned is appended to ``swapped``."""
+def swap_after_a_user_moved_in(tmp_path, swapped: list, files=(("thesis.tex", "years of work"),)):
+    """``storage._swap`` as if, between the check and the swap, a user's folder holding ``files`` took
+    the target's place (ours moved elsewhere); what the real swap returned is appended to ``swapped``."""
     real_swap = storage._swap
 
     def swap(src, dst):
         os.rename(dst, tmp_path / "ours-elsewhere")
         dst.mkdir()
-        (dst / "thesis.tex").write_text("years of work")
+        for name, text in files:
+            (dst / name).write_text(text)
         swapped.append(real_swap(src, dst))
         return swapped[-1]
 
@@ -471,6 +472,19 @@ def test_a_folder_put_in_place_between_the_check_and_the_swap_is_moved_aside_not
         write(target, 2)
     [kept] = [p for p in tmp_path.iterdir() if p.name.startswith("idx.replaced-")]
     assert (kept / "thesis.tex").read_text() == "years of work" and read_value(target) == 2
+
+
+@pytest.mark.parametrize("files", [(), (("metadata.json", "{}"),)], ids=["empty", "names-like-ours"])
+def test_a_users_folder_holding_only_names_ours_held_is_moved_aside_not_deleted(tmp_path, monkeypatch, files):
+    from lirlab.storage import ReplacedFolderWarning
+
+    target = tmp_path / "idx"
+    write(target, 1)
+    monkeypatch.setattr(storage, "_swap", swap_after_a_user_moved_in(tmp_path, [], files))
+    with pytest.warns(ReplacedFolderWarning, match="moved to"):
+        write(target, 2)
+    [kept] = [p for p in tmp_path.iterdir() if p.name.startswith("idx.replaced-")]
+    assert {p.name: p.read_text() for p in kept.iterdir()} == dict(files) and read_value(target) == 2
 
 
 def test_an_interrupt_right_after_the_swap_never_deletes_the_folder_swapped_out(tmp_path, monkeypatch):
