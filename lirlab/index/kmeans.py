@@ -26,7 +26,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from lirlab.maxsim import FP32_UNIT_ROUNDOFF, INT8_LEVELS, cpu_has_fast_int8
+from lirlab.maxsim import FP32_UNIT_ROUNDOFF, cpu_has_fast_int8, quantize_rows
 
 #: Bound on ``rows x centroids`` similarities materialized at once on a GPU (64 MiB of float32).
 SIMILARITY_BUDGET = 1 << 24
@@ -69,12 +69,12 @@ def nearest_centroids(
         budget = CPU_SIMILARITY_BUDGET if centroids.device.type == "cpu" else SIMILARITY_BUDGET
     n, n_centroids = vectors.shape[0], centroids.shape[0]
     rows_per_chunk = max(1, min(n, budget // max(1, n_centroids)))
-    # Every block lands in one buffer, and the results in preallocated tensors: allocating per block
-    # let glibc place the small, long-lived result tensors in the freed blocks, so each new block
-    # needed fresh memory (gigabytes over one k-means).
     windowed = centroids.device.type == "cpu" and n_centroids % ARGMAX_WINDOW == 0
     if windowed and centroids.dtype == torch.float32 and int8_first_pass_available():
         return nearest_by_int8(vectors, centroids, rows_per_chunk)
+    # Every block lands in one buffer, and the results in preallocated tensors: allocating per block
+    # let glibc place the small, long-lived result tensors in the freed blocks, so each new block
+    # needed fresh memory (gigabytes over one k-means).
     codes = torch.empty(n, dtype=torch.long, device=centroids.device)
     best = torch.empty(n, dtype=centroids.dtype, device=centroids.device)
     block = torch.empty(rows_per_chunk, n_centroids, dtype=centroids.dtype, device=centroids.device)
@@ -119,9 +119,10 @@ def nearest_by_int8(
 
     n, dim = vectors.shape
     root = math.sqrt(dim)
-    centroid_step = float(centroids.abs().max()) / INT8_LEVELS or 1.0
-    rounded_centroids = torch.round(centroids / centroid_step).clamp_(-INT8_LEVELS, INT8_LEVELS)
-    rounded_centroids = rounded_centroids.to(torch.int8).T.contiguous()
+    rounded_centroids, centroid_step = quantize_rows(
+        centroids, torch.zeros(centroids.shape[0], dtype=torch.long), 1
+    )
+    rounded_centroids, centroid_step = rounded_centroids.T.contiguous(), float(centroid_step[0])
     largest_norm = float(centroids.norm(dim=1).max())
     centroids = centroids.contiguous()
     gamma = dim * FP32_UNIT_ROUNDOFF / (1 - dim * FP32_UNIT_ROUNDOFF)
@@ -129,9 +130,7 @@ def nearest_by_int8(
     best = torch.empty(n, dtype=torch.float32)
     for first in range(0, n, INT8_PREPARED_ROWS):
         rows = vectors[first : first + INT8_PREPARED_ROWS].to(device="cpu", dtype=torch.float32).contiguous()
-        peak = rows.abs().amax(dim=1)
-        step = torch.where(peak > 0, peak / INT8_LEVELS, torch.ones_like(peak))
-        rounded = torch.round(rows / step[:, None]).clamp_(-INT8_LEVELS, INT8_LEVELS).to(torch.int8)
+        rounded, step = quantize_rows(rows, torch.arange(rows.shape[0]), rows.shape[0])  # one step a row
         norms = rows.norm(dim=1)
         bound = root / 2 * (step * largest_norm + centroid_step * (norms + root * step / 2))
         # two float32 sums of the same products differ by at most 2 gamma_dim |x| |c| each way
