@@ -604,6 +604,8 @@ def _one_line(error: BaseException) -> str:
     else:
         message = str(error)
     message = message.replace("pass overwrite=True", "pass --overwrite")
+    # a path of bytes that are not UTF-8 reaches Python as lone surrogates, which no stream can encode
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return " ".join(message.split()) or type(error).__name__
 
 

@@ -123,6 +123,7 @@ def assert_one_clear_error(code, line, *fragments):
             ["is a folder", "run.trec"],
         ),
         (["search", "--index", "{missing}", "--query", "caf\udce9"], ["no such index folder"]),
+        (["search", "--index", "{missing}-caf\udce9", "--query", "x"], ["no such index folder", "\\udce9"]),
         (
             ["search", "--index", "{missing}", "--query", "bees", "--k", "10000000000000000000000000000000"],
             [],
