@@ -3,7 +3,8 @@
 Measures are named as ir_measures parses them: ``"nDCG@10"``, ``"RR@10"`` (MRR@10), ``"R@100"``,
 ``"AP"``... A run is the DataFrame every lirlab search returns (``qid, query, docno, score, rank``; TREC files
 are read and written by :mod:`lirlab.results`). Systems are compared here too: :func:`top_overlap`
-(how much of a reference ranking a run keeps) and :func:`compare_systems`.
+(how much of a reference ranking a run keeps) and :func:`compare_systems` (measures, overlap, and paired
+t-tests against a baseline corrected for multiple comparisons, as PyTerrier's ``pt.Experiment`` reports them).
 
 Examples
 --------
@@ -24,6 +25,7 @@ from collections.abc import Mapping, Sequence
 import ir_measures
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from lirlab.data import Dataset
 
@@ -122,16 +124,81 @@ def top_overlap(run: pd.DataFrame, reference: pd.DataFrame, k: int = 10) -> floa
     return float(np.mean([len(ours.get(q, set()) & docs) / len(docs) for q, docs in theirs.items()]))
 
 
+#: Corrections for testing several systems against one baseline (as ``statsmodels`` names them).
+CORRECTIONS = ("holm", "bonferroni")
+
+
+def corrected_p_values(p_values: Sequence[float], method: str = "holm") -> np.ndarray:
+    """P-values adjusted for testing several hypotheses at once; NaN ones stay NaN and are not counted.
+
+    ``"bonferroni"`` multiplies each by the number of tests; ``"holm"`` (Holm 1979) multiplies the
+    i-th smallest by ``m - i + 1`` and keeps the sequence non-decreasing, which rejects at least what
+    Bonferroni rejects while holding the same family-wise error rate.
+
+    >>> corrected_p_values([0.01, 0.04, 0.03], "holm").round(2).tolist()
+    [0.03, 0.06, 0.06]
+    >>> corrected_p_values([0.01, 0.04, 0.03], "bonferroni").round(2).tolist()
+    [0.03, 0.12, 0.09]
+    """
+    if method not in CORRECTIONS:
+        raise ValueError(f"unknown correction {method!r}; use {', '.join(CORRECTIONS)} or None")
+    p = np.asarray(p_values, dtype=float)
+    corrected = np.full(p.shape, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    m = len(tested)
+    if method == "bonferroni":
+        corrected[tested] = np.minimum(1.0, p[tested] * m)
+    else:
+        order = tested[np.argsort(p[tested], kind="stable")]
+        corrected[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return corrected
+
+
 def compare_systems(
     runs: Mapping[str, pd.DataFrame],
     qrels: pd.DataFrame | Dataset,
     measures: str | Sequence = DEFAULT_MEASURES,
     reference: str | None = None,
     k: int = 10,
+    baseline: str | None = None,
+    correction: str | None = "holm",
+    alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """One row per system: its measures and, with ``reference`` naming one of ``runs``, the share of
-    that system's top-``k`` it keeps (``overlap@k``).
+    """One row per system: its measures, how much of a reference it keeps, and tests against a baseline.
 
+    Parameters
+    ----------
+    runs
+        Run DataFrames by system name, in the order the rows should take.
+    qrels
+        The judgments (a :class:`~lirlab.data.Dataset` or a ``query_id, doc_id, relevance`` frame).
+    measures
+        ir_measures names, e.g. ``["nDCG@10", "RR@10"]``.
+    reference
+        One of ``runs``: adds ``overlap@k``, the share of its top-``k`` each system keeps.
+    k
+        The depth of ``overlap@k``.
+    baseline
+        One of ``runs``: adds, per measure, the queries each system does better (``+``) and worse
+        (``-``) on than the baseline, and the p-value of a paired t-test over the judged queries
+        (``scipy.stats.ttest_rel``; a query a system does not answer counts as 0), the columns
+        PyTerrier's ``pt.Experiment(..., baseline=...)`` reports.
+    correction
+        ``"holm"`` or ``"bonferroni"``: adds ``reject`` (the difference is significant at ``alpha``
+        after correction) and ``p-value corrected``, corrected over the systems other than the
+        baseline, per measure; ``None`` leaves the p-values uncorrected.
+    alpha
+        The family-wise significance level of ``reject``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by system name: one column per measure (the means :func:`evaluate` gives), then
+        ``overlap@k``, then ``MEASURE +``, ``MEASURE -``, ``MEASURE p-value``, ``MEASURE reject`` and
+        ``MEASURE p-value corrected`` for each measure; the baseline's own test cells are empty.
+
+    Examples
+    --------
     >>> qrels = pd.DataFrame({"query_id": ["1"], "doc_id": ["a"], "relevance": [1]})
     >>> a = pd.DataFrame({"qid": ["1", "1"], "docno": ["a", "b"], "score": [2.0, 1.0], "rank": [1, 2]})
     >>> b = pd.DataFrame({"qid": ["1", "1"], "docno": ["b", "a"], "score": [2.0, 1.0], "rank": [1, 2]})
@@ -142,12 +209,63 @@ def compare_systems(
     """
     if not runs:
         raise ValueError("no runs to compare")
-    if reference is not None and reference not in runs:
-        raise ValueError(f"reference {reference!r} is not one of the runs: {', '.join(runs)}")
+    for role, name in (("reference", reference), ("baseline", baseline)):
+        if name is not None and name not in runs:
+            raise ValueError(f"{role} {name!r} is not one of the runs: {', '.join(runs)}")
+    if baseline is not None and correction is not None and correction not in CORRECTIONS:
+        raise ValueError(f"unknown correction {correction!r}; use {', '.join(CORRECTIONS)} or None")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1, not {alpha}")
     rows = {}
     for name, run in runs.items():
         row = evaluate(run, qrels, measures).set_index("measure")["value"].to_dict()
         if reference is not None:
             row[f"overlap@{k}"] = top_overlap(run, runs[reference], k)
         rows[name] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if baseline is None:
+        return table
+    tests = _paired_tests(runs, qrels, measures, baseline, correction, alpha)
+    return pd.concat([table, tests], axis=1)
+
+
+def _paired_tests(
+    runs: Mapping[str, pd.DataFrame],
+    qrels: pd.DataFrame | Dataset,
+    measures: str | Sequence,
+    baseline: str,
+    correction: str | None,
+    alpha: float,
+) -> pd.DataFrame:
+    """The ``+``, ``-``, p-value (and corrected) columns of :func:`compare_systems`."""
+    judged_qids = sorted((qrels.qrels if isinstance(qrels, Dataset) else qrels).query_id.astype(str).unique())
+    names = [str(m) for m in parse_measures(measures)]
+    per_query = {
+        name: per_query_scores(run, qrels, measures)
+        .pivot(index="qid", columns="measure", values="value")
+        .reindex(index=judged_qids, columns=names, fill_value=0.0)
+        .fillna(0.0)
+        for name, run in runs.items()
+    }
+    others = [name for name in runs if name != baseline]
+    columns = {}
+    for measure in names:
+        base = per_query[baseline][measure].to_numpy()
+        better, worse, p_values = [], [], []
+        for name in others:
+            ours = per_query[name][measure].to_numpy()
+            better.append(int((ours > base).sum()))
+            worse.append(int((ours < base).sum()))
+            p_values.append(float(stats.ttest_rel(ours, base).pvalue) if len(base) > 1 else np.nan)
+        columns[f"{measure} +"] = pd.Series(better, index=others, dtype="Int64")
+        columns[f"{measure} -"] = pd.Series(worse, index=others, dtype="Int64")
+        columns[f"{measure} p-value"] = pd.Series(p_values, index=others, dtype=float)
+        if correction is not None:
+            corrected = corrected_p_values(p_values, correction)
+            columns[f"{measure} reject"] = pd.Series(corrected <= alpha, index=others)
+            columns[f"{measure} p-value corrected"] = pd.Series(corrected, index=others)
+    tests = pd.DataFrame(columns).reindex(list(runs))
+    for column in tests.columns:
+        if column.endswith(" reject"):
+            tests[column] = tests[column].fillna(False).astype(bool)
+    return tests
