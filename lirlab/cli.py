@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from lirlab.benchmark_model import BENCH_MODEL, BUILD_TOOL, benchmark_model
+
 EXAMPLES = """
 a first session, offline (the bundled demo corpus; the default model, or MiniLM when offline):
   lirlab demo
@@ -246,37 +248,6 @@ def _cmd_demo(args) -> None:
     run_demo(model=args.model, out=args.out, device=args.device)
 
 
-BENCH_MODEL = "benchmarks/models/minilm-colbert"
-#: The workplace tool that builds :data:`BENCH_MODEL`: ``../shared`` seen from the repository root (the
-#: folder holding the ``lirlab`` package), never from the current directory, where anyone could plant one.
-BUILD_TOOL = Path(__file__).resolve().parents[1].parent / "shared" / "tools" / "build_minilm_colbert.py"
-
-
-def _bench_model(name: str, tool: str | Path | None = None) -> str:
-    """The benchmark checkpoint: MiniLM behind the fixed 128-d projection every peer figure used.
-
-    Built on first use with the workplace tool (:data:`BUILD_TOOL`, or ``tool``), so our figures compare
-    with the quoted ones; the script run is named on standard error.
-    """
-    if name != BENCH_MODEL or Path(name, "config.json").is_file():
-        return name
-    script = Path(tool).resolve() if tool is not None else BUILD_TOOL
-    if not script.is_file():
-        raise FileNotFoundError(
-            f"{name} is missing and the tool that builds it is not at {script}; pass --model FOLDER or --build-tool FILE"
-        )
-    import subprocess
-
-    print(f"building {name} with {script}", file=sys.stderr)
-    done = subprocess.run(
-        [sys.executable, str(script), name, "--layout", "stanford"], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"{script} failed to build {name} (exit {done.returncode}): {last[0]}")
-    return name
-
-
 def _cmd_bench(args) -> None:
     from lirlab import data
 
@@ -294,14 +265,14 @@ def _cmd_bench(args) -> None:
     if args.which == "memory":
         from lirlab.bench.memory import run_memory_benchmark
 
-        model = _bench_model(args.model, args.build_tool)
+        model = benchmark_model(args.model, args.build_tool)
         report = run_memory_benchmark(model=model, out_dir=args.out)
         print(
             f"wrote {report['path']}: {report['build_kib_per_extra_token']} KiB of build memory per extra token"
         )
         return
     dataset = data.load(args.dataset, split=args.split)
-    encoder = _load_encoder(args, _bench_model(args.model, args.build_tool))
+    encoder = _load_encoder(args, benchmark_model(args.model, args.build_tool))
     if args.which == "core":
         from lirlab.bench.core import run_core_benchmark
 

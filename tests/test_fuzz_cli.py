@@ -225,13 +225,13 @@ def test_the_benchmark_tool_is_found_from_the_repository_not_the_working_directo
 
     monkeypatch.setattr("subprocess.run", lambda command, **kw: ran.append(command) or Done())
     if cli.BUILD_TOOL.is_file():
-        cli._bench_model(cli.BENCH_MODEL)
+        cli.benchmark_model(cli.BENCH_MODEL)
         assert ran and ran[0][1] == str(cli.BUILD_TOOL) and str(planted) not in ran[0]
         assert f"with {cli.BUILD_TOOL}" in capsys.readouterr().err
     else:
         with pytest.raises(FileNotFoundError, match="--build-tool"):
-            cli._bench_model(cli.BENCH_MODEL)
+            cli.benchmark_model(cli.BENCH_MODEL)
         assert not ran
     ran.clear()
-    cli._bench_model(cli.BENCH_MODEL, tool=planted)  # only when named explicitly
+    cli.benchmark_model(cli.BENCH_MODEL, tool=planted)  # only when named explicitly
     assert ran[0][:2] == [sys.executable, str(planted)]

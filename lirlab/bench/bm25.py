@@ -12,21 +12,20 @@ Latency is one query at a time at one torch thread, query encoding excluded, 5 w
 excluded; quality is nDCG@10 and R@100 over every judged query (R@100 from a second search 100 deep,
 or ``depth`` deep when the pipeline keeps fewer candidates, as ``bm25 % depth >> rerank`` would), and the
 recall of exact MaxSim's top 10. The encoded corpus is cached under ``benchmarks/cache``
-(:func:`lirlab.bench.methods.encoded_corpus`). Results: ``bm25.json`` (machine described) and
+(:func:`lirlab.bench.record.cached_flat_index`). Results: ``bm25.json`` (machine described) and
 ``bm25.rows.csv`` under ``benchmarks/results``.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from lirlab.analysis.sweeps import sweep
-from lirlab.bench.methods import encoded_corpus
-from lirlab.bench.record import save_results
+from lirlab.bench.record import SHARED_DATA, cached_flat_index, save_results
+from lirlab.benchmark_model import BENCH_MODEL, benchmark_model
 from lirlab.data import Dataset
 from lirlab.evaluate import evaluate
 
@@ -35,30 +34,10 @@ DEPTHS = (50, 100, 200, 1000)
 #: Published BM25 nDCG@10 (Thakur et al., BEIR, 2021: Elasticsearch BM25), for scale.
 PUBLISHED_BM25 = {"scifact": 0.665, "nfcorpus": 0.325}
 
-#: The checkpoint behind every peer figure, built on first use by :data:`BUILD_TOOL`.
-BENCH_MODEL = "benchmarks/models/minilm-colbert"
-#: The workplace's build tool: ``../shared`` beside this repository's checkout (not the current folder).
-BUILD_TOOL = Path(__file__).resolve().parents[2].parent / "shared" / "tools" / "build_minilm_colbert.py"
-#: Default datasets: the workplace's copies beside this checkout (pass ``--datasets`` elsewhere).
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def ensure_model(name: str = BENCH_MODEL) -> str:
-    """``name``, building :data:`BENCH_MODEL` with :data:`BUILD_TOOL` when it is absent."""
-    if name != BENCH_MODEL or Path(name, "config.json").is_file():
-        return name
-    if not BUILD_TOOL.is_file():
-        raise FileNotFoundError(f"{name} is missing and {BUILD_TOOL} is not there to build it: pass --model")
-    import subprocess
-
-    print(f"building {name} with {BUILD_TOOL}", file=sys.stderr)
-    subprocess.run([sys.executable, str(BUILD_TOOL), name, "--layout", "stanford"], check=True)
-    return name
-
 
 def with_texts(dataset: Dataset, encoder, cache_dir, batch_size: int = 32):
     """(documents, judged queries) encoded, each with its texts attached (what BM25 needs)."""
-    flat = encoded_corpus(dataset, encoder, cache_dir, batch_size=batch_size)
+    flat = cached_flat_index(dataset, encoder, cache_dir, batch_size=batch_size)
     if list(flat.docnos) != [d.docno for d in dataset.docs]:
         raise ValueError(f"the cached encoding of {dataset.name} is not in the corpus order; delete it")
     docs = replace(flat.docs, texts=tuple(d.full_text for d in dataset.docs))
@@ -130,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from lirlab import data
 
-    encoder = ColBERT.load(ensure_model(args.model), device="cpu")
+    encoder = ColBERT.load(benchmark_model(args.model), device="cpu")
     tables = []
     for folder in args.datasets:
         dataset = data.load(folder, split=args.split)

@@ -28,7 +28,8 @@ import pandas as pd
 import torch
 
 from lirlab.analysis.sweeps import pareto_front, sweep
-from lirlab.bench.record import cached_flat_index, load_average, save_results
+from lirlab.bench.record import SHARED_DATA, cached_flat_index, load_average, save_results
+from lirlab.benchmark_model import BENCH_MODEL, benchmark_model
 from lirlab.data import Dataset
 from lirlab.evaluate import evaluate
 from lirlab.index.flat import FlatIndex
@@ -73,12 +74,6 @@ def fde_rank_correlation(muvera: MuveraIndex, flat: FlatIndex, queries, n: int =
         "spearman_median": float(np.median(rhos)),
         **recall,
     }
-
-
-def encoded_corpus(dataset, encoder, cache_dir, batch_size: int = 32) -> FlatIndex:
-    """The exhaustive index of ``dataset``, encoded once per model and kept in ``cache_dir``
-    (:func:`~lirlab.bench.record.cached_flat_index`)."""
-    return cached_flat_index(dataset, encoder, cache_dir, batch_size=batch_size)
 
 
 def recall_at_100(index, queries, qrels, knobs: dict) -> float:
@@ -144,7 +139,7 @@ def run_methods_benchmark(
     exhaustive indexes are timed on ``n_exhaustive_timed`` queries (they are the slow reference).
     ``qdrant_grid`` (e.g. ``QDRANT_GRID``) adds embedded Qdrant rows searched with those knobs.
     """
-    flat = encoded_corpus(dataset, encoder, cache_dir, batch_size=batch_size)
+    flat = cached_flat_index(dataset, encoder, cache_dir, batch_size=batch_size)
     docs = flat.docs
     judged_ids = set(dataset.qrels.query_id.astype(str))
     records = [q for q in dataset.queries if q.qid in judged_ids][:max_queries]
@@ -325,8 +320,6 @@ def _slug(name: str) -> str:
 
 def add_arguments(parser) -> None:
     """The options of ``lirlab bench methods`` (and ``python -m lirlab.bench.methods``)."""
-    from lirlab.bench.bm25 import BENCH_MODEL, SHARED_DATA
-
     parser.add_argument(
         "--datasets",
         nargs="+",
@@ -380,10 +373,9 @@ def add_arguments(parser) -> None:
 def run_from_args(args) -> list[Path]:
     """Run :func:`run_methods_benchmark` on each of ``args.datasets``; the JSON paths written."""
     from lirlab import data
-    from lirlab.bench.bm25 import ensure_model
     from lirlab.encoder import ColBERT
 
-    encoder = ColBERT.load(ensure_model(args.model), device="cpu")
+    encoder = ColBERT.load(benchmark_model(args.model), device="cpu")
     plaid_build = {
         name: value
         for name, value in (("n_centroids", args.n_centroids), ("kmeans_iterations", args.kmeans_iterations))

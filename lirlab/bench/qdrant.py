@@ -290,7 +290,7 @@ def run_qdrant_benchmark(
 
 def main(argv: list[str] | None = None) -> int:
     from lirlab import data
-    from lirlab.cli import BENCH_MODEL, _bench_model
+    from lirlab.benchmark_model import BENCH_MODEL, benchmark_model
     from lirlab.encoder import ColBERT
 
     parser = argparse.ArgumentParser(
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     dataset = data.load(args.dataset, split=args.split)
-    encoder = ColBERT.load(_bench_model(args.model), device="cpu")
+    encoder = ColBERT.load(benchmark_model(args.model), device="cpu")
     path = run_qdrant_benchmark(
         dataset,
         encoder,

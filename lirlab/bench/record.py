@@ -12,6 +12,10 @@ import pandas as pd
 
 from lirlab.machine import describe_machine, percentiles  # noqa: F401  (re-exported for benchmarks)
 
+#: Default datasets of the benchmarks: the workplace's copies beside this checkout (``../shared/data`` seen
+#: from the repository root; pass ``--datasets`` elsewhere).
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
 
 def load_average() -> list[float] | None:
     """The 1, 5 and 15-minute load averages now (what else the machine was running), rounded to 0.01, or

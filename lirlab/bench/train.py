@@ -30,6 +30,7 @@ import torch
 
 from lirlab.analysis.masks import mask_weighting, query_maxlen_curve, term_statistics
 from lirlab.bench.record import cached_flat_index, load_average, peak_rss_mib, save_results
+from lirlab.benchmark_model import BENCH_MODEL, benchmark_model
 from lirlab.data import Dataset
 from lirlab.evaluate import evaluate
 
@@ -442,8 +443,6 @@ def main(argv=None) -> int:
     """``python -m lirlab.bench.train``: the recipe with the issue's defaults (what ``lirlab bench train`` runs)."""
     import argparse
 
-    from lirlab import data
-
     p = argparse.ArgumentParser(
         prog="python -m lirlab.bench.train",
         description=__doc__.replace("``", ""),
@@ -451,14 +450,14 @@ def main(argv=None) -> int:
     )
     add_arguments(p)
     args = p.parse_args(argv)
-    return run_from_args(args, data)
+    return run_from_args(args)
 
 
 def add_arguments(p) -> None:
     """The options of ``lirlab bench train`` (also ``python -m lirlab.bench.train``)."""
     p.add_argument(
         "--model",
-        default="benchmarks/models/minilm-colbert",
+        default=BENCH_MODEL,
         help="start checkpoint (default: %(default)s, built on first use)",
     )
     p.add_argument(
@@ -545,10 +544,10 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=12345, help="seeds batches and dropout (default: %(default)s)")
 
 
-def run_from_args(args, data_module=None) -> int:
+def run_from_args(args) -> int:
     from lirlab import data
 
-    model = _bench_model(args.model)
+    model = benchmark_model(args.model)
     path = run_train_benchmark(
         model,
         data.load(args.train_dataset, split="train"),
@@ -573,14 +572,6 @@ def run_from_args(args, data_module=None) -> int:
     )
     print(f"wrote {path}")
     return 0
-
-
-def _bench_model(name: str) -> str:
-    try:  # the benchmark checkpoint's builder lives with the CLI (shared by every benchmark)
-        from lirlab.cli import _bench_model as build
-    except ImportError:  # pragma: no cover - the CLI is being restructured
-        return name
-    return build(name)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import sys
 
+from lirlab.benchmark_model import BENCH_MODEL
 from lirlab.train.loop import TRAIN_KNOBS
 
 DESCRIPTION = """\
@@ -62,7 +63,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--model",
-        default="benchmarks/models/minilm-colbert",
+        default=BENCH_MODEL,
         help="starting checkpoint: a folder (Stanford, PyLate or plain HF), a hub id, or 'minilm' "
         "(default: %(default)s, the MiniLM-ColBERT benchmark model, built on first use)",
     )
@@ -154,6 +155,7 @@ def run(args) -> None:
     from pathlib import Path
 
     from lirlab import data
+    from lirlab.benchmark_model import benchmark_model
     from lirlab.encoder import ColBERT
     from lirlab.train import Negatives, TrainingData, mine_negatives, read_teacher_scores, train
     from lirlab.train.loop import _check_out
@@ -162,11 +164,7 @@ def run(args) -> None:
     if not args.overwrite:  # refuse a used --out now, before loading data and mining negatives
         with _in_flag_words():
             _check_out(Path(args.out), overwrite=False, resume=args.resume)
-    model = args.model
-    if model == "benchmarks/models/minilm-colbert":
-        from lirlab.bench.train import _bench_model
-
-        model = _bench_model(model)
+    model = benchmark_model(args.model)
     dataset = data.load(args.dataset, split=args.split)
     pairs = TrainingData.from_dataset(dataset)
     if args.teacher:
