@@ -209,6 +209,8 @@ def plot_pareto(
         Column whose groups get their own colour (default: ``method`` when the table holds several,
         else ``device``).
 
+    Notes
+    -----
     The frontier is the table's ``on_front`` column (:func:`~lirlab.analysis.sweeps.sweep` computes it):
     the plot draws, it computes nothing.
     """
