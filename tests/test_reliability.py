@@ -1,14 +1,19 @@
-"""The reliability trials at full size (``python -m pytest -m reliability``, run by .ci/run; a few minutes).
+"""The reliability trials (``python -m pytest -m reliability``, run by .ci/run; a few minutes on 2 cores).
 
-Writes benchmarks/results/reliability.json. Skipped unless the ``reliability`` marker is selected.
+Every registered index kind and training checkpoints get a few kills, damaged loads, racing reads and
+rounds of two writers each; the full counts come from ``lirlab bench reliability``, which alone writes
+benchmarks/results/reliability.*. Skipped unless the ``reliability`` marker is selected.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+
+from lirlab.bench.reliability import KINDS
 
 pytestmark = [
     pytest.mark.reliability,
@@ -17,6 +22,9 @@ pytestmark = [
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
+#: Small counts: every case of every trial runs, a few times each.
+SMALL = {"trials": 6, "read_trials": 8, "writer_rounds": 2, "damage_trials": 16, "n_docs": 80}
+
 
 @pytest.fixture(autouse=True)
 def _only_when_selected(request):
@@ -24,14 +32,56 @@ def _only_when_selected(request):
         pytest.skip("run with: python -m pytest -m reliability")
 
 
-def test_kills_races_and_two_writers_lose_nothing_mix_nothing_leave_nothing():
-    from lirlab.bench.reliability import run_reliability
+@pytest.fixture(autouse=True)
+def _tracked_results_untouched():
+    """The committed results come from the bench command alone; a test run must leave them as they are."""
+    before = {p.name: p.read_bytes() for p in RESULTS.glob("reliability.*")}
+    yield
+    after = {p.name: p.read_bytes() for p in RESULTS.glob("reliability.*")}
+    assert after == before, "the test rewrote benchmarks/results/reliability.*: give it a temporary folder"
 
-    report = run_reliability(trials=30, read_trials=40, writer_rounds=10, out_dir=RESULTS)
-    totals = report["totals"]
-    assert totals["kills"] >= 30 * 5 and totals["racing_reads"] >= 2 * 30
-    assert (totals["silent_wrong"], totals["lost"], totals["left_behind"]) == (0, 0, 0), report["cases"]
-    assert totals["failed_writers"] == 0 and totals["read_errors"] == 0, report["cases"]
+
+#: Cases whose fixes are not committed yet (issue 27: Qdrant's overwrite and shard checks, durable
+#: checkpoint writes); removed as they land.
+PENDING = {
+    "qdrant": "issue 27, Qdrant folders: replacing its own index needs overwrite=True",
+    "checkpoint": "issue 27, training checkpoints: no durable save_checkpoint/load_checkpoint yet",
+}
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        pytest.param(s, marks=pytest.mark.xfail(reason=PENDING[s])) if s in PENDING else s
+        for s in [*KINDS, "checkpoint"]
+    ],
+)
+def test_kills_damage_races_and_two_writers_lose_nothing_mix_nothing_leave_nothing(subject, tmp_path):
+    from lirlab.bench.reliability import FAILURES, run_reliability
+
+    checkpoint = subject == "checkpoint"
+    report = run_reliability(
+        **SMALL,
+        kinds=() if checkpoint else (subject,),
+        checkpoints=checkpoint,
+        out_dir=tmp_path / "results",
+        workdir=tmp_path,
+    )
+    written = json.loads((tmp_path / "results" / "reliability.json").read_text())
+    assert written["totals"] == report["totals"] and written["machine"]["cpu_count"] >= 1
+    cases = {case["case"]: case for case in report["cases"]}
+    expected = {"kill -9 during a first save", "damaged file, verify=True"}
+    expected |= (
+        set() if checkpoint else {"kill -9 while replacing", "reader racing a writer", "two writers at once"}
+    )
+    assert expected <= set(cases)
+    failures = {key: report["totals"][key] for key in FAILURES if report["totals"][key]}
+    assert not failures, [case for case in report["cases"] if any(case.get(key) for key in failures)]
+    assert report["totals"]["kills"] >= 3 * SMALL["trials"] - (SMALL["trials"] if checkpoint else 0)
     for case in report["cases"]:
         if case["case"].startswith("kill -9 while replacing"):
-            assert case["old"] + case["new"] == case["trials"]
+            assert case["old"] + case["new"] == case["trials"], case
+        if case["case"].startswith("damaged"):
+            assert case["damaged_loads"] == min(SMALL["damage_trials"], case["possible"]) > 0, case
+            assert case["refused"] > 0, case
+    assert not any(p.name.startswith("lirlab-reliability-") for p in tmp_path.iterdir()), "workdir cleaned"
