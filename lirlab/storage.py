@@ -17,22 +17,36 @@ How a save is made durable and atomic
    repaired by the next :func:`read_artifact` or save, which rolls the complete new artifact forward.
 
 Leftovers of writers that died (killed, power loss) are removed by the next save or load of the same
-``path``; a folder whose writer still holds its lock is never touched. Two processes saving to the same
-``path`` at once both succeed, each commit atomic; the one that commits last wins.
+``path``; a folder whose writer still holds its lock is never touched. A staging folder carries a marker
+file naming it (``.lirlab-writer.json``) until its commit, so the cleaner can prove it is lirlab's even
+when it holds sub-folders (a Qdrant shard, a checkpoint's layouts); a folder it cannot prove is kept.
 
-Saving refuses a ``path`` that holds anything but an artifact of ours (or nothing), unless the caller
-passes ``overwrite=True``, and then the user's files are moved aside to ``NAME.replaced-TOKEN``:
-lirlab deletes only folders it wrote (its own artifacts and its writers' staging folders).
+One writer at a time: a save that starts while another process (or another writer in this one) is
+saving to the same ``path`` fails at once with :class:`ArtifactError` naming that process; the earlier
+save goes on and commits. Of two saves that start in the same instant, the one that started later fails.
+
+Saving refuses a ``path`` that holds anything but an artifact of ours (or nothing), and an artifact of
+ours to which anything was added (a ``NOTES.md``), unless the caller passes ``overwrite=True``; then the
+folder is moved aside whole to ``NAME.replaced-TOKEN`` with a :class:`ReplacedFolderWarning`. lirlab
+deletes only what it provably wrote: its own artifacts holding nothing it did not list, and its
+writers' staging folders. Files or folders that other code writes into :attr:`ArtifactWriter.staging`
+(an engine's own files) are listed in ``metadata.json`` at the commit: top-level files with their size
+and sha256 under ``files``, sub-folders by name under ``folders`` (the code that wrote a sub-folder checks
+its contents itself).
+
+Every function taking a path refuses, in one line, what cannot be one (``None``, numbers, bytes, a NUL
+byte, names or paths longer than the system allows) with a ``ValueError`` (see :func:`as_path`).
 
 How a load stays consistent
 ---------------------------
 :func:`read_artifact` opens the folder once and every file relative to that open folder, keeping the
 file descriptors: all files come from one save even when another process replaces the artifact
 meanwhile (the reader retries from the start if the folder it opened is swapped out before every file
-is open). Sizes are always checked against ``metadata.json`` and against each ``.npy`` header; with
-``verify=True`` every file is also hashed. Only plain file names inside the folder are accepted (no
-``..``, no absolute paths, no symbolic links), and an array that ``metadata.json`` does not list cannot
-be opened.
+is open). ``metadata.json`` must carry its own checksum, which is always checked: without it the list
+of files could be edited at will. Sizes are always checked against ``metadata.json`` and against each
+``.npy`` header; with ``verify=True`` every file is also hashed. Only plain file and folder names inside
+the folder are accepted (no ``..``, no absolute paths, no symbolic links), and a file or folder that
+``metadata.json`` does not list cannot be opened.
 
 Memory-mapped arrays and SIGBUS
 -------------------------------
@@ -61,6 +75,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -99,6 +114,29 @@ LEGACY_LEFTOVER_AGE_S = 600.0
 #: How often a reader starts over when the folder it opened is replaced under it.
 READ_RETRIES = 20
 
+#: The file a writer keeps in its staging folder until the commit: it proves the folder is lirlab's.
+WRITER_MARKER = ".lirlab-writer.json"
+
+#: How long a writer waits for another live writer's marker before taking it for the earlier one.
+MARKER_WAIT_S = 2.0
+
+#: The date of the first lirlab that checksummed its metadata (what older folders are told).
+CHECKSUMS_SINCE = "2 December 2026"
+
+
+def _path_limit(name: str, default: int) -> int:
+    try:
+        return int(os.pathconf("/", name))
+    except (AttributeError, OSError, ValueError):  # pragma: no cover  (systems without pathconf)
+        return default
+
+
+#: The longest file name and path (in bytes) the system takes.
+NAME_MAX = _path_limit("PC_NAME_MAX", 255)
+PATH_MAX = _path_limit("PC_PATH_MAX", 4096)
+#: The longest artifact folder name: its staging and set-aside folders beside it are up to 32 bytes longer.
+SAVE_NAME_MAX = NAME_MAX - 32
+
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
@@ -114,6 +152,64 @@ class ArtifactError(ValueError):
 
 class _Replaced(Exception):
     """The folder being read was swapped out by a writer: start again."""
+
+
+def as_path(value: Any, what: str = "path", saving: bool = False) -> Path:
+    """``value`` as a :class:`~pathlib.Path`, or one ``ValueError`` line naming what no path can be.
+
+    Refused: anything but a ``str`` or path-like of ``str`` (``None``, numbers, ``bytes``), a NUL byte,
+    a path longer than :data:`PATH_MAX` or a name longer than :data:`NAME_MAX` bytes, and with ``saving``
+    a last name longer than :data:`SAVE_NAME_MAX` (lirlab writes beside it under a longer name).
+
+    >>> as_path("indexes/scifact")
+    PosixPath('indexes/scifact')
+    >>> as_path(None, "index path")
+    Traceback (most recent call last):
+    ...
+    ValueError: index path: expected a path (a str or pathlib.Path), got NoneType None
+    """
+    if isinstance(value, (bytes, bytearray)):
+        raise ValueError(
+            f"{what}: got bytes {bytes(value)!r:.60}; pass a str or pathlib.Path (decode it with os.fsdecode)"
+        )
+    try:
+        text = os.fspath(value)
+    except TypeError:
+        raise ValueError(
+            f"{what}: expected a path (a str or pathlib.Path), got {type(value).__name__} {value!r:.60}"
+        ) from None
+    if not isinstance(text, str):
+        raise ValueError(
+            f"{what}: got bytes {text!r:.60}; pass a str or pathlib.Path (decode it with os.fsdecode)"
+        )
+    if "\x00" in text:
+        raise ValueError(f"{what} {text!r:.80} holds a NUL byte, which no file name can: remove it")
+    try:
+        encoded = os.fsencode(text)
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{what} {text.encode('utf-8', 'backslashreplace').decode()!r:.80} holds characters this "
+            "system cannot put in a file name; rename it"
+        ) from None
+    if len(encoded) >= PATH_MAX:
+        raise ValueError(
+            f"{what} is {len(encoded)} bytes long, longer than the system allows ({PATH_MAX - 1}); "
+            "choose a shorter path"
+        )
+    for name in encoded.split(b"/"):
+        if len(name) > NAME_MAX:
+            raise ValueError(
+                f"{what}: the name {os.fsdecode(name[:40])!r}... is {len(name)} bytes long, longer than the file "
+                f"system allows ({NAME_MAX}); choose a shorter name"
+            )
+    last = os.fsencode(Path(text).name)
+    if saving and len(last) > SAVE_NAME_MAX:
+        raise ValueError(
+            f"{what}: the folder name {os.fsdecode(last[:40])!r}... is {len(last)} bytes long; lirlab saves to "
+            f"names of at most {SAVE_NAME_MAX} bytes (it writes beside the folder under a longer name): "
+            "choose a shorter name"
+        )
+    return Path(text)
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -263,7 +359,7 @@ def _is_complete(folder: Path) -> bool:
         isinstance(meta, dict)
         and isinstance(meta.get("type"), str)
         and meta["type"].startswith("lirlab.")
-        and meta.get("checksum", metadata_checksum(meta)) == metadata_checksum(meta)
+        and meta.get("checksum") == metadata_checksum(meta)
     )
 
 
@@ -340,7 +436,7 @@ def clean_leftovers(path: str | os.PathLike) -> list[str]:
     >>> clean_leftovers(root / "idx"), list(root.iterdir())
     (['.idx.writing-123-0badc0de'], [])
     """
-    target = Path(path)
+    target = as_path(path)
     found = _leftovers(target)
     target_exists = os.path.lexists(target)
     swap_interrupted = not target_exists and any(role == "retired" for _, role, _ in found)
@@ -361,9 +457,10 @@ def clean_leftovers(path: str | os.PathLike) -> list[str]:
         if fd is None:
             continue  # a live writer's
         try:
-            if not _written_by_lirlab(folder):
+            proof = _proof_of_ours(folder)
+            if proof is None:
                 continue  # a name like ours on a folder we did not write: never removed
-            shutil.rmtree(folder, ignore_errors=True)
+            _remove_folder(folder, proof)
             if not os.path.lexists(folder):
                 removed.append(folder.name)
         finally:
@@ -371,31 +468,78 @@ def clean_leftovers(path: str | os.PathLike) -> list[str]:
     return sorted(removed)
 
 
-def _written_by_lirlab(folder: Path) -> bool:
-    """Whether ``folder`` holds only what lirlab writes: an artifact of ours, or nothing but plain files
-    (a writer's staging folder, or one of our artifacts half removed). Anything else is never removed."""
+def _proof_of_ours(folder: Path) -> str | None:
+    """The entry that proves ``folder`` is lirlab's (to be removed last), ``""`` for a folder of nothing
+    but plain files (a staging folder of an older lirlab, or one of its artifacts half removed), or None:
+    then it is never removed. Proofs: a writer's marker naming the folder, or an artifact of ours that
+    holds nothing its metadata does not list."""
     try:
-        ours, names = _describe_contents(folder)
+        if _reads_as_marker_of(folder):
+            return WRITER_MARKER
+        ours, names, unlisted = _describe_contents(folder)
     except OSError:
-        return False
-    return ours or all(
+        return None
+    if ours and not unlisted:
+        return METADATA
+    plain = all(
         PLAIN_NAME.match(name) and (folder / name).is_file() and not (folder / name).is_symlink()
         for name in names
     )
+    return "" if plain else None
 
 
-def _describe_contents(folder: Path) -> tuple[bool, list[str]]:
-    """(whether ``folder`` holds an artifact of ours, the names it holds)."""
-    names = sorted(p.name for p in folder.iterdir())
-    meta = folder / METADATA
-    if METADATA in names and meta.is_file():
+def _reads_as_marker_of(folder: Path) -> dict[str, Any] | None:
+    """The writer's marker in ``folder`` when it is a plain file naming this very folder, else None."""
+    marker = folder / WRITER_MARKER
+    if marker.is_symlink() or not marker.is_file():
+        return None
+    try:
+        record = json.loads(marker.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("writer") == folder.name else None
+
+
+def _remove_folder(folder: Path, last: str) -> None:
+    """Delete ``folder``, its entry ``last`` (what proves it is lirlab's) after all the others: a removal
+    killed midway leaves a folder the next cleaning still recognises as ours."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in [n for n in names if n != last] + ([last] if last in names else []):
+        entry = folder / name
         try:
-            kind = json.loads(meta.read_bytes()).get("type")
-        except (OSError, ValueError, AttributeError):
-            kind = None
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink()
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass
+
+
+def _describe_contents(folder: Path) -> tuple[bool, list[str], list[str]]:
+    """(whether ``folder`` holds an artifact of ours, the names it holds, those its metadata does not list)."""
+    names = sorted(os.listdir(folder))
+    meta = folder / METADATA
+    if METADATA in names and meta.is_file() and not meta.is_symlink():
+        try:
+            record = json.loads(meta.read_bytes())
+        except (OSError, ValueError):
+            record = None
+        kind = record.get("type") if isinstance(record, dict) else None
         if isinstance(kind, str) and kind.startswith("lirlab."):
-            return True, names
-    return False, names
+            files, folders = record.get("files"), record.get("folders")
+            listed = {METADATA, WRITER_MARKER}
+            listed.update(files if isinstance(files, dict) else ())
+            if isinstance(folders, list):
+                listed.update(f for f in folders if isinstance(f, str))
+            return True, names, [n for n in names if n not in listed]
+    return False, names, names
 
 
 # ---------------------------------------------------------------- writing
@@ -409,16 +553,23 @@ def check_target(path: str | os.PathLike, overwrite: bool = False) -> None:
     >>> check_target("/nonexistent/new-index") is None
     True
     """
-    path = Path(path)
+    path = as_path(path, saving=True)
     target = Path(os.path.realpath(path))
     if not os.path.lexists(target):
         return
     if not target.is_dir():
         raise ArtifactError(f"{path} exists and is not a folder; choose another path")
-    ours, names = _describe_contents(target)
-    if ours or not names or overwrite:
+    ours, names, unlisted = _describe_contents(target)
+    if not unlisted or overwrite:
         return
-    shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+    shown = ", ".join(repr(n) for n in unlisted[:3]) + (", ..." if len(unlisted) > 3 else "")
+    if ours:
+        raise ArtifactError(
+            f"{path} is a lirlab artifact but also holds {len(unlisted)} "
+            f"{'entry' if len(unlisted) == 1 else 'entries'} lirlab did not write ({shown}); saving would "
+            "delete them: move them out of the folder, choose another folder, or pass overwrite=True to "
+            "move the whole folder aside"
+        )
     raise ArtifactError(
         f"{path} holds {len(names)} {'entry' if len(names) == 1 else 'entries'} that is not a "
         f"lirlab artifact ({shown}); saving would delete them: choose an empty or new folder, or pass "
@@ -436,13 +587,25 @@ class ArtifactWriter:
     type_, format_version :
         Recorded in ``metadata.json`` and checked by :func:`read_artifact`.
     overwrite : bool
-        Replace ``path`` even when it holds files that are not an artifact of ours (they are moved aside
-        to ``NAME.replaced-TOKEN`` beside it, with a :class:`ReplacedFolderWarning`; never deleted).
-        Without it such a folder is refused with :class:`ArtifactError`; an empty folder or one of our
-        artifacts is always replaced.
+        Replace ``path`` even when it holds files that are not an artifact of ours, or an artifact of ours
+        with files added to it (the folder is moved aside whole to ``NAME.replaced-TOKEN`` beside it, with
+        a :class:`ReplacedFolderWarning`; never deleted). Without it such a folder is refused with
+        :class:`ArtifactError`; an empty folder or one of our artifacts as we wrote it is always replaced.
 
+    Attributes
+    ----------
+    staging : Path
+        The private folder being written (inside the ``with`` block). Files and sub-folders that other
+        code writes there (an engine's shard, a checkpoint's layouts) become part of the artifact: at the
+        commit every one is fsynced, top-level files are listed with their size and sha256, sub-folders
+        by name (:meth:`Artifact.folder` opens them; their contents are their writer's to check).
+        Symbolic links are refused.
+
+    Notes
+    -----
     On an exception inside the ``with`` block the partial folder is removed and the previous artifact at
-    ``path`` (if any) is untouched.
+    ``path`` (if any) is untouched. A second writer for the same ``path`` while this one runs fails in
+    ``__enter__`` with :class:`ArtifactError` naming this process.
 
     Examples
     --------
@@ -456,7 +619,7 @@ class ArtifactWriter:
     """
 
     def __init__(self, path: str | os.PathLike, type_: str, format_version: int, overwrite: bool = False):
-        self.path = Path(path)
+        self.path = as_path(path, saving=True)
         self.overwrite = bool(overwrite)
         self.metadata: dict[str, Any] = {"type": type_, "format_version": format_version}
         self.files: dict[str, dict[str, Any]] = {}
@@ -503,9 +666,50 @@ class ArtifactWriter:
                 same = False
             if same:
                 self.staging, self._lock_fd = staging, fd
+                try:
+                    self._refuse_if_another_writer()
+                except BaseException:
+                    self.__exit__(ArtifactError, None, None)
+                    raise
                 return self
             os.close(fd)
         raise ArtifactError(f"{parent}: could not create a private folder to write {self.path} in")
+
+    def _refuse_if_another_writer(self) -> None:
+        """Mark the staging folder as ours, then fail if another live writer of the same path began first.
+
+        Every writer marks its folder (with the time it began) before it looks for others, and waits for
+        the marker of a live writer it sees without one: of any two, both see both markers and agree on
+        which began first, so exactly the later one fails.
+        """
+        started = time.time_ns()
+        with open(self.staging / WRITER_MARKER, "xb") as f:
+            f.write(_json_bytes({"writer": self.staging.name, "pid": os.getpid(), "started_ns": started}))
+            f.flush()
+            os.fsync(f.fileno())
+        for folder, role, legacy in _leftovers(self._target):
+            if role != "writing" or legacy or folder == self.staging:
+                continue
+            try:
+                fd = _try_lock_dir(folder)
+            except OSError:
+                continue  # gone meanwhile
+            if fd is not None:
+                os.close(fd)  # no live writer holds it
+                continue
+            record = _wait_for_marker(folder)
+            if record is not None and (record.get("started_ns"), folder.name) > (started, self.staging.name):
+                continue  # it began after this one: it is the one to fail
+            pid = (record or {}).get("pid", _leftover_re(self._target.name).match(folder.name).group(2))
+            since = (
+                time.strftime(" since %H:%M:%S", time.localtime(record["started_ns"] / 1e9))
+                if isinstance((record or {}).get("started_ns"), int)
+                else ""
+            )
+            raise ArtifactError(
+                f"{self.path}: another process (pid {pid}) is saving to it{since}; wait for it to finish, "
+                "or save to another folder"
+            )
 
     # -- files
 
@@ -535,14 +739,50 @@ class ArtifactWriter:
 
     # -- commit
 
+    def _list_what_others_wrote(self) -> None:
+        """List (and fsync) the files and folders written into the staging folder by other code."""
+        self.files.pop(WRITER_MARKER, None)  # code that hashed every file it found also hashed the marker
+        folders = []
+        for entry in sorted(os.scandir(self.staging), key=lambda e: e.name):
+            name = entry.name
+            if name == WRITER_MARKER or name in self.files:
+                continue
+            if entry.is_symlink():
+                raise ArtifactError(
+                    f"{self.path}: {name!r} was written as a symbolic link; an artifact holds only plain "
+                    "files and folders"
+                )
+            if not PLAIN_NAME.match(name) or name == METADATA:
+                raise ArtifactError(
+                    f"{self.path}: {name!r} was written into the artifact, but is not a plain file name "
+                    "(letters, digits, _ . -) other than metadata.json"
+                )
+            if entry.is_dir():
+                _fsync_tree(Path(entry.path), self.path)
+                folders.append(name)
+            elif entry.is_file():
+                with open(entry.path, "rb") as f:
+                    os.fsync(f.fileno())
+                    self.files[name] = {
+                        "bytes": os.fstat(f.fileno()).st_size,
+                        "sha256": _sha256_fd(f.fileno()),
+                    }
+            else:
+                raise ArtifactError(f"{self.path}: {name!r} is neither a file nor a folder")
+        if folders:
+            self.metadata["folders"] = folders
+
     def _commit(self) -> None:
         staging, target = self.staging, self._target
-        self.metadata["files"] = self.files
+        self._list_what_others_wrote()
+        self.metadata["files"] = dict(sorted(self.files.items()))
         self.metadata["checksum"] = metadata_checksum(self.metadata)
         with open(staging / METADATA, "wb") as f:
             f.write(_json_bytes(self.metadata, indent=2))
             f.flush()
             os.fsync(f.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staging / WRITER_MARKER)  # from here the metadata proves the folder is ours
         _fsync_dir(staging)
         parent = target.parent
         for _ in range(20):
@@ -558,16 +798,16 @@ class ArtifactWriter:
                 return
             if not stat.S_ISDIR(info.st_mode):
                 raise ArtifactError(f"{self.path} exists and is not a folder; choose another path")
-            ours, names = _describe_contents(target)
+            _, names, unlisted = _describe_contents(target)
             if not names:
                 try:
                     os.rmdir(target)  # an empty folder: removed only while still empty
                 except OSError:
                     pass
                 continue
-            if not ours and not self.overwrite:
+            if unlisted and not self.overwrite:
                 self._check_target()  # files appeared since __enter__: refuse with the same message
-            if not ours:
+            if unlisted:
                 _move_aside(target)  # overwrite=True: the user's files are kept, under a visible name
                 continue
             if _swap(staging, target):
@@ -596,7 +836,7 @@ class ArtifactWriter:
                 self._commit()
         finally:
             if self.staging is not None:
-                shutil.rmtree(self.staging, ignore_errors=True)
+                _remove_folder(self.staging, WRITER_MARKER)
                 self.staging = None
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
@@ -611,11 +851,13 @@ def _remove_replaced(
     held then) partly removed by another writer's cleaning; a folder put at ``target`` in between is
     moved aside instead, whatever names it holds."""
     try:
-        ours, names = _describe_contents(previous)
+        ours, names, unlisted = _describe_contents(previous)
         info = os.lstat(previous)
         same_folder = (info.st_dev, info.st_ino) == checked_folder
-        if ours or (same_folder and set(names) <= set(checked)):
-            shutil.rmtree(previous, ignore_errors=True)
+        if ours and not unlisted:
+            _remove_folder(previous, METADATA)
+        elif same_folder and set(names) <= set(checked):
+            _remove_folder(previous, "")
         else:
             _move_aside(previous, target)
     except FileNotFoundError:
@@ -634,6 +876,31 @@ def _move_aside(folder: Path, target: Path | None = None) -> None:
         ReplacedFolderWarning,
         stacklevel=5,
     )
+
+
+def _wait_for_marker(folder: Path) -> dict[str, Any] | None:
+    """The marker of the live writer of ``folder``, waiting for it to be written (None if it never is)."""
+    deadline = time.monotonic() + MARKER_WAIT_S
+    while True:
+        record = _reads_as_marker_of(folder)
+        if record is not None or time.monotonic() > deadline or not os.path.lexists(folder):
+            return record
+        time.sleep(0.005)
+
+
+def _fsync_tree(folder: Path, artifact: Path) -> None:
+    """fsync every file and folder under ``folder``, refusing symbolic links (they could point anywhere)."""
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            if os.path.islink(os.path.join(root, name)):
+                raise ArtifactError(
+                    f"{artifact}: {os.path.relpath(os.path.join(root, name), folder.parent)!r} was written as a "
+                    "symbolic link; an artifact holds only plain files and folders"
+                )
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(Path(root))
 
 
 def _restore_interrupted_quietly(target: Path) -> None:
@@ -729,6 +996,18 @@ class Artifact:
             return os.open(self.path / file_name, os.O_RDONLY | _O_NOFOLLOW | _O_BINARY), True
         except OSError as e:
             raise ArtifactError(f"{self.path / file_name}: cannot be opened ({e.strerror})") from None
+
+    def folder(self, name: str) -> Path:
+        """The sub-folder ``name`` that ``metadata.json`` lists (checked on load to be a real folder).
+
+        Unlike files, a folder is not held open: it is found by path, so a reader that must not see a
+        later save's contents copies it or opens it at once (its writer's code checks its contents).
+        """
+        if name not in self.metadata.get("folders", []):
+            raise ArtifactError(
+                f"{self.path / METADATA} does not list the folder {name!r}; the folder was edited or damaged"
+            )
+        return self.path / name
 
     def array(self, name: str, mmap: bool = False) -> np.ndarray:
         """The array ``name.npy`` (memory-mapped read-only with ``mmap=True``)."""
@@ -879,6 +1158,19 @@ def _check_files_table(meta_file: Path, files: Any) -> dict[str, tuple[int, str]
     return table
 
 
+def _check_folders_list(meta_file: Path, folders: Any) -> list[str]:
+    """The ``folders`` list, refusing anything malformed or outside the folder."""
+    if not isinstance(folders, list):
+        raise ArtifactError(f"{meta_file}: its 'folders' entry must be a list of folder names")
+    for name in folders:
+        if not isinstance(name, str) or not PLAIN_NAME.match(name) or name == METADATA:
+            raise ArtifactError(
+                f"{meta_file}: lists {name!r}, which is not a plain folder name inside the folder; "
+                "refusing to open it"
+            )
+    return folders
+
+
 def _inode(fd: int) -> tuple[int, int, int]:
     info = os.fstat(fd)
     return info.st_dev, info.st_ino, info.st_nlink
@@ -941,12 +1233,31 @@ def _read_once(path: Path, type_: str | None, format_version: int | None, verify
                 f"{meta_file}: format version {version} is newer than this lirlab reads ({format_version}); "
                 "upgrade lirlab"
             )
-        if "checksum" in metadata and metadata["checksum"] != metadata_checksum(metadata):
+        if metadata.get("checksum") is None:
+            raise ArtifactError(
+                f"{meta_file}: carries no checksum of itself, so its list of files cannot be trusted: the "
+                "metadata was edited or damaged, or the folder was written by a lirlab from before "
+                f"{CHECKSUMS_SINCE}; build and save the index again"
+            )
+        if metadata["checksum"] != metadata_checksum(metadata):
             raise ArtifactError(
                 f"{meta_file}: checksum mismatch (the metadata was edited or damaged, so its list of files "
                 "cannot be trusted); save the index again"
             )
         table = _check_files_table(meta_file, metadata.get("files"))
+        for name in _check_folders_list(meta_file, metadata.get("folders", [])):
+            try:
+                info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                if _replaced(path, dir_fd):
+                    raise _Replaced from None
+                raise ArtifactError(f"{path / name}: missing") from None
+            if stat.S_ISLNK(info.st_mode):
+                raise ArtifactError(
+                    f"{path / name}: is a symbolic link; only folders inside the index are read"
+                )
+            if not stat.S_ISDIR(info.st_mode):
+                raise ArtifactError(f"{path / name}: not a folder")
         for name, (size, digest) in table.items():
             file = path / name
             try:
@@ -990,8 +1301,10 @@ def read_artifact(
     ------
     ArtifactError
         Naming the file that is missing or damaged, or the type/version mismatch.
+    ValueError
+        ``path`` cannot be a path (see :func:`as_path`).
     """
-    path = Path(path)
+    path = as_path(path)
     for attempt in range(READ_RETRIES):
         try:
             art = _read_once(path, type_, format_version, verify)
@@ -1014,7 +1327,7 @@ def peek_type(path: str | os.PathLike) -> str:
     ...
     lirlab.storage.ArtifactError: /nonexistent/idx: no such index folder
     """
-    path = Path(path)
+    path = as_path(path)
     meta = path / METADATA
     if not path.is_dir():
         if os.path.lexists(path):

@@ -230,8 +230,8 @@ def saved(tmp_path_factory, flat, plaid):
     kind=st.sampled_from(["flat", "plaid"]), edits=mutations(), verify=st.booleans(), rechecksum=st.booleans()
 )
 def test_loading_tampered_metadata_is_an_artifact_error(saved, kind, edits, verify, rechecksum):
-    """An edit of metadata.json is caught by its checksum; one that also fixes the checksum (or drops it,
-    as legacy folders have none) by the loaders' structural checks, or it loads a working index."""
+    """An edit of metadata.json is caught by its checksum, which cannot be dropped; one that also fixes
+    the checksum by the loaders' structural checks, or it loads a working index."""
     from lirlab.index.base import load_index
 
     folder = saved / kind
@@ -244,7 +244,7 @@ def test_loading_tampered_metadata_is_an_artifact_error(saved, kind, edits, veri
     try:
         result = outcome(lambda: load_index(folder, verify=verify))
         if not isinstance(result, Exception):
-            assert rechecksum or "checksum" not in meta  # only a consistent edit may load
+            assert rechecksum and "checksum" in meta  # only a consistent edit may load
             query = random_encoding([3], dim=8, seed=1, kind="query")
             result = outcome(lambda: result.search_encoded(query, k=2))
     finally:
