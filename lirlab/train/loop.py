@@ -8,9 +8,16 @@ would have had.
 
 A run's out folder holds ``lirlab-train.json`` (settings, data, start model), ``log.jsonl`` (one line per
 step: loss, learning rate, training seconds; and evaluations), ``negatives/`` (the mined set, when given)
-and ``checkpoint-<step>/`` folders, each with the model in both layouts (``stanford/``, ``pylate/``), the
-optimizer state (``optimizer.safetensors`` + ``optimizer.json``) and ``trainer_state.json``. Every folder
-is written aside and renamed into place: an interrupted run leaves its last checkpoint intact.
+and ``checkpoint-<step>/`` folders written by :func:`lirlab.train.checkpoints.save_checkpoint`: the model
+in both layouts (``stanford/``, ``pylate/``), the optimizer state, ``trainer_state.json`` and lirlab's
+``metadata.json`` with a checksum of every file. Checkpoints are written durably and swapped in
+atomically: a run killed at any moment leaves its last checkpoint intact, and what the killed writer left
+is removed when the run resumes.
+
+Only good weights are saved: the gradient is checked before every optimizer step and a non-finite one
+stops the run before the update, so the checkpoint named "last good" never holds NaN weights. Resuming
+verifies the newest checkpoint (every file hashed); a damaged one is moved aside to
+``checkpoint-<step>.damaged-<time>`` with a warning and the run resumes from the newest that verifies.
 
 Examples
 --------
@@ -26,10 +33,10 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +44,19 @@ from typing import Any
 
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from lirlab.data import Dataset
 from lirlab.params import Param, validate
-from lirlab.train.checkpoints import save_pylate, save_stanford, write_atomically
+from lirlab.storage import ArtifactError
+from lirlab.train.checkpoints import (
+    CHECKPOINT_NAME,
+    clean_checkpoint_leftovers,
+    load_optimizer_state,
+    nonfinite_parameters,
+    save_checkpoint,
+    verify_checkpoint,
+)
 from lirlab.train.examples import TrainingData
 from lirlab.train.losses import contrastive_loss, distillation_loss, maxsim_scores
 from lirlab.train.model import TrainableColBERT, prepare_encoder
@@ -50,7 +64,6 @@ from lirlab.train.negatives import Negatives
 
 RUN_FILE = "lirlab-train.json"
 LOG_FILE = "log.jsonl"
-CHECKPOINT = re.compile(r"^checkpoint-(\d{6,})$")
 
 #: Every knob of a training run, declared once (API keywords, CLI flags, README table).
 TRAIN_KNOBS: dict[str, Param] = {
@@ -230,7 +243,11 @@ ENCODER_KNOBS = ("query_maxlen", "query_augmentation", "attend_to_mask_tokens", 
 
 
 class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss); the message names the last good checkpoint."""
+    """Training cannot go on (non-finite loss or gradient); the message names the last good checkpoint."""
+
+
+class DamagedCheckpointWarning(UserWarning):
+    """Resuming found a damaged checkpoint: it was moved aside and the run resumes from an older one."""
 
 
 @dataclass
@@ -265,9 +282,9 @@ def checkpoints(out: str | Path) -> list[Path]:
     found = [
         p
         for p in out.iterdir()
-        if p.is_dir() and CHECKPOINT.match(p.name) and (p / "trainer_state.json").is_file()
+        if p.is_dir() and CHECKPOINT_NAME.match(p.name) and (p / "trainer_state.json").is_file()
     ]
-    return sorted(found, key=lambda p: int(CHECKPOINT.match(p.name).group(1)))
+    return sorted(found, key=lambda p: int(CHECKPOINT_NAME.match(p.name).group(1)))
 
 
 def _check_out(out: Path, overwrite: bool, resume: bool) -> Path | None:
@@ -285,7 +302,7 @@ def _check_out(out: Path, overwrite: bool, resume: bool) -> Path | None:
     if resume:
         if not saved:
             raise ValueError(f"{out} holds no checkpoint to resume from; drop resume to start a new run")
-        return saved[-1]
+        return _newest_good_checkpoint(out, saved)
     if not ours and any(out.iterdir()):
         raise ValueError(f"{out} exists and was not written by lirlab train; choose another out folder")
     if ours and (saved or (out / LOG_FILE).is_file()):
@@ -302,6 +319,30 @@ def _check_out(out: Path, overwrite: bool, resume: bool) -> Path | None:
         if (out / "negatives").is_dir() and (out / "negatives" / "negatives.json").is_file():
             shutil.rmtree(out / "negatives")
     return None
+
+
+def _newest_good_checkpoint(out: Path, saved: list[Path]) -> Path:
+    """The newest checkpoint that verifies; damaged newer ones are moved aside (never deleted) with a warning."""
+    damaged: list[tuple[Path, ArtifactError]] = []
+    for candidate in reversed(saved):
+        try:
+            verify_checkpoint(candidate)
+        except ArtifactError as error:
+            damaged.append((candidate, error))
+            continue
+        for folder, error in damaged:
+            aside = folder.with_name(f"{folder.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+            folder.rename(aside)
+            warnings.warn(
+                f"{error}; the checkpoint was moved to {aside.name}, resuming from {candidate}",
+                DamagedCheckpointWarning,
+                stacklevel=4,
+            )
+        return candidate
+    newest, error = damaged[0]
+    raise ValueError(
+        f"no checkpoint in {out} verifies ({newest.name}: {error}); start over with overwrite=True (--overwrite)"
+    )
 
 
 class _Sampler:
@@ -347,47 +388,29 @@ class _Sampler:
         return qids, positives, negatives
 
 
-def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    state = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for pid, entries in state["state"].items():
-        for name, value in entries.items():
-            if torch.is_tensor(value):
-                tensors[f"{pid}/{name}"] = value.detach().cpu().contiguous()
-            else:
-                scalars[f"{pid}/{name}"] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def _load_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> None:
-    tensors = load_file(str(folder / "optimizer.safetensors"))
-    meta = json.loads((folder / "optimizer.json").read_text())
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        pid, name = key.split("/", 1)
-        state.setdefault(int(pid), {})[name] = value
-    for key, value in meta["scalars"].items():
-        pid, name = key.split("/", 1)
-        state.setdefault(int(pid), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+def _diverged(what: str, last_checkpoint: Path | None) -> TrainingError:
+    kept = f"last good checkpoint: {last_checkpoint}" if last_checkpoint else "no checkpoint was saved yet"
+    return TrainingError(f"{what}; training stopped ({kept}). Lower the learning rate (lr) or check the data")
 
 
 def _save_checkpoint(
-    out: Path, encoder, optimizer, step: int, seconds: float, keep: int, extra: dict
+    out: Path, encoder, optimizer, step: int, seconds: float, keep: int, extra: dict, last: Path | None
 ) -> Path:
-    path = out / f"checkpoint-{step:06d}"
-    with write_atomically(path) as staging:
-        save_stanford(encoder, staging / "stanford")
-        save_pylate(encoder, staging / "pylate")
-        tensors, meta = _optimizer_state(optimizer)
-        save_file(tensors, str(staging / "optimizer.safetensors"))
-        (staging / "optimizer.json").write_text(json.dumps(meta))
-        (staging / "trainer_state.json").write_text(
-            json.dumps({"step": step, "train_seconds": seconds, **extra}, indent=2)
+    bad = nonfinite_parameters(encoder)
+    if bad:
+        raise _diverged(
+            f"the weights are not finite after step {step} ({bad[0]}), so they were not saved", last
         )
+    path = save_checkpoint(
+        out / f"checkpoint-{step:06d}",
+        encoder,
+        optimizer,
+        {"step": step, "train_seconds": seconds, **extra},
+    )
     if keep:
         for old in checkpoints(out)[:-keep]:
             shutil.rmtree(old)
+    clean_checkpoint_leftovers(out)
     return path
 
 
@@ -449,7 +472,13 @@ def train(
     ValueError
         Bad settings, a batch larger than the training set, an out folder that holds a run.
     TrainingError
-        The loss became NaN or infinite; the last good checkpoint is kept and named.
+        The loss or the gradient became NaN or infinite (checked before each update, so the weights of
+        every checkpoint stay finite); the last good checkpoint is kept and named.
+
+    Warns
+    -----
+    DamagedCheckpointWarning
+        Resuming found the newest checkpoint damaged: it is moved aside and an older one is used.
     """
     out = Path(out)
     resume_from = _check_out(out, overwrite, resume)
@@ -471,7 +500,7 @@ def train(
     if resume_from is not None:
         from lirlab.encoder import ColBERT
 
-        encoder = ColBERT.load(resume_from / "stanford", device=device)
+        encoder = ColBERT.load(resume_from / "stanford", device=device)  # verified by _check_out
     encoder = prepare_encoder(
         encoder, **{k: knobs[k] for k in ENCODER_KNOBS}, dim=knobs["dim"], seed=knobs["seed"]
     )
@@ -481,8 +510,9 @@ def train(
     optimizer = torch.optim.AdamW(net.parameters(), lr=knobs["lr"], weight_decay=knobs["weight_decay"])
     start_step, seconds = 0, 0.0
     out.mkdir(parents=True, exist_ok=True)
+    clean_checkpoint_leftovers(out)
     if resume_from is not None:
-        _load_optimizer(optimizer, resume_from)
+        load_optimizer_state(optimizer, resume_from)
         state = json.loads((resume_from / "trainer_state.json").read_text())
         start_step, seconds = int(state["step"]), float(state["train_seconds"])
         log = _read_log(out, start_step)
@@ -531,19 +561,20 @@ def train(
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     bar.close()
-                    kept = (
-                        f"last good checkpoint: {last_checkpoint}"
-                        if last_checkpoint
-                        else "no checkpoint was saved yet"
-                    )
-                    raise TrainingError(
-                        f"the loss became {value} at step {step + 1}; training stopped ({kept}). "
-                        "Lower the learning rate (lr) or check the data"
-                    )
+                    raise _diverged(f"the loss became {value} at step {step + 1}", last_checkpoint)
                 (loss / knobs["accumulation"]).backward()
                 total += value / knobs["accumulation"]
             if knobs["max_grad_norm"]:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), knobs["max_grad_norm"])
+                norm = torch.nn.utils.clip_grad_norm_(net.parameters(), knobs["max_grad_norm"])
+            else:
+                norm = torch.nn.utils.get_total_norm([p.grad for p in net.parameters() if p.grad is not None])
+            if not bool(torch.isfinite(norm)):  # checked before the update: the weights stay good
+                bar.close()
+                raise _diverged(
+                    f"the gradient became {float(norm)} at step {step + 1} (loss {total:.4g}), before the "
+                    "update",
+                    last_checkpoint,
+                )
             optimizer.step()
             step += 1
             seconds += time.perf_counter() - began
@@ -567,14 +598,14 @@ def train(
             if (knobs["save_every"] and step % knobs["save_every"] == 0) or snapshot:
                 net.eval()
                 last_checkpoint = _save_checkpoint(
-                    out, encoder, optimizer, step, seconds, knobs["keep_checkpoints"], extra
+                    out, encoder, optimizer, step, seconds, knobs["keep_checkpoints"], extra, last_checkpoint
                 )
                 net.train()
     bar.close()
     net.eval()
     if last_checkpoint is None or not last_checkpoint.name.endswith(f"{step:06d}"):
         last_checkpoint = _save_checkpoint(
-            out, encoder, optimizer, step, seconds, knobs["keep_checkpoints"], extra
+            out, encoder, optimizer, step, seconds, knobs["keep_checkpoints"], extra, last_checkpoint
         )
     if progress:
         print(
