@@ -25,9 +25,12 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
+
+from lirlab.storage import as_path
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_corpus"
 QRELS_COLUMNS = ["query_id", "doc_id", "relevance"]
@@ -128,11 +131,11 @@ def load(source: str | Path, split: str = "test") -> Dataset:
     FileNotFoundError
         A folder was named but lacks the BEIR files.
     ValueError
-        The name is neither a folder nor a known ir_datasets id.
+        The name is neither a folder nor a known ir_datasets id, or cannot be a path at all.
     """
+    path = as_path(source, "dataset").expanduser()
     if str(source) == "demo":
         return load_beir(DEMO_DIR, split="test", name="demo")
-    path = Path(source).expanduser()
     if path.is_dir():
         return load_beir(path, split=split)
     if path.suffix or str(source).startswith((".", "/", "~")):
@@ -142,7 +145,7 @@ def load(source: str | Path, split: str = "test") -> Dataset:
 
 def load_beir(folder: str | Path, split: str = "test", name: str | None = None) -> Dataset:
     """Load a BEIR-layout folder; queries are restricted to those judged in ``qrels/<split>.tsv``."""
-    folder = Path(folder)
+    folder = as_path(folder, "BEIR folder")
     qrels_file = folder / "qrels" / f"{split}.tsv"
     if not qrels_file.is_file():
         available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
@@ -323,6 +326,21 @@ def clean_text(text: str, what: str) -> str:
     return _SURROGATE.sub("\ufffd", text)
 
 
+def _id_text(value: Any, what: str, record: bool) -> str:
+    """An id as text: a record's id must be a ``str``; a mapping key or a DataFrame cell may also be a
+    whole number (written as digits). ``None``, floats (a missing cell is NaN), bytes and the rest are
+    refused: ``str()`` would make ``"None"`` or ``"nan"`` an id."""
+    if isinstance(value, str):
+        return _check_id(value, what)
+    whole = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if record or not whole:
+        raise ValueError(
+            f"{what} id {value!r:.40} is a {type(value).__name__}, not text: give every {what} a string id "
+            "(e.g. str(n))"
+        )
+    return str(value)
+
+
 def _check_id(value: str, what: str) -> str:
     if _SURROGATE.search(value):
         raise ValueError(
@@ -375,9 +393,9 @@ def as_queries(queries: str | Sequence | Mapping | pd.DataFrame | Dataset) -> li
             raise ValueError(
                 f"query DataFrame lacks column(s) {sorted(missing)} (it has {list(map(str, queries.columns))})"
             )
-        out = [Query(str(q), t) for q, t in zip(queries.qid, queries["query"])]
+        out = [Query(_id_text(q, "query", False), t) for q, t in zip(queries.qid, queries["query"])]
     elif isinstance(queries, Mapping):
-        out = [Query(str(q), t) for q, t in queries.items()]
+        out = [Query(_id_text(q, "query", False), t) for q, t in queries.items()]
     elif isinstance(queries, (bytes, bytearray)):
         raise ValueError("queries must be text: decode the bytes first (e.g. data.decode('utf-8'))")
     elif isinstance(queries, Iterable):
@@ -388,7 +406,7 @@ def as_queries(queries: str | Sequence | Mapping | pd.DataFrame | Dataset) -> li
         raise ValueError(f"no queries given (an empty {type(queries).__name__})")
     cleaned = []
     for q in out:
-        qid = _check_id(q.qid if isinstance(q.qid, str) else str(q.qid), "query")
+        qid = _id_text(q.qid, "query", True)
         if not isinstance(q.text, str):
             raise ValueError(f"query {qid!r} is not a string: {type(q.text).__name__}")
         if not q.text.strip():
@@ -407,7 +425,10 @@ def _documents_from_frame(frame: pd.DataFrame) -> list[Document]:
             f"it has {columns}"
         )
     titles = frame["title"].fillna("") if "title" in frame.columns else [""] * len(frame)
-    return [Document(str(d), t, ti) for d, t, ti in zip(frame[id_column], frame["text"], titles)]
+    return [
+        Document(_id_text(d, "document", False), t, ti)
+        for d, t, ti in zip(frame[id_column], frame["text"], titles)
+    ]
 
 
 def as_documents(docs: Sequence | Mapping | pd.DataFrame | Dataset) -> list[Document]:
@@ -435,7 +456,7 @@ def as_documents(docs: Sequence | Mapping | pd.DataFrame | Dataset) -> list[Docu
     elif isinstance(docs, pd.DataFrame):
         out = _documents_from_frame(docs)
     elif isinstance(docs, Mapping):
-        out = [Document(str(d), t) for d, t in docs.items()]
+        out = [Document(_id_text(d, "document", False), t) for d, t in docs.items()]
     elif isinstance(docs, (bytes, bytearray)):
         raise ValueError("documents must be text: decode the bytes first (e.g. data.decode('utf-8'))")
     elif isinstance(docs, Iterable):
@@ -446,7 +467,7 @@ def as_documents(docs: Sequence | Mapping | pd.DataFrame | Dataset) -> list[Docu
         raise ValueError(f"no documents given (an empty {type(docs).__name__})")
     cleaned = []
     for d in out:
-        docno = _check_id(d.docno if isinstance(d.docno, str) else str(d.docno), "document")
+        docno = _id_text(d.docno, "document", True)
         if not isinstance(d.text, str) or not isinstance(d.title, str):
             bad = d.text if not isinstance(d.text, str) else d.title
             raise ValueError(f"document {docno!r} is not a string: {type(bad).__name__}")

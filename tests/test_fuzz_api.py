@@ -295,3 +295,74 @@ def test_text_with_lone_surrogates_encodes(stanford):
         stanford.encode_documents([], progress=False)
     with pytest.raises(ValueError, match="queries must be"):
         stanford.encode_queries(None)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: as_documents([Document(None, "Bees make honey.")]), "document id None is a NoneType"),
+        (lambda: as_documents([Document(7, "Bees make honey.")]), "document id 7 is a int"),
+        (lambda: as_documents({None: "Bees make honey."}), "document id None is a NoneType"),
+        (lambda: as_documents({b"d1": "Bees make honey."}), "document id b'd1' is a bytes"),
+        (
+            lambda: as_documents(pd.DataFrame({"docno": [float("nan")], "text": ["Bees."]})),
+            "document id nan is a float",
+        ),
+        (lambda: as_queries([Query(None, "bees")]), "query id None is a NoneType"),
+        (lambda: as_queries({2.5: "bees"}), "query id 2.5 is a float"),
+    ],
+    ids=["none-record", "int-record", "none-key", "bytes-key", "nan-column", "none-query", "float-query"],
+)
+def test_ids_that_are_not_text_are_refused_in_one_line(make, message):
+    with pytest.raises(ValueError, match=message) as error:
+        make()
+    assert "str(" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_whole_numbers_as_mapping_keys_or_columns_become_text_ids():
+    assert [d.docno for d in as_documents({1: "a", np.int64(2): "b"})] == ["1", "2"]
+    assert [d.docno for d in as_documents(pd.DataFrame({"docno": [3, 4], "text": ["a", "b"]}))] == ["3", "4"]
+
+
+def test_plaid_add_refuses_a_document_whose_id_is_not_text(stanford):
+    from lirlab.index.base import index_kind
+
+    docs = [Document(f"d{i}", f"Document {i} is about bees and honey number {i}.") for i in range(12)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        index = index_kind("plaid").build(docs, stanford, n_centroids=4, nbits=2)
+    with pytest.raises(ValueError, match="document id None is a NoneType"):
+        index.add([Document(None, "Wasps make no honey.")], encoder=stanford)
+    assert len(index) == 12 and "None" not in index.docnos
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (None, r"expected a path \(a str or pathlib.Path\), got NoneType"),
+        (5, "got int 5"),
+        (b"demo", "os.fsdecode"),
+        ("beir\x00scifact", "NUL byte"),
+        ("a" * 300, "300 bytes long"),
+        ("/tmp/" + "a/" * 3000, "longer than the system allows"),
+    ],
+    ids=["none", "int", "bytes", "nul", "long-name", "long-path"],
+)
+@pytest.mark.parametrize("loader", ["load", "load_beir"])
+def test_loading_a_dataset_from_a_bad_path_is_one_clear_line(source, message, loader):
+    from lirlab import data
+
+    with pytest.raises(ValueError, match=message) as error:
+        getattr(data, loader)(source)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("bad_id", [None, 7, b"d1"], ids=["none", "int", "bytes"])
+def test_plaid_add_refuses_encoded_documents_whose_id_is_not_text(plaid, bad_id):
+    from dataclasses import replace
+
+    before = (len(plaid), plaid.docnos)
+    new = replace(random_encoding([3], dim=8, seed=9), ids=(bad_id,))
+    with pytest.raises(ValueError, match=f"document id {bad_id!r} is a {type(bad_id).__name__}, not text"):
+        plaid.add(new)
+    assert (len(plaid), plaid.docnos) == before

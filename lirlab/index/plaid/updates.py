@@ -91,8 +91,8 @@ def add(
     Raises
     ------
     ValueError
-        A docno is already live in the index (or repeated), or the vectors do not fit the index; the
-        index is unchanged.
+        A docno is not a string, is already live in the index (or repeated), or the vectors do not fit
+        the index; the index is unchanged.
     """
     chunk_docs = CHUNK_DOCS.validate(chunk_docs)
     live = _live_docnos(index)
@@ -101,6 +101,12 @@ def add(
     else:
         records = as_documents(docs)
         ids = tuple(d.docno for d in records)
+    for docno in ids:
+        if not isinstance(docno, str):  # an Encoding built by hand: as_documents checked the others
+            raise ValueError(
+                f"document id {docno!r:.40} is a {type(docno).__name__}, not text: give every document a "
+                "string id (e.g. str(n)); the index is unchanged"
+            )
     check_unique(ids, "document id")
     clashes = [d for d in ids if d in live]
     if clashes:
