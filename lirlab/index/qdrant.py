@@ -40,10 +40,17 @@ Examples
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import math
 import os
+import re
 import shutil
+import stat
+import struct
 import tempfile
+import time
+import uuid
 import warnings
 import weakref
 from collections.abc import Mapping, Sequence
@@ -58,7 +65,12 @@ from lirlab.data import as_documents
 from lirlab.encoding import Encoding, offsets_from_lengths
 from lirlab.index.base import Index, StageTimer
 from lirlab.params import Param
-from lirlab.storage import METADATA, ArtifactError, ArtifactWriter, read_artifact
+from lirlab.storage import METADATA, PLAIN_NAME, READ_RETRIES, ArtifactError, ArtifactWriter, read_artifact
+
+try:  # POSIX only; elsewhere the private copies of processes that died are not cleaned
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 #: Named vectors of every point.
 TOKENS, POOLED = "tokens", "pooled"
@@ -72,8 +84,20 @@ CONNECT_TIMEOUT = 5
 UPSERT_BATCH = 64
 #: Folder of the Qdrant shard inside a saved index.
 SHARD_FOLDER = "qdrant"
+#: Private folders (in the temporary folder) that each open index runs the engine on.
+PRIVATE_PREFIX = "lirlab-qdrant-"
+#: A private folder whose process died (its lock free) is removed once at least this old.
+DEAD_PRIVATE_AGE_S = 60.0
+#: Block size of the shard digest and of the sparse copy.
+DIGEST_BLOCK = 1 << 16
+#: How the ``digest`` of each shard file in ``metadata.json`` is computed (holes and zeros hash alike).
+DIGEST_RULE = "sha256 over each 64 KiB block that is not all zeros (offset, length, bytes), then the size"
+
+_PRIVATE_NAME = re.compile(rf"^{PRIVATE_PREFIX}\d+-[0-9a-f]{{12}}$")
+_SEEK_DATA, _SEEK_HOLE = getattr(os, "SEEK_DATA", None), getattr(os, "SEEK_HOLE", None)
 
 INSTALL_HINT = "pip install 'lirlab[qdrant]'"
+
 
 BUILD_PARAMS = {
     "m": Param(
@@ -327,20 +351,19 @@ class _EdgeBackend:
 
     kind = "embedded"
 
-    def __init__(self, folder: Path, shard, owned: bool):
+    def __init__(self, folder: Path, shard, private: _PrivateFolder | None = None, shown: Path | None = None):
         self.folder = Path(folder)
         self.shard = shard
+        self.shown = shown or self.folder  # the saved shard a private copy was made from, for messages
         self.q = _import_edge()
-        self._cleanup = weakref.finalize(self, _close_and_remove, shard, self.folder if owned else None)
+        self._cleanup = weakref.finalize(self, _close_and_remove, shard, private)
 
     @classmethod
     def create(cls, folder: str | os.PathLike | None, dim: int, build: Mapping[str, Any]) -> _EdgeBackend:
         q = _import_edge()
-        owned = folder is None
-        if owned:
-            folder = Path(tempfile.mkdtemp(prefix="lirlab-qdrant-")) / "shard"
-        folder = Path(folder)
-        if folder.exists() and any(folder.iterdir()):
+        private = _PrivateFolder() if folder is None else None
+        folder = private.path / "shard" if private is not None else Path(folder)
+        if private is None and folder.exists() and any(folder.iterdir()):
             raise ValueError(f"{folder} is not empty; give an empty or new folder for the Qdrant shard")
         quant = {
             "none": None,
@@ -360,16 +383,44 @@ class _EdgeBackend:
         config = q.EdgeConfig(
             vectors={TOKENS: vector(True, build["m"]), POOLED: vector(False, build["prefetch_m"])}
         )
-        return cls(folder, q.EdgeShard.create(str(folder), config), owned)
+        try:
+            shard = q.EdgeShard.create(str(folder), config)
+        except BaseException:
+            if private is not None:
+                private.remove()
+            raise
+        return cls(folder, shard, private)
 
     @classmethod
-    def open(cls, folder: Path) -> _EdgeBackend:
+    def open_saved(cls, index_folder: Path, art, verify: bool) -> _EdgeBackend:
+        """Open the shard of the index ``art`` was read from, in a private copy of it.
+
+        The saved shard is never opened in place: the engine rewrites some of its files whenever it
+        opens a shard and locks its write-ahead log, so every reader (process or notebook) gets its own
+        copy, made from the same save as ``art``, checked against the shard table in its metadata.
+        Raises :class:`_ShardReplaced` when a save replaced the index folder meanwhile.
+        """
         q = _import_edge()
+        config = art.table("config")
+        name = config.get("folder", SHARD_FOLDER)
+        if not isinstance(name, str) or not PLAIN_NAME.match(name):
+            raise ArtifactError(
+                f"{index_folder / METADATA}: config.folder {name!r} is not a folder name inside the index "
+                "folder; lirlab opens only the shard saved beside its metadata (save the index again)"
+            )
+        expected = _shard_table(index_folder, art.metadata.get("shard"), verify)
+        docnos_fd = art.fds.get("docnos.json")
+        if docnos_fd is None:
+            raise ArtifactError(f"{index_folder / METADATA}: does not list docnos.json; save the index again")
+        private = _PrivateFolder()
         try:
-            shard = q.EdgeShard.load(str(folder))
-        except Exception as e:  # the engine's own error types are not exported
-            raise ArtifactError(f"{folder}: the Qdrant shard cannot be opened ({e})") from None
-        return cls(folder, shard, owned=False)
+            folder = private.path / "shard"
+            _copy_saved_shard(index_folder, name, docnos_fd, folder, expected, verify)
+            shard = _engine(index_folder / name, "open", lambda: q.EdgeShard.load(str(folder)))
+        except BaseException:
+            private.remove()
+            raise
+        return cls(folder, shard, private, index_folder / name)
 
     def upsert(self, ids, tokens, pooled, payloads) -> None:
         q = self.q
@@ -384,7 +435,23 @@ class _EdgeBackend:
         self.shard.flush()
 
     def count(self) -> int:
-        return int(self.shard.info().points_count)
+        return int(_engine(self.shown, "count the points of", lambda: self.shard.info().points_count))
+
+    def copy_to(self, folder: Path) -> dict[str, Any]:
+        """Copy the shard into ``folder`` (new), durably; returns its shard table for ``metadata.json``."""
+        self.shard.flush()
+        source = os.open(self.folder, os.O_RDONLY | _O_DIRECTORY)
+        try:
+            files, folders = _copy_tree(source, self.folder, folder, None, digest=True, durable=True)
+        finally:
+            os.close(source)
+        return {
+            "digest": DIGEST_RULE,
+            "files": {
+                rel: {"bytes": size, "digest": digest} for rel, (size, digest) in sorted(files.items())
+            },
+            "folders": sorted(folders),
+        }
 
     def _filter(self, conditions):
         if not conditions:
@@ -458,26 +525,336 @@ def disk_bytes(folder: str | os.PathLike) -> int:
     return sum(f.stat().st_blocks * 512 for f in Path(folder).rglob("*") if f.is_file())
 
 
-def _sparse_copy(src: str, dst: str, block: int = 1 << 16) -> None:
-    """Copy a file leaving its all-zero blocks as holes (Qdrant's preallocated files stay small)."""
-    zero = bytes(block)
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        while chunk := fin.read(block):
-            if chunk == zero[: len(chunk)]:
-                fout.seek(len(chunk), os.SEEK_CUR)
-            else:
-                fout.write(chunk)
-        fout.truncate()
-    shutil.copystat(src, dst)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-def _close_and_remove(shard, folder: Path | None) -> None:
+class _ShardReplaced(Exception):
+    """A save replaced the index folder while its shard was being copied: read it again."""
+
+
+class _PrivateFolder:
+    """A new folder in the temporary folder that only this process uses, locked while it lives.
+
+    Folders of processes that died (killed, power loss) keep no lock; the next one made removes them
+    once they are :data:`DEAD_PRIVATE_AGE_S` old (the age spares a folder made a moment ago and not yet
+    locked). Only names lirlab gives (``lirlab-qdrant-PID-TOKEN``) are ever considered.
+    """
+
+    def __init__(self):
+        root = Path(tempfile.gettempdir())
+        _remove_dead_private_folders(root)
+        self.path = root / f"{PRIVATE_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.path.mkdir(mode=0o700)
+        self._fd: int | None = os.open(self.path, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW)
+        if fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _remove_dead_private_folders(root: Path) -> None:
+    if fcntl is None:  # pragma: no cover  (no locks to tell a live folder from a dead one)
+        return
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        if not _PRIVATE_NAME.match(entry.name):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            if now - entry.stat(follow_symlinks=False).st_mtime < DEAD_PRIVATE_AGE_S:
+                continue
+            fd = os.open(entry.path, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # its process is alive
+        try:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
+def _close_and_remove(shard, private: _PrivateFolder | None) -> None:
     try:
         shard.close()
     except Exception:  # closing twice, or at interpreter exit
         pass
-    if folder is not None:
-        shutil.rmtree(folder.parent, ignore_errors=True)  # a temporary folder lirlab made
+    if private is not None:
+        private.remove()
+
+
+def _engine(shown: Path, doing: str, call):
+    """``call()``, with any error of the engine (its Rust panics included) turned into one ArtifactError."""
+    try:
+        return call()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # the engine's error types are not exported; a panic is a BaseException
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise ArtifactError(
+            f"{shown}: the Qdrant engine cannot {doing} the shard ({first}); it is damaged: save or build "
+            "the index again"
+        ) from None
+
+
+_REL_PATH = re.compile(rf"^{PLAIN_NAME.pattern[1:-1]}(?:/{PLAIN_NAME.pattern[1:-1]})*$")
+
+
+def _shard_table(
+    index_folder: Path, table: Any, verify: bool
+) -> tuple[dict[str, tuple[int, str]], list[str]] | None:
+    """The shard table of ``metadata.json`` as ``({file: (bytes, digest)}, folders)``, checked; None for
+    an index written before lirlab recorded one (refused when ``verify``: there is nothing to verify)."""
+    meta_file = index_folder / METADATA
+    if table is None:
+        if verify:
+            raise ArtifactError(
+                f"{meta_file}: records no checksums of the Qdrant shard (written by an older lirlab), so it "
+                "cannot be verified; load it once with verify=False and save it again"
+            )
+        return None
+    files = table.get("files") if isinstance(table, dict) else None
+    folders = table.get("folders") if isinstance(table, dict) else None
+    if not isinstance(files, dict) or not isinstance(folders, list) or table.get("digest") != DIGEST_RULE:
+        raise ArtifactError(
+            f"{meta_file}: its 'shard' table is damaged or of another kind; save the index again"
+        )
+    checked = {}
+    for rel, info in files.items():
+        size = info.get("bytes") if isinstance(info, dict) else None
+        digest = info.get("digest") if isinstance(info, dict) else None
+        if (
+            not _REL_PATH.match(rel)
+            or not isinstance(size, int)
+            or isinstance(size, bool)
+            or size < 0
+            or not isinstance(digest, str)
+            or not re.fullmatch(r"[0-9a-f]{64}", digest)
+        ):
+            raise ArtifactError(
+                f"{meta_file}: the shard entry {rel!r} is not a file inside the shard with 'bytes' and a "
+                "64-digit 'digest'; save the index again"
+            )
+        checked[rel] = (size, digest)
+    if not all(isinstance(rel, str) and _REL_PATH.match(rel) for rel in folders):
+        raise ArtifactError(
+            f"{meta_file}: the shard's folder list names a path outside it; save the index again"
+        )
+    return checked, folders
+
+
+def _copy_saved_shard(
+    index_folder: Path,
+    name: str,
+    docnos_fd: int,
+    dest: Path,
+    expected: tuple[dict[str, tuple[int, str]], list[str]] | None,
+    verify: bool,
+) -> None:
+    """Copy the shard ``name`` of the index folder whose ``docnos.json`` is open as ``docnos_fd`` into
+    ``dest``, refusing symbolic links and anything the shard table does not list (sizes always checked,
+    digests when ``verify``)."""
+    shown = index_folder / name
+    index_fd = os.open(index_folder, os.O_RDONLY | _O_DIRECTORY)
+    try:
+        docnos, ours = os.fstat(docnos_fd), None
+        try:
+            ours = os.stat("docnos.json", dir_fd=index_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+        if ours is None or (ours.st_dev, ours.st_ino) != (docnos.st_dev, docnos.st_ino):
+            raise _ShardReplaced  # the folder at this path is no longer the save the metadata came from
+        try:
+            info = os.stat(name, dir_fd=index_fd, follow_symlinks=False)
+            if stat.S_ISLNK(info.st_mode):
+                raise ArtifactError(
+                    f"{shown}: is a symbolic link; an index's Qdrant shard must be a folder inside it"
+                )
+            if not stat.S_ISDIR(info.st_mode):
+                raise ArtifactError(f"{shown}: not a folder (the Qdrant shard of this index)")
+            shard_fd = os.open(name, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW, dir_fd=index_fd)
+        except FileNotFoundError:
+            raise ArtifactError(f"{shown}: missing (the Qdrant shard of this index)") from None
+        try:
+            files, folders = expected if expected is not None else (None, [])
+            _copy_tree(shard_fd, shown, dest, files, digest=verify and files is not None, durable=False)
+            for rel in folders:  # empty folders the engine expects
+                (dest / rel).mkdir(parents=True, exist_ok=True)
+        finally:
+            os.close(shard_fd)
+    except ArtifactError:
+        if _folder_replaced(index_folder, index_fd):
+            raise _ShardReplaced from None  # a save's clean-up removed files under us: read the new one
+        raise
+    finally:
+        os.close(index_fd)
+
+
+def _folder_replaced(path: Path, dir_fd: int) -> bool:
+    info = os.fstat(dir_fd)
+    try:
+        now = os.stat(path)
+    except OSError:
+        return True
+    return info.st_nlink == 0 or (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino)
+
+
+def _copy_tree(
+    source_fd: int,
+    shown: Path,
+    dest: Path,
+    expected: dict[str, tuple[int, str]] | None,
+    digest: bool,
+    durable: bool,
+) -> tuple[dict[str, tuple[int, str | None]], list[str]]:
+    """Copy the folder open as ``source_fd`` into the new folder ``dest`` without following links.
+
+    Returns ``({file: (bytes, digest or None)}, folders)`` relative to the folder. With ``expected``
+    (``{file: (bytes, digest)}``), a file it does not list, of another size, missing, or (when ``digest``)
+    of another digest is an :class:`ArtifactError` naming it. ``durable`` fsyncs every file and folder.
+    """
+    copied: dict[str, tuple[int, str | None]] = {}
+    folders: list[str] = []
+    pending = [(os.dup(source_fd), "")]
+    try:
+        while pending:
+            folder_fd, rel_folder = pending.pop()
+            try:
+                (dest / rel_folder).mkdir(mode=0o700)
+                for entry in sorted(os.scandir(folder_fd), key=lambda e: e.name):
+                    rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
+                    if entry.is_symlink():
+                        raise ArtifactError(
+                            f"{shown / rel}: is a symbolic link; only plain files inside the shard are read"
+                        )
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(rel)
+                        child = os.open(
+                            entry.name, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW, dir_fd=folder_fd
+                        )
+                        pending.append((child, rel))
+                        continue
+                    if expected is not None and rel not in expected:
+                        raise ArtifactError(
+                            f"{shown / rel}: not part of this index's Qdrant shard (copied in from another "
+                            "index, or added); save the index again"
+                        )
+                    want = expected[rel] if expected is not None else None
+                    copied[rel] = _copy_entry(
+                        folder_fd, entry.name, shown / rel, dest / rel, want, digest, durable
+                    )
+                if durable:
+                    _fsync_folder(dest / rel_folder)
+            finally:
+                os.close(folder_fd)
+    except FileNotFoundError as e:
+        raise ArtifactError(f"{shown}: {e.filename or 'a file'} vanished while being read") from None
+    finally:
+        for fd, _ in pending:
+            os.close(fd)
+    if expected is not None:
+        missing = sorted(set(expected) - set(copied))
+        if missing:
+            raise ArtifactError(f"{shown / missing[0]}: missing (part of this index's Qdrant shard)")
+    return copied, folders
+
+
+def _copy_entry(
+    folder_fd: int,
+    name: str,
+    shown: Path,
+    dest: Path,
+    want: tuple[int, str] | None,
+    digest: bool,
+    durable: bool,
+) -> tuple[int, str | None]:
+    """Copy the file ``name`` of the folder open as ``folder_fd`` to ``dest``, checked against ``want``."""
+    try:
+        fd = os.open(name, os.O_RDONLY | _O_NOFOLLOW, dir_fd=folder_fd)
+    except FileNotFoundError:
+        raise ArtifactError(f"{shown}: missing (part of this index's Qdrant shard)") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ArtifactError(
+                f"{shown}: is a symbolic link; only plain files inside the shard are read"
+            ) from None
+        raise ArtifactError(f"{shown}: cannot be opened ({e.strerror})") from None
+    try:
+        size = os.fstat(fd).st_size
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ArtifactError(f"{shown}: not a plain file; only plain files inside the shard are read")
+        if want is not None and size != want[0]:
+            raise ArtifactError(f"{shown}: {size} bytes, expected {want[0]} (truncated or replaced?)")
+        found = _copy_file(fd, dest, size, digest, durable)
+    finally:
+        os.close(fd)
+    if want is not None and digest and found != want[1]:
+        raise ArtifactError(f"{shown}: checksum mismatch (the shard file was changed or damaged)")
+    return size, found
+
+
+def _copy_file(source_fd: int, dest: Path, size: int, digest: bool, durable: bool) -> str | None:
+    """Copy ``size`` bytes of the file open as ``source_fd`` to the new file ``dest``, leaving holes where
+    the source has holes or all-zero blocks (the engine preallocates 32 MiB files, mostly empty); returns
+    the file's digest (:data:`DIGEST_RULE`) when ``digest``."""
+    zero = bytes(DIGEST_BLOCK)
+    hasher = hashlib.sha256() if digest else None
+    out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o600)
+    try:
+        block = 0  # the first block not yet read
+        while block < size:
+            start, end = block, size
+            if _SEEK_DATA is not None:
+                try:
+                    start = os.lseek(source_fd, block, _SEEK_DATA)
+                    end = os.lseek(source_fd, start, _SEEK_HOLE)
+                except OSError as e:
+                    if e.errno == errno.ENXIO:
+                        break  # only a hole is left
+                    if e.errno != errno.EINVAL:
+                        raise
+                    start, end = block, size  # a file system without holes
+            block = max(block, start - start % DIGEST_BLOCK)
+            while block < min(end, size):
+                chunk = os.pread(source_fd, min(DIGEST_BLOCK, size - block), block)
+                if not chunk:
+                    raise ArtifactError(f"{dest.name}: ended early while being copied (changed on disk?)")
+                if chunk != zero[: len(chunk)]:
+                    os.pwrite(out, chunk, block)
+                    if hasher is not None:
+                        hasher.update(struct.pack("<QQ", block, len(chunk)))
+                        hasher.update(chunk)
+                block += DIGEST_BLOCK
+        os.ftruncate(out, size)
+        if durable:
+            os.fsync(out)
+    finally:
+        os.close(out)
+    if hasher is None:
+        return None
+    hasher.update(struct.pack("<Q", size))
+    return hasher.hexdigest()
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class _ClientBackend:
@@ -641,6 +1018,21 @@ class _ClientBackend:
         pass
 
 
+def _checked_tokens(art, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``token_ids.npy`` and ``lengths.npy``, refused unless there is one length per document, none is
+    negative and they add up to the tokens: checked whether or not the files were hashed, so a damaged
+    folder fails here, never in a search."""
+    n_docs = len(art.strings("docnos"))
+    token_ids = art.checked_array("token_ids", "iu", 1)
+    lengths = art.checked_array("lengths", "iu", 1, (n_docs,))
+    if (lengths.size and int(lengths.min()) < 0) or int(lengths.sum(dtype=np.int64)) != token_ids.shape[0]:
+        raise ArtifactError(
+            f"{folder / 'lengths.npy'}: document lengths must be >= 0 and add up to the "
+            f"{token_ids.shape[0]} tokens of token_ids.npy"
+        )
+    return token_ids, lengths
+
+
 def _refuse_other_encoder(where: str, model: Mapping[str, Any], dim: int, encoder) -> None:
     """Refuse ``encoder`` for an index built by ``model``: another dimension, or (by the encoder
     fingerprint when both have one, else by name) other vectors."""
@@ -699,9 +1091,9 @@ class QdrantIndex(Index):
 
     KIND = "qdrant"
     TYPE = "lirlab.qdrant"
-    FORMAT_VERSION = 1
+    #: 2: the shard is checked against a table of its files (sizes and digests) in ``metadata.json``.
+    FORMAT_VERSION = 2
     STAGES = ("qdrant_query", "collect")
-    EXACT = True
     BUILD_PARAMS = BUILD_PARAMS
     SEARCH_PARAMS = SEARCH_PARAMS
     query_batch = 16
@@ -1011,22 +1403,13 @@ class QdrantIndex(Index):
         environment variable the API key is read from, never the key).
         """
         path = Path(path)
-        if path.exists():
-            ours = path.is_dir() and (path / METADATA).is_file()
-            if not ours and not (path.is_dir() and not any(path.iterdir())):
-                raise ValueError(
-                    f"{path} exists and is not a lirlab index folder; lirlab will not replace it"
-                )
-            if ours and not overwrite:
-                raise ValueError(f"{path} already holds an index; pass overwrite=True to replace it")
-        if self.backend_kind == "embedded" and Path(path).resolve() in self.backend.folder.resolve().parents:
-            raise ValueError(f"{path} is the folder this index was opened from; save it elsewhere")
-        with ArtifactWriter(path, self.TYPE, self.FORMAT_VERSION) as w:
+        if self.backend_kind == "embedded" and path.resolve() in self.backend.folder.resolve().parents:
+            raise ValueError(f"{path} holds the live Qdrant shard of this index; save it elsewhere")
+        with ArtifactWriter(path, self.TYPE, self.FORMAT_VERSION, overwrite=overwrite) as w:
             if self.backend_kind == "embedded":
-                self.backend.shard.flush()
-                # the engine rewrites its files whenever a shard is opened, so the shard folder is not
-                # checksummed: load() checks its point count against the docnos instead
-                shutil.copytree(self.backend.folder, w.staging / SHARD_FOLDER, copy_function=_sparse_copy)
+                # the shard table lets load() check every file of the shard, which no reader ever
+                # opens in place (each runs the engine on a private copy), so it never changes
+                w.metadata["shard"] = self.backend.copy_to(w.staging / SHARD_FOLDER)
                 where: dict[str, Any] = {"folder": SHARD_FOLDER}
             else:
                 where = {
@@ -1063,37 +1446,57 @@ class QdrantIndex(Index):
     ) -> QdrantIndex:
         """Open a folder written by :meth:`save`.
 
-        An embedded index opens its shard in place; a server index reconnects to the recorded URL (or to
-        ``url=``/``client=``), reading the API key from the recorded environment variable. An ``encoder``
-        of another model or dimension than the one that built the index is refused, naming both.
+        An embedded index runs the engine on a private copy of its shard (in the temporary folder, removed
+        by :meth:`close` or at exit), so any number of processes and notebooks can open one index at once
+        and a save replacing it never disturbs them; the copy comes from the same save as the metadata
+        and docnos, and every shard file is checked against the metadata (sizes always, digests with
+        ``verify``). A server index reconnects to the recorded URL (or to ``url=``/``client=``), reading
+        the API key from the recorded environment variable. An ``encoder`` of another model or dimension
+        than the one that built the index is refused, naming both.
         """
-        art = read_artifact(path, cls.TYPE, cls.FORMAT_VERSION, verify=verify)
-        config = art.metadata.get("config", {})
+        path = Path(path)
+        for attempt in range(READ_RETRIES):
+            art = read_artifact(path, cls.TYPE, cls.FORMAT_VERSION, verify=verify)
+            config = art.table("config")
+            if config.get("backend") == "server":
+                break
+            try:
+                backend = _EdgeBackend.open_saved(path, art, verify)
+            except _ShardReplaced:
+                art.close()
+                time.sleep(min(0.002 * 2**attempt, 0.2))
+                continue
+            break
+        else:
+            raise ArtifactError(f"{path}: replaced {READ_RETRIES} times while being read; try again")
+        token_ids, lengths = _checked_tokens(art, Path(path))
         model = art.metadata.get("model", {})
         dim = int(config["dim"])
-        if encoder is not None:
-            _refuse_other_encoder(f"the index at {path}", model, dim, encoder)
-        docnos = art.json("docnos")
-        if config.get("backend") == "server":
-            env = config.get("api_key_env", API_KEY_ENV)
-            url = url or config.get("url")
-            backend = _ClientBackend(_ClientBackend.connect(url, client, env), config["collection"], url, env)
-            backend.check_model(model, dim)
-        else:
-            folder = Path(path) / config.get("folder", SHARD_FOLDER)
-            if not folder.is_dir():
-                raise ArtifactError(f"{folder}: missing (the Qdrant shard of this index)")
-            backend = _EdgeBackend.open(folder)
-        found = backend.count()
-        if found != len(docnos):
-            raise ArtifactError(
-                f"{path}: Qdrant holds {found} points for {len(docnos)} docnos (damaged or changed?)"
-            )
+        try:
+            if encoder is not None:
+                _refuse_other_encoder(f"the index at {path}", model, dim, encoder)
+            docnos = art.json("docnos")
+            if config.get("backend") == "server":
+                env = config.get("api_key_env", API_KEY_ENV)
+                url = url or config.get("url")
+                backend = _ClientBackend(
+                    _ClientBackend.connect(url, client, env), config["collection"], url, env
+                )
+                backend.check_model(model, dim)
+            found = backend.count()
+            if found != len(docnos):
+                raise ArtifactError(
+                    f"{path}: Qdrant holds {found} points for {len(docnos)} docnos (damaged or changed?)"
+                )
+        except BaseException:
+            if config.get("backend") != "server":
+                backend.close()
+            raise
         return cls(
             backend,
             docnos,
-            torch.from_numpy(art.array("token_ids").astype(np.int64)),
-            torch.from_numpy(art.array("lengths").astype(np.int64)),
+            torch.from_numpy(token_ids.astype(np.int64)),
+            torch.from_numpy(lengths.astype(np.int64)),
             art.json("vocab"),
             dim,
             config.get("build", {}),
@@ -1105,5 +1508,5 @@ class QdrantIndex(Index):
         )
 
     def close(self) -> None:
-        """Release the embedded shard (and remove it when it lives in a temporary folder)."""
+        """Release the embedded shard (and remove its private copy, or the temporary folder it was built in)."""
         self.backend.close()
