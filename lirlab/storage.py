@@ -1123,6 +1123,44 @@ def _read_npy(fd: int, file: Path, mmap: bool) -> np.ndarray:
     return values.reshape(shape, order=order)
 
 
+def open_plain_file(file: str | os.PathLike) -> int:
+    """A read-only fd of ``file``, refusing a symbolic link or anything but a plain file, as
+    :func:`read_artifact` does (for readers of other tools' folders); ``FileNotFoundError`` passes."""
+    try:
+        fd = os.open(file, os.O_RDONLY | _O_NOFOLLOW | _O_BINARY)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ArtifactError(
+                f"{file}: is a symbolic link; only plain files inside the folder are read"
+            ) from None
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ArtifactError(f"{file}: cannot be opened ({e.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ArtifactError(f"{file}: not a plain file")
+    return fd
+
+
+def read_npy(file: str | os.PathLike, mmap: bool = False) -> np.ndarray:
+    """The array in the ``.npy`` file ``file`` (memory-mapped read-only with ``mmap``), read as
+    :meth:`Artifact.array` reads: no symbolic link, no pickled objects, a size that fits its header."""
+    fd = open_plain_file(file)
+    try:
+        return _read_npy(fd, Path(file), mmap)
+    finally:
+        os.close(fd)  # a memory map keeps its own handle
+
+
+def read_plain_bytes(file: str | os.PathLike) -> bytes:
+    """The bytes of ``file``, refusing a symbolic link or anything but a plain file (see :func:`open_plain_file`)."""
+    fd = open_plain_file(file)
+    try:
+        return _read_all(fd)
+    finally:
+        os.close(fd)
+
+
 def _pread_into(fd: int, view: memoryview, done: int, offset: int) -> int:  # pragma: no cover
     data = os.pread(fd, len(view) - done, offset + done)
     view[done : done + len(data)] = data

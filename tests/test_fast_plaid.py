@@ -98,7 +98,7 @@ def _pickled_centroids(folder: Path) -> None:
     "damage, message",
     [
         (lambda f: (f / "bucket_weights.npy").unlink(), "bucket_weights.npy: missing"),
-        (_pickled_centroids, "centroids.npy: holds pickled Python objects"),
+        (_pickled_centroids, "centroids.npy: holds Python objects.*will not unpickle"),
         (
             lambda f: (f / "merged_residuals.npy").write_bytes(b"\x93NUMPY garbage"),
             "merged_residuals.npy: cannot be read",
@@ -148,3 +148,28 @@ def test_per_chunk_files_are_read_when_there_is_no_merged_file(folder):
     chunked = read_fast_plaid_index(folder)
     merged = read_fast_plaid_index(FIXTURE / "index")
     torch.testing.assert_close(chunked.documents().vectors, merged.documents().vectors)
+
+
+@pytest.mark.parametrize(
+    "name", ["merged_codes.npy", "centroids.npy", "metadata.json", "doclens.0.json", "ivf.npy"]
+)
+def test_a_file_linked_from_outside_the_folder_is_refused(folder, tmp_path, name):
+    """As lirlab's own reader: only plain files inside the folder, never a link to a file elsewhere."""
+    outside = tmp_path / f"outside-{name}"
+    (folder / name).rename(outside)
+    (folder / name).symlink_to(outside)
+    with pytest.raises(ArtifactError, match=f"{name}: is a symbolic link") as error:
+        read_fast_plaid_index(folder)
+    assert "\n" not in str(error.value)
+
+
+def test_a_linked_index_folder_is_read(folder, tmp_path):
+    (tmp_path / "link").symlink_to(folder)
+    assert len(read_fast_plaid_index(tmp_path / "link")) == 40
+
+
+@pytest.mark.parametrize("path", [None, 5, b"index", "index\x00"], ids=["none", "int", "bytes", "nul"])
+def test_a_path_that_cannot_be_one_is_one_clear_line(path):
+    with pytest.raises(ValueError, match="index path") as error:
+        read_fast_plaid_index(path)
+    assert "\n" not in str(error.value)

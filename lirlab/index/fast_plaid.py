@@ -1,7 +1,7 @@
 """Open an index folder written by fast-plaid (the engine PyLate builds by default) as a :class:`PlaidIndex`.
 
-fast-plaid writes plain NumPy ``.npy`` files and JSON, read here with ``numpy.load(allow_pickle=False)``
-(arrays only, no code): ``metadata.json`` (``nbits``, ``num_chunks``, ``num_documents``),
+fast-plaid writes plain NumPy ``.npy`` files and JSON, read here as lirlab reads its own folders
+(:func:`lirlab.storage.read_npy`: arrays only, no pickled objects, no symbolic links to files elsewhere): ``metadata.json`` (``nbits``, ``num_chunks``, ``num_documents``),
 ``centroids.npy`` (float16 ``[n_centroids, dim]``), ``bucket_cutoffs.npy`` and ``bucket_weights.npy``
 (one set shared by every dimension, as in colbert-ai), ``doclens.N.json`` per chunk, ``ivf.npy`` and
 ``ivf_lengths.npy`` (the inverted lists as document ids), and the document codes and packed residuals
@@ -38,35 +38,27 @@ import torch
 
 from lirlab.index.codec import ResidualCodec, reverse_bit_groups
 from lirlab.index.plaid import CompressedDocs, PlaidIndex
-from lirlab.storage import ArtifactError
+from lirlab.storage import ArtifactError, as_path, read_npy, read_plain_bytes
 
 
 def is_fast_plaid_index(path: str | os.PathLike) -> bool:
     """Whether ``path`` looks like a fast-plaid index folder."""
-    path = Path(path)
+    path = as_path(path, "index path")
     return (path / "centroids.npy").is_file() and (path / "bucket_weights.npy").is_file()
 
 
 def _load_npy(file: Path, mmap: bool = False) -> np.ndarray:
-    if not file.is_file():
-        raise ArtifactError(f"{file}: missing (not a complete fast-plaid index)")
     try:
-        return np.load(file, allow_pickle=False, mmap_mode="r" if mmap else None)
-    except ValueError as e:
-        if "allow_pickle" in str(e):  # an object array: loading it would run pickle, refused
-            raise ArtifactError(
-                f"{file}: holds pickled Python objects, not a plain array (refused)"
-            ) from None
-        raise ArtifactError(f"{file}: cannot be read as a .npy array ({e})") from None
-    except Exception as e:  # a damaged header or truncated data
-        raise ArtifactError(f"{file}: cannot be read as a .npy array ({type(e).__name__}: {e})") from None
+        return read_npy(file, mmap=mmap)
+    except FileNotFoundError:
+        raise ArtifactError(f"{file}: missing (not a complete fast-plaid index)") from None
 
 
 def _load_json(file: Path):
-    if not file.is_file():
-        raise ArtifactError(f"{file}: missing (not a complete fast-plaid index)")
     try:
-        return json.loads(file.read_text(encoding="utf-8"))
+        return json.loads(read_plain_bytes(file).decode("utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{file}: missing (not a complete fast-plaid index)") from None
     except ValueError as e:
         raise ArtifactError(f"{file}: not valid JSON ({e})") from None
 
@@ -128,9 +120,12 @@ def read_fast_plaid_index(
     Raises
     ------
     ArtifactError
-        Naming the file that is missing, unreadable, inconsistent, or the unfinished update.
+        Naming the file that is missing, unreadable, inconsistent, a symbolic link, or the unfinished
+        update.
+    ValueError
+        ``path`` cannot be a path (see :func:`lirlab.storage.as_path`).
     """
-    path = Path(path)
+    path = as_path(path, "index path")
     if not path.is_dir():
         raise ArtifactError(f"{path}: no such index folder")
     meta_file = path / "metadata.json"
