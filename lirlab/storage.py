@@ -482,7 +482,9 @@ def _proof_of_ours(folder: Path) -> str | None:
     if ours and not unlisted:
         return METADATA
     plain = all(
-        PLAIN_NAME.match(name) and (folder / name).is_file() and not (folder / name).is_symlink()
+        (PLAIN_NAME.match(name) or name == WRITER_MARKER)  # a marker its writer was killed writing
+        and (folder / name).is_file()
+        and not (folder / name).is_symlink()
         for name in names
     )
     return "" if plain else None

@@ -196,6 +196,13 @@ def test_a_look_alike_staging_folder_with_a_forged_or_missing_marker_is_kept(tmp
     assert (forged / "sub").is_dir() and (unmarked / "sub").is_dir()
 
 
+def test_a_writer_killed_while_writing_its_marker_leaves_a_folder_that_is_cleaned(tmp_path):
+    staging = tmp_path / ".idx.writing-123-0badc0de"
+    staging.mkdir()
+    (staging / storage.WRITER_MARKER).write_bytes(b"")  # created, not yet written
+    assert clean_leftovers(tmp_path / "idx") == [staging.name]
+
+
 @posix_only
 def test_a_killed_removal_of_an_old_artifact_with_sub_folders_is_finished_later(tmp_path):
     """The swapped-out artifact keeps its metadata until last, so a half-removed one is still ours."""
