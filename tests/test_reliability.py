@@ -41,21 +41,7 @@ def _tracked_results_untouched():
     assert after == before, "the test rewrote benchmarks/results/reliability.*: give it a temporary folder"
 
 
-#: Cases whose fixes are not committed yet (issue 27: Qdrant's overwrite and shard checks, durable
-#: checkpoint writes); removed as they land.
-PENDING = {
-    "qdrant": "issue 27, Qdrant folders: replacing its own index needs overwrite=True",
-    "checkpoint": "issue 27, training checkpoints: no durable save_checkpoint/load_checkpoint yet",
-}
-
-
-@pytest.mark.parametrize(
-    "subject",
-    [
-        pytest.param(s, marks=pytest.mark.xfail(reason=PENDING[s])) if s in PENDING else s
-        for s in [*KINDS, "checkpoint"]
-    ],
-)
+@pytest.mark.parametrize("subject", [*KINDS, "checkpoint"])
 def test_kills_damage_races_and_two_writers_lose_nothing_mix_nothing_leave_nothing(subject, tmp_path):
     from lirlab.bench.reliability import FAILURES, run_reliability
 

@@ -214,7 +214,7 @@ def _fork_saver(subject: Subject, order: tuple[int, ...], folder: Path, loops: i
             subject.save(order[i % len(order)], folder)
             i += 1
         code = _SAVED
-    except ValueError as e:  # ArtifactError included: a refusal in one clear line is an answer
+    except ArtifactError as e:  # a second writer refused in one clear line is an answer, not a failure
         code = _REFUSED if "\n" not in str(e) else _CRASHED
     except BaseException:  # noqa: BLE001  (a child must never return into the parent's code)
         code = _CRASHED
@@ -250,6 +250,15 @@ def _leftovers(folder: Path, keep: tuple[str, ...] = ()) -> tuple[int, int]:
         if not f.is_dir()
     )
     return len(entries), size
+
+
+def _named_leftovers(folder: Path, keep: tuple[str, ...] = ()) -> str:
+    """What is left beside ``folder`` (with what each holds), for a trial's examples; empty when nothing."""
+    entries = sorted(p for p in folder.parent.iterdir() if p.name != folder.name and p.name not in keep)
+    return "; ".join(
+        f"left behind: {p.name} ({', '.join(sorted(c.name for c in p.iterdir())) if p.is_dir() else 'file'})"
+        for p in entries
+    )
 
 
 def _timed_save(subject: Subject, root: Path) -> float:
@@ -307,6 +316,7 @@ def kill_trials(subject: Subject, root: Path, trials: int, replace: bool, fallba
         subject.save(1, folder)  # the next save (a resumed run rewrites the checkpoint it lost)
         entries, size = _leftovers(folder, keep=(previous.name,))
         counts["left_behind"] += int(entries > 0)
+        _note(counts, _named_leftovers(folder, keep=(previous.name,)))
         counts["left_behind_bytes"] += size
         shutil.rmtree(folder.parent)
     return counts
@@ -335,14 +345,24 @@ def race_trials(subject: Subject, root: Path, reads: int) -> dict:
 
 
 def writer_trials(subject: Subject, root: Path, rounds: int, saves: int = 5) -> dict:
-    """Two children save into one folder at once, ``rounds`` times.
+    """Two children save into one new folder at once, ``rounds`` times.
 
-    Each writer either succeeds or is refused in one clear line (a crash or a hang counts as a failed
-    writer); whatever is left loads as one whole save, and no writer's folder stays behind.
+    Each writer either succeeds or is refused in one clear line because the other is saving (a crash or
+    a hang counts as a failed writer; both refused, as ``both_refused``); whatever is left loads as one
+    whole save of a writer that succeeded, and no writer's folder stays behind.
     """
     timeout = 60.0 + 20 * saves * _timed_save(subject, root)
     counts: dict[str, Any] = dict.fromkeys(
-        ("both_succeeded", "refused_writers", "failed_writers", "silent_wrong", "left_behind"), 0
+        (
+            "both_succeeded",
+            "refused_writers",
+            "both_refused",
+            "failed_writers",
+            "silent_wrong",
+            "lost",
+            "left_behind",
+        ),
+        0,
     )
     counts.update(rounds=rounds, examples=[])
     for r in range(rounds):
@@ -352,11 +372,14 @@ def writer_trials(subject: Subject, root: Path, rounds: int, saves: int = 5) -> 
         codes = [_wait(pid, timeout) for pid in pids]
         counts["both_succeeded"] += int(codes == [_SAVED, _SAVED])
         counts["refused_writers"] += sum(code == _REFUSED for code in codes)
+        counts["both_refused"] += int(codes == [_REFUSED, _REFUSED])
         counts["failed_writers"] += sum(code not in (_SAVED, _REFUSED) for code in codes)
         outcome, message = _outcome(subject, folder)
-        counts["silent_wrong"] += int(outcome not in ("old", "new"))
-        _note(counts, message)
+        if _SAVED in codes and outcome not in ("old", "new"):
+            counts["silent_wrong" if outcome == "other" else "lost"] += 1
+            _note(counts, message)
         counts["left_behind"] += int(_leftovers(folder)[0] > 0)
+        _note(counts, _named_leftovers(folder))
         shutil.rmtree(folder.parent)
     return counts
 
@@ -374,6 +397,25 @@ def _damage_cases(folder: Path, donor: Path, structural: bool) -> list[tuple[str
                 continue
             cases.append((relative, mode))
     return cases
+
+
+def _draw(every: list[tuple[str, str]], folder: Path, n: int, rng: random.Random) -> list[tuple[str, str]]:
+    """``n`` of the damage cases, taken in turn from each damage of files and of folders so that every
+    damage is tried; the folders nearest the top (a whole Qdrant shard) come first, the files at random."""
+    groups: dict[tuple[str, bool], list[tuple[str, str]]] = {}
+    for case in every:
+        groups.setdefault((case[1], (folder / case[0]).is_dir()), []).append(case)
+    for (_, is_dir), group in groups.items():
+        rng.shuffle(group)
+        if is_dir:
+            group.sort(key=lambda case: case[0].count("/"))
+    queues = [groups[key] for key in sorted(groups)]
+    chosen: list[tuple[str, str]] = []
+    while len(chosen) < n:
+        for queue in queues:
+            if queue and len(chosen) < n:
+                chosen.append(queue.pop(0))
+    return sorted(chosen)
 
 
 def _differs(path: Path, other: Path) -> bool:
@@ -428,7 +470,7 @@ def damaged_load_trials(subject: Subject, root: Path, cases: int | None, verify:
     shutil.copytree(donor, donor_copy, symlinks=True)  # what loads may touch is never the donor itself
     every = _damage_cases(pristine, donor, structural=not verify)
     rng = random.Random(f"{subject.name}-damage-{verify}")
-    chosen = every if cases is None or cases >= len(every) else sorted(rng.sample(every, cases))
+    chosen = every if cases is None or cases >= len(every) else _draw(every, pristine, cases, rng)
     counts: dict[str, Any] = dict.fromkeys(
         ("refused", "unchanged", "silent_wrong", "followed_symlink", "unclear_errors", "multi_line_errors"), 0
     )
@@ -569,6 +611,7 @@ def totals(cases: list[dict[str, Any]]) -> dict[str, int]:
         "unclear_errors": total("unclear_errors"),
         "followed_symlink": total("followed_symlink"),
         "failed_writers": total("failed_writers"),
+        "both_refused": total("both_refused"),
         "multi_line_errors": total("multi_line_errors"),
         "read_errors": total("errors"),
         "refused_writers": total("refused_writers"),
@@ -586,6 +629,7 @@ FAILURES = (
     "unclear_errors",
     "followed_symlink",
     "failed_writers",
+    "both_refused",
     "multi_line_errors",
 )
 
