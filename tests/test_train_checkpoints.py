@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from lirlab.encoder import ColBERT
-from lirlab.storage import ArtifactError, metadata_checksum
+from lirlab.storage import ArtifactError, ReplacedFolderWarning, metadata_checksum
 from lirlab.train import TrainingData, TrainingError, checkpoints, train
 from lirlab.train.checkpoints import (
     load_checkpoint,
@@ -268,6 +268,22 @@ def test_resume_refuses_in_one_line_when_no_checkpoint_verifies(tiny_dir, pairs,
     with pytest.raises(ValueError, match=r"no checkpoint .* verifies.*checkpoint-000002.*overwrite") as error:
         train(fresh(tiny_dir), pairs, run, resume=True, progress=False)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("where", ["NOTES.md", "stanford/NOTES.md"])
+def test_rotating_checkpoints_never_deletes_what_a_user_added_to_one(where, tiny_dir, pairs, tmp_path):
+    knobs = {**FAST, "steps": 4, "save_every": 2, "keep_checkpoints": 1}
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_after(fresh(tiny_dir), pairs, run, knobs, step=2)
+    (run / "checkpoint-000002" / where).write_text("why this one is good")
+    with pytest.warns(
+        ReplacedFolderWarning, match=rf"checkpoint-000002 holds what lirlab did not write \({where}\)"
+    ):
+        train(fresh(tiny_dir), pairs, run, resume=True, progress=False)
+    assert [c.name for c in checkpoints(run)] == ["checkpoint-000004"]
+    (aside,) = [p for p in run.iterdir() if p.name.startswith("checkpoint-000002.replaced-")]
+    assert (aside / where).read_text() == "why this one is good"
 
 
 # -- a kill while writing leaves nothing behind --------------------------------------------------------

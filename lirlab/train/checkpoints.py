@@ -42,8 +42,12 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 import string
+import time
+import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,11 +56,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lirlab.encoder import ColBERT
+from lirlab.st6 import write_sentence_transformers
 from lirlab.storage import (
     METADATA,
     PLAIN_NAME,
     ArtifactError,
     ArtifactWriter,
+    ReplacedFolderWarning,
     clean_leftovers,
     read_artifact,
     read_metadata,
@@ -337,6 +343,7 @@ def write_pylate(encoder: ColBERT, out: Path) -> None:
 CHECKPOINT_LAYOUTS: dict[str, Callable[[ColBERT, Path], None]] = {
     "stanford": write_stanford,
     "pylate": write_pylate,
+    "sentence_transformers": write_sentence_transformers,
 }
 
 
@@ -440,6 +447,8 @@ def save_checkpoint(
             f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); refusing to save them as a "
             "checkpoint: training diverged, lower the learning rate"
         )
+    if _recorded_type(Path(folder)) == CHECKPOINT_TYPE and _entries_not_written(Path(folder)):
+        _move_aside(Path(folder))  # a checkpoint of ours that files were added to: they are kept
     trainer_state = dict(trainer_state or {})
     with _durable_folder(folder, CHECKPOINT_TYPE) as writer:
         for name, write in CHECKPOINT_LAYOUTS.items():
@@ -504,3 +513,64 @@ def clean_checkpoint_leftovers(out: str | os.PathLike) -> list[str]:
                 read_metadata(out / target)  # restores a checkpoint whose swap was interrupted
         removed += clean_leftovers(out / target)
     return sorted(removed)
+
+
+def _read_metadata_file(folder: Path) -> dict[str, Any] | None:
+    try:
+        meta = json.loads((folder / METADATA).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _recorded_type(folder: Path) -> str | None:
+    meta = _read_metadata_file(folder)
+    return meta.get("type") if meta else None
+
+
+def _entries_not_written(folder: Path) -> list[str]:
+    """What lies under ``folder`` that its ``metadata.json`` does not record (everything, without one)."""
+    meta = _read_metadata_file(folder)
+    if meta is None or not str(meta.get("type", "")).startswith("lirlab."):
+        return sorted(os.listdir(folder))
+    recorded = {METADATA}
+    for table in ("files", "tree"):
+        recorded.update(meta.get(table) or ())
+    recorded.update(
+        "/".join(p.split("/")[:depth]) for p in list(recorded) for depth in range(1, p.count("/") + 1)
+    )
+    recorded.update(meta.get("folders") or ())
+    found = []
+    for root, folders, names in os.walk(folder):
+        for name in folders + names:
+            relative = (Path(root) / name).relative_to(folder).as_posix()
+            if relative not in recorded:
+                found.append(relative)
+    return sorted(found)
+
+
+def _move_aside(folder: Path) -> Path:
+    kept = folder.with_name(f"{folder.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}")
+    folder.rename(kept)
+    warnings.warn(
+        f"{folder} holds what lirlab did not write ({', '.join(_entries_not_written(kept)[:3])}); it was moved to "
+        f"{kept.name}, not deleted",
+        ReplacedFolderWarning,
+        stacklevel=3,
+    )
+    return kept
+
+
+def remove_checkpoint(folder: str | os.PathLike) -> bool:
+    """Delete checkpoint ``folder`` if it holds only what lirlab wrote there; True when deleted.
+
+    A checkpoint holding anything else (notes added to it, a folder from an older lirlab without
+    ``metadata.json``) is moved aside to ``NAME.replaced-TIME-TOKEN`` with a
+    :class:`~lirlab.storage.ReplacedFolderWarning` instead: lirlab deletes only what it provably wrote.
+    """
+    folder = Path(folder)
+    if _entries_not_written(folder):
+        _move_aside(folder)
+        return False
+    shutil.rmtree(folder)
+    return True

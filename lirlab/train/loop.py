@@ -54,6 +54,7 @@ from lirlab.train.checkpoints import (
     clean_checkpoint_leftovers,
     load_optimizer_state,
     nonfinite_parameters,
+    remove_checkpoint,
     save_checkpoint,
     verify_checkpoint,
 )
@@ -313,7 +314,7 @@ def _check_out(out: Path, overwrite: bool, resume: bool) -> Path | None:
                 "or resume=True (--resume) to continue it"
             )
         for path in saved:
-            shutil.rmtree(path)
+            remove_checkpoint(path)
         for name in (LOG_FILE, RUN_FILE):
             (out / name).unlink(missing_ok=True)
         if (out / "negatives").is_dir() and (out / "negatives" / "negatives.json").is_file():
@@ -409,7 +410,7 @@ def _save_checkpoint(
     )
     if keep:
         for old in checkpoints(out)[:-keep]:
-            shutil.rmtree(old)
+            remove_checkpoint(old)
     clean_checkpoint_leftovers(out)
     return path
 
