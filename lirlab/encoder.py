@@ -1,15 +1,21 @@
 """ColBERT encoders on Hugging Face transformers.
 
-:class:`ColBERT` loads three kinds of checkpoint, from a local folder or a Hugging Face hub id:
+:class:`ColBERT` loads four kinds of checkpoint, from a local folder or a Hugging Face hub id:
 
 1. Stanford ColBERT (``config.json`` with ``architectures: ["HF_ColBERT"]``, a bias-free
    ``linear.weight`` next to the base weights, ``artifact.metadata`` with the ColBERT settings);
-2. PyLate / sentence-transformers ColBERT folders (``modules.json`` with a Transformer and Dense
-   modules, ``config_sentence_transformers.json`` with prefixes, lengths and the skiplist);
-3. any plain Hugging Face encoder, used zero-shot without projection.
+2. PyLate ColBERT folders (``modules.json`` with a Transformer and Dense modules,
+   ``config_sentence_transformers.json`` with prefixes, lengths and the skiplist);
+3. Sentence Transformers 6 ``MultiVectorEncoder`` folders (``modules.json`` with a Transformer, Dense,
+   ``MultiVectorMask`` and Normalize modules; the query/document prompts in
+   ``config_sentence_transformers.json``, the lengths and query expansion in the Transformer's
+   ``sentence_bert_config.json``, the skiplist in the ``MultiVectorMask`` module's ``config.json``), and a
+   ``MultiVectorEncoder`` held in memory (:meth:`ColBERT.from_sentence_transformers`);
+4. any plain Hugging Face encoder, used zero-shot without projection.
 
 Queries are ``[CLS] [Q] pieces [SEP]``, padded with ``[MASK]`` to ``query_maxlen`` when the checkpoint was
-trained with query augmentation; documents are ``[CLS] [D] pieces [SEP]`` cut at ``doc_maxlen``, with the
+trained with query augmentation (to ``query_minlen`` only, with longer queries cut at ``query_maxlen``, under
+Sentence Transformers' ``"min"`` query expansion); documents are ``[CLS] [D] pieces [SEP]`` cut at ``doc_maxlen``, with the
 vectors of skiplist (punctuation) tokens dropped. Every vector is L2-normalized.
 
 Examples
@@ -34,11 +40,10 @@ import torch
 from tqdm.auto import tqdm
 
 from lirlab.data import Document, Query, as_documents, as_queries, clean_text
+from lirlab.encoder_knobs import DEFAULT_MODEL, ENCODER_PARAMS
 from lirlab.encoding import Encoding, offsets_from_lengths
 from lirlab.fast_bert import Unsupported, bert_forward, unsupported_reason
-from lirlab.params import Param
 
-DEFAULT_MODEL = "answerdotai/answerai-colbert-small-v1"
 MINILM = "minilm"
 
 #: How queries run through the transformer (the vectors are the same to float rounding):
@@ -83,7 +88,11 @@ class EncoderConfig:
         Token inserted after ``[CLS]`` (``[unused0]``/``[unused1]`` in ColBERT checkpoints), or None.
     query_maxlen : int
         Query length in tokens, markers included: the truncation point, and the padding target when
-        ``query_augmentation`` is on.
+        ``query_augmentation`` is on (unless ``query_minlen`` is set).
+    query_minlen : int or None
+        With ``query_augmentation``: pad queries with ``[MASK]`` up to this length only, and let longer
+        ones through up to ``query_maxlen`` (Sentence Transformers' ``"min"`` query expansion). None pads
+        to ``query_maxlen`` (the classic, ``"fixed"`` one).
     doc_maxlen : int
         Document length in tokens, markers included; longer documents are cut (and counted).
     query_augmentation : bool
@@ -93,12 +102,13 @@ class EncoderConfig:
     skiplist : tuple of str
         Tokens whose document vectors are dropped (punctuation in ColBERT).
     checkpoint_format : str
-        ``"stanford"``, ``"pylate"`` or ``"huggingface"``.
+        ``"stanford"``, ``"pylate"``, ``"sentence_transformers"`` or ``"huggingface"``.
     """
 
     query_marker: str | None = None
     doc_marker: str | None = None
     query_maxlen: int = 32
+    query_minlen: int | None = None
     doc_maxlen: int = 180
     query_augmentation: bool = False
     attend_to_mask_tokens: bool = False
@@ -293,9 +303,11 @@ def check_device(device: str | torch.device | None) -> torch.device | None:
 
 
 def checkpoint_format(folder: Path) -> str:
-    """``"pylate"``, ``"stanford"`` or ``"huggingface"``, from the files in ``folder``."""
+    """``"sentence_transformers"``, ``"pylate"``, ``"stanford"`` or ``"huggingface"``, from the files in ``folder``."""
     if (folder / "modules.json").is_file():
         modules = _modules(folder)
+        if any(m.get("type", "").endswith("MultiVectorMask") for m in modules):
+            return "sentence_transformers"
         if any(m.get("type", "").endswith("Dense") for m in modules):
             return "pylate"
     if (folder / "config.json").is_file():
@@ -329,30 +341,40 @@ def _load_stanford(folder: Path, trust_remote_code: bool, dtype) -> _Parts:
     return _Parts(model, tokenizer, [_linear(weights["linear.weight"])], config)
 
 
-def _load_pylate(folder: Path, trust_remote_code: bool, dtype) -> _Parts:
+def _sorted_modules(folder: Path) -> list[dict]:
     modules = _modules(folder)
     if not all(isinstance(m.get("idx", 0), int) for m in modules):
         raise ModelLoadError(f"{folder}/modules.json: each module's idx must be a whole number")
-    modules = sorted(modules, key=lambda m: m.get("idx", 0))
+    return sorted(modules, key=lambda m: m.get("idx", 0))
+
+
+def _settings(file: Path) -> dict:
+    """The table of settings in ``file`` (an empty one when the file is absent)."""
+    settings = _read_json(file) if file.is_file() else {}
+    if not isinstance(settings, dict):
+        raise ModelLoadError(f"{file}: expected a table of settings")
+    return settings
+
+
+def _dense(dense_dir: Path) -> torch.nn.Linear:
+    """The projection of a sentence-transformers ``Dense`` module folder (identity activation only)."""
+    dense_config = _settings(dense_dir / "config.json")
+    activation = dense_config.get("activation_function") or "torch.nn.modules.linear.Identity"
+    if not str(activation).endswith("Identity"):
+        raise ModelLoadError(f"{dense_dir}: activation {activation!r} is not supported (only Identity)")
+    weights = _load_tensors(dense_dir)
+    if "linear.weight" not in weights:
+        raise ModelLoadError(f"{dense_dir}: a Dense module needs 'linear.weight' in its weights")
+    return _linear(weights["linear.weight"], weights.get("linear.bias"))
+
+
+def _load_pylate(folder: Path, trust_remote_code: bool, dtype) -> _Parts:
+    modules = _sorted_modules(folder)
     transformer = next((m for m in modules if m.get("type", "").endswith("Transformer")), None)
     if transformer is None:
         raise ModelLoadError(f"{folder}/modules.json names no Transformer module")
     model, tokenizer = _load_transformer(folder / transformer.get("path", ""), trust_remote_code, dtype)
-    projections = []
-    for module in modules:
-        if not module.get("type", "").endswith("Dense"):
-            continue
-        dense_dir = folder / module.get("path", "")
-        dense_config = _read_json(dense_dir / "config.json")
-        if not isinstance(dense_config, dict):
-            raise ModelLoadError(f"{dense_dir / 'config.json'}: expected a table of settings")
-        activation = dense_config.get("activation_function", "torch.nn.modules.linear.Identity")
-        if not activation.endswith("Identity"):
-            raise ModelLoadError(f"{dense_dir}: activation {activation!r} is not supported (only Identity)")
-        weights = _load_tensors(dense_dir)
-        if "linear.weight" not in weights:
-            raise ModelLoadError(f"{dense_dir}: a Dense module needs 'linear.weight' in its weights")
-        projections.append(_linear(weights["linear.weight"], weights.get("linear.bias")))
+    projections = [_dense(folder / m.get("path", "")) for m in modules if m.get("type", "").endswith("Dense")]
     st = (
         _read_json(folder / "config_sentence_transformers.json")
         if (folder / "config_sentence_transformers.json").is_file()
@@ -376,12 +398,148 @@ def _load_plain(folder: Path, trust_remote_code: bool, dtype) -> _Parts:
     return _Parts(model, tokenizer, [], EncoderConfig(checkpoint_format="huggingface"))
 
 
+#: The modules of a Sentence Transformers 6 text ``MultiVectorEncoder`` lirlab reproduces, by class name.
+ST_MODULES = ("Transformer", "Dense", "MultiVectorMask", "Normalize")
+
+
+def _st_module_kind(class_name: str, where: str) -> str:
+    kind = class_name.rsplit(".", 1)[-1]
+    if kind not in ST_MODULES:
+        raise ModelLoadError(
+            f"{where}: module {class_name!r} is not one lirlab reproduces ({', '.join(ST_MODULES)}); "
+            "encode with Sentence Transformers itself"
+        )
+    return kind
+
+
+def _prompt_marker(tokenizer, prompt: str | None, what: str, where: str) -> str | None:
+    """The marker token a Sentence Transformers prompt stands for (None for no prompt).
+
+    Sentence Transformers puts the prompt's text before each text; lirlab inserts one marker token,
+    which gives the same ids when the prompt is one token that tokenizes apart from the text after it.
+    """
+    if not prompt:
+        return None
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    probe = "bees eat nectar"
+    joined = tokenizer(prompt + probe, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1 or joined != ids + tokenizer(probe, add_special_tokens=False)["input_ids"]:
+        raise ModelLoadError(
+            f"{where}: the {what} prompt {prompt!r} is {len(ids)} tokens of text; lirlab reads prompts that "
+            "are one marker token (e.g. '[unused0] '): encode with Sentence Transformers itself"
+        )
+    return tokenizer.convert_ids_to_tokens(ids[0])
+
+
+def _st_config(
+    tokenizer, model, prompts: dict, transformer: dict, mask: dict | None, where: str
+) -> EncoderConfig:
+    """lirlab's settings for a Sentence Transformers 6 ``MultiVectorEncoder``.
+
+    Parameters
+    ----------
+    prompts : dict
+        Its ``prompts`` (``"query"``, ``"document"``).
+    transformer : dict
+        Its Transformer module's settings: ``query_length``, ``document_length``, ``query_expansion``,
+        ``max_seq_length``.
+    mask : dict or None
+        Its ``MultiVectorMask`` module's settings (``skiplist_words``, ``skiplist_tasks``,
+        ``keep_only_token_ids``), None when it has none.
+    """
+    if transformer.get("do_lower_case"):
+        raise ModelLoadError(f"{where}: do_lower_case is not supported; the tokenizer must lowercase itself")
+    # The length a text is cut at when no per-task length is set: the tokenizer's, within the model's.
+    limit = _position_limit(model)
+    cap = transformer.get("max_seq_length") or getattr(tokenizer, "model_max_length", None) or limit
+    cap = min(int(cap), limit)
+    expansion = transformer.get("query_expansion")
+    query_length = transformer.get("query_length")
+    minlen = None
+    if expansion is None:
+        query_maxlen = int(query_length or cap)
+    else:
+        if not isinstance(expansion, dict) or expansion.get("strategy") not in ("fixed", "min"):
+            raise ModelLoadError(
+                f"{where}: query_expansion {expansion!r} is not a 'fixed' or 'min' expansion"
+            )
+        token = expansion.get("token")
+        if token is not None and token != tokenizer.mask_token:
+            raise ModelLoadError(
+                f"{where}: query expansion with {token!r} is not supported (lirlab pads with the mask token)"
+            )
+        if mask is None:
+            raise ModelLoadError(
+                f"{where}: query_expansion without a MultiVectorMask module (the expansion is never scored); "
+                "add the module or turn query_expansion off"
+            )
+        length = int(expansion["length"])
+        if expansion["strategy"] == "fixed":
+            query_maxlen = length
+        else:
+            query_maxlen = max(int(query_length or cap), length)
+            minlen = length if length < query_maxlen else None
+    mask = mask or {}
+    if mask.get("keep_only_token_ids"):
+        raise ModelLoadError(
+            f"{where}: keep_only_token_ids (image-patch documents) is not supported for text"
+        )
+    words = [str(w) for w in mask.get("skiplist_words") or []]
+    tasks = mask.get("skiplist_tasks") or ["document"]
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    if words and "query" in tasks:
+        raise ModelLoadError(
+            f"{where}: a skiplist on queries (skiplist_tasks {tasks}) is not supported; lirlab skips "
+            "document tokens only"
+        )
+    # Sentence Transformers drops skiplist words that are not tokens of the vocabulary by themselves.
+    vocab = tokenizer.get_vocab()
+    skiplist = tuple(w for w in words if w in vocab) if "document" in tasks else ()
+    return EncoderConfig(
+        query_marker=_prompt_marker(tokenizer, prompts.get("query"), "query", where),
+        doc_marker=_prompt_marker(tokenizer, prompts.get("document"), "document", where),
+        query_maxlen=query_maxlen,
+        query_minlen=minlen,
+        doc_maxlen=int(transformer.get("document_length") or cap),
+        query_augmentation=expansion is not None,
+        attend_to_mask_tokens=bool(expansion and expansion.get("attend")),
+        skiplist=skiplist,
+        checkpoint_format="sentence_transformers",
+    )
+
+
+def _load_sentence_transformers(folder: Path, trust_remote_code: bool, dtype) -> _Parts:
+    modules = _sorted_modules(folder)
+    kinds = [_st_module_kind(m.get("type", ""), f"{folder}/modules.json") for m in modules]
+    if not kinds or kinds[0] != "Transformer" or kinds.count("Transformer") != 1:
+        raise ModelLoadError(f"{folder}/modules.json: expected one Transformer module, first")
+    transformer_dir = folder / modules[0].get("path", "")
+    model, tokenizer = _load_transformer(transformer_dir, trust_remote_code, dtype)
+    projections = [_dense(folder / m.get("path", "")) for m, kind in zip(modules, kinds) if kind == "Dense"]
+    masks = [
+        _settings(folder / m.get("path", "") / "config.json")
+        for m, k in zip(modules, kinds)
+        if k == "MultiVectorMask"
+    ]
+    prompts = _settings(folder / "config_sentence_transformers.json").get("prompts") or {}
+    if not isinstance(prompts, dict):
+        raise ModelLoadError(f"{folder}/config_sentence_transformers.json: prompts must be a table")
+    transformer = _settings(transformer_dir / "sentence_bert_config.json")
+    config = _st_config(tokenizer, model, prompts, transformer, masks[-1] if masks else None, str(folder))
+    return _Parts(model, tokenizer, projections, config)
+
+
 def _position_limit(model) -> int:
     """Longest input the model's position embeddings allow (512 for BERT)."""
     return int(getattr(model.config, "max_position_embeddings", 512) or 512)
 
 
-LOADERS = {"stanford": _load_stanford, "pylate": _load_pylate, "huggingface": _load_plain}
+LOADERS = {
+    "stanford": _load_stanford,
+    "pylate": _load_pylate,
+    "sentence_transformers": _load_sentence_transformers,
+    "huggingface": _load_plain,
+}
 
 
 def _backend_agrees(tokenizer) -> bool:
@@ -394,46 +552,6 @@ def _backend_agrees(tokenizer) -> bool:
     if backend.truncation is not None or backend.padding is not None:
         return False
     return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)] == expected
-
-
-#: The encoder settings a user tunes, declared once (validation, CLI flags, docs).
-ENCODER_PARAMS: dict[str, Param] = {
-    "query_maxlen": Param(
-        "query_maxlen",
-        int,
-        None,
-        "Query length in tokens, markers included (0: no [MASK] padding, cut at the model's limit).",
-        low=0,
-        high=8192,
-        latency="up",
-        aliases="Stanford query_maxlen, PyLate query_length",
-    ),
-    "doc_maxlen": Param(
-        "doc_maxlen",
-        int,
-        None,
-        "Document length in tokens, markers included; longer documents are cut (and counted).",
-        low=3,
-        high=8192,
-        latency="up",
-        memory="up",
-        aliases="Stanford doc_maxlen, PyLate document_length",
-    ),
-    "query_augmentation": Param(
-        "query_augmentation",
-        bool,
-        None,
-        "Pad queries with [MASK] to query_maxlen (helps checkpoints trained with it, hurts others).",
-        aliases="PyLate do_query_expansion",
-    ),
-    "attend_to_mask_tokens": Param(
-        "attend_to_mask_tokens",
-        bool,
-        None,
-        "Whether the encoder's attention sees the [MASK] padding.",
-        aliases="Stanford attend_to_mask_tokens",
-    ),
-}
 
 
 def _override(config: EncoderConfig, overrides: dict[str, Any], model) -> EncoderConfig:
@@ -474,8 +592,6 @@ class ColBERT:
         self.name = name
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        if getattr(self.model, "pooler", None) is not None:
-            self.model.pooler = None  # the pooled [CLS] output is never used; skip its matmul
         self.tokenizer = tokenizer
         self.projections = [
             p.to(device=self.device, dtype=next(model.parameters()).dtype) for p in projections
@@ -496,6 +612,11 @@ class ColBERT:
         for length, what in ((config.query_maxlen, "query_maxlen"), (config.doc_maxlen, "doc_maxlen")):
             if length < 3 + (self.query_marker_id is not None):
                 raise ValueError(f"{what} must leave room for the special tokens, got {length}")
+        if config.query_minlen is not None and not 3 <= config.query_minlen <= config.query_maxlen:
+            raise ValueError(
+                f"query_minlen must lie between 3 and query_maxlen ({config.query_maxlen}), got "
+                f"{config.query_minlen}; None pads queries to query_maxlen"
+            )
 
     @classmethod
     def load(
@@ -535,6 +656,8 @@ class ColBERT:
         folder = resolve_model(name, fallback_to_minilm=fallback_to_minilm)
         fmt = checkpoint_format(folder)
         parts = LOADERS[fmt](folder, trust_remote_code, dtype)
+        if getattr(parts.model, "pooler", None) is not None:
+            parts.model.pooler = None  # the pooled [CLS] output is never used; skip its matmul
         config = _override(parts.config, overrides, parts.model)
         if folder == minilm_folder() and str(name) != MINILM and folder != Path(name):
             name = MINILM
@@ -545,6 +668,89 @@ class ColBERT:
             parts.projections,
             config,
             name=str(name),
+            device=device,
+            query_forward=query_forward,
+        )
+
+    @classmethod
+    def from_sentence_transformers(
+        cls, model, name: str | None = None, query_forward: str = "packed", **overrides
+    ) -> ColBERT:
+        """The encoder of a Sentence Transformers 6 ``MultiVectorEncoder`` held in memory, without saving it.
+
+        The weights are shared, not copied: the encoder gives the vectors ``model.encode_query`` and
+        ``model.encode_document`` give (its prompts as markers, its query expansion and lengths, its
+        skiplist), and sees later changes to the weights. Use it wherever lirlab takes an encoder (index
+        builders, analyses, widgets).
+
+        Parameters
+        ----------
+        model : sentence_transformers.MultiVectorEncoder
+            A text model made of the modules :data:`ST_MODULES`; it is put in eval mode on its device.
+        name : str, optional
+            What indexes record; default the folder or hub id the transformer came from.
+        query_forward : str
+            See :meth:`load`.
+        **overrides
+            Any :class:`EncoderConfig` field, as for :meth:`load`.
+
+        Raises
+        ------
+        TypeError
+            ``model`` is not a ``MultiVectorEncoder``.
+        ModelLoadError
+            It holds a module or setting lirlab does not reproduce (one line naming it).
+
+        Examples
+        --------
+        >>> from sentence_transformers import MultiVectorEncoder  # doctest: +SKIP
+        >>> encoder = ColBERT.from_sentence_transformers(MultiVectorEncoder("lightonai/LateOn"))  # doctest: +SKIP
+        """
+        if not any(c.__name__ == "MultiVectorEncoder" for c in type(model).__mro__):
+            raise TypeError(
+                f"expected a sentence_transformers MultiVectorEncoder, got {type(model).__name__}; "
+                "load a checkpoint folder with ColBERT.load instead"
+            )
+        where = "the MultiVectorEncoder"
+        modules = list(model)
+        kinds = [_st_module_kind(f"{type(m).__module__}.{type(m).__name__}", where) for m in modules]
+        if not kinds or kinds[0] != "Transformer" or kinds.count("Transformer") != 1:
+            raise ModelLoadError(f"{where}: expected one Transformer module, first")
+        transformer = modules[0]
+        projections = []
+        for module in (m for m, kind in zip(modules, kinds) if kind == "Dense"):
+            if not isinstance(module.activation_function, torch.nn.Identity):
+                raise ModelLoadError(
+                    f"{where}: Dense activation {module.activation_function!r} is not supported (only Identity)"
+                )
+            projections.append(module.linear)
+        masks = [
+            {
+                "skiplist_words": m.skiplist_words,
+                "skiplist_tasks": m.skiplist_tasks,
+                "keep_only_token_ids": m.keep_only_token_ids,
+            }
+            for m, kind in zip(modules, kinds)
+            if kind == "MultiVectorMask"
+        ]
+        settings = {
+            "query_length": transformer.query_length,
+            "document_length": transformer.document_length,
+            "query_expansion": transformer.query_expansion,
+            "max_seq_length": transformer.max_seq_length,
+            "do_lower_case": getattr(transformer, "do_lower_case", False),
+        }
+        auto_model, tokenizer = transformer.auto_model, transformer.tokenizer
+        prompts = dict(getattr(model, "prompts", None) or {})
+        config = _st_config(tokenizer, auto_model, prompts, settings, masks[-1] if masks else None, where)
+        config = _override(config, overrides, auto_model)
+        device = next(auto_model.parameters()).device
+        return cls(
+            auto_model,
+            tokenizer,
+            projections,
+            config,
+            name=name or str(getattr(auto_model.config, "_name_or_path", "") or "MultiVectorEncoder"),
             device=device,
             query_forward=query_forward,
         )
@@ -586,9 +792,15 @@ class ColBERT:
         return int(token_id)
 
     def _skip_ids(self, words: Sequence[str]) -> set[int]:
+        """Ids of the skiplist: a word that is a token of the vocabulary by itself, else its first piece."""
+        vocab = self.tokenizer.get_vocab()
         ids = set()
         for word in words:
-            pieces = self.tokenizer(word, add_special_tokens=False)["input_ids"]
+            pieces = (
+                [vocab[word]]
+                if word in vocab
+                else self.tokenizer(word, add_special_tokens=False)["input_ids"]
+            )
             if pieces:
                 ids.add(int(pieces[0]))
         return ids
@@ -626,10 +838,15 @@ class ColBERT:
         ids, _ = self._token_ids(texts, self.query_marker_id, self.config.query_maxlen)
         return self._augment(ids)
 
+    @property
+    def query_padding_target(self) -> int:
+        """Length queries are padded to with ``[MASK]`` under query augmentation."""
+        return self.config.query_minlen or self.config.query_maxlen
+
     def _augment(self, ids: list[list[int]]) -> list[list[int]]:
         if not self.config.query_augmentation:
             return ids
-        return [row + [self.mask_token_id] * (self.config.query_maxlen - len(row)) for row in ids]
+        return [row + [self.mask_token_id] * (self.query_padding_target - len(row)) for row in ids]
 
     # -- forward ------------------------------------------------------------------------------------
 
@@ -655,7 +872,7 @@ class ColBERT:
             input_ids, attention = input_ids.to(self.device), attention.to(self.device)
         hidden = None
         if lean and self.query_forward != "transformers" and unsupported_reason(self.model) is None:
-            packed = self.query_forward == "packed" and len(rows) == 1 and width == self.config.query_maxlen
+            packed = self.query_forward == "packed" and len(rows) == 1 and width == self.query_padding_target
             try:
                 hidden = bert_forward(self.model, input_ids, attention, packed=packed)
             except Unsupported:
