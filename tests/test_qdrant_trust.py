@@ -262,6 +262,37 @@ def test_a_dead_readers_private_copy_is_removed_by_the_next_load(index, tmp_path
     assert not young.backend.folder.exists()
 
 
+FORKED = """
+import os, sys
+from lirlab.index.qdrant import QdrantIndex
+from tests.synthetic import random_encoding
+queries = random_encoding(4, seed=12, dim=16, kind="query", prefix="q")
+index = QdrantIndex.load(sys.argv[1])
+before = [p.tolist() for p, _ in index.search_encoded(queries, k=5, exact=True)]
+child = os.fork()
+if child == 0:
+    sys.exit(0)  # a normal exit runs the finalizers the child inherited
+os.waitpid(child, 0)
+assert index.backend.folder.is_dir(), "the child removed its parent's private copy"
+assert [p.tolist() for p, _ in index.search_encoded(queries, k=5, exact=True)] == before
+index.close()
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+def test_a_forked_child_leaves_its_parents_private_copy(index, tmp_path):
+    index.save(tmp_path / "a")
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED, str(tmp_path / "a")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
 def test_a_save_committing_during_a_load_gives_the_old_or_the_new_index(
     index, reversed_index, queries, tmp_path, monkeypatch
 ):

@@ -12,9 +12,13 @@ Qdrant's MaxSim comparator over dot products (exactly ColBERT's late-interaction
 re-ranking them by MaxSim (``prefetch=``). The payload holds the docno and any metadata given at build
 time; :meth:`QdrantIndex.where` restricts a search to the documents whose payload matches.
 
-What a saved index keeps: ``metadata.json`` (the backend, the collection settings, the model), the
-docnos, and the token ids and lengths beside the Qdrant folder (4 bytes a token against 512 for a
-128-d vector). :meth:`QdrantIndex.documents` reads the vectors back from Qdrant rather than from a copy
+What a saved index keeps: ``metadata.json`` (the backend, the collection settings, the model, and a
+table of the shard's files with their sizes and digests), the docnos, and the token ids and lengths
+beside the Qdrant folder (4 bytes a token against 512 for a 128-d vector). The engine rewrites some of
+its files whenever it opens a shard and locks its write-ahead log, so a saved shard is never opened in
+place: each :meth:`QdrantIndex.load` runs the engine on a private copy in the temporary folder (removed
+by :meth:`QdrantIndex.close` or at exit; those of killed processes by the next open), which lets any
+number of processes open one index and keeps the saved files as their digests say. :meth:`QdrantIndex.documents` reads the vectors back from Qdrant rather than from a copy
 kept beside it: Qdrant stays the one place the vectors live (on a server they are not on this disk at
 all), and the folder is not twice the size. Reading every vector back is slow (seconds per thousand
 documents); the analyses that need it read a few documents.
@@ -544,14 +548,17 @@ class _PrivateFolder:
     def __init__(self):
         root = Path(tempfile.gettempdir())
         _remove_dead_private_folders(root)
-        self.path = root / f"{PRIVATE_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.owner = os.getpid()
+        self.path = root / f"{PRIVATE_PREFIX}{self.owner}-{uuid.uuid4().hex[:12]}"
         self.path.mkdir(mode=0o700)
         self._fd: int | None = os.open(self.path, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW)
         if fcntl is not None:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Delete the folder (only in the process that made it: a forked child leaves it to its parent)."""
+        if os.getpid() == self.owner:
+            shutil.rmtree(self.path, ignore_errors=True)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -588,6 +595,8 @@ def _remove_dead_private_folders(root: Path) -> None:
 
 
 def _close_and_remove(shard, private: _PrivateFolder | None) -> None:
+    if private is not None and os.getpid() != private.owner:
+        return  # a forked child exiting: the shard and its folder are its parent's
     try:
         shard.close()
     except Exception:  # closing twice, or at interpreter exit
@@ -1397,10 +1406,12 @@ class QdrantIndex(Index):
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
-        """Write the index folder: metadata, docnos, token ids, and (embedded) the Qdrant shard.
+        """Write the index folder atomically: metadata, docnos, token ids, and (embedded) the Qdrant shard.
 
-        A server collection stays on the server: the folder records its URL and collection name (and the
-        environment variable the API key is read from, never the key).
+        ``overwrite`` means what it means for every kind (:class:`~lirlab.storage.ArtifactWriter`): an
+        index of ours at ``path`` is replaced without it; a folder of other files is refused without it
+        and moved aside with it. A server collection stays on the server: the folder records its URL and
+        collection name (and the environment variable the API key is read from, never the key).
         """
         path = Path(path)
         if self.backend_kind == "embedded" and path.resolve() in self.backend.folder.resolve().parents:
