@@ -27,7 +27,7 @@ datasets (--dataset): 'demo', a BEIR folder (corpus.jsonl, queries.jsonl, qrels/
 
 
 def _add_model_options(p: argparse.ArgumentParser, default: str | None = None) -> None:
-    from lirlab.encoder import DEFAULT_MODEL
+    from lirlab.encoder_knobs import DEFAULT_MODEL, ENCODER_PARAMS
 
     p.add_argument(
         "--model",
@@ -40,8 +40,6 @@ def _add_model_options(p: argparse.ArgumentParser, default: str | None = None) -
         action="store_true",
         help="do not pad queries with [MASK] (for encoders never trained with query augmentation)",
     )
-    from lirlab.encoder import ENCODER_PARAMS
-
     add_knob_flags(
         p, {n: v for n, v in ENCODER_PARAMS.items() if n != "query_augmentation"}, "encoder settings"
     )
@@ -52,10 +50,13 @@ def _flag(name: str) -> str:
 
 
 def add_knob_flags(p: argparse.ArgumentParser, declared: dict, title: str) -> None:
-    """One ``--flag`` per declared knob (type, choices and help from its :class:`~lirlab.params.Param`)."""
-    group = p.add_argument_group(title)
+    """One ``--flag`` per declared knob (type, choices and help from its :class:`~lirlab.params.Param`);
+    a knob another group already offers is named in this group's description instead."""
+    taken = {action.dest for action in p._actions}
+    shared = [_flag(name) for name in declared if name in taken]
+    group = p.add_argument_group(title, f"also {', '.join(shared)}, listed above" if shared else None)
     for param in declared.values():
-        if any(action.dest == param.name for action in p._actions):
+        if param.name in taken:
             continue
         kind = {"int": int, "float": float, "str": str}.get(param.type.__name__)
         if param.type is bool:
@@ -64,7 +65,7 @@ def add_knob_flags(p: argparse.ArgumentParser, declared: dict, title: str) -> No
                 dest=param.name,
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help=param.description,
+                help=param.description.replace("%", "%%"),
             )
             continue
         default = "from the model or k" if param.default is None else param.default
@@ -75,23 +76,51 @@ def add_knob_flags(p: argparse.ArgumentParser, declared: dict, title: str) -> No
             choices=list(param.choices) if param.choices else None,
             default=None,
             metavar=param.name.upper(),
-            help=f"{param.description} (default: {default})",
+            help=f"{param.description} (default: {default})".replace("%", "%%"),
         )
 
 
-def _given_search_knobs(args) -> dict:
-    """Every search-knob flag the user set, whichever kind declares it (the index's kind refuses the
-    ones it does not take, naming them)."""
-    names = {name for cls in _kinds().values() for name in cls.SEARCH_PARAMS}
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+def _add_kind_knob_flags(p: argparse.ArgumentParser, which: str, note: str = "") -> None:
+    """The ``which`` (search or build) knob flags of every registered kind, a group per kind."""
+    from lirlab.index import registry
+
+    for entry in registry.kinds():
+        add_knob_flags(p, entry.params(which), f"{entry.name} {which} knobs{note}")
+
+
+def _given_knobs(args, which: str) -> dict:
+    """Every ``which`` (search or build) knob flag the user set, whichever kind declares it."""
+    from lirlab.index import registry
+
+    names = {name for entry in registry.kinds() for name in entry.params(which)}
+    return {name: getattr(args, name) for name in sorted(names) if getattr(args, name, None) is not None}
+
+
+def _check_knobs(kind: str, which: str, given: dict) -> None:
+    """Refuse, naming the flag, a ``which`` knob the kind does not declare or a value it does not take
+    (before any model is loaded or corpus encoded)."""
+    from lirlab import params
+    from lirlab.index import registry
+
+    declared = registry.kind(kind).params(which)
+    foreign = sorted(set(given) - set(declared))
+    if foreign:
+        takes = ", ".join(map(_flag, declared)) or "none"
+        raise ValueError(f"{_flag(foreign[0])} is not a {which} knob of a {kind} index; it takes {takes}")
+    params.validate(declared, given)
+
+
+def _check_count(flag: str, value: int, example: str) -> None:
+    """Refuse a count flag below 1 (or beyond int32), naming the flag and a value it takes."""
+    if not 1 <= value <= 2**31 - 1:
+        raise ValueError(f"{flag} must be a whole number >= 1, got {value}; pass e.g. {flag} {example}")
 
 
 def _load_encoder(args, name: str | None = None):
-    from lirlab.encoder import DEFAULT_MODEL, ColBERT
+    from lirlab.encoder import ColBERT
+    from lirlab.encoder_knobs import DEFAULT_MODEL, ENCODER_PARAMS
 
     name = name or args.model
-    from lirlab.encoder import ENCODER_PARAMS
-
     overrides = {n: getattr(args, n) for n in ENCODER_PARAMS if getattr(args, n, None) is not None}
     if getattr(args, "no_augmentation", False):
         overrides["query_augmentation"] = False
@@ -104,22 +133,16 @@ def _load_encoder(args, name: str | None = None):
 
 def _cmd_index(args) -> None:
     from lirlab import data
-    from lirlab.index.base import index_kind
-
-    kind = index_kind(args.kind)
-    all_build = {name for cls in _kinds().values() for name in cls.BUILD_PARAMS}
-    given = {name: getattr(args, name) for name in all_build if getattr(args, name, None) is not None}
-    foreign = sorted(set(given) - set(kind.BUILD_PARAMS))
-    if foreign:
-        raise ValueError(
-            f"{_flag(foreign[0])} is not a knob of a {kind.KIND} index; it takes {', '.join(map(_flag, kind.BUILD_PARAMS)) or 'none'}"
-        )
+    from lirlab.index import registry
     from lirlab.storage import check_target
 
+    _check_count("--batch-size", args.batch_size, "32")
+    given = _given_knobs(args, "build")
+    _check_knobs(args.kind, "build", given)
     check_target(args.out, overwrite=args.overwrite)  # refuse now, not after encoding the corpus
     dataset = data.load(args.dataset, split=args.split)
     encoder = _load_encoder(args)
-    index = kind.build(dataset.docs, encoder, batch_size=args.batch_size, **given)
+    index = registry.kind_class(args.kind).build(dataset.docs, encoder, batch_size=args.batch_size, **given)
     index.save(args.out, overwrite=args.overwrite)
     print(f"indexed {len(index)} documents into {args.out}", file=sys.stderr)
 
@@ -133,68 +156,33 @@ def _version() -> str:
         return "unknown"
 
 
-def _kinds() -> dict:
-    from lirlab.index import FlatIndex, PlaidIndex
+def _open_index(args, entry):
+    """The index at ``--index``: a registered kind's folder (its model from its metadata unless --model
+    names one) or a foreign format's (which names no model: --model is required)."""
+    from lirlab.index import registry
 
-    return {cls.KIND: cls for cls in (FlatIndex, PlaidIndex)}
-
-
-def _foreign_reader(path: str):
-    """The reader for an index folder another tool wrote (colbert-ai, fast-plaid), or None."""
-    from lirlab.index.fast_plaid import is_fast_plaid_index, read_fast_plaid_index
-    from lirlab.index.stanford import is_stanford_index, read_stanford_index
-
-    if is_stanford_index(path):
-        return "colbert-ai", read_stanford_index
-    if is_fast_plaid_index(path):
-        return "fast-plaid", read_fast_plaid_index
-    return None
-
-
-def _index_kind(path: str):
-    from lirlab.index.base import artifact_type, index_kind
-    from lirlab.index.plaid import PlaidIndex
-
-    return PlaidIndex if _foreign_reader(path) else index_kind(artifact_type(path))
-
-
-def _open_index(args):
-    from lirlab.index.base import artifact_type, index_kind
-
-    foreign = _foreign_reader(args.index)
-    if foreign is not None:
-        tool, reader = foreign
+    if isinstance(entry, registry.Format):
         if not args.model:
             raise ValueError(
-                f"{args.index} is a {tool} index, which does not name its model for lirlab; pass --model "
-                "with the checkpoint that built it"
+                f"{args.index} is a {entry.name} index, which does not name its model for lirlab; pass "
+                "--model with the checkpoint that built it"
             )
-        encoder = _load_encoder(args, args.model)
-        return reader(args.index, encoder=encoder, device=args.device)
-    kind = index_kind(artifact_type(args.index))
-    meta_model = _recorded_model(args.index)
-    model = args.model or meta_model
+        return entry.read(args.index, encoder=_load_encoder(args, args.model), device=args.device)
+    model = args.model or _recorded_model(args.index)
     if not model:
         raise ValueError(f"{args.index} does not record its model; pass --model")
-    encoder = _load_encoder(args, model)
-    return kind.load(args.index, encoder=encoder, device=args.device)
+    return entry.load_class().load(args.index, encoder=_load_encoder(args, model), device=args.device)
 
 
 def _recorded_model(path: str) -> str | None:
-    import json
-
     from lirlab import storage
 
-    reader = getattr(storage, "read_metadata", None)
-    if reader is not None:
-        meta = reader(path)
-    else:
-        meta = json.loads((Path(path) / storage.METADATA).read_text(encoding="utf-8"))
-    return (meta.get("model") or {}).get("name")
+    return (storage.read_metadata(path).get("model") or {}).get("name")
 
 
 def _cmd_search(args) -> None:
     from lirlab import data
+    from lirlab.index import registry
     from lirlab.results import write_run
 
     if (args.query is None) == (args.dataset is None):
@@ -203,11 +191,12 @@ def _cmd_search(args) -> None:
         raise ValueError(
             f"--out {args.out} is a folder; name a run file, e.g. --out {Path(args.out) / 'run.trec'}"
         )
+    _check_count("--k", args.k, "10")
+    entry = registry.identify(args.index)
+    knobs = _given_knobs(args, "search")
+    _check_knobs(entry.opens_as if isinstance(entry, registry.Format) else entry.name, "search", knobs)
     queries = args.query if args.query is not None else data.load(args.dataset, split=args.split)
-    kind = _index_kind(args.index)
-    knobs = _given_search_knobs(args)
-    kind.resolve_knobs(args.k, knobs)  # bad k or knobs: say so before loading a model
-    index = _open_index(args)
+    index = _open_index(args, entry)
     run = index.search(queries, k=args.k, **knobs)
     if args.out == "-":
         write_run(run, sys.stdout, format=args.format)
@@ -360,9 +349,8 @@ def build_parser(only=_ALL) -> argparse.ArgumentParser:
     Parameters
     ----------
     only : str or None, optional
-        Give the options of this subcommand alone (the knob flags come from declarations in modules that
-        import torch); ``None``: list the subcommands only, which is all ``lirlab --help`` needs and
-        imports no torch. Default: every subcommand with its options.
+        Give the options of this subcommand alone (the others are listed by name); ``None``: list the
+        subcommands only, which is all ``lirlab --help`` needs. Default: every subcommand with its options.
     """
     parser = argparse.ArgumentParser(
         prog="lirlab",
@@ -396,8 +384,15 @@ def build_parser(only=_ALL) -> argparse.ArgumentParser:
     return parser
 
 
+def _kind_help() -> str:
+    from lirlab.index import registry
+
+    return "; ".join(f"{entry.name}: {entry.summary}" for entry in registry.kinds()).replace("%", "%%")
+
+
 def _add_index(sub) -> None:
-    kinds = _kinds()
+    from lirlab.index import registry
+
     p = sub.add_parser("index", help=COMMANDS["index"], description=COMMANDS["index"])
     p.add_argument("--dataset", required=True, help="'demo', a BEIR folder, or an ir_datasets id")
     p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default: %(default)s)")
@@ -411,27 +406,28 @@ def _add_index(sub) -> None:
     )
     p.add_argument(
         "--kind",
-        choices=list(kinds),
+        choices=registry.kind_names(),
         default="flat",
-        help="exhaustive (flat) or compressed PLAID (default: %(default)s)",
+        help=f"the index kind (default: %(default)s): {_kind_help()}",
     )
     p.add_argument(
         "--batch-size", type=int, default=32, help="documents per forward pass (default: %(default)s)"
     )
     _add_model_options(p)
-    for cls in kinds.values():
-        add_knob_flags(p, cls.BUILD_PARAMS, f"{cls.KIND} build knobs")
+    _add_kind_knob_flags(p, "build")
     p.set_defaults(func=_cmd_index)
 
 
 def _add_search(sub) -> None:
-    kinds = _kinds()
+    from lirlab.index import registry
+
+    foreign = ", ".join(registry.format_names())
     p = sub.add_parser("search", help=COMMANDS["search"], description=COMMANDS["search"])
     p.add_argument(
         "--index",
         required=True,
-        help="index folder written by 'lirlab index', colbert-ai or fast-plaid (those two need --model; "
-        "documents are named by their passage ids)",
+        help=f"index folder written by 'lirlab index' or lirlab (any kind: {_kind_help()}), or by another "
+        f"tool ({foreign}: those need --model; documents are named by their passage ids)",
     )
     p.add_argument("--query", action="append", help="query text (repeat for several)")
     p.add_argument("--dataset", help="search all queries of this dataset instead")
@@ -452,8 +448,7 @@ def _add_search(sub) -> None:
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--no-augmentation", action="store_true", help="do not pad queries with [MASK]")
-    for cls in kinds.values():
-        add_knob_flags(p, cls.SEARCH_PARAMS, f"{cls.KIND} search knobs (unset ones follow k)")
+    _add_kind_knob_flags(p, "search", " (unset ones follow k)")
     p.set_defaults(func=_cmd_search)
 
 
@@ -535,21 +530,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    from lirlab.cli_help import help_parser
-
-    described = help_parser(argv)
-    if described is not None:
-        # a subcommand's help, from its parser described as data: the declarations behind its options
-        # live in modules that import torch (seconds), help needs only their text
-        parser, rest = described
-        parser.parse_args(rest)
     if argv[:2] == ["bench", "train"]:
         args = _bench_train_parser().parse_args(argv[2:])
     elif argv[:2] == ["bench", "methods"]:
         args = _bench_methods_parser().parse_args(argv[2:])
     else:
-        # Only the subcommand named gets its options (their declarations import torch): `lirlab --help`,
-        # `lirlab --version` and a mistyped command answer at once.
+        # Only the subcommand named gets its options: `lirlab --help`, `lirlab --version` and a mistyped
+        # command answer without reading any declaration.
         command = next((a for a in argv if not a.startswith("-")), None)
         args = build_parser(only=command if command in COMMANDS else None).parse_args(argv)
     try:

@@ -95,9 +95,9 @@ def test_version_and_knob_flags_from_the_declarations(demo_index, capsys):
         main(["--version"])
     assert capsys.readouterr().out.startswith("lirlab ")
     assert main(["search", "--index", str(demo_index), "--query", "bees", "--n-probe", "2"]) == 2
-    assert "a flat index takes no search knobs, got 'n_probe'" in capsys.readouterr().err
+    assert "--n-probe is not a search knob of a flat index; it takes none" in capsys.readouterr().err
     assert main(["index", "--dataset", "demo", "--out", "unused", "--model", "minilm", "--nbits", "2"]) == 2
-    assert "--nbits is not a knob of a flat index" in capsys.readouterr().err
+    assert "--nbits is not a build knob of a flat index; it takes --pool-factor" in capsys.readouterr().err
 
 
 def test_a_trec_run_written_by_lirlab_evaluates_with_the_ir_measures_cli(demo_index, tmp_path, capsys):
@@ -130,3 +130,127 @@ def test_bench_methods_takes_its_own_options(capsys):
     with pytest.raises(SystemExit) as done:
         main(["bench", "methods", "--help"])
     assert done.value.code == 0 and "--pool-factors" in capsys.readouterr().out
+
+
+# -- every kind, from the registry ------------------------------------------------------------------
+
+QUERIES = ["how does a caldera form", "what do bees eat in winter"]
+
+#: Build knobs that keep each kind small on the demo corpus.
+SMALL = {"plaid": {"n_centroids": 32}, "warp": {"n_centroids": 32}, "muvera": {"r_reps": 4, "k_sim": 3}}
+
+
+@pytest.fixture(scope="module")
+def demo_encoding(stanford):
+    from dataclasses import replace
+
+    from lirlab import data
+
+    docs = data.load("demo").docs
+    encoded = stanford.encode_documents(docs, progress=False)
+    return replace(encoded, texts=tuple(d.full_text for d in docs))
+
+
+@pytest.fixture(scope="module")
+def saved_kinds(demo_encoding, stanford, tmp_path_factory):
+    """Every registered kind built on the demo corpus and saved by lirlab, by kind."""
+    from lirlab.index import registry
+
+    root = tmp_path_factory.mktemp("kinds")
+    built = {}
+    for name in registry.kind_names():
+        index = registry.kind_class(name).from_encoding(
+            demo_encoding, encoder=stanford, **SMALL.get(name, {})
+        )
+        index.save(root / name)
+        built[name] = (root / name, index)
+    return built
+
+
+@pytest.mark.parametrize("name", ["bm25", "bm25_rerank", "flat", "muvera", "plaid", "qdrant", "warp"])
+def test_every_kind_s_folder_searches_from_the_cli_as_its_own_kind(name, saved_kinds, tmp_path, capsys):
+    folder, index = saved_kinds[name]
+    run_file = tmp_path / "run.tsv"
+    argv = ["search", "--index", str(folder), "--out", str(run_file), "--format", "tsv", "--k", "5"]
+    for query in QUERIES:
+        argv += ["--query", query]
+    assert main(argv) == 0, capsys.readouterr().err
+    run = pd.read_csv(run_file, sep="\t", dtype={"qid": str, "docno": str})
+    expected = index.search(QUERIES, k=5)
+    assert run.docno.tolist() == expected.docno.tolist()
+    assert run.score.to_numpy() == pytest.approx(expected.score.to_numpy(), abs=1e-4)
+
+
+def test_search_knobs_reach_the_kind_that_declares_them(saved_kinds, capsys):
+    folder, index = saved_kinds["warp"]
+    argv = [
+        "search",
+        "--index",
+        str(folder),
+        "--query",
+        QUERIES[0],
+        "--k",
+        "3",
+        "--nprobe",
+        "1",
+        "--out",
+        "-",
+    ]
+    assert main(argv) == 0
+    printed = [line.split()[2] for line in capsys.readouterr().out.splitlines()]
+    assert printed == index.search(QUERIES[:1], k=3, nprobe=1).docno.tolist()
+    assert main(["search", "--index", str(folder), "--query", "x", "--n-probe", "2"]) == 2
+    assert "--n-probe is not a search knob of a warp index; it takes --nprobe, --t-prime, --bound" in (
+        capsys.readouterr().err
+    )
+
+
+def test_index_takes_every_kind_and_its_build_knobs(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "warp"
+    argv = ["index", "--dataset", "demo", "--out", str(out), "--model", "minilm", "--kind", "warp"]
+    assert main([*argv, "--n-centroids", "16", "--nbits", "1"]) == 0, capsys.readouterr().err
+    meta = json.loads((out / "metadata.json").read_text())
+    assert (
+        meta["type"] == "lirlab.warp" and meta["config"]["nbits"] == 1 and meta["config"]["n_centroids"] == 16
+    )
+    assert (
+        main(["index", "--dataset", "demo", "--out", str(tmp_path / "m"), "--kind", "muvera", "--nbits", "2"])
+        == 2
+    )
+    assert "--nbits is not a build knob of a muvera index; it takes --r-reps" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["-1", "0"])
+def test_a_batch_size_below_one_is_one_line_naming_the_flag(value, tmp_path, capsys):
+    argv = ["index", "--dataset", "demo", "--out", str(tmp_path / "x"), "--model", "minilm"]
+    assert main([*argv, "--batch-size", value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lirlab: error: --batch-size must be a whole number >= 1")
+    assert f"got {value}" in err[0] and "--batch-size 32" in err[0]
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_kind_registered_by_a_test_is_at_every_edge_of_the_cli(tmp_path, capsys):
+    from lirlab.index import load_index, registry
+
+    from .test_registry import ShareIndex
+
+    registry.register_kind(ShareIndex)
+    try:
+        for command, flag in (("index", "--tag"), ("search", "--share")):
+            with pytest.raises(SystemExit):
+                main([command, "--help"])
+            help_text = capsys.readouterr().out
+            assert "share_test" in help_text and flag in help_text
+        out = tmp_path / "share"
+        argv = ["index", "--dataset", "demo", "--out", str(out), "--model", "minilm", "--kind", "share_test"]
+        assert main([*argv, "--tag", "first"]) == 0, capsys.readouterr().err
+        assert type(load_index(out)) is ShareIndex
+        assert (
+            main(["search", "--index", str(out), "--query", QUERIES[0], "--share", "0.5", "--out", "-"]) == 0
+        )
+        assert len(capsys.readouterr().out.splitlines()) == 10
+    finally:
+        registry.unregister_kind(ShareIndex.KIND)

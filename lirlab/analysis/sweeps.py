@@ -53,7 +53,8 @@ from tqdm.auto import tqdm
 from lirlab.data import Dataset
 from lirlab.encoding import Encoding
 from lirlab.evaluate import evaluate, judged, parse_measures, top_overlap
-from lirlab.index.base import K_PARAM, KINDS, Index, UnknownKnobError, index_kind
+from lirlab.index import registry
+from lirlab.index.base import K_PARAM, Index, UnknownKnobError, index_kind
 from lirlab.index.flat import FlatIndex
 from lirlab.machine import describe_machine, percentiles
 from lirlab.params import Param
@@ -473,13 +474,9 @@ def with_frontier(table: pd.DataFrame, quality: str, latency: str = "p50_ms") ->
 
 
 def knob_columns() -> list[str]:
-    """Every knob name an index kind declares (search, then build), in registration order."""
-    names: list[str] = []
-    for cls in KINDS.values():
-        for name in (*cls.SEARCH_PARAMS, *cls.BUILD_PARAMS):
-            if name not in names:
-                names.append(name)
-    return names
+    """Every knob name an index kind declares (search, then build), kind by kind
+    (:func:`lirlab.index.registry.knob_names`)."""
+    return list(registry.knob_names())
 
 
 def setting_labels(table: pd.DataFrame, knobs: Sequence[str] | None = None) -> pd.Series:

@@ -1,12 +1,35 @@
-"""Index kinds under one retriever protocol (:mod:`lirlab.index.base`).
+"""Index kinds under one retriever protocol (:mod:`lirlab.index.base`), listed by one registry
+(:mod:`lirlab.index.registry`).
 
-Importing this package registers the built-in kinds, so :func:`~lirlab.index.base.load_index` and
-:func:`~lirlab.index.base.index_kind` find them by name or artifact type; other kinds are imported from
-``lirlab.index.<kind>`` on first use.
+Each name is imported on first use (PEP 562): listing the kinds, their knobs and their help
+(:mod:`lirlab.index.registry`) loads no torch.
 """
 
-from lirlab.index.base import Index, index_kind, load_index
-from lirlab.index.flat import FlatIndex
-from lirlab.index.plaid import PlaidIndex
+from __future__ import annotations
 
-__all__ = ["FlatIndex", "Index", "PlaidIndex", "index_kind", "load_index"]
+import importlib
+
+#: Public name -> ``module:attribute`` defining it, imported when the name is first used.
+_EXPORTS = {
+    "Index": "lirlab.index.base:Index",
+    "FlatIndex": "lirlab.index.flat:FlatIndex",
+    "PlaidIndex": "lirlab.index.plaid:PlaidIndex",
+    "index_kind": "lirlab.index.registry:kind_class",
+    "load_index": "lirlab.index.registry:load_index",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, _, attribute = target.partition(":")
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

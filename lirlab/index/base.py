@@ -53,12 +53,10 @@ lirlab.index.base.UnknownKnobError: a tiny index takes no search knobs, got 'n_p
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -67,6 +65,9 @@ import torch
 from lirlab import params
 from lirlab.data import Query, as_queries
 from lirlab.encoding import Encoding
+from lirlab.index import registry
+from lirlab.index.registry import kind_class as index_kind  # noqa: F401  (here for existing callers)
+from lirlab.index.registry import load_index as load_index
 from lirlab.params import Param
 from lirlab.results import run_frame
 
@@ -79,9 +80,6 @@ FINGERPRINT_MIN_COSINE = 0.99
 
 #: Text the encoder fingerprint is computed from (a query, so it is short and cheap).
 FINGERPRINT_TEXT = "lirlab encoder fingerprint: what do bees eat in winter"
-
-#: Registered index kinds by artifact type, for :func:`load_index`.
-KINDS: dict[str, type[Index]] = {}
 
 
 class FewerResultsWarning(UserWarning):
@@ -217,8 +215,7 @@ class Index:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.TYPE:
-            KINDS[cls.TYPE] = cls
+        registry.note_defined(cls)  # so a kind defined at run time loads by its type, unregistered
 
     def __init__(self, docnos: Sequence[str], encoder=None, model: dict[str, Any] | None = None):
         self.docnos = tuple(docnos)
@@ -622,51 +619,3 @@ class Index:
                 stacklevel=2,
             )
         return run_frame([q.qid for q in records], [q.text for q in records], hits, self.docnos)
-
-
-def index_kind(name_or_type: str) -> type[Index]:
-    """The index class registered under a ``KIND`` (``"plaid"``) or artifact ``TYPE`` (``"lirlab.plaid"``)."""
-    import importlib
-
-    import lirlab.index  # noqa: F401  (registers the built-in kinds)
-
-    module = name_or_type.removeprefix("lirlab.")
-    if (
-        name_or_type not in KINDS
-        and module.isidentifier()
-        and not any(c.KIND == name_or_type for c in KINDS.values())
-    ):
-        try:
-            importlib.import_module(f"lirlab.index.{module}")
-        except ImportError:
-            pass
-    if name_or_type in KINDS:
-        return KINDS[name_or_type]
-    for cls in KINDS.values():
-        if cls.KIND == name_or_type:
-            return cls
-    kinds = sorted({cls.KIND for cls in KINDS.values()})
-    raise ValueError(f"unknown index kind {name_or_type!r}; known: {', '.join(kinds)}")
-
-
-def load_index(path, encoder=None, device=None, verify: bool = True, **kwargs) -> Index:
-    """Open any lirlab index folder by the type its metadata records; callers never branch on class."""
-    return index_kind(artifact_type(path)).load(path, encoder=encoder, device=device, verify=verify, **kwargs)
-
-
-def artifact_type(path) -> str:
-    """The ``type`` recorded by the artifact folder at ``path``."""
-    from lirlab import storage
-
-    if hasattr(storage, "peek_type"):
-        return storage.peek_type(path)
-    meta = Path(path) / storage.METADATA
-    try:
-        kind = json.loads(meta.read_text(encoding="utf-8")).get("type")
-    except (OSError, ValueError, AttributeError):
-        raise storage.ArtifactError(
-            f"{path}: not a lirlab index folder (no readable {storage.METADATA})"
-        ) from None
-    if not isinstance(kind, str):
-        raise storage.ArtifactError(f"{meta}: records no index type")
-    return kind

@@ -49,57 +49,11 @@ import torch
 from lirlab.data import Query, as_documents, as_queries
 from lirlab.encoding import Encoding, rows_of
 from lirlab.index.base import Index, StageTimer
+from lirlab.index.knobs import bm25_rerank as bm25_rerank_knobs
+from lirlab.index.knobs.bm25 import BUILD_PARAMS as BM25_PARAMS
+from lirlab.index.knobs.bm25 import SEARCH_PARAMS as BM25_SEARCH_PARAMS
 from lirlab.maxsim import maxsim_candidates
-from lirlab.params import Param
 from lirlab.storage import ArtifactWriter, read_artifact
-
-#: The build knobs of BM25 (bm25s bakes them into its score matrix). Defaults: Lucene/Elasticsearch's
-#: k1 = 1.2, b = 0.75 (what the BEIR paper's BM25 ran with) and Lucene's IDF.
-BM25_PARAMS = {
-    "k1": Param(
-        "k1",
-        float,
-        1.2,
-        "Term-frequency saturation: higher lets repeated terms count longer.",
-        low=0.0,
-        high=100.0,
-        quality="",
-        aliases="PyTerrier controls bm25.k_1, Anserini/Pyserini --bm25.k1 (default 0.9), bm25s k1",
-    ),
-    "b": Param(
-        "b",
-        float,
-        0.75,
-        "Document-length normalization: 0 none, 1 full.",
-        low=0.0,
-        high=1.0,
-        aliases="PyTerrier controls bm25.b, Anserini/Pyserini --bm25.b (default 0.4), bm25s b",
-    ),
-    "variant": Param(
-        "variant",
-        str,
-        "lucene",
-        "BM25 variant (Kamphuis et al. 2020): its IDF and term-frequency formulas.",
-        choices=("lucene", "robertson", "atire", "bm25l", "bm25+"),
-        aliases="bm25s method (named variant here: a sweep's method column is the index kind)",
-    ),
-    "stopwords": Param(
-        "stopwords",
-        str,
-        "english",
-        "Stop-word list removed from documents and queries ('none' keeps every word).",
-        choices=("english", "none"),
-        aliases="PyTerrier stopwords, bm25s stopwords",
-    ),
-    "stemmer": Param(
-        "stemmer",
-        str,
-        "english",
-        "Snowball stemmer (PyStemmer) applied to words, or 'none'.",
-        choices=("english", "porter", "none"),
-        aliases="PyTerrier stemmer, Anserini -stemmer",
-    ),
-}
 
 #: Free parameter of the BM25L/BM25+ variants (bm25s's default); not swept.
 BM25_DELTA = 0.5
@@ -325,6 +279,7 @@ class BM25Index(Index):
     KIND = "bm25"
     TYPE = "lirlab.bm25"
     FORMAT_VERSION = 1
+    SEARCH_PARAMS = BM25_SEARCH_PARAMS
     BUILD_PARAMS = BM25_PARAMS
     STAGES = ("bm25",)
 
@@ -490,18 +445,7 @@ class BM25RerankIndex(BM25Index):
     KIND = "bm25_rerank"
     TYPE = "lirlab.bm25_rerank"
     FORMAT_VERSION = 1
-    SEARCH_PARAMS = {
-        "depth": Param(
-            "depth",
-            int,
-            100,
-            "BM25 candidates re-ranked by exact MaxSim per query (at least k are).",
-            low=1,
-            latency="up",
-            quality="up",
-            aliases="PyTerrier % cutoff (bm25 % 100 >> reranker)",
-        )
-    }
+    SEARCH_PARAMS = bm25_rerank_knobs.SEARCH_PARAMS
     STAGES = ("bm25", "maxsim_rerank")
     #: A filtered search ranks by exact MaxSim, as the re-ranking stage does (not by BM25).
     score_positions = Index.score_positions

@@ -39,11 +39,7 @@ from dataclasses import dataclass, field
 import torch
 
 from lirlab.index.kmeans import nearest_centroids
-
-NBITS_CHOICES = (1, 2, 4)
-
-#: Precisions the centroids may be kept in (float16: rounded once, before the residuals are taken).
-CENTROID_DTYPES = ("float32", "float16")
+from lirlab.index.knobs.codec import NBITS_CHOICES
 
 #: Residual values used to fit the bucket quantiles, per dimension (a sort, not ``torch.quantile``,
 #: which refuses large inputs).

@@ -29,7 +29,8 @@ import torch
 from lirlab.data import as_documents
 from lirlab.encoding import Encoding
 from lirlab.index.base import Index, StageTimer
-from lirlab.index.pooling import POOL_FACTOR, Pooling, load_pooling, pool_if_asked, save_pooling
+from lirlab.index.knobs import flat as flat_knobs
+from lirlab.index.pooling import Pooling, load_pooling, pool_if_asked, save_pooling
 from lirlab.maxsim import LengthGroupedDocs, pad_queries
 from lirlab.storage import ArtifactError, ArtifactWriter, check_offsets, read_artifact
 
@@ -60,7 +61,8 @@ class FlatIndex(Index):
     TYPE = "lirlab.flat"
     FORMAT_VERSION = 1
     STAGES = ("bound_pass", "exact_maxsim", "top_k")
-    BUILD_PARAMS = {"pool_factor": POOL_FACTOR}
+    SEARCH_PARAMS = flat_knobs.SEARCH_PARAMS
+    BUILD_PARAMS = flat_knobs.BUILD_PARAMS
 
     def __init__(
         self,

@@ -47,25 +47,11 @@ import torch
 from tqdm.auto import tqdm
 
 from lirlab.encoding import Encoding, offsets_from_lengths
-from lirlab.params import Param
+from lirlab.index.knobs.pooling import POOL_FACTOR
 
 #: Token strings kept unpooled by default: ``[CLS]``, ``[SEP]``, and the document marker under its
 #: PyLate (``[D]``) and Stanford (``[unused1]``) spellings.
 MARKERS = ("[CLS]", "[SEP]", "[D]", "[unused1]")
-
-POOL_FACTOR = Param(
-    "pool_factor",
-    int,
-    1,
-    "Token pooling at build time: each document keeps ceil(tokens / pool_factor) vectors, the "
-    "re-normalized means of Ward clusters of its token vectors (1 = off); markers stay unpooled.",
-    low=1,
-    high=1024,
-    latency="down",
-    memory="down",
-    quality="down",
-    aliases="PyLate pool_factor, colbert-ai pool_factor (Clavié et al. 2024)",
-)
 
 
 @dataclass(frozen=True)

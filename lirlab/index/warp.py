@@ -53,16 +53,13 @@ import torch
 
 from lirlab.encoding import Encoding, offsets_from_lengths
 from lirlab.index.base import Index, StageTimer
+from lirlab.index.knobs.warp import BUILD_PARAMS, MIN_T_PRIME, SEARCH_PARAMS, T_PRIME_SHARE
 from lirlab.index.plaid import PlaidIndex
+from lirlab.index.plaid import storage as plaid_storage
 from lirlab.maxsim import pad_packed
-from lirlab.params import Param
 
 #: Token rows whose reconstruction norms are computed at once at construction.
 _NORM_CHUNK = 1 << 16
-
-#: Default ``t_prime`` as a share of the index's tokens (at least :data:`MIN_T_PRIME`).
-T_PRIME_SHARE = 0.01
-MIN_T_PRIME = 1000
 
 STAGES = ("warp_select", "implicit_decompression", "two_stage_reduction")
 
@@ -104,41 +101,6 @@ def _score_kernel(
 
 _numba_score = numba.njit(cache=True, nogil=True)(_score_kernel) if numba is not None else _score_kernel
 
-SEARCH_PARAMS: dict[str, Param] = {
-    "nprobe": Param(
-        "nprobe",
-        int,
-        16,
-        "Centroids probed per query token (their tokens are scored; the rest are imputed).",
-        low=1,
-        latency="up",
-        quality="up",
-        aliases="WARP nprobe, PLAID n_probe, Stanford ncells",
-    ),
-    "t_prime": Param(
-        "t_prime",
-        int,
-        None,
-        "Tokens after which, walking down a query token's best centroids, the centroid score becomes the "
-        f"missing similarity imputed for unreached documents (default {T_PRIME_SHARE:.0%} of the index's "
-        f"tokens, at least {MIN_T_PRIME}); larger is harsher on documents that lack a match.",
-        low=1,
-        quality="up",
-        aliases="WARP t_prime (XTR k')",
-    ),
-    "bound": Param(
-        "bound",
-        int,
-        128,
-        "Best centroids per query token considered by WARP_SELECT: the probes are its first nprobe, the "
-        "t_prime walk stops at its end.",
-        low=1,
-        latency="up",
-        quality="up",
-        aliases="WARP bound",
-    ),
-}
-
 
 class WarpIndex(Index):
     """WARP search over a PLAID index (see the module docstring).
@@ -156,8 +118,10 @@ class WarpIndex(Index):
 
     KIND = "warp"
     TYPE = "lirlab.warp"
+    #: A WARP folder holds PLAID's files, in PLAID's format, under WARP's type.
+    FORMAT_VERSION = PlaidIndex.FORMAT_VERSION
     SEARCH_PARAMS = SEARCH_PARAMS
-    BUILD_PARAMS = PlaidIndex.BUILD_PARAMS
+    BUILD_PARAMS = BUILD_PARAMS
     STAGES = STAGES
     EXACT = False
     query_batch = 1
@@ -215,13 +179,18 @@ class WarpIndex(Index):
         return cls(plaid)
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
-        """Write the PLAID index folder WARP searches (WARP keeps no files of its own)."""
-        self.plaid.save(path, **({"overwrite": True} if overwrite else {}))
+        """Write the PLAID files WARP searches (its layout by centroid is rebuilt on load), as a folder of
+        type ``lirlab.warp``: it reloads as WARP."""
+        plaid_storage.save(self.plaid, path, overwrite=overwrite, owner=self)
 
     @classmethod
     def load(cls, path, encoder=None, device=None, verify: bool = True) -> WarpIndex:
-        """WARP over the PLAID index folder at ``path``."""
-        return cls(PlaidIndex.load(path, encoder=encoder, device=device, verify=verify))
+        """WARP over the folder at ``path`` that :meth:`save` wrote."""
+        return cls(
+            plaid_storage.load(
+                PlaidIndex, path, encoder=encoder, device=device, verify=verify, artifact_type=cls.TYPE
+            )
+        )
 
     # ------------------------------------------------------------------ protocol
 

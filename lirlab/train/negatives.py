@@ -1,8 +1,8 @@
 """Hard negatives mined with lirlab's own index, saved in an open format so a run can be repeated.
 
-:func:`mine_negatives` encodes the corpus with the starting checkpoint (a :class:`~lirlab.index.flat.FlatIndex`
-for exact MaxSim, or a PLAID index), searches every training query, and keeps the top-``depth`` documents
-that are not judged relevant to it. :class:`Negatives` saves and loads them as a TSV
+:func:`mine_negatives` indexes the corpus with the starting checkpoint in any registered index kind
+(:mod:`lirlab.index.registry`; flat, exact MaxSim, by default), searches every training query, and keeps
+the top-``depth`` documents that are not judged relevant to it. :class:`Negatives` saves and loads them as a TSV
 (``qid  docno  rank  score``) beside a small JSON description of how they were mined.
 
 Examples
@@ -17,12 +17,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from lirlab.data import Document, Query
+from lirlab.index import registry
 from lirlab.train.checkpoints import write_atomically
 from lirlab.train.examples import TrainingData
 
@@ -110,24 +111,20 @@ def mine_negatives(
     depth : int
         Negatives kept per query (the search fetches ``depth`` plus the query's positives).
     kind : str
-        ``"flat"`` (exact MaxSim) or ``"plaid"`` (compressed, for corpora too large to hold exactly).
+        Any registered index kind (:func:`lirlab.index.registry.kind_names`): ``"flat"`` (exact MaxSim)
+        by default, a compressed one (``"plaid"``) for corpora too large to hold exactly.
     index : optional
         An index of ``data.docs`` already built with ``encoder`` (its documents are then not encoded again).
     """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth must be a positive whole number, got {depth!r}")
-    if kind not in ("flat", "plaid"):
-        raise ValueError(f"kind must be 'flat' or 'plaid', got {kind!r}")
-    docs = [Document(docno, text) for docno, text in data.docs.items()]
+    if kind not in registry.kind_names():
+        raise ValueError(
+            f"kind must be an index kind, one of {', '.join(registry.kind_names())}; got {kind!r}"
+        )
     if index is None:
-        if kind == "flat":
-            from lirlab.index.flat import FlatIndex
-
-            index = FlatIndex.build(docs, encoder, batch_size=batch_size, progress=progress)
-        else:
-            from lirlab.index.plaid import PlaidIndex
-
-            index = PlaidIndex.build(docs, encoder)
+        docs = [Document(docno, text) for docno, text in data.docs.items()]
+        index = registry.kind_class(kind).build(docs, encoder, batch_size=batch_size, progress=progress)
     # batches of similar query length: MaxSim pads each batch to its longest query
     qids = sorted(data.queries, key=lambda q: len(data.queries[q]))
     most_positives = max(len(p) for p in data.positives.values())
@@ -137,7 +134,11 @@ def mine_negatives(
     chunk = 64
     for start in tqdm(range(0, len(qids), chunk), desc="mine negatives", unit="batch", disable=not progress):
         part = qids[start : start + chunk]
-        encoded = encoder.encode_queries([Query(q, data.queries[q]) for q in part])
+        texts = tuple(data.queries[q] for q in part)
+        # the texts travel with the vectors: a kind that ranks by text (BM25) reads them
+        encoded = replace(
+            encoder.encode_queries([Query(q, text) for q, text in zip(part, texts)]), texts=texts
+        )
         run = index.search_encoded(encoded, k=k)
         for qid, (positions, values) in zip(part, run):
             judged = set(data.positives[qid])
@@ -145,5 +146,5 @@ def mine_negatives(
             found = [(d, s) for d, s in found if d not in judged][:depth]
             ranked[qid] = tuple(d for d, _ in found)
             scores[qid] = tuple(s for _, s in found)
-    meta = {"depth": depth, "kind": kind, "model": encoder.describe(), "queries": len(qids)}
+    meta = {"depth": depth, "kind": index.KIND, "model": encoder.describe(), "queries": len(qids)}
     return Negatives(ranked, scores, meta)

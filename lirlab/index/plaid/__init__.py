@@ -26,6 +26,7 @@ documents while the index holds ``k`` live ones.
 Examples
 --------
 >>> import torch, tempfile
+>>> from lirlab.index.plaid import PlaidIndex
 >>> from lirlab.encoding import Encoding, offsets_from_lengths
 >>> g = torch.Generator().manual_seed(0)
 >>> docs = Encoding(
@@ -51,34 +52,39 @@ Traceback (most recent call last):
 lirlab.index.base.UnknownKnobError: building a plaid index takes nbits, n_centroids, kmeans_iterations, kmeans_sample, kmeans_points_per_centroid, seed, centroid_dtype, pool_factor, got 'n_probe'
 """
 
-from lirlab.index.plaid.build import DRIFT_QUANTILE
-from lirlab.index.plaid.compressed import CompressedDocs
-from lirlab.index.plaid.index import PlaidIndex
-from lirlab.index.plaid.ivf import IVF
-from lirlab.index.plaid.knobs import (
-    BUILD_PARAMS,
-    CHUNK_DOCS,
-    DEFAULT_CHUNK_DOCS,
-    SEARCH_PARAMS,
-    default_search_params,
-)
-from lirlab.index.plaid.stages import PRUNED_FLOOR, SCORE_BUDGET, STAGES
-from lirlab.index.plaid.updates import DRIFT_WARNING_LEVEL, AddReport, DriftWarning
+import importlib
 
-__all__ = [
-    "BUILD_PARAMS",
-    "CHUNK_DOCS",
-    "DEFAULT_CHUNK_DOCS",
-    "DRIFT_QUANTILE",
-    "DRIFT_WARNING_LEVEL",
-    "IVF",
-    "PRUNED_FLOOR",
-    "SCORE_BUDGET",
-    "SEARCH_PARAMS",
-    "STAGES",
-    "AddReport",
-    "CompressedDocs",
-    "DriftWarning",
-    "PlaidIndex",
-    "default_search_params",
-]
+#: Public name -> the module of this package defining it, imported on first use (PEP 562), so that
+#: reading :mod:`.knobs` (the command line's help, the registry) loads no torch.
+_EXPORTS = {
+    "DRIFT_QUANTILE": "build",
+    "CompressedDocs": "compressed",
+    "PlaidIndex": "index",
+    "IVF": "ivf",
+    "BUILD_PARAMS": "knobs",
+    "CHUNK_DOCS": "knobs",
+    "DEFAULT_CHUNK_DOCS": "knobs",
+    "SEARCH_PARAMS": "knobs",
+    "default_search_params": "knobs",
+    "PRUNED_FLOOR": "stages",
+    "SCORE_BUDGET": "stages",
+    "STAGES": "stages",
+    "DRIFT_WARNING_LEVEL": "updates",
+    "AddReport": "updates",
+    "DriftWarning": "updates",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lirlab.index.codec import CENTROID_DTYPES, NBITS_CHOICES
-from lirlab.index.pooling import POOL_FACTOR
+from lirlab.index.knobs.codec import CENTROID_DTYPES, NBITS_CHOICES
+from lirlab.index.knobs.pooling import POOL_FACTOR
 from lirlab.params import Param
 
 #: Cap on the default k-means sample, in documents (its vectors are held until the codec is trained).

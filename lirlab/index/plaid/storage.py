@@ -37,13 +37,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from lirlab.index.codec import CENTROID_DTYPES, NBITS_CHOICES, ResidualCodec
+from lirlab.index.codec import ResidualCodec
+from lirlab.index.knobs.codec import CENTROID_DTYPES, NBITS_CHOICES
 from lirlab.index.plaid.compressed import CompressedDocs
 from lirlab.index.plaid.ivf import IVF
 from lirlab.index.pooling import load_pooling, save_pooling
 from lirlab.storage import ArtifactError, ArtifactWriter, read_artifact
 
 if TYPE_CHECKING:
+    from lirlab.index.base import Index
     from lirlab.index.plaid.index import PlaidIndex
 
 
@@ -105,11 +107,18 @@ def size_on_disk_bytes(index: PlaidIndex) -> int:
     return int(total + lists)
 
 
-def save(index: PlaidIndex, path: str | os.PathLike, overwrite: bool = False) -> None:
+def save(
+    index: PlaidIndex, path: str | os.PathLike, overwrite: bool = False, *, owner: Index | None = None
+) -> None:
     """Write the index folder atomically: the old folder at ``path`` stays intact until the new one is
-    complete."""
+    complete.
+
+    ``owner`` is the index whose type and description the folder records, when another kind searches
+    these files its own way (WARP); default ``index``.
+    """
+    owner = index if owner is None else owner
     with ArtifactWriter(
-        path, index.TYPE, index.FORMAT_VERSION, **({"overwrite": True} if overwrite else {})
+        path, owner.TYPE, index.FORMAT_VERSION, **({"overwrite": True} if overwrite else {})
     ) as w:
         for name, array in arrays(index).items():
             w.save_array(name, array)
@@ -132,7 +141,7 @@ def save(index: PlaidIndex, path: str | os.PathLike, overwrite: bool = False) ->
                 "bytes_per_vector": index.codec.bytes_per_vector,
             },
             build=index.stats,
-            describe=index.describe(),
+            describe=owner.describe(),
             ivf={"exact": bool(index.ivf.exact)},
         )
 
@@ -144,9 +153,11 @@ def load(
     device: str | torch.device | None = None,
     mmap: bool = False,
     verify: bool = True,
+    artifact_type: str | None = None,
 ) -> PlaidIndex:
-    """Open an index folder written by :func:`save` (see ``PlaidIndex.load``)."""
-    art = read_artifact(path, cls.TYPE, cls.FORMAT_VERSION, verify=verify)
+    """Open an index folder written by :func:`save` (see ``PlaidIndex.load``); ``artifact_type`` is the
+    type the folder must record when it was saved for another kind (default ``cls.TYPE``)."""
+    art = read_artifact(path, artifact_type or cls.TYPE, cls.FORMAT_VERSION, verify=verify)
     folder = Path(path)
     meta = folder / "metadata.json"
     config = art.table("config")
