@@ -1,4 +1,5 @@
-"""Training checkpoints: only good weights are named good, writes are durable and verified, kills leave nothing.
+"""Training checkpoints: only good weights are named good, writes are durable and verified, kills leave
+nothing.
 
 The tiny random BERT of tests/test_train.py keeps every run to a few seconds.
 """

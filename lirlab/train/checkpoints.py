@@ -8,7 +8,8 @@
   ``sentence_bert_config.json`` and ``config_sentence_transformers.json`` (prefixes, lengths, query
   expansion, skiplist);
 * :func:`save_checkpoint` — one training checkpoint: every layout of :data:`CHECKPOINT_LAYOUTS` in its
-  own sub-folder (``stanford/``, ``pylate/``), the optimizer state and the trainer state;
+  own sub-folder (``stanford/``, ``pylate/``, ``sentence_transformers/``), the optimizer state and the
+  trainer state;
   :func:`load_checkpoint` and :func:`verify_checkpoint` read it back.
 
 Every folder is written with :class:`lirlab.storage.ArtifactWriter`, as indexes are: aside, every file and
@@ -181,7 +182,8 @@ def _check_tree_file(path: Path, folder_fd: int, relative: Any, entry: Any, veri
     parts = relative.split("/") if isinstance(relative, str) else []
     if len(parts) < 2 or not all(PLAIN_NAME.match(part) for part in parts):
         raise ArtifactError(
-            f"{path / METADATA}: lists {relative!r}, which is not a path inside the checkpoint; refusing to open it"
+            f"{path / METADATA}: lists {relative!r}, which is not a path inside the checkpoint; "
+            "refusing to open it"
         )
     size = entry.get("bytes") if isinstance(entry, dict) else None
     digest = entry.get("sha256") if isinstance(entry, dict) else None
@@ -289,7 +291,7 @@ def write_stanford(encoder: ColBERT, out: Path) -> None:
 
 
 def write_pylate(encoder: ColBERT, out: Path) -> None:
-    """Write ``encoder`` in the PyLate / sentence-transformers layout into the existing, empty folder ``out``."""
+    """Write ``encoder`` in the PyLate / sentence-transformers layout into the existing, empty ``out``."""
     if not encoder.projections:
         raise ValueError("the PyLate layout needs a projection; use lirlab.train.prepare_encoder")
     c = encoder.config
@@ -359,7 +361,7 @@ def save_stanford(encoder: ColBERT, folder: str | os.PathLike, overwrite: bool =
 
 
 def save_pylate(encoder: ColBERT, folder: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write ``encoder`` in the PyLate / sentence-transformers layout (see the module notes); returns the folder.
+    """Write ``encoder`` in the PyLate / sentence-transformers layout (see the module notes); returns it.
 
     ``folder`` is treated as by :func:`save_stanford`.
     """
@@ -553,8 +555,8 @@ def _move_aside(folder: Path) -> Path:
     kept = folder.with_name(f"{folder.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}")
     folder.rename(kept)
     warnings.warn(
-        f"{folder} holds what lirlab did not write ({', '.join(_entries_not_written(kept)[:3])}); it was moved to "
-        f"{kept.name}, not deleted",
+        f"{folder} holds what lirlab did not write ({', '.join(_entries_not_written(kept)[:3])}); "
+        f"it was moved to {kept.name}, not deleted",
         ReplacedFolderWarning,
         stacklevel=3,
     )

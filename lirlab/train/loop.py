@@ -9,10 +9,10 @@ would have had.
 A run's out folder holds ``lirlab-train.json`` (settings, data, start model), ``log.jsonl`` (one line per
 step: loss, learning rate, training seconds; and evaluations), ``negatives/`` (the mined set, when given)
 and ``checkpoint-<step>/`` folders written by :func:`lirlab.train.checkpoints.save_checkpoint`: the model
-in both layouts (``stanford/``, ``pylate/``), the optimizer state, ``trainer_state.json`` and lirlab's
-``metadata.json`` with a checksum of every file. Checkpoints are written durably and swapped in
-atomically: a run killed at any moment leaves its last checkpoint intact, and what the killed writer left
-is removed when the run resumes.
+in every layout (``stanford/``, ``pylate/``, ``sentence_transformers/``), the optimizer state,
+``trainer_state.json`` and lirlab's ``metadata.json`` with a checksum of every file. Checkpoints are
+written durably and swapped in atomically: a run killed at any moment leaves its last checkpoint intact,
+and what the killed writer left is removed when the run resumes.
 
 Only good weights are saved: the gradient is checked before every optimizer step and a non-finite one
 stops the run before the update, so the checkpoint named "last good" never holds NaN weights. Resuming
@@ -323,7 +323,7 @@ def _check_out(out: Path, overwrite: bool, resume: bool) -> Path | None:
 
 
 def _newest_good_checkpoint(out: Path, saved: list[Path]) -> Path:
-    """The newest checkpoint that verifies; damaged newer ones are moved aside (never deleted) with a warning."""
+    """The newest checkpoint that verifies; damaged newer ones are moved aside (not deleted) with a warning."""
     damaged: list[tuple[Path, ArtifactError]] = []
     for candidate in reversed(saved):
         try:
@@ -342,7 +342,8 @@ def _newest_good_checkpoint(out: Path, saved: list[Path]) -> Path:
         return candidate
     newest, error = damaged[0]
     raise ValueError(
-        f"no checkpoint in {out} verifies ({newest.name}: {error}); start over with overwrite=True (--overwrite)"
+        f"no checkpoint in {out} verifies ({newest.name}: {error}); "
+        "start over with overwrite=True (--overwrite)"
     )
 
 
