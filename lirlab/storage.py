@@ -699,15 +699,13 @@ class ArtifactWriter:
             if fd is not None:
                 os.close(fd)  # no live writer holds it
                 continue
-            record = _wait_for_marker(folder)
-            if record is not None and (record.get("started_ns"), folder.name) > (started, self.staging.name):
+            record = _wait_for_marker(folder) or {}
+            began = record.get("started_ns")
+            began = began if isinstance(began, int) and not isinstance(began, bool) else None
+            if began is not None and (began, folder.name) > (started, self.staging.name):
                 continue  # it began after this one: it is the one to fail
-            pid = (record or {}).get("pid", _leftover_re(self._target.name).match(folder.name).group(2))
-            since = (
-                time.strftime(" since %H:%M:%S", time.localtime(record["started_ns"] / 1e9))
-                if isinstance((record or {}).get("started_ns"), int)
-                else ""
-            )
+            pid = record.get("pid", _leftover_re(self._target.name).match(folder.name).group(2))
+            since = time.strftime(" since %H:%M:%S", time.localtime(began / 1e9)) if began else ""
             raise ArtifactError(
                 f"{self.path}: another process (pid {pid}) is saving to it{since}; wait for it to finish, "
                 "or save to another folder"

@@ -359,3 +359,35 @@ def test_a_folder_name_too_long_for_the_staging_folder_beside_it_is_refused_befo
     with pytest.raises(ValueError, match="240 bytes long.*at most 223"):
         write(tmp_path / name, 1)
     assert list(tmp_path.iterdir()) == []
+
+
+@posix_only
+@pytest.mark.parametrize(
+    "began, refused",
+    [(-1, True), ("soon", True), (None, True), (10**30, False)],
+    ids=["earlier", "unreadable", "no-marker", "later"],
+)
+def test_a_live_writer_that_began_earlier_wins_and_one_that_began_later_yields(tmp_path, began, refused):
+    """Of two writers each sees the other's marker: the one that began later fails (unknown = earlier)."""
+    import fcntl
+
+    folder = tmp_path / "idx"
+    write(folder, 1)
+    other = tmp_path / ".idx.writing-4242-0badc0de"
+    other.mkdir()
+    if began is not None:
+        record = {"writer": other.name, "pid": 4242, "started_ns": began if began != -1 else 1}
+        (other / storage.WRITER_MARKER).write_text(json.dumps(record))
+    fd = os.open(other, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as the live writer holds it
+    try:
+        if refused:
+            with pytest.raises(ArtifactError, match=r"another process \(pid 4242\) is saving"):
+                write(folder, 2)
+            assert read_value(folder) == 1
+        else:
+            write(folder, 2)
+            assert read_value(folder) == 2
+    finally:
+        os.close(fd)
+    assert sorted(siblings(folder)) == sorted(["idx", other.name])
