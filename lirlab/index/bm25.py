@@ -98,8 +98,8 @@ class BM25:
     ----------
     texts : sequence of str
         One text per document, in position order.
-    k1, b, method, stopwords, stemmer :
-        The :data:`BM25_PARAMS`.
+    **settings
+        The :data:`BM25_PARAMS` by name: ``k1``, ``b``, ``variant``, ``stopwords``, ``stemmer``.
     progress : bool
         Show bm25s's progress bars while tokenizing and indexing.
 
