@@ -21,6 +21,7 @@ import torch
 from lirlab.encoder import ColBERT, ModelLoadError
 
 from .checkpoints import projection
+from .conftest import shared_dataset
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "st6-minilm-colbert"
 
@@ -235,3 +236,21 @@ def test_written_folder_gives_lirlabs_vectors_in_sentence_transformers(source, r
     assert ColBERT.load(out, device="cpu").config == replace(
         encoder.config, checkpoint_format="sentence_transformers"
     )
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("dataset", ["scifact", "nfcorpus"])
+def test_vectors_equal_sentence_transformers_on_real_texts(st6_dir, dataset):
+    """24 queries and 24 documents of each dataset, where lirlab once differed on every text (issue 25)."""
+    folder = shared_dataset(dataset)
+    model = _reference(st6_dir)
+    encoder = ColBERT.load(st6_dir, device="cpu")
+
+    def first(name: str, n: int) -> list[dict]:
+        with open(folder / name, encoding="utf-8") as f:
+            return [json.loads(line) for line, _ in zip(f, range(n))]
+
+    queries = [q["text"] for q in first("queries.jsonl", 24)]
+    docs = [f"{d.get('title', '')} {d['text']}".strip() for d in first("corpus.jsonl", 24)]
+    assert_parity(encoder.encode_queries(queries, batch_size=8), model, queries, "query")
+    assert_parity(encoder.encode_documents(docs, batch_size=8, progress=False), model, docs, "document")
