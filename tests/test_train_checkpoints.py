@@ -287,6 +287,22 @@ def test_rotating_checkpoints_never_deletes_what_a_user_added_to_one(where, tiny
     assert (aside / where).read_text() == "why this one is good"
 
 
+def test_resume_first_puts_back_a_checkpoint_whose_replacement_was_cut_between_two_renames(
+    tiny_dir, pairs, tmp_path
+):
+    run = tmp_path / "run"
+    train(fresh(tiny_dir), pairs, run, progress=False, **{**FAST, "save_every": 2, "keep_checkpoints": 0})
+    written = (run / "checkpoint-000004" / "metadata.json").read_bytes()
+    # where no atomic swap exists, a writer renames the old folder aside before renaming the new one in
+    (run / "checkpoint-000004").rename(run / f".checkpoint-000004.retired-{os.getpid()}-0badc0de")
+    resumed = train(fresh(tiny_dir), pairs, run, resume=True, progress=False)
+    assert resumed.checkpoint == run / "checkpoint-000004" and resumed.steps == 4
+    assert len(resumed.log) == 4 and resumed.seconds == json.loads(written)["trainer_state"]["train_seconds"]
+    assert (resumed.checkpoint / "metadata.json").read_bytes() == written, "put back, not trained again"
+    verify_checkpoint(resumed.checkpoint)
+    assert leftovers(run) == []
+
+
 # -- a kill while writing leaves nothing behind --------------------------------------------------------
 
 KILLED_WRITE = """

@@ -299,6 +299,8 @@ def _check_out(out: Path, overwrite: bool, resume: bool) -> Path | None:
     if not out.is_dir():
         raise ValueError(f"{out} is a file; the out folder of a run must be a folder")
     ours = (out / RUN_FILE).is_file()
+    if ours:
+        clean_checkpoint_leftovers(out)  # first: it completes a checkpoint whose swap was interrupted
     saved = checkpoints(out)
     if resume:
         if not saved:
@@ -512,7 +514,6 @@ def train(
     optimizer = torch.optim.AdamW(net.parameters(), lr=knobs["lr"], weight_decay=knobs["weight_decay"])
     start_step, seconds = 0, 0.0
     out.mkdir(parents=True, exist_ok=True)
-    clean_checkpoint_leftovers(out)
     if resume_from is not None:
         load_optimizer_state(optimizer, resume_from)
         state = json.loads((resume_from / "trainer_state.json").read_text())
