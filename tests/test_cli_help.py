@@ -15,7 +15,7 @@ from lirlab import cli
 HELP_COMMANDS = [*cli.COMMANDS, "bench train", "bench methods"]
 
 #: Helps that load no torch (the declarations behind their options are torch-free).
-LIGHT_HELP = ["index", "search", "evaluate", "demo", "bench"]
+LIGHT_HELP = ["index", "search", "evaluate", "demo", "bench", "train"]
 
 #: Flags from knob declarations that each help must list (a sample pinned here; every option of the
 #: live parser is checked too).

@@ -1,42 +1,69 @@
 """Train late-interaction models with lirlab's own encoder: losses, hard negatives, the loop, checkpoints.
 
+Each name is imported on first use (PEP 562), so ``lirlab train --help`` reads the knobs
+(:mod:`lirlab.train.knobs`) without loading torch.
+
 >>> from lirlab.train import TRAIN_KNOBS
 >>> TRAIN_KNOBS["lr"].default
 3e-05
 """
 
-from lirlab.train.checkpoints import save_pylate, save_stanford
-from lirlab.train.examples import TrainingData, read_teacher_scores
-from lirlab.train.loop import (
-    TRAIN_KNOBS,
-    TrainingError,
-    TrainResult,
-    checkpoints,
-    evaluate_encoder,
-    lr_at,
-    train,
-)
-from lirlab.train.losses import contrastive_loss, distillation_loss, maxsim_scores
-from lirlab.train.model import TrainableColBERT, prepare_encoder
-from lirlab.train.negatives import Negatives, mine_negatives
+from __future__ import annotations
 
-__all__ = [
-    "TRAIN_KNOBS",
-    "Negatives",
-    "TrainResult",
-    "TrainableColBERT",
-    "TrainingData",
-    "TrainingError",
-    "checkpoints",
-    "contrastive_loss",
-    "distillation_loss",
-    "evaluate_encoder",
-    "lr_at",
-    "maxsim_scores",
-    "mine_negatives",
-    "prepare_encoder",
-    "read_teacher_scores",
-    "save_pylate",
-    "save_stanford",
-    "train",
-]
+import importlib
+import sys
+import types
+
+#: Public name -> the module of this package defining it, imported when the name is first used.
+_EXPORTS = {
+    "save_pylate": "checkpoints",
+    "save_stanford": "checkpoints",
+    "TrainingData": "examples",
+    "read_teacher_scores": "examples",
+    "TRAIN_KNOBS": "knobs",
+    "TrainingError": "loop",
+    "TrainResult": "loop",
+    "checkpoints": "loop",
+    "evaluate_encoder": "loop",
+    "lr_at": "loop",
+    "train": "loop",
+    "contrastive_loss": "losses",
+    "distillation_loss": "losses",
+    "maxsim_scores": "losses",
+    "TrainableColBERT": "model",
+    "prepare_encoder": "model",
+    "Negatives": "negatives",
+    "mine_negatives": "negatives",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """The ``lirlab.train`` module object: keeps ``lirlab.train.checkpoints`` the function.
+
+    Importing the submodule ``lirlab.train.checkpoints`` makes Python set the package attribute of that
+    name to the module; the public name is the loop's function that lists a run's checkpoints, so that
+    assignment is not stored (``from lirlab.train.checkpoints import ...`` works as usual).
+    """
+
+    def __setattr__(self, name, value):
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

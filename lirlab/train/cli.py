@@ -7,7 +7,8 @@ import contextlib
 import sys
 
 from lirlab.benchmark_model import BENCH_MODEL
-from lirlab.train.loop import TRAIN_KNOBS
+from lirlab.index import registry
+from lirlab.train.knobs import TRAIN_KNOBS
 
 DESCRIPTION = """\
 Fine-tune a late-interaction (ColBERT) model on training pairs, on CPU or CUDA.
@@ -77,9 +78,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument(
         "--mine",
-        choices=["flat", "plaid", "none"],
+        choices=[*registry.kind_names(), "none"],
         default="flat",
-        help="index used to mine hard negatives from the starting model; 'none' draws random "
+        help="index kind used to mine hard negatives from the starting model; 'none' draws random "
         "documents (default: %(default)s)",
     )
     p.add_argument(
