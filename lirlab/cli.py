@@ -7,6 +7,7 @@ explains each option.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -237,6 +238,16 @@ def _cmd_demo(args) -> None:
     run_demo(model=args.model, out=args.out, device=args.device)
 
 
+#: The benchmarks run over a dataset with an encoder: name -> (``module:function``, whether it times
+#: ``--queries`` queries one at a time).
+DATASET_BENCHMARKS = {
+    "core": ("lirlab.bench.core:run_core_benchmark", True),
+    "plaid": ("lirlab.bench.plaid:run_plaid_benchmark", True),
+    "masks": ("lirlab.bench.masks:run_mask_benchmark", False),
+    "compression": ("lirlab.bench.compression:run_compression_benchmark", False),
+}
+
+
 def _cmd_bench(args) -> None:
     from lirlab import data
 
@@ -262,22 +273,12 @@ def _cmd_bench(args) -> None:
         return
     dataset = data.load(args.dataset, split=args.split)
     encoder = _load_encoder(args, benchmark_model(args.model, args.build_tool))
-    if args.which == "core":
-        from lirlab.bench.core import run_core_benchmark
-
-        result = run_core_benchmark(dataset, encoder, args.out, n_queries=args.queries, cache_dir=args.cache)
-    elif args.which == "plaid":
-        from lirlab.bench.plaid import run_plaid_benchmark
-
-        result = run_plaid_benchmark(dataset, encoder, args.out, n_queries=args.queries, cache_dir=args.cache)
-    elif args.which == "masks":
-        from lirlab.bench.masks import run_mask_benchmark
-
-        result = run_mask_benchmark(dataset, encoder, args.out, cache_dir=args.cache)
-    else:
-        from lirlab.bench.compression import run_compression_benchmark
-
-        result = run_compression_benchmark(dataset, encoder, args.out, cache_dir=args.cache)
+    target, timed = DATASET_BENCHMARKS[args.which]
+    module, _, function = target.partition(":")
+    run = getattr(importlib.import_module(module), function)
+    result = run(
+        dataset, encoder, args.out, cache_dir=args.cache, **({"n_queries": args.queries} if timed else {})
+    )
     print(f"wrote {result}")
 
 
@@ -488,7 +489,7 @@ def _add_bench(sub) -> None:
     )
     p.add_argument(
         "which",
-        choices=["core", "plaid", "masks", "compression", "reliability", "memory", "methods", "train"],
+        choices=[*DATASET_BENCHMARKS, "reliability", "memory", "methods", "train"],
         help="core: encoding and exhaustive MaxSim; plaid: the compressed index; "
         "masks: nDCG@10 as [MASK] query augmentation varies; compression: nbits against reconstruction and ranking; "
         "reliability: kill -9 and racing-reader trials of index saves; memory: PLAID build peak RSS on 1x/4x/16x the demo; "

@@ -8,6 +8,7 @@ drawn so that none gets as far as encoding a corpus (a missing model or a bad in
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from lirlab import cli  # noqa: E402
 from lirlab.cli import main  # noqa: E402
+from lirlab.index import registry  # noqa: E402
 
 FUZZ = settings(
     max_examples=40,
@@ -52,7 +54,9 @@ def files(tmp_path_factory):
     (root / "two-fields.run").write_text("q1 d1\n")
     (root / "bad-rank.run").write_text("q1 Q0 d1 first 1.0 x\n")
     (root / "empty-dir").mkdir()
+    shutil.copytree(Path(__file__).parent / "fixtures" / "fast_plaid" / "index", root / "fast-plaid")
     return {
+        "fast_plaid": str(root / "fast-plaid"),
         "empty_corpus": str(empty),
         "two_column_qrels": str(two),
         "no_id": str(no_id),
@@ -129,6 +133,14 @@ def assert_one_clear_error(code, line, *fragments):
             [],
         ),
         (["search", "--index", "{missing}", "--query", "bees", "--n-probe", "nan"], ["n-probe"]),
+        (
+            ["index", "--dataset", "demo", "--out", "{missing}", "--batch-size", "-1"],
+            ["--batch-size", ">= 1"],
+        ),
+        (["index", "--dataset", "demo", "--out", "{missing}", "--batch-size", "0"], ["--batch-size", ">= 1"]),
+        (["search", "--index", "{missing}", "--query", "bees", "--k", "-1"], ["--k", ">= 1"]),
+        (["search", "--index", "{fast_plaid}", "--query", "bees"], ["fast-plaid index", "pass --model"]),
+        (["search", "--index", "{fast_plaid}", "--query", "bees", "--nprobe", "2"], ["--nprobe", "plaid"]),
     ],
 )
 def test_bad_invocations_end_in_one_clear_line(files, capsys, argv, fragments):
@@ -151,6 +163,7 @@ values = st.one_of(
     st.sampled_from(
         ["", "-1", "0", "nan", "inf", "1e999", "10000000000000000000000", "\udce9", "demo", "cuda", "-"]
     ),
+    st.sampled_from(registry.kind_names()),
     st.sampled_from(
         ["empty_corpus", "two_column_qrels", "no_id", "user_folder", "two_fields_run", "empty_dir", "missing"]
     ),
@@ -164,6 +177,8 @@ flags = {
         "--batch-size",
         "--nbits",
         "--n-centroids",
+        "--r-reps",
+        "--k1",
         "--device",
         "--split",
     ],
@@ -177,6 +192,9 @@ flags = {
         "--out",
         "--format",
         "--centroid-score-threshold",
+        "--nprobe",
+        "--depth",
+        "--candidates",
     ],
     "evaluate": ["--run", "--dataset", "--measures", "--split"],
 }
