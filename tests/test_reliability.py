@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lirlab.bench.reliability import KINDS
+from lirlab.index.registry import kind_names
 
 pytestmark = [
     pytest.mark.reliability,
@@ -41,7 +41,7 @@ def _tracked_results_untouched():
     assert after == before, "the test rewrote benchmarks/results/reliability.*: give it a temporary folder"
 
 
-@pytest.mark.parametrize("subject", [*KINDS, "checkpoint"])
+@pytest.mark.parametrize("subject", [*kind_names(), "checkpoint"])
 def test_kills_damage_races_and_two_writers_lose_nothing_mix_nothing_leave_nothing(subject, tmp_path):
     from lirlab.bench.reliability import FAILURES, run_reliability
 

@@ -46,9 +46,6 @@ from lirlab import storage
 from lirlab.encoding import Encoding, offsets_from_lengths
 from lirlab.storage import ArtifactError
 
-#: Every index kind lirlab saves.
-KINDS = ("bm25", "bm25_rerank", "flat", "muvera", "plaid", "qdrant", "warp")
-
 #: The words of the synthetic documents (the BM25 kinds index their texts).
 WORDS = tuple(f"w{i}" for i in range(50))
 
@@ -113,11 +110,11 @@ class Subject:
 
 
 def _index_subject(kind: str, n_docs: int, queries: Encoding) -> Subject:
-    from lirlab.index.base import index_kind
+    from lirlab.index.registry import build_params, kind_class
 
-    cls = index_kind(kind)
+    cls = kind_class(kind)
     small = {"n_centroids": 64, "nbits": 2}  # the IVF kinds' defaults are sized for real corpora
-    knobs = {k: v for k, v in small.items() if k in cls.BUILD_PARAMS}
+    knobs = {k: v for k, v in small.items() if k in build_params(kind)}
     versions = [
         _quietly(lambda seed=seed, prefix=prefix: cls.from_encoding(_encoding(n_docs, seed, prefix), **knobs))
         for seed, prefix in ((1, "old"), (2, "new"))
@@ -527,7 +524,7 @@ def run_reliability(
     n_docs : int
         Documents of each synthetic index.
     kinds : tuple of str, optional
-        Index kinds to try; all of :data:`KINDS` by default.
+        Index kinds to try; every registered kind (:func:`lirlab.index.registry.kind_names`) by default.
     checkpoints : bool
         Also try training checkpoints (kills during a write and damaged files).
     out_dir, workdir : path, optional
@@ -536,7 +533,9 @@ def run_reliability(
     """
     if not hasattr(os, "fork"):
         raise RuntimeError("the reliability trials need os.fork (POSIX)")
-    kinds = KINDS if kinds is None else tuple(kinds)
+    from lirlab.index.registry import kind_names
+
+    kinds = kind_names() if kinds is None else tuple(kinds)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a forked child must not inherit a busy thread pool
     root = Path(tempfile.mkdtemp(prefix="lirlab-reliability-", dir=workdir))
