@@ -369,8 +369,10 @@ def as_queries(queries: str | Sequence | Mapping | pd.DataFrame | Dataset) -> li
 
     Accepts one string, a list of strings (ids ``"1"``, ``"2"``, ...), a list of ``Query``, a
     ``{qid: text}`` mapping, a DataFrame with ``qid`` and ``query`` columns, or a :class:`Dataset`.
-    Anything else, no queries at all, an empty query or a repeated id raises ``ValueError``; lone
-    surrogates in a text are replaced (see :func:`clean_text`).
+    Anything else, no queries at all, an empty query, a repeated id or an id that is not text raises
+    ``ValueError`` (a ``Query``'s id must be a ``str``; mapping keys and DataFrame cells may also be whole
+    numbers, written as digits; ``None`` and NaN never become ids); lone surrogates in a text are
+    replaced (see :func:`clean_text`).
 
     >>> as_queries(["red cats", "blue dogs"])
     [Query(qid='1', text='red cats'), Query(qid='2', text='blue dogs')]
@@ -437,8 +439,8 @@ def as_documents(docs: Sequence | Mapping | pd.DataFrame | Dataset) -> list[Docu
     ``title`` columns.
 
     Empty and whitespace-only documents are kept (they encode to their marker tokens alone and score
-    low); non-strings, duplicate ids and no documents at all raise ``ValueError``; lone surrogates in a
-    text are replaced (see :func:`clean_text`).
+    low); non-strings, ids that are not text (as for :func:`as_queries`), duplicate ids and no documents
+    at all raise ``ValueError``; lone surrogates in a text are replaced (see :func:`clean_text`).
 
     >>> as_documents({"a": "x", "b": "y"})[1]
     Document(docno='b', text='y', title='')
