@@ -16,8 +16,6 @@ from .conftest import REPO
 
 README = REPO / "README.md"
 DOCS = REPO / "docs"
-#: The index kinds lirlab ships; each one's knobs must be in a table of the docs.
-BUILT_IN_KINDS = ("flat", "plaid", "warp", "muvera", "bm25", "bm25_rerank", "qdrant")
 #: Python blocks of the docs that no test here runs, by (page, a string the block holds): why not.
 NOT_RUN = {
     ("plaid.md", "plaid.add(new_docs)"): "a sketch of updates: tests/test_plaid.py runs add/delete/compact",
@@ -133,18 +131,30 @@ def test_notebooks_readme_lists_every_notebook():
 
 
 def declared_for(marker: str):
-    """The declarations a ``<!-- knobs:KIND:search|build -->`` (or ``knobs:pooling``) table shows."""
-    from lirlab.index import index_kind
-    from lirlab.index.pooling import POOL_FACTOR
+    """The declarations a ``<!-- knobs:KIND:search|build -->`` (or ``knobs:pooling``) table shows, read
+    from the registry of index kinds."""
+    from lirlab.index import registry
+    from lirlab.index.knobs.pooling import POOL_FACTOR
 
     if marker == "knobs:pooling":
         return {"pool_factor": POOL_FACTOR}
     _, kind, which = marker.split(":")
-    return getattr(index_kind(kind), f"{which.upper()}_PARAMS")
+    return registry.search_params(kind) if which == "search" else registry.build_params(kind)
+
+
+def generated_table(marker: str) -> str:
+    """The table a knob marker should hold: the registry's rendering of the kind's knobs."""
+    from lirlab.index import registry
+    from lirlab.params import markdown_table
+
+    if marker == "knobs:pooling":
+        return markdown_table(declared_for(marker))
+    _, kind, which = marker.split(":")
+    return registry.knob_table(kind, which)
 
 
 def knob_markers(text: str) -> list[str]:
-    return re.findall(r"<!-- (knobs:[\w:]+) -->", text)
+    return re.findall(r"^<!-- (knobs:[\w:]+) -->$", text, re.M)
 
 
 def knob_table(text: str, marker: str) -> str:
@@ -152,21 +162,19 @@ def knob_table(text: str, marker: str) -> str:
 
 
 def test_every_knob_table_is_generated_from_its_declarations():
-    from lirlab.params import markdown_table
-
     seen = set()
     for path in pages():
         text = path.read_text()
         for marker in knob_markers(text):
             seen.add(marker)
-            assert knob_table(text, marker) == markdown_table(declared_for(marker)), (
+            assert knob_table(text, marker) == generated_table(marker), (
                 f"{path.relative_to(REPO)} {marker}: regenerate with python -m tests.test_readme"
             )
     assert {"knobs:plaid:search", "knobs:plaid:build", "knobs:pooling", "knobs:warp:search"} <= seen
 
 
 def test_every_knob_of_every_kind_is_in_a_table_of_the_docs():
-    from lirlab.index import index_kind
+    from lirlab.index import registry
 
     shown = [
         (name, p)
@@ -174,21 +182,24 @@ def test_every_knob_of_every_kind_is_in_a_table_of_the_docs():
         for marker in knob_markers(path.read_text())
         for name, p in declared_for(marker).items()
     ]
-    for kind in BUILT_IN_KINDS:
-        cls = index_kind(kind)
-        for which in ("SEARCH_PARAMS", "BUILD_PARAMS"):
-            missing = [name for name, p in getattr(cls, which).items() if (name, p) not in shown]
-            assert not missing, f"{kind} {which} {missing}: add a <!-- knobs:{kind}:... --> table to docs/"
+    for kind in registry.kind_names():
+        for which, declared in (
+            ("search", registry.search_params(kind)),
+            ("build", registry.build_params(kind)),
+        ):
+            missing = [name for name, p in declared.items() if (name, p) not in shown]
+            assert not missing, (
+                f"{kind} {which} knobs {missing} are in no table of docs/: add a <!-- knobs:{kind}:{which} --> "
+                "table where the kind is described and run python -m tests.test_readme"
+            )
 
 
 def regenerate() -> None:
-    """Rewrite every generated knob table of the README and the docs from the declarations."""
-    from lirlab.params import markdown_table
-
+    """Rewrite every generated knob table of the README and the docs from the registry."""
     for path in pages():
         text = path.read_text()
         for marker in knob_markers(text):
-            table = markdown_table(declared_for(marker))
+            table = generated_table(marker)
             text = re.sub(
                 rf"(<!-- {marker} -->\n).*?\n?(<!-- /{marker} -->)",
                 lambda m, table=table: m.group(1) + table + "\n" + m.group(2),
