@@ -185,3 +185,39 @@ def test_in_a_sweep_beside_exhaustive(docs, queries):
     assert recall[0] == 1.0 and recall[-1] == 1.0  # depth past the corpus: exhaustive
     assert recall[2] <= recall[3] <= recall[4]
     assert {"bm25_p50_ms", "maxsim_rerank_p50_ms"} <= set(table.columns)
+
+
+@pytest.mark.parametrize(
+    "texts, problem",
+    [
+        ([], "no documents"),
+        (["", "   "], "none of the 2 documents has a word"),
+        (["the of and", "is it"], "none of the 2 documents has a word"),
+    ],
+)
+def test_nothing_to_index_is_one_clear_line(texts, problem):
+    """bm25s itself fails with "max() arg is an empty sequence" on these."""
+    with pytest.raises(ValueError, match=problem) as refused:
+        BM25Index.from_texts([str(i) for i in range(len(texts))], texts, stemmer="none")
+    assert "\n" not in str(refused.value) and ("stopwords=" in str(refused.value)) == bool(texts)
+    empty = random_encoding(0, seed=0)
+    with pytest.raises(ValueError, match="no documents"):
+        BM25RerankIndex.from_encoding(replace(empty, texts=()))
+
+
+@pytest.mark.parametrize("file", ["offsets", "bm25s.indptr.csc.index", "bm25s.indices.csc.index"])
+@pytest.mark.parametrize("damage", ["negative", "huge"])
+def test_a_damaged_folder_fails_at_load_with_verification_off(docs, file, damage, tmp_path):
+    """Structural checks run whether or not the files are hashed: before, a damaged offsets array loaded
+    and failed at search."""
+    import numpy as np
+
+    from lirlab.storage import ArtifactError
+
+    BM25RerankIndex.from_encoding(docs, **PLAIN).save(tmp_path / "b")
+    path = tmp_path / "b" / f"{file}.npy"
+    values = np.load(path)
+    values[len(values) // 2] = -3 if damage == "negative" else np.iinfo(values.dtype).max // 4
+    np.save(path, values)
+    with pytest.raises(ArtifactError, match=file.replace(".", r"\.")):
+        load_index(tmp_path / "b", verify=False)

@@ -32,7 +32,7 @@ def test_no_compression_call_sees_more_than_one_chunk(monkeypatch):
     monkeypatch.setattr(build_module, "compress", counting)
     monkeypatch.setattr(build_module, "COMPRESS_TOKENS", 50)  # documents hold 2-11 tokens
     index = build(docs, chunk_docs=4096)
-    assert index.config["kmeans"]["sample_documents"] == 120
+    assert index.config()["kmeans"]["sample_documents"] == 120
     assert sum(seen) == 120 and max(seen) <= 25 and len(seen) >= 120 * 2 // 50, seen
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +11,7 @@ from lirlab.index.base import UnknownKnobError
 from lirlab.index.flat import FlatIndex
 from lirlab.index.muvera import FDE, MuveraIndex
 from lirlab.index.plaid import PlaidIndex
+from lirlab.storage import ArtifactError
 from tests.synthetic import random_encoding
 
 
@@ -113,7 +115,10 @@ def test_protocol_and_save_load(rerank_from, tmp_path):
     run = index.search(queries, k=5, candidates=12)
     assert len(run) == 15
     assert index.documents([2]).ids == ("d2",)
-    assert index.documents([2]).exact is (rerank_from == "vectors")
+    assert index.documents([2]).exact is index.exact is (rerank_from == "vectors")
+    described = index.describe()  # the settings() method, not an attribute shadowing it
+    assert described["config"] == index.settings() and index.settings()["r_reps"] == 4
+    assert described["exact"] is index.exact
     _, timings = index.search_timed(queries, k=5)
     assert list(timings) == ["fde_encoding", "fde_scoring", "rerank"]
     index.save(tmp_path / "m")
@@ -121,6 +126,38 @@ def test_protocol_and_save_load(rerank_from, tmp_path):
     assert torch.equal(again.fdes, index.fdes) and again.config() == index.config()
     assert again.search(queries, k=5, candidates=12).docno.tolist() == run.docno.tolist()
     assert again.rerank.KIND == ("plaid" if rerank_from == "plaid" else "flat")
+
+
+@pytest.mark.parametrize(
+    "rerank_from, file, damage",
+    [
+        ("vectors", "doc_offsets", "negative"),
+        ("vectors", "doc_offsets", "huge"),
+        ("plaid", "doc_offsets", "negative"),
+        ("plaid", "codes", "huge"),
+        ("vectors", "fdes", "short"),
+    ],
+)
+def test_a_damaged_folder_fails_at_load_with_verification_off(rerank_from, file, damage, tmp_path):
+    """Before, these loaded and failed at search ("repeats can not be negative", or an attempt to
+    allocate tens of GB)."""
+    docs = random_encoding(30, seed=8)
+    if rerank_from == "plaid":
+        index = MuveraIndex.from_index(
+            PlaidIndex.from_encoding(docs, n_centroids=8), r_reps=2, k_sim=2, d_proj=8
+        )
+    else:
+        index = MuveraIndex.from_encoding(docs, r_reps=2, k_sim=2, d_proj=8)
+    index.save(tmp_path / "m")
+    path = tmp_path / "m" / f"{file}.npy"
+    values = np.load(path)
+    if damage == "short":
+        values = values[:, :-1]
+    else:
+        values[len(values) // 2] = -3 if damage == "negative" else np.iinfo(values.dtype).max // 4
+    np.save(path, values)
+    with pytest.raises(ArtifactError, match=f"{file}.npy"):
+        MuveraIndex.load(tmp_path / "m", verify=False)
 
 
 def test_errors_name_the_knob():

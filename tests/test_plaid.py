@@ -136,7 +136,7 @@ def test_build_layout_and_default_centroid_count(docs):
 
 def test_small_sample_caps_centroids_and_keeps_every_document(docs):
     index = PlaidIndex.from_encoding(docs, nbits=1, kmeans_sample=10, chunk_docs=37)
-    sample_cfg = index.config["kmeans"]
+    sample_cfg = index.config()["kmeans"]
     assert sample_cfg["sample_documents"] == 10
     assert index.n_centroids <= sample_cfg["training_vectors"] < 10 * 40
     assert index.docnos == docs.ids and torch.equal(index.token_ids.long(), docs.token_ids)
@@ -440,7 +440,7 @@ def test_float16_centroids_halve_their_bytes_and_reload_to_the_same_results(docs
     half.save(tmp_path / "half")
     assert np.load(tmp_path / "half" / "centroids.npy").dtype == np.float16
     loaded = PlaidIndex.load(tmp_path / "half")
-    assert loaded.config["centroid_dtype"] == "float16" and loaded.codec.centroids.dtype == torch.float32
+    assert loaded.config()["centroid_dtype"] == "float16" and loaded.codec.centroids.dtype == torch.float32
     assert torch.equal(loaded.codec.centroids, centroids)
     assert run_of(loaded, queries).equals(run_of(half, queries))
     # saving the loaded index again keeps float16 (no silent widening on a round trip)
@@ -649,9 +649,11 @@ def test_kmeans_points_per_centroid_caps_the_training_vectors_only():
     capped = PlaidIndex.from_encoding(docs, n_centroids=16, seed=1, kmeans_points_per_centroid=5)
     roomy = PlaidIndex.from_encoding(docs, n_centroids=16, seed=1, kmeans_points_per_centroid=10_000)
     n_vectors = int(docs.vectors.shape[0])
-    assert full.config["kmeans"]["training_vectors"] == n_vectors - full.config["kmeans"]["heldout_vectors"]
-    assert capped.config["kmeans"]["training_vectors"] == 5 * 16
-    assert capped.config["kmeans"]["points_per_centroid"] == 5
+    assert (
+        full.config()["kmeans"]["training_vectors"] == n_vectors - full.config()["kmeans"]["heldout_vectors"]
+    )
+    assert capped.config()["kmeans"]["training_vectors"] == 5 * 16
+    assert capped.config()["kmeans"]["points_per_centroid"] == 5
     assert torch.equal(roomy.codec.centroids, full.codec.centroids)  # a cap above the sample changes nothing
     assert not torch.equal(capped.codec.centroids, full.codec.centroids)
     assert capped.n_tokens == full.n_tokens == n_vectors  # every vector is still compressed
@@ -686,11 +688,11 @@ def test_sample_stops_at_the_vector_cap_and_every_document_is_encoded_once(monke
     uncapped = PlaidIndex.build(records, encoder, nbits=2, kmeans_sample=60, chunk_docs=20, progress=False)
     first_chunk = [encoder.corpus.position(i) for i in encoder.encoded[:20]]
     first_chunk_vectors = int(encoder.corpus.select(first_chunk).vectors.shape[0])
-    assert uncapped.config["kmeans"]["sample_documents"] == 60
+    assert uncapped.config()["kmeans"]["sample_documents"] == 60
     monkeypatch.setattr(build, "MAX_SAMPLE_VECTORS", first_chunk_vectors + 1)
     encoder.encoded.clear()
     capped = PlaidIndex.build(records, encoder, nbits=2, kmeans_sample=60, chunk_docs=20, progress=False)
-    kmeans = capped.config["kmeans"]
+    kmeans = capped.config()["kmeans"]
     assert 20 <= kmeans["sample_documents"] < 60
     assert kmeans["training_vectors"] + kmeans["heldout_vectors"] <= first_chunk_vectors * 2
     assert sorted(encoder.encoded) == sorted(encoder.corpus.ids)

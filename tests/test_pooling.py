@@ -170,7 +170,7 @@ def test_pool_factor_is_a_build_knob_and_the_mapping_survives_save_add_and_compa
     if kind == "plaid":
         knobs.update(nbits=2, n_centroids=8, chunk_docs=4)
     index = index_kind(kind).from_encoding(docs, **knobs)
-    assert index.n_vectors() == int(expected.vectors.shape[0]) and not index.EXACT
+    assert index.n_vectors() == int(expected.vectors.shape[0]) and not index.exact
     assert index.describe()["config"]["pool_factor"] == 3
     assert [index.pooled_tokens(d) for d in range(len(docs))] == [mapping.group_tokens(d) for d in range(6)]
     if kind == "flat":

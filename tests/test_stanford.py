@@ -100,7 +100,7 @@ def test_decompression_matches_colbert_ai_bit_order(stanford_index):
 def test_an_imported_index_saved_by_lirlab_keeps_float16_centroids(stanford_index, tmp_path):
     folder, _, (centroids, _), _ = stanford_index
     index = read_stanford_index(folder)
-    assert index.config["centroid_dtype"] == "float16"
+    assert index.config()["centroid_dtype"] == "float16"
     index.save(tmp_path / "lirlab")
     saved = np.load(tmp_path / "lirlab" / "centroids.npy")
     assert saved.dtype == np.float16 and torch.equal(torch.from_numpy(saved).float(), centroids)

@@ -940,13 +940,13 @@ def explain_hit(
     """The alignment a viewer shows for one hit, and a note when part of it could not be had.
 
     With a known ``document_text`` the labels are the document as written (:func:`with_texts`) and, for
-    an index that stores a reconstruction (``EXACT`` false), the alignment carries the per-token
+    an index that stores a reconstruction (``exact`` false), the alignment carries the per-token
     reconstruction cosine; word pieces are merged when ``merge``; a
     document longer than ``long_document`` rows is windowed to ``context`` rows around its matches.
     """
     note = ""
     alignment = None
-    if document_text is not None and not index.EXACT:
+    if document_text is not None and not index.exact:
         try:
             alignment = align_hit(index, query, docno, encoder=encoder, document_text=document_text)
         except ValueError as error:

@@ -196,7 +196,7 @@ def run_plaid_benchmark(
     capped_run = capped.search(queries, k=k)
     build["capped_kmeans"] = {
         "kmeans_points_per_centroid": CAPPED_POINTS_PER_CENTROID,
-        "training_vectors": capped.config["kmeans"]["training_vectors"],
+        "training_vectors": capped.config()["kmeans"]["training_vectors"],
         "stage_seconds": timings,
         "seconds_with_this_run_encoding": build_timings["encoding"]
         + timings["kmeans"]

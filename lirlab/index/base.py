@@ -4,7 +4,7 @@ which kind it holds.
 An index kind subclasses :class:`Index` and declares, as class attributes, its ``KIND`` (the short name
 sweeps and figures use), its artifact ``TYPE``, its search knobs (``SEARCH_PARAMS``) and build knobs
 (``BUILD_PARAMS``) as :class:`~lirlab.params.Param` declarations, the ``STAGES`` its search is timed in,
-and whether :meth:`Index.documents` returns the exact vectors (``EXACT``) or a reconstruction. It then
+and whether :meth:`Index.documents` returns the exact vectors (:attr:`Index.exact`) or a reconstruction. It then
 implements five methods: ``dim``, :meth:`Index.documents`, :meth:`Index.to`, ``_search`` (the stages,
 timed with the :class:`StageTimer` it is given) and ``save``/``load``; :meth:`Index.from_encoding`
 builds it from encoded documents. Everything else — validating ``k`` and the knobs, turning hits into
@@ -189,7 +189,7 @@ class Index:
         The knobs :meth:`search_encoded` and :meth:`from_encoding` take (``k`` aside).
     STAGES : tuple of str
         Names of the timed stages of a search, in pipeline order.
-    EXACT : bool
+    exact : bool
         Whether :meth:`documents` returns the vectors as encoded (``False``: a reconstruction).
     docnos : tuple of str
         Document ids by internal position.
@@ -207,7 +207,6 @@ class Index:
     SEARCH_PARAMS: ClassVar[dict[str, Param]] = {}
     BUILD_PARAMS: ClassVar[dict[str, Param]] = {}
     STAGES: ClassVar[tuple[str, ...]] = ("search",)
-    EXACT: ClassVar[bool] = True
 
     #: Which original tokens each stored vector stands for (a :class:`~lirlab.index.pooling.Pooling`),
     #: or None when the index keeps one vector per token.
@@ -303,10 +302,21 @@ class Index:
         """Token vectors the index stores."""
         return int(self.documents().vectors.shape[0])
 
+    @property
+    def exact(self) -> bool:
+        """Whether :meth:`documents` returns the vectors as encoded (``False``: a reconstruction, as a
+        compressed or pooled index gives); a property, since it can depend on how the index was built."""
+        return True
+
+    def config(self) -> dict[str, Any]:
+        """How the index was built: its build knobs and what they resolved to, JSON-able (what a kind
+        overrides; callers read :meth:`settings`)."""
+        return {}
+
     def settings(self) -> dict[str, Any]:
-        """How the index was built (its build knobs and what they resolved to), JSON-able."""
-        config = getattr(self, "config", None)
-        return dict(config() if callable(config) else (config or {}))
+        """How the index was built (its build knobs and what they resolved to), JSON-able: a copy of
+        :meth:`config`."""
+        return dict(self.config())
 
     def describe(self) -> dict[str, Any]:
         """The self-describing part of the artifact: kind, type, counts, settings, model."""
@@ -319,7 +329,7 @@ class Index:
             "live_documents": int(self.live_positions().numel()),
             "vectors": vectors,
             "dim": self.dim,
-            "exact": self.EXACT,
+            "exact": self.exact,
             "size_bytes": size,
             "bytes_per_vector": size / vectors if vectors else 0.0,
             "config": self.settings(),

@@ -53,7 +53,7 @@ from lirlab.index.knobs import bm25_rerank as bm25_rerank_knobs
 from lirlab.index.knobs.bm25 import BUILD_PARAMS as BM25_PARAMS
 from lirlab.index.knobs.bm25 import SEARCH_PARAMS as BM25_SEARCH_PARAMS
 from lirlab.maxsim import maxsim_candidates
-from lirlab.storage import ArtifactWriter, read_artifact
+from lirlab.storage import ArtifactError, ArtifactWriter, check_offsets, read_artifact
 
 #: Free parameter of the BM25L/BM25+ variants (bm25s's default); not swept.
 BM25_DELTA = 0.5
@@ -89,6 +89,19 @@ def _check_texts(texts, what: str) -> tuple[str, ...]:
     if bad is not None:
         raise ValueError(f"{what}[{bad}] must be a string, got {type(texts[bad]).__name__}")
     return tuple(texts)
+
+
+def _check_words(words: list[list[str]], stopwords: str) -> None:
+    """Refuse a corpus BM25 cannot index (bm25s fails on it deep inside with "max() arg is an empty
+    sequence"): no documents, or no document with a word left after stop words and stemming."""
+    if not words:
+        raise ValueError("BM25 got no documents to index; pass at least one document with text")
+    if not any(words):
+        raise ValueError(
+            f"BM25 has nothing to index: none of the {len(words)} documents has a word left after "
+            f"lower-casing and removing stop words (stopwords={stopwords!r}); give them text, or pass "
+            "stopwords='none' if they are made of stop words"
+        )
 
 
 class BM25:
@@ -130,7 +143,9 @@ class BM25:
                 method=self.settings["variant"],
                 delta=BM25_DELTA,
             )
-            self.retriever.index(self.tokenize(texts, progress), show_progress=progress)
+            words = self.tokenize(texts, progress)
+            _check_words(words, self.settings["stopwords"])
+            self.retriever.index(words, show_progress=progress)
             self.n_docs = len(texts)
 
     def tokenize(self, texts: Sequence[str], progress: bool = False) -> list[list[str]]:
@@ -179,7 +194,7 @@ class BM25:
 
         settings = art.metadata.get("config", {}).get("bm25")
         if not isinstance(settings, dict):
-            raise ValueError(f"{art.path}: metadata.json records no BM25 settings; the folder is damaged")
+            raise ArtifactError(f"{art.path}: metadata.json records no BM25 settings; the folder is damaged")
         bm25 = cls(None, **settings)
         files = [f for f in art.metadata.get("files", {}) if f.startswith("bm25s.")]
         with tempfile.TemporaryDirectory() as tmp:
@@ -193,7 +208,24 @@ class BM25:
                     )
             bm25.retriever = _bm25s().BM25.load(tmp, show_progress=False)
         bm25.n_docs = int(bm25.retriever.scores["num_docs"])
+        bm25._check_scores(art.path)
         return bm25
+
+    def _check_scores(self, folder: Path) -> None:
+        """Refuse a score matrix whose structure is damaged (column offsets, document ids), which bm25s
+        would otherwise read out of bounds at search time."""
+        scores = self.retriever.scores
+        data, indices, indptr = (np.asarray(scores[name]) for name in ("data", "indices", "indptr"))
+        file = folder / "bm25s.indptr.csc.index.npy"
+        if indices.shape != data.shape or data.ndim != 1:
+            raise ArtifactError(
+                f"{file.parent}: bm25s data and indices differ in shape, the folder is damaged"
+            )
+        check_offsets(indptr, int(data.size), file)
+        if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= self.n_docs):
+            raise ArtifactError(
+                f"{folder / 'bm25s.indices.csc.index.npy'}: document ids outside 0..{self.n_docs - 1}"
+            )
 
 
 def _text_queries(records: Sequence[Query], dim: int) -> Encoding:
@@ -240,14 +272,31 @@ def _write_vectors(writer: ArtifactWriter, docs: Encoding) -> None:
 
 
 def _read_vectors(art, docnos: tuple[str, ...]) -> Encoding:
+    """The token vectors :func:`_write_vectors` wrote, their structure checked whether or not the files
+    were hashed: a damaged folder is an :class:`~lirlab.storage.ArtifactError` here, never an error deep
+    inside a search."""
+    vectors = art.checked_array("vectors", "f", 2)
+    rows = int(vectors.shape[0])
+    token_ids = art.checked_array("token_ids", "iu", 1, (rows,))
+    offsets = art.checked_array("offsets", "iu", 1, (len(docnos) + 1,))
+    check_offsets(offsets, rows, art.path / "offsets.npy")
+    truncated = art.checked_array("truncated", "bui", 1, (len(docnos),))
+    vocab = art.strings("vocab")
+    if vocab and token_ids.size and (int(token_ids.min()) < 0 or int(token_ids.max()) >= len(vocab)):
+        raise ArtifactError(
+            f"{art.path / 'token_ids.npy'}: token ids outside the {len(vocab)}-entry vocab.json"
+        )
+    mask_token_id = art.metadata.get("config", {}).get("mask_token_id", -1)
+    if not isinstance(mask_token_id, int) or isinstance(mask_token_id, bool):
+        raise ArtifactError(f"{art.path / 'metadata.json'}: config.mask_token_id must be a whole number")
     return Encoding(
         ids=docnos,
-        vectors=torch.from_numpy(art.array("vectors")),
-        token_ids=torch.from_numpy(art.array("token_ids").astype(np.int64)),
-        offsets=torch.from_numpy(art.array("offsets")),
-        vocab=tuple(art.json("vocab")),
-        truncated=tuple(bool(t) for t in art.array("truncated")),
-        mask_token_id=art.metadata.get("config", {}).get("mask_token_id", -1),
+        vectors=torch.from_numpy(vectors),
+        token_ids=torch.from_numpy(token_ids.astype(np.int64)),
+        offsets=torch.from_numpy(offsets.astype(np.int64)),
+        vocab=tuple(vocab),
+        truncated=tuple(bool(t) for t in truncated),
+        mask_token_id=mask_token_id,
     )
 
 
@@ -415,9 +464,14 @@ class BM25Index(Index):
     def load(cls, path, encoder=None, device=None, verify: bool = True):
         """Open a folder written by :meth:`save`; errors name the missing or damaged file."""
         art = read_artifact(path, cls.TYPE, cls.FORMAT_VERSION, verify=verify)
-        docnos = tuple(art.json("docnos"))
+        docnos = tuple(art.strings("docnos"))
         vectors = _read_vectors(art, docnos) if art.metadata.get("config", {}).get("vectors") else None
-        index = cls._make(docnos, BM25.read(art), vectors, encoder, art.metadata.get("model", {}))
+        bm25 = BM25.read(art)
+        if bm25.n_docs != len(docnos):
+            raise ArtifactError(
+                f"{art.path}: the BM25 scores hold {bm25.n_docs} documents, docnos.json names {len(docnos)}"
+            )
+        index = cls._make(docnos, bm25, vectors, encoder, art.metadata.get("model", {}))
         return index.to(device) if device is not None else index
 
 

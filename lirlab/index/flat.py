@@ -81,7 +81,6 @@ class FlatIndex(Index):
         self.docs = docs
         self.query_batch = query_batch
         self.pooling = pooling
-        self.EXACT = pooling is None
         self.first_pass = first_pass
         self.scorer = LengthGroupedDocs(
             docs.vectors, docs.lengths, device=device, dtype=dtype, first_pass=first_pass
@@ -107,6 +106,10 @@ class FlatIndex(Index):
 
     def config(self) -> dict[str, Any]:
         return {"pool_factor": self.pooling.pool_factor if self.pooling is not None else 1}
+
+    @property
+    def exact(self) -> bool:
+        return self.pooling is None
 
     @property
     def dim(self) -> int:

@@ -44,17 +44,19 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lirlab import params
 from lirlab.encoding import Encoding
 from lirlab.index.base import Index, StageTimer, index_kind
 from lirlab.index.knobs.muvera import BUILD_PARAMS, SEARCH_PARAMS
 from lirlab.maxsim import maxsim_candidates
-from lirlab.storage import ArtifactError, ArtifactWriter, read_artifact
+from lirlab.storage import ArtifactError, ArtifactWriter, check_offsets, read_artifact
 
 #: Document tokens turned into FDE contributions at a time (bounds the ``[tokens, r_reps, 2**k_sim]``
 #: Hamming table of the empty-partition filling).
@@ -230,8 +232,7 @@ class MuveraIndex(Index):
             raise ValueError(f"fdes must be [{len(rerank)}, {fde.dim}], got {tuple(fdes.shape)}")
         super().__init__(rerank.docnos, encoder=rerank.encoder, model=rerank.model)
         self.fde, self.fdes, self.rerank = fde, fdes.float().contiguous(), rerank
-        self.settings = dict(config or {})
-        self.EXACT = rerank.EXACT
+        self.build_knobs = dict(config or {})
         for name, value in fde.config().items():  # the build knobs, as sweeps read them
             setattr(self, name, value)
         self.rerank_from = "plaid" if rerank.KIND == "plaid" else "vectors"
@@ -287,8 +288,12 @@ class MuveraIndex(Index):
             return self
         raise ValueError("a muvera index searches on the CPU only (its FDE scoring is a CPU matrix product)")
 
+    @property
+    def exact(self) -> bool:
+        return self.rerank.exact
+
     def config(self) -> dict[str, Any]:
-        return {**self.settings, **self.fde.config(), "fde_dim": self.fde.dim}
+        return {**self.build_knobs, **self.fde.config(), "fde_dim": self.fde.dim}
 
     def fde_scores(self, queries: Encoding) -> torch.Tensor:
         """``[n_queries, n_docs]`` FDE inner products (what the first stage ranks by)."""
@@ -365,63 +370,98 @@ class MuveraIndex(Index):
 
     @classmethod
     def load(cls, path, encoder=None, device=None, verify: bool = True) -> MuveraIndex:
+        """Open a folder written by :meth:`save`. Its structure (shapes, offsets, ids, codes, knobs) is
+        checked whether or not the files are hashed (``verify``): a damaged folder is an
+        :class:`~lirlab.storage.ArtifactError` here, never an error (or a huge allocation) in a search."""
         art = read_artifact(path, cls.TYPE, cls.FORMAT_VERSION, verify=verify)
-        config = art.metadata.get("config", {})
+        folder = Path(path)
+        meta = folder / "metadata.json"
+        config = art.table("config")
         try:
-            fde = FDE(
-                int(
-                    art.array("centroids").shape[1]
-                    if config["rerank_kind"] == "plaid"
-                    else art.array("vectors").shape[1]
-                ),
-                *(config[k] for k in _FDE_KNOBS),
-            )
+            knobs = params.validate(BUILD_PARAMS, {k: config[k] for k in _FDE_KNOBS})
+            rerank_kind, mask_token_id = config["rerank_kind"], config["mask_token_id"]
         except KeyError as e:
-            raise ArtifactError(f"{path}: metadata.json config lacks {e}") from None
-        docnos, vocab = art.json("docnos"), tuple(art.json("vocab"))
-        model = art.metadata.get("model", {})
-        offsets = torch.from_numpy(art.array("doc_offsets")).long()
-        token_ids = torch.from_numpy(art.array("token_ids").astype(np.int64))
-        if config["rerank_kind"] == "plaid":
-            from lirlab.index.codec import ResidualCodec
-            from lirlab.index.plaid.compressed import CompressedDocs
-
-            plaid_cls = index_kind("plaid")
-            codec = ResidualCodec(
-                torch.from_numpy(art.array("centroids")),
-                torch.from_numpy(art.array("bucket_cutoffs")),
-                torch.from_numpy(art.array("bucket_weights")),
-                int(config["nbits"]),
-            )
-            compressed = CompressedDocs(
-                torch.from_numpy(art.array("codes")),
-                torch.from_numpy(art.array("residuals")),
-                token_ids,
-                offsets,
-            )
-            rerank = plaid_cls(
-                codec,
-                compressed,
-                docnos,
-                vocab,
-                mask_token_id=int(config["mask_token_id"]),
-                encoder=encoder,
-                model=model,
-            )
-        else:
-            docs = Encoding(
-                ids=tuple(docnos),
-                vectors=torch.from_numpy(art.array("vectors")),
-                token_ids=token_ids,
-                offsets=offsets,
-                vocab=vocab,
-                mask_token_id=int(config["mask_token_id"]),
-            )
-            rerank = index_kind("flat")(docs, encoder=encoder, model=model)
-        fdes = torch.from_numpy(art.array("fdes"))
-        if fdes.shape != (len(docnos), fde.dim):
+            raise ArtifactError(f"{meta}: config lacks {e}") from None
+        except ValueError as e:
+            raise ArtifactError(f"{meta}: config is not a valid MUVERA build ({e})") from None
+        if rerank_kind not in ("plaid", "flat") or not isinstance(mask_token_id, int):
             raise ArtifactError(
-                f"{path}: fdes.npy is {list(fdes.shape)}, expected [{len(docnos)}, {fde.dim}]"
+                f"{meta}: config.rerank_kind must be 'plaid' or 'flat' and config.mask_token_id a whole number"
             )
-        settings = {k: v for k, v in config.items() if k in BUILD_PARAMS}
-        return cls(fde, fdes, rerank, settings)
+        docnos, vocab = art.strings("docnos"), tuple(art.strings("vocab"))
+        n_docs = len(docnos)
+        fdes = art.checked_array("fdes", "f", 2, (n_docs, -1))
+        fde_dim = knobs["d_final"] or knobs["r_reps"] * (1 << knobs["k_sim"]) * knobs["d_proj"]
+        if fdes.shape[1] != fde_dim:
+            raise ArtifactError(
+                f"{folder / 'fdes.npy'}: {fdes.shape[1]} floats per document, the knobs give {fde_dim}"
+            )
+        token_ids = art.checked_array("token_ids", "iu", 1)
+        rows = int(token_ids.shape[0])
+        offsets = art.checked_array("doc_offsets", "iu", 1, (n_docs + 1,))
+        check_offsets(offsets, rows, folder / "doc_offsets.npy")
+        if vocab and rows and (int(token_ids.min()) < 0 or int(token_ids.max()) >= len(vocab)):
+            raise ArtifactError(
+                f"{folder / 'token_ids.npy'}: token ids outside the {len(vocab)}-entry vocab.json"
+            )
+        model = art.metadata.get("model", {})
+        token_ids, offsets = (
+            torch.from_numpy(token_ids.astype(np.int64)),
+            torch.from_numpy(offsets.astype(np.int64)),
+        )
+        try:
+            if rerank_kind == "plaid":
+                rerank = cls._load_plaid_rerank(
+                    art, config, token_ids, offsets, docnos, vocab, encoder, model
+                )
+                dim = rerank.dim
+            else:
+                vectors = art.checked_array("vectors", "f", 2, (rows, -1))
+                dim = int(vectors.shape[1])
+                docs = Encoding(
+                    ids=tuple(docnos),
+                    vectors=torch.from_numpy(vectors),
+                    token_ids=token_ids,
+                    offsets=offsets,
+                    vocab=vocab,
+                    mask_token_id=mask_token_id,
+                )
+                rerank = index_kind("flat")(docs, encoder=encoder, model=model)
+            fde = FDE(dim, *(knobs[k] for k in _FDE_KNOBS))
+            settings = {k: v for k, v in config.items() if k in BUILD_PARAMS}
+            return cls(fde, torch.from_numpy(fdes), rerank, settings)
+        except ArtifactError:
+            raise
+        except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as e:
+            raise ArtifactError(f"{folder}: inconsistent arrays ({e})") from None
+
+    @staticmethod
+    def _load_plaid_rerank(art, config, token_ids, offsets, docnos, vocab, encoder, model) -> Index:
+        """The PLAID re-ranking index :meth:`save` wrote beside the FDEs, its codes checked."""
+        from lirlab.index.codec import ResidualCodec
+        from lirlab.index.plaid.compressed import CompressedDocs
+
+        rows = int(token_ids.shape[0])
+        centroids = art.checked_array("centroids", "f", 2)
+        codec = ResidualCodec(
+            torch.from_numpy(centroids).float(),
+            torch.from_numpy(art.checked_array("bucket_cutoffs", "f", 2)),
+            torch.from_numpy(art.checked_array("bucket_weights", "f", 2)),
+            int(config["nbits"]),
+        )
+        codes = art.checked_array("codes", "iu", 1, (rows,))
+        if rows and (int(codes.min()) < 0 or int(codes.max()) >= centroids.shape[0]):
+            raise ArtifactError(f"{art.path / 'codes.npy'}: codes outside the {centroids.shape[0]} centroids")
+        residuals = art.checked_array("residuals", "u", 2, (rows, codec.packed_dim))
+        compressed = CompressedDocs(
+            torch.from_numpy(codes.astype(np.int64)), torch.from_numpy(residuals), token_ids, offsets
+        )
+        return index_kind("plaid")(
+            codec,
+            compressed,
+            docnos,
+            vocab,
+            mask_token_id=int(config["mask_token_id"]),
+            encoder=encoder,
+            model=model,
+        )

@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,9 +174,9 @@ def register_kind(
                 "a kind registered by its import path needs 'module:Class', name=, artifact_type= and knobs="
             )
     else:
-        from lirlab.index.base import Index
-
-        if not (isinstance(index_class, type) and issubclass(index_class, Index)):
+        # Any subclass of Index has loaded lirlab.index.base; importing it here would be a cycle.
+        base = sys.modules.get("lirlab.index.base")
+        if base is None or not (isinstance(index_class, type) and issubclass(index_class, base.Index)):
             raise ValueError(f"an index kind is a subclass of lirlab.index.base.Index, got {index_class!r}")
         name = name or index_class.KIND
         artifact_type = artifact_type or index_class.TYPE

@@ -123,7 +123,6 @@ class WarpIndex(Index):
     SEARCH_PARAMS = SEARCH_PARAMS
     BUILD_PARAMS = BUILD_PARAMS
     STAGES = STAGES
-    EXACT = False
     query_batch = 1
 
     def __init__(self, plaid):
@@ -173,6 +172,7 @@ class WarpIndex(Index):
         cls, docs: Encoding, *, encoder=None, model=None, device=None, progress: bool = False, **build
     ) -> WarpIndex:
         """Build a PLAID index from encoded documents (``build``: PLAID's build knobs), then WARP over it."""
+        cls.resolve_build_knobs(build)  # so a wrong knob is refused in WARP's name, not PLAID's
         plaid = PlaidIndex.from_encoding(
             docs, encoder=encoder, model=model, device=device, progress=progress, **build
         )
@@ -234,7 +234,11 @@ class WarpIndex(Index):
         return WarpIndex(self.plaid.to(device))
 
     def config(self) -> dict[str, Any]:
-        return {"plaid": dict(getattr(self.plaid, "config", {}) or {})}
+        return {"plaid": self.plaid.config()}
+
+    @property
+    def exact(self) -> bool:
+        return False
 
     def default_t_prime(self) -> int:
         return max(MIN_T_PRIME, round(T_PRIME_SHARE * self.n_vectors()))

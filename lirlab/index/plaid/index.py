@@ -66,7 +66,6 @@ class PlaidIndex(Index):
     SEARCH_PARAMS = SEARCH_PARAMS
     BUILD_PARAMS = BUILD_PARAMS
     STAGES = STAGES
-    EXACT = False
 
     def __init__(
         self,
@@ -106,7 +105,7 @@ class PlaidIndex(Index):
             raise ValueError(
                 f"ivf offsets must have {codec.n_centroids + 1} entries, got {tuple(ivf.offsets.shape)}"
             )
-        self.config = dict(config or {})
+        self.build_config = dict(config or {})
         self.stats = dict(stats or {})
         self.query_batch = query_batch
         self.replace_documents(compressed, ivf.to(device), self.docnos, pooling)
@@ -156,6 +155,14 @@ class PlaidIndex(Index):
     @property
     def n_deleted(self) -> int:
         return int(self.compressed.deleted.sum())
+
+    @property
+    def exact(self) -> bool:
+        return False
+
+    def config(self) -> dict[str, Any]:
+        """The build settings saved with the index (knobs, k-means sample, centroid precision)."""
+        return dict(self.build_config)
 
     @property
     def dim(self) -> int:
@@ -222,7 +229,7 @@ class PlaidIndex(Index):
             ivf=self.ivf,
             encoder=self.encoder,
             model=self.model,
-            config=self.config,
+            config=self.build_config,
             stats=self.stats,
             device=device,
             query_batch=self.query_batch,

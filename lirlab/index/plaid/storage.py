@@ -87,7 +87,7 @@ def arrays(index: PlaidIndex) -> dict[str, np.ndarray]:
     """The arrays of the folder, by file name."""
     docs = index.compressed
     return {
-        "centroids": index.codec.centroids.float().cpu().numpy().astype(centroid_dtype(index.config)),
+        "centroids": index.codec.centroids.float().cpu().numpy().astype(centroid_dtype(index.config())),
         "bucket_cutoffs": index.codec.bucket_cutoffs.float().cpu().numpy(),
         "bucket_weights": index.codec.bucket_weights.float().cpu().numpy(),
         "codes": docs.codes.to(index.codec.code_dtype).cpu().numpy(),
@@ -128,7 +128,7 @@ def save(
         w.metadata.update(
             model=index.model,
             config={
-                **index.config,
+                **index.config(),
                 "nbits": index.nbits,
                 "dim": index.dim,
                 "n_centroids": index.n_centroids,
