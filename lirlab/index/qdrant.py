@@ -722,6 +722,9 @@ def _copy_file(source_fd: int, dest: Path, size: int, digest: bool, durable: boo
                     if e.errno != errno.EINVAL:
                         raise
                     start, end = block, size  # a file system without holes
+            if hasher is None and _kernel_copy(source_fd, out, start, min(end, size), dest):
+                block = min(end, size)
+                continue
             block = max(block, start - start % DIGEST_BLOCK)
             while block < min(end, size):
                 chunk = os.pread(source_fd, min(DIGEST_BLOCK, size - block), block)
@@ -742,6 +745,25 @@ def _copy_file(source_fd: int, dest: Path, size: int, digest: bool, durable: boo
         return None
     hasher.update(struct.pack("<Q", size))
     return hasher.hexdigest()
+
+
+def _kernel_copy(source_fd: int, out: int, start: int, end: int, dest: Path) -> bool:
+    """Copy bytes ``start:end`` at the same offsets inside the kernel (``copy_file_range``: no trip
+    through Python, several times faster); False where the system or file system cannot."""
+    if not hasattr(os, "copy_file_range"):
+        return False
+    offset = start
+    try:
+        while offset < end:
+            copied = os.copy_file_range(source_fd, out, end - offset, offset, offset)
+            if not copied:
+                raise ArtifactError(f"{dest.name}: ended early while being copied (changed on disk?)")
+            offset += copied
+    except OSError as e:
+        if e.errno in (errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+            return False  # the caller copies the range itself
+        raise
+    return True
 
 
 def _fsync_folder(folder: Path) -> None:
