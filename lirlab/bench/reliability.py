@@ -496,11 +496,11 @@ def damaged_load_trials(subject: Subject, root: Path, cases: int | None, verify:
 
 
 def run_reliability(
-    trials: int = 30,
+    trials: int = 20,
     read_trials: int = 40,
     writer_rounds: int = 10,
-    damage_trials: int | None = None,
-    n_docs: int = 600,
+    damage_trials: int | None = 60,
+    n_docs: int = 300,
     kinds: tuple[str, ...] | None = None,
     checkpoints: bool = True,
     out_dir: str | os.PathLike | None = None,
@@ -640,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m lirlab.bench.reliability", description=__doc__.split("\n\n")[0].replace("\n", " ")
     )
-    parser.add_argument("--trials", type=int, default=30, help="kills per case (default 30)")
+    parser.add_argument("--trials", type=int, default=20, help="kills per case (default 20)")
     parser.add_argument(
         "--read-trials", type=int, default=40, help="racing loads per index kind (default 40)"
     )
@@ -650,14 +650,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--damage-trials",
         type=int,
-        default=None,
-        help="damaged loads per kind and mode (default: every file)",
+        default=60,
+        help="damaged loads per kind, with and without verification (default 60; 0: every file, every damage)",
     )
-    parser.add_argument("--docs", type=int, default=600, help="documents of each index (default 600)")
+    parser.add_argument("--docs", type=int, default=300, help="documents of each index (default 300)")
     parser.add_argument("--out", default="benchmarks/results", help="folder for reliability.json")
     args = parser.parse_args(argv)
     report = run_reliability(
-        args.trials, args.read_trials, args.writer_rounds, args.damage_trials, args.docs, out_dir=args.out
+        args.trials,
+        args.read_trials,
+        args.writer_rounds,
+        args.damage_trials or None,
+        args.docs,
+        out_dir=args.out,
     )
     for case in report["cases"]:
         print(json.dumps(case))
