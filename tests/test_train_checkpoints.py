@@ -221,26 +221,22 @@ def test_a_damaged_checkpoint_is_refused_in_one_line(saved, damage, expected, tm
 def test_resume_skips_a_damaged_newest_checkpoint_keeps_it_aside_and_repeats_the_losses(
     tiny_dir, pairs, tmp_path
 ):
-    knobs = {**FAST, "steps": 6, "save_every": 2, "keep_checkpoints": 0}
-    full = train(fresh(tiny_dir), pairs, tmp_path / "full", progress=False, **knobs)
+    knobs = {**FAST, "steps": 4, "save_every": 2, "keep_checkpoints": 0}
     run = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt):  # stopped once the last checkpoint is written: the run is whole
         interrupted_after(fresh(tiny_dir), pairs, run, knobs, step=4)
+    uninterrupted = [json.loads(line)["loss"] for line in (run / "log.jsonl").read_text().splitlines()]
     newest = run / "checkpoint-000004"
     flip_last_byte(newest / "stanford" / "model.safetensors")
     with pytest.warns(
         UserWarning, match=r"checkpoint-000004.*checksum mismatch.*resuming from .*checkpoint-000002"
     ):
         resumed = train(fresh(tiny_dir), pairs, run, resume=True, progress=False)
-    assert resumed.log.step.tolist() == [1, 2, 3, 4, 5, 6]
-    assert resumed.log.loss.tolist() == full.log.loss.tolist()
+    assert resumed.log.step.tolist() == [1, 2, 3, 4]
+    assert resumed.log.loss.tolist() == uninterrupted
     kept = [p.name for p in run.iterdir() if p.name.startswith("checkpoint-000004.damaged-")]
     assert len(kept) == 1, "the damaged checkpoint is kept aside, not deleted"
-    assert [c.name for c in checkpoints(run)] == [
-        "checkpoint-000002",
-        "checkpoint-000004",
-        "checkpoint-000006",
-    ]
+    assert [c.name for c in checkpoints(run)] == ["checkpoint-000002", "checkpoint-000004"]
     assert leftovers(run) == []
 
 
