@@ -134,34 +134,58 @@ def test_bench_methods_takes_its_own_options(capsys):
 
 # -- every kind, from the registry ------------------------------------------------------------------
 
-QUERIES = ["how does a caldera form", "what do bees eat in winter"]
+QUERIES = ["what do bees eat", "how do fish breathe"]
 
-#: Build knobs that keep each kind small on the demo corpus.
-SMALL = {"plaid": {"n_centroids": 32}, "warp": {"n_centroids": 32}, "muvera": {"r_reps": 4, "k_sim": 3}}
+#: Build knobs that keep each kind small on the tiny corpus.
+SMALL = {"plaid": {"n_centroids": 8}, "warp": {"n_centroids": 8}, "muvera": {"r_reps": 4, "k_sim": 2}}
 
 
 @pytest.fixture(scope="module")
-def demo_encoding(stanford):
+def tiny_model(tmp_path_factory):
+    """A 2-layer, 32-dimension BERT with a vocabulary of the tiny corpus's words (loads in an instant)."""
+    from .test_train import tiny_folder
+
+    return tiny_folder(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    """A BEIR folder of eight documents in the tiny model's words."""
+    import json
+
+    from .test_train import DOCS, PAIRS
+    from .test_train import QUERIES as TRAIN_QUERIES
+
+    root = tmp_path_factory.mktemp("tiny-beir")
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "text": t}) + "\n" for d, t in DOCS.items())
+    )
+    (root / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in TRAIN_QUERIES.items())
+    )
+    (root / "qrels").mkdir()
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in PAIRS)
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def saved_kinds(tiny_model, tiny_dataset, tmp_path_factory):
+    """Every registered kind built on the tiny corpus and saved by lirlab, by kind."""
     from dataclasses import replace
 
     from lirlab import data
-
-    docs = data.load("demo").docs
-    encoded = stanford.encode_documents(docs, progress=False)
-    return replace(encoded, texts=tuple(d.full_text for d in docs))
-
-
-@pytest.fixture(scope="module")
-def saved_kinds(demo_encoding, stanford, tmp_path_factory):
-    """Every registered kind built on the demo corpus and saved by lirlab, by kind."""
+    from lirlab.encoder import ColBERT
     from lirlab.index import registry
 
+    encoder = ColBERT.load(tiny_model, device="cpu")
+    docs = data.load(str(tiny_dataset)).docs
+    encoded = replace(encoder.encode_documents(docs, progress=False), texts=tuple(d.full_text for d in docs))
     root = tmp_path_factory.mktemp("kinds")
     built = {}
     for name in registry.kind_names():
-        index = registry.kind_class(name).from_encoding(
-            demo_encoding, encoder=stanford, **SMALL.get(name, {})
-        )
+        index = registry.kind_class(name).from_encoding(encoded, encoder=encoder, **SMALL.get(name, {}))
         index.save(root / name)
         built[name] = (root / name, index)
     return built
@@ -179,6 +203,13 @@ def test_every_kind_s_folder_searches_from_the_cli_as_its_own_kind(name, saved_k
     expected = index.search(QUERIES, k=5)
     assert run.docno.tolist() == expected.docno.tolist()
     assert run.score.to_numpy() == pytest.approx(expected.score.to_numpy(), abs=1e-4)
+
+
+def test_every_registered_kind_is_searched_above():
+    from lirlab.index import registry
+
+    names = test_every_kind_s_folder_searches_from_the_cli_as_its_own_kind.pytestmark[0].args[1]
+    assert tuple(names) == registry.kind_names()
 
 
 def test_search_knobs_reach_the_kind_that_declares_them(saved_kinds, capsys):
@@ -205,20 +236,20 @@ def test_search_knobs_reach_the_kind_that_declares_them(saved_kinds, capsys):
     )
 
 
-def test_index_takes_every_kind_and_its_build_knobs(tmp_path, capsys):
+def test_index_takes_every_kind_and_its_build_knobs(tiny_model, tiny_dataset, tmp_path, capsys):
     import json
 
     out = tmp_path / "warp"
-    argv = ["index", "--dataset", "demo", "--out", str(out), "--model", "minilm", "--kind", "warp"]
-    assert main([*argv, "--n-centroids", "16", "--nbits", "1"]) == 0, capsys.readouterr().err
+    argv = ["index", "--dataset", str(tiny_dataset), "--out", str(out), "--model", str(tiny_model)]
+    assert main([*argv, "--kind", "warp", "--n-centroids", "8", "--nbits", "1"]) == 0, capsys.readouterr().err
     meta = json.loads((out / "metadata.json").read_text())
     assert (
-        meta["type"] == "lirlab.warp" and meta["config"]["nbits"] == 1 and meta["config"]["n_centroids"] == 16
+        meta["type"] == "lirlab.warp" and meta["config"]["nbits"] == 1 and meta["config"]["n_centroids"] == 8
     )
-    assert (
-        main(["index", "--dataset", "demo", "--out", str(tmp_path / "m"), "--kind", "muvera", "--nbits", "2"])
-        == 2
-    )
+    assert main(["search", "--index", str(out), "--query", QUERIES[0], "--nprobe", "8", "--out", "-"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 8  # every document: the corpus holds 8
+    argv = ["index", "--dataset", "demo", "--out", str(tmp_path / "m"), "--kind", "muvera", "--nbits", "2"]
+    assert main(argv) == 2
     assert "--nbits is not a build knob of a muvera index; it takes --r-reps" in capsys.readouterr().err
 
 
@@ -232,7 +263,7 @@ def test_a_batch_size_below_one_is_one_line_naming_the_flag(value, tmp_path, cap
     assert not (tmp_path / "x").exists()
 
 
-def test_a_kind_registered_by_a_test_is_at_every_edge_of_the_cli(tmp_path, capsys):
+def test_a_kind_registered_by_a_test_is_at_every_edge_of_the_cli(tiny_model, tiny_dataset, tmp_path, capsys):
     from lirlab.index import load_index, registry
 
     from .test_registry import ShareIndex
@@ -245,12 +276,12 @@ def test_a_kind_registered_by_a_test_is_at_every_edge_of_the_cli(tmp_path, capsy
             help_text = capsys.readouterr().out
             assert "share_test" in help_text and flag in help_text
         out = tmp_path / "share"
-        argv = ["index", "--dataset", "demo", "--out", str(out), "--model", "minilm", "--kind", "share_test"]
-        assert main([*argv, "--tag", "first"]) == 0, capsys.readouterr().err
+        argv = ["index", "--dataset", str(tiny_dataset), "--out", str(out), "--model", str(tiny_model)]
+        assert main([*argv, "--kind", "share_test", "--tag", "first"]) == 0, capsys.readouterr().err
         assert type(load_index(out)) is ShareIndex
         assert (
             main(["search", "--index", str(out), "--query", QUERIES[0], "--share", "0.5", "--out", "-"]) == 0
         )
-        assert len(capsys.readouterr().out.splitlines()) == 10
+        assert len(capsys.readouterr().out.splitlines()) == 4  # the first half of the 8 documents
     finally:
         registry.unregister_kind(ShareIndex.KIND)

@@ -41,7 +41,9 @@ class ShareIndex(Index):
 
     KIND, TYPE, STAGES = "share_test", "tests.share_test", ("scoring",)
     SEARCH_PARAMS = {"share": Param("share", float, 1.0, "Share of the documents scored.", low=0.0, high=1.0)}
-    BUILD_PARAMS = {"tag": Param("tag", str, "", "A label (unused): a build knob of its own for the CLI to offer.")}
+    BUILD_PARAMS = {
+        "tag": Param("tag", str, "", "A label (unused): a build knob of its own for the CLI to offer.")
+    }
 
     def __init__(self, docs: Encoding, encoder=None, model=None):
         super().__init__(docs.ids, encoder=encoder, model=model)
@@ -221,27 +223,22 @@ def test_registering_refuses_what_is_not_a_kind():
     assert "thing" not in registry.kind_names()
 
 
-def test_negatives_are_mined_with_any_registered_kind(stanford):
+def test_negatives_are_mined_with_any_registered_kind(tmp_path):
     from lirlab.data import Document
+    from lirlab.encoder import ColBERT
     from lirlab.index.bm25 import BM25Index
     from lirlab.train import TrainingData, mine_negatives
 
-    queries = {"q1": "what do bees eat", "q2": "how do fish breathe", "q3": "why do cats sleep"}
-    texts = {
-        "d1": "bees eat nectar and pollen",
-        "d2": "fish breathe water with gills",
-        "d3": "cats sleep in the sun",
-        "d4": "bees and fish and cats",
-        "d5": "the sea holds fish and salt water",
-        "d6": "honey bees sleep in winter",
-    }
-    data = TrainingData.from_pairs(queries, texts, [("q1", "d1"), ("q2", "d2"), ("q3", "d3")], name="tiny")
-    mined = mine_negatives(stanford, data, depth=2, kind="bm25", progress=False)
+    from .test_train import DOCS, PAIRS, QUERIES, tiny_folder
+
+    encoder = ColBERT.load(tiny_folder(tmp_path / "tiny"), device="cpu")
+    data = TrainingData.from_pairs(QUERIES, DOCS, PAIRS, name="tiny")
+    mined = mine_negatives(encoder, data, depth=2, kind="bm25", progress=False)
     assert mined.meta["kind"] == "bm25"
-    reference = BM25Index.build([Document(d, t) for d, t in texts.items()])  # BM25 ranks, by itself
-    for qid, text in queries.items():
-        ranked = reference.search([text], k=len(texts)).docno.tolist()
+    reference = BM25Index.build([Document(d, t) for d, t in DOCS.items()])  # BM25 ranks, by itself
+    for qid, text in QUERIES.items():
+        ranked = reference.search([text], k=len(DOCS)).docno.tolist()
         expected = [d for d in ranked if d not in data.positives[qid]][:2]
         assert list(mined.for_query(qid)) == expected
     with pytest.raises(ValueError, match="one of bm25, bm25_rerank, flat"):
-        mine_negatives(stanford, data, kind="exact")
+        mine_negatives(encoder, data, kind="exact")
