@@ -36,6 +36,7 @@ from lirlab.index.flat import FlatIndex
 from lirlab.index.muvera import MuveraIndex
 from lirlab.index.plaid import PlaidIndex
 from lirlab.index.pooling import pool_encoding
+from lirlab.index.registry import kind_class as index_kind
 from lirlab.index.warp import WarpIndex
 
 POOL_FACTORS = (1, 2, 3, 4)
@@ -234,7 +235,7 @@ def run_methods_benchmark(
     for _, group in table.groupby("threads"):
         table.loc[group.index, "on_front"] = pareto_front(group, "p50_ms", "nDCG@10").to_numpy()
 
-    pooling_table = _pooling_table(table)
+    pooling_table = _pooling_table(table, k)
     correlation = fde_rank_correlation(muvera, flat, queries)
     results = {
         "dataset": dataset.name,
@@ -268,14 +269,16 @@ def run_methods_benchmark(
     return out
 
 
-def _pooling_table(table: pd.DataFrame) -> pd.DataFrame:
-    """nDCG@10 and vectors removed per pool factor, flat and PLAID at their defaults (1 thread)."""
+def _pooling_table(table: pd.DataFrame, k: int) -> pd.DataFrame:
+    """nDCG@10 and vectors removed per pool factor, flat and PLAID beside their unpooled rows at the same
+    knobs, their defaults (1 thread)."""
     first = table.threads.min()
     rows = []
     for method, pooled in (("flat", "flat+pool"), ("plaid", "plaid+pool")):
         base = table[(table.method == method) & (table.threads == first)]
-        if method == "plaid":
-            base = base[base.n_probe == 1]
+        for knob, value in index_kind(method).resolve_knobs(k, {}).items():  # the pooled rows' knobs
+            if knob in base:
+                base = base[base[knob] == value]
         base_row = base.iloc[0]
         rows.append(
             {
