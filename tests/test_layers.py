@@ -133,12 +133,44 @@ def test_nothing_below_the_command_imports_it(graph):
     assert importers == []
 
 
-def test_training_does_not_import_benchmarks(graph):
+def inside(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+#: DESIGN.md's "never" list, and training below the benchmarks: (importer, imported) packages.
+FORBIDDEN = [
+    ("lirlab.maxsim", "lirlab.index"),
+    ("lirlab.encoder", "lirlab.index"),
+    ("lirlab.index", "lirlab.analysis"),
+    ("lirlab.index", "lirlab.plots"),
+    ("lirlab.index", "lirlab.widgets"),
+    ("lirlab.analysis", "lirlab.widgets"),
+    ("lirlab.analysis", "lirlab.bench"),
+    ("lirlab.analysis", "lirlab.cli"),
+    ("lirlab.train", "lirlab.bench"),
+]
+
+
+@pytest.mark.parametrize("importer, imported", FORBIDDEN)
+def test_a_layer_never_imports_one_it_must_not(graph, importer, imported):
     reaching = sorted(
         f"{m} -> {e}"
         for m, edges in graph.items()
-        if m == "lirlab.train" or m.startswith("lirlab.train.")
+        if inside(m, importer)
         for e in edges
-        if e == "lirlab.bench" or e.startswith("lirlab.bench.")
+        if inside(e, imported)
     )
     assert reaching == []
+
+
+@pytest.mark.parametrize("top", ["lirlab.bench", "lirlab.cli", "lirlab.demo"])
+def test_nothing_below_the_top_layer_imports_it(graph, top):
+    layer = ("lirlab.bench", "lirlab.cli", "lirlab.demo")
+    importers = sorted(
+        m
+        for m, edges in graph.items()
+        if not any(inside(m, t) for t in layer)
+        for e in edges
+        if inside(e, top)
+    )
+    assert importers == []
