@@ -75,7 +75,7 @@ def test_plaid_benchmark_writes_its_tables(small_demo, stanford, tmp_path):
     assert routes["torch_threads"] >= 1 and len(routes["load_average"]) == 3
 
 
-def test_encoded_corpus_is_reused_only_for_the_same_model_and_documents(
+def test_cached_flat_index_is_reused_only_for_the_same_model_and_documents(
     small_demo, stanford, tmp_path, monkeypatch
 ):
     from lirlab.bench.record import cached_flat_index
