@@ -690,16 +690,12 @@ class ArtifactWriter:
             f.flush()
             os.fsync(f.fileno())
         for folder, role, legacy in _leftovers(self._target):
-            if role != "writing" or legacy or folder == self.staging:
+            if role != "writing" or legacy or folder == self.staging or not _held_by_live_writer(folder):
                 continue
-            try:
-                fd = _try_lock_dir(folder)
-            except OSError:
-                continue  # gone meanwhile
-            if fd is not None:
-                os.close(fd)  # no live writer holds it
-                continue
-            record = _wait_for_marker(folder) or {}
+            record = _wait_for_marker(folder)
+            if record is None and not _held_by_live_writer(folder):
+                continue  # it gave up (a writer that began earlier refused it) or ended meanwhile
+            record = record or {}
             began = record.get("started_ns")
             began = began if isinstance(began, int) and not isinstance(began, bool) else None
             if began is not None and (began, folder.name) > (started, self.staging.name):
@@ -876,6 +872,18 @@ def _move_aside(folder: Path, target: Path | None = None) -> None:
         ReplacedFolderWarning,
         stacklevel=5,
     )
+
+
+def _held_by_live_writer(folder: Path) -> bool:
+    """Whether a live writer holds the lock on ``folder`` (False once it is gone)."""
+    try:
+        fd = _try_lock_dir(folder)
+    except OSError:
+        return False
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
 
 
 def _wait_for_marker(folder: Path) -> dict[str, Any] | None:
