@@ -416,9 +416,14 @@ def _draw(every: list[tuple[str, str]], folder: Path, n: int, rng: random.Random
 
 
 def _differs(path: Path, other: Path) -> bool:
-    """Whether ``other`` exists and is not a byte-identical file (a swap with it changes something)."""
+    """Whether ``other`` exists and is not a byte-identical file or folder (a swap with it changes something)."""
     if not os.path.lexists(other):
         return False
+    if path.is_dir() and other.is_dir():
+        files = sorted(p.relative_to(path) for p in path.rglob("*"))
+        if files != sorted(p.relative_to(other) for p in other.rglob("*")):
+            return True
+        return any(_differs(path / f, other / f) for f in files if (path / f).is_file())
     return not (path.is_file() and other.is_file() and filecmp.cmp(path, other, shallow=False))
 
 
