@@ -140,10 +140,11 @@ def _cmd_index(args) -> None:
     _check_count("--batch-size", args.batch_size, "32")
     given = _given_knobs(args, "build")
     _check_knobs(args.kind, "build", given)
+    kind = registry.kind_class(args.kind)  # an optional kind's missing package is said before any loading
     check_target(args.out, overwrite=args.overwrite)  # refuse now, not after encoding the corpus
     dataset = data.load(args.dataset, split=args.split)
     encoder = _load_encoder(args)
-    index = registry.kind_class(args.kind).build(dataset.docs, encoder, batch_size=args.batch_size, **given)
+    index = kind.build(dataset.docs, encoder, batch_size=args.batch_size, **given)
     index.save(args.out, overwrite=args.overwrite)
     print(f"indexed {len(index)} documents into {args.out}", file=sys.stderr)
 
@@ -520,8 +521,9 @@ def _add_bench(sub) -> None:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The errors that mean bad input (one line, exit 2). lirlab's own classes are looked up only in
-    modules already imported: a command that raised one has imported it, and ``--help`` imports none."""
-    errors = [ValueError, KeyError, FileNotFoundError, RuntimeError, OSError]
+    modules already imported: a command that raised one has imported it, and ``--help`` imports none.
+    An ImportError is an optional kind's package missing (its message says what to install)."""
+    errors = [ValueError, KeyError, FileNotFoundError, RuntimeError, OSError, ImportError]
     for module, name in (("lirlab.encoder", "ModelLoadError"), ("lirlab.storage", "ArtifactError")):
         cls = getattr(sys.modules.get(module), name, None)
         if cls is not None:

@@ -285,3 +285,21 @@ def test_a_kind_registered_by_a_test_is_at_every_edge_of_the_cli(tiny_model, tin
         assert len(capsys.readouterr().out.splitlines()) == 4  # the first half of the 8 documents
     finally:
         registry.unregister_kind(ShareIndex.KIND)
+
+
+def test_a_kind_whose_code_cannot_be_imported_is_one_line_before_anything_loads(tmp_path, capsys):
+    from lirlab.index import registry
+
+    registry.register_kind(
+        "lirlab_no_such_module:Thing",
+        name="missing_kind",
+        artifact_type="tests.missing_kind",
+        knobs="lirlab.index.knobs.flat",
+    )
+    try:
+        argv = ["index", "--dataset", "demo", "--out", str(tmp_path / "x"), "--model", "/no/model"]
+        assert main([*argv, "--kind", "missing_kind"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "lirlab_no_such_module" in err[0], err
+    finally:
+        registry.unregister_kind("missing_kind")
