@@ -303,3 +303,22 @@ def test_a_kind_whose_code_cannot_be_imported_is_one_line_before_anything_loads(
         assert len(err) == 1 and "lirlab_no_such_module" in err[0], err
     finally:
         registry.unregister_kind("missing_kind")
+
+
+@pytest.mark.parametrize(
+    "tool, folder", [("fast-plaid", "fast_plaid/index"), ("colbert-ai", "colbert_ai/nbits2")]
+)
+def test_a_foreign_folder_searches_from_the_cli_with_the_model_named(
+    tool, folder, stanford_dir, tmp_path, capsys
+):
+    import shutil
+    from pathlib import Path
+
+    copy = tmp_path / "index"
+    shutil.copytree(Path(__file__).parent / "fixtures" / folder, copy)
+    assert main(["search", "--index", str(copy), "--query", "bees"]) == 2
+    assert f"is a {tool} index, which does not name its model" in capsys.readouterr().err
+    argv = ["search", "--index", str(copy), "--query", "how do bees make honey", "--model", str(stanford_dir)]
+    assert main([*argv, "--n-probe", "4", "--out", "-"]) == 0, capsys.readouterr().err
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 10 and [r[3] for r in rows] == [str(i) for i in range(1, 11)]
