@@ -625,9 +625,7 @@ def totals(cases: list[dict[str, Any]]) -> dict[str, int]:
     }
 
 
-#: The totals that must be 0 for the promises to hold. ``both_refused`` (two writers each refused because
-#: of the other) breaks a promise too, but shows only on a heavily loaded machine: it is reported, not
-#: failed on, until storage's writer check is fixed.
+#: The totals that must be 0 for the promises to hold.
 FAILURES = (
     "silent_wrong",
     "lost",
@@ -635,6 +633,7 @@ FAILURES = (
     "unclear_errors",
     "followed_symlink",
     "failed_writers",
+    "both_refused",
     "multi_line_errors",
 )
 
