@@ -322,3 +322,12 @@ def test_a_foreign_folder_searches_from_the_cli_with_the_model_named(
     assert main([*argv, "--n-probe", "4", "--out", "-"]) == 0, capsys.readouterr().err
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 10 and [r[3] for r in rows] == [str(i) for i in range(1, 11)]
+
+
+@pytest.mark.parametrize("value", ["-1", "0"])
+def test_train_refuses_a_batch_size_below_one_naming_the_flag_before_loading_anything(value, tmp_path, capsys):
+    argv = ["train", "--dataset", "demo", "--out", str(tmp_path / "run"), "--model", "minilm"]
+    assert main([*argv, "--batch-size", value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lirlab: error: --batch-size must be >= 1"), err
+    assert not (tmp_path / "run").exists()

@@ -395,3 +395,12 @@ def test_a_killed_saves_staging_folder_is_removed_by_the_next_save(index, querie
         assert named_hits(loaded, queries) == named_hits(index, queries)
     finally:
         loaded.close()
+
+
+@pytest.mark.parametrize("bad", [None, 3, b"index"])
+def test_a_path_that_is_no_path_is_one_line_from_qdrant_load_and_save(bad):
+    from lirlab.index.qdrant import QdrantIndex
+
+    with pytest.raises(ValueError, match="path") as caught:
+        QdrantIndex.load(bad)
+    assert "\n" not in str(caught.value)

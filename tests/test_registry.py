@@ -242,3 +242,10 @@ def test_negatives_are_mined_with_any_registered_kind(tmp_path):
         assert list(mined.for_query(qid)) == expected
     with pytest.raises(ValueError, match="one of bm25, bm25_rerank, flat"):
         mine_negatives(encoder, data, kind="exact")
+
+
+@pytest.mark.parametrize("bad", [None, 3, b"index"])
+def test_a_path_that_is_no_path_is_one_line_from_load_index(bad):
+    with pytest.raises(ValueError, match="index path") as caught:
+        load_index(bad)
+    assert "\n" not in str(caught.value)

@@ -69,7 +69,15 @@ from lirlab.data import as_documents
 from lirlab.encoding import Encoding, offsets_from_lengths
 from lirlab.index.base import Index, StageTimer
 from lirlab.index.knobs.qdrant import BUILD_PARAMS, SEARCH_PARAMS
-from lirlab.storage import METADATA, PLAIN_NAME, READ_RETRIES, ArtifactError, ArtifactWriter, read_artifact
+from lirlab.storage import (
+    METADATA,
+    PLAIN_NAME,
+    READ_RETRIES,
+    ArtifactError,
+    ArtifactWriter,
+    as_path,
+    read_artifact,
+)
 
 try:  # POSIX only; elsewhere the private copies of processes that died are not cleaned
     import fcntl
@@ -1321,7 +1329,7 @@ class QdrantIndex(Index):
         and moved aside with it. A server collection stays on the server: the folder records its URL and
         collection name (and the environment variable the API key is read from, never the key).
         """
-        path = Path(path)
+        path = as_path(path, "index path", saving=True)
         if self.backend_kind == "embedded" and path.resolve() in self.backend.folder.resolve().parents:
             raise ValueError(f"{path} holds the live Qdrant shard of this index; save it elsewhere")
         with ArtifactWriter(path, self.TYPE, self.FORMAT_VERSION, overwrite=overwrite) as w:
@@ -1373,7 +1381,7 @@ class QdrantIndex(Index):
         the API key from the recorded environment variable. An ``encoder`` of another model or dimension
         than the one that built the index is refused, naming both.
         """
-        path = Path(path)
+        path = as_path(path, "index path")
         for attempt in range(READ_RETRIES):
             art = read_artifact(path, cls.TYPE, cls.FORMAT_VERSION, verify=verify)
             config = art.table("config")

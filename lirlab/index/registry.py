@@ -326,7 +326,7 @@ def identify(path: str | os.PathLike) -> Kind | Format:
     ValueError
         Its metadata records a type that is no registered kind.
     """
-    folder = Path(path)
+    folder = storage.as_path(path, "index path")
     try:
         recorded = storage.peek_type(folder)
     except storage.ArtifactError:

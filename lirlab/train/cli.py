@@ -162,6 +162,13 @@ def run(args) -> None:
     from lirlab.train.loop import _check_out
 
     knobs = {name: getattr(args, name) for name in TRAIN_KNOBS if hasattr(args, name)}
+    for name, value in knobs.items():  # a bad flag is reported before any data or model loads
+        try:
+            TRAIN_KNOBS[name].validate(value)
+        except ValueError as error:
+            raise ValueError(_flag(name) + str(error).removeprefix(name)) from None
+    if args.mine_depth < 1:
+        raise ValueError(f"--mine-depth must be >= 1, got {args.mine_depth}")
     if not args.overwrite:  # refuse a used --out now, before loading data and mining negatives
         with _in_flag_words():
             _check_out(Path(args.out), overwrite=False, resume=args.resume)
