@@ -215,7 +215,7 @@ def test_ranking_effects_against_hand_rankings(docs, queries, indexes):
         assert effects.loc[nbits, "nDCG@10"] == pytest.approx(np.mean(reciprocal_ranks), abs=1e-4)
         per_query = [spearman(g.exact, g.compressed) for _, g in errors[errors.nbits == nbits].groupby("qid")]
         assert effects.loc[nbits, "spearman"] == pytest.approx(np.nanmean(per_query))
-    plaid = ranking_effects(queries, docs, indexes[4], k=K, search="plaid", n_probe=N_CENTROIDS)
+    plaid = ranking_effects(queries, docs, indexes[4], k=K, search="index", n_probe=N_CENTROIDS)
     assert list(plaid.columns) == ["nbits", f"top{K}_overlap", "spearman"]
 
 
@@ -254,7 +254,7 @@ def test_bad_inputs_are_value_errors_naming_the_problem(docs, queries, indexes):
         residual_histogram(docs, indexes[2], dims=(DIM,))
     with pytest.raises(ValueError, match="search must be one of"):
         ranking_effects(queries, docs, indexes, search="ann")
-    with pytest.raises(ValueError, match="only apply to search='plaid'"):
+    with pytest.raises(ValueError, match="only apply to search='index'"):
         ranking_effects(queries, docs, indexes, n_probe=2)
     with pytest.raises(ValueError, match="no queries"):
         score_errors(queries.select([]), docs, indexes)

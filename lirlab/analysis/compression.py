@@ -72,7 +72,7 @@ CHUNK_TOKENS = 1 << 16
 BINS = Param("bins", int, 40, "Histogram bins.", low=1, high=10_000)
 
 #: How the compressed rankings are made in :func:`ranking_effects`.
-SEARCHES = ("exhaustive", "plaid")
+SEARCHES = ("exhaustive", "index")
 
 
 def compressed_indexes(
@@ -490,9 +490,10 @@ def ranking_effects(
 
     Parameters
     ----------
-    search : {"exhaustive", "plaid"}
+    search : {"exhaustive", "index"}
         ``"exhaustive"`` ranks every document by MaxSim over its decompressed vectors (compression
-        alone); ``"plaid"`` runs the index's PLAID search with ``knobs`` (compression plus pruning).
+        alone); ``"index"`` runs each compressed index's own search with ``knobs`` (compression plus
+        pruning).
     reference, errors : DataFrame, optional
         The exhaustive run over ``docs`` and :func:`score_errors`' table, when already computed.
 
@@ -509,7 +510,7 @@ def ranking_effects(
         raise ValueError(f"search must be one of {list(SEARCHES)}, got {search!r}")
     check_queries(queries)
     if search == "exhaustive" and knobs:
-        raise ValueError(f"search knobs ({', '.join(knobs)}) only apply to search='plaid'")
+        raise ValueError(f"search knobs ({', '.join(knobs)}) only apply to search='index'")
     if reference is None:
         reference = FlatIndex(docs).search(queries, k=k)
     if errors is None:
