@@ -41,17 +41,7 @@ def _tracked_results_untouched():
     assert after == before, "the test rewrote benchmarks/results/reliability.*: give it a temporary folder"
 
 
-#: Found by these trials, not fixed yet: the trial fails whenever a kill lands in the engine's flush.
-ENGINE_LEFTOVER = pytest.mark.xfail(
-    reason="issue 27, Qdrant folders: a writer killed in the engine's flush leaves '.atomicwrite*' in the "
-    "shard it shares, every later save copies it and never loads (see the test below)",
-)
-
-
-@pytest.mark.parametrize(
-    "subject",
-    [pytest.param(s, marks=ENGINE_LEFTOVER) if s == "qdrant" else s for s in [*kind_names(), "checkpoint"]],
-)
+@pytest.mark.parametrize("subject", [*kind_names(), "checkpoint"])
 def test_kills_damage_races_and_two_writers_lose_nothing_mix_nothing_leave_nothing(subject, tmp_path):
     from lirlab.bench.reliability import FAILURES, run_reliability
 
@@ -83,11 +73,6 @@ def test_kills_damage_races_and_two_writers_lose_nothing_mix_nothing_leave_nothi
     assert not any(p.name.startswith("lirlab-reliability-") for p in tmp_path.iterdir()), "workdir cleaned"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 27, Qdrant folders: a save copies the engine's '.atomicwrite*' leftover (a flush killed "
-    "midway, seen in the kill trials) into the shard table, and that index never loads again",
-)
 def test_a_qdrant_save_after_a_flush_was_killed_still_loads(tmp_path):
     """A writer killed while the engine flushes leaves ``.atomicwrite*/tmpfile.tmp`` in the shard it flushed
     (the kill trials found it in the shard a forked writer shared, and it is there in a shard kept at

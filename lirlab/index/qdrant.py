@@ -615,6 +615,11 @@ def _folder_replaced(path: Path, dir_fd: int) -> bool:
     return info.st_nlink == 0 or (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino)
 
 
+#: What the engine writes a file into before renaming it in place (``.atomicwriteXXXXXX/tmpfile.tmp``); a
+#: writer killed in a flush leaves it behind in the shard, and a save must not copy it into the index.
+ENGINE_SCRATCH = ".atomicwrite"
+
+
 def _copy_tree(
     source_fd: int,
     shown: Path,
@@ -639,6 +644,8 @@ def _copy_tree(
                 (dest / rel_folder).mkdir(mode=0o700)
                 for entry in sorted(os.scandir(folder_fd), key=lambda e: e.name):
                     rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
+                    if expected is None and entry.name.startswith(ENGINE_SCRATCH):
+                        continue  # a flush killed midway left it; the engine never reads it back
                     if entry.is_symlink():
                         raise ArtifactError(
                             f"{shown / rel}: is a symbolic link; only plain files inside the shard are read"
