@@ -53,6 +53,27 @@ def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2), encoding="utf-8")
 
 
+def write_dense_module(layer: torch.nn.Linear, folder: Path, **config: Any) -> Path:
+    """Write one projection as a Sentence Transformers ``Dense`` module folder (the layout PyLate and
+    Sentence Transformers 6 share); ``config`` adds the layout's own fields to its ``config.json``."""
+    folder.mkdir()
+    tensors = {"linear.weight": layer.weight.detach().float().cpu().contiguous()}
+    if layer.bias is not None:
+        tensors["linear.bias"] = layer.bias.detach().float().cpu().contiguous()
+    save_file(tensors, str(folder / "model.safetensors"))
+    _write_json(
+        folder / "config.json",
+        {
+            "in_features": int(layer.in_features),
+            "out_features": int(layer.out_features),
+            "bias": layer.bias is not None,
+            "activation_function": "torch.nn.modules.linear.Identity",
+            **config,
+        },
+    )
+    return folder
+
+
 def query_expansion(encoder: ColBERT) -> tuple[dict[str, Any] | None, int]:
     """The ``query_expansion`` setting and ``query_length`` that make Sentence Transformers pad as ``encoder``."""
     c = encoder.config
@@ -127,22 +148,7 @@ def write_sentence_transformers(encoder: ColBERT, out: Path) -> None:
     modules = [{"idx": 0, "name": "0", "path": "", "type": TRANSFORMER}]
     for layer in encoder.projections:
         i = len(modules)
-        dense = out / f"{i}_Dense"
-        dense.mkdir()
-        tensors = {"linear.weight": layer.weight.detach().float().cpu().contiguous()}
-        if layer.bias is not None:
-            tensors["linear.bias"] = layer.bias.detach().float().cpu().contiguous()
-        save_file(tensors, str(dense / "model.safetensors"))
-        _write_json(
-            dense / "config.json",
-            {
-                "in_features": int(layer.in_features),
-                "out_features": int(layer.out_features),
-                "bias": layer.bias is not None,
-                "activation_function": "torch.nn.modules.linear.Identity",
-                **_TOKEN_IO,
-            },
-        )
+        dense = write_dense_module(layer, out / f"{i}_Dense", **_TOKEN_IO)
         modules.append({"idx": i, "name": str(i), "path": dense.name, "type": DENSE})
     # The tokens lirlab drops, so that Sentence Transformers (which skips words that are not one token of
     # the vocabulary) drops the very same ones.

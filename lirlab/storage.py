@@ -246,7 +246,8 @@ def _json_bytes(obj: Any, indent: int | None = None) -> bytes:
         return json.dumps(obj, ensure_ascii=True, indent=indent).encode("ascii")
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_folder(path: Path) -> None:
+    """Make a folder's entries (names created, renamed or removed in it) durable, where the system can."""
     try:
         fd = os.open(path, os.O_RDONLY | _O_DIRECTORY)
     except OSError:  # pragma: no cover  (systems that cannot open folders)
@@ -417,7 +418,7 @@ def _restore_interrupted(target: Path) -> str | None:
         finally:
             if fd is not None:
                 os.close(fd)
-        _fsync_dir(target.parent)
+        fsync_folder(target.parent)
         return f"restored {target} from {folder.name} (a save had been interrupted)"
     return None
 
@@ -647,7 +648,7 @@ class ArtifactWriter:
                 f"{parent}: cannot create the folder to save {self.path} into ({e.strerror})"
             ) from None
         for created in reversed(missing):
-            _fsync_dir(created.parent)
+            fsync_folder(created.parent)
         if not os.path.lexists(self._target):
             _restore_interrupted_quietly(self._target)
         clean_leftovers(self._target)
@@ -779,7 +780,7 @@ class ArtifactWriter:
             os.fsync(f.fileno())
         with contextlib.suppress(FileNotFoundError):
             os.unlink(staging / WRITER_MARKER)  # from here the metadata proves the folder is ours
-        _fsync_dir(staging)
+        fsync_folder(staging)
         parent = target.parent
         for _ in range(20):
             try:
@@ -790,7 +791,7 @@ class ArtifactWriter:
                 except FileExistsError:
                     continue  # another writer committed first: replace its artifact
                 self.staging = None
-                _fsync_dir(parent)
+                fsync_folder(parent)
                 return
             if not stat.S_ISDIR(info.st_mode):
                 raise ArtifactError(f"{self.path} exists and is not a folder; choose another path")
@@ -810,7 +811,7 @@ class ArtifactWriter:
                 # the staging path now holds the replaced folder: from here only _remove_replaced,
                 # which checks it again, may delete it (not __exit__'s clean-up of our staging folder)
                 self.staging = None
-                _fsync_dir(parent)  # the commit point is durable from here
+                fsync_folder(parent)  # the commit point is durable from here
             else:
                 retired = parent / f".{target.name}.retired-{os.getpid()}-{uuid.uuid4().hex[:8]}"
                 os.rename(target, retired)
@@ -820,7 +821,7 @@ class ArtifactWriter:
                     os.rename(retired, target)
                     continue
                 self.staging = None
-                _fsync_dir(parent)
+                fsync_folder(parent)
                 staging = retired
             _remove_replaced(staging, target, names, (info.st_dev, info.st_ino))
             return
@@ -866,7 +867,7 @@ def _move_aside(folder: Path, target: Path | None = None) -> None:
     target = target or folder
     kept = target.parent / f"{target.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     os.rename(folder, kept)
-    _fsync_dir(target.parent)
+    fsync_folder(target.parent)
     warnings.warn(
         f"{target} held files lirlab did not write; they were moved to {kept}, not deleted",
         ReplacedFolderWarning,
@@ -908,7 +909,7 @@ def _fsync_tree(folder: Path, artifact: Path) -> None:
         for name in files:
             with open(os.path.join(root, name), "rb") as f:
                 os.fsync(f.fileno())
-        _fsync_dir(Path(root))
+        fsync_folder(Path(root))
 
 
 def _restore_interrupted_quietly(target: Path) -> None:

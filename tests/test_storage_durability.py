@@ -506,7 +506,7 @@ def test_an_interrupt_right_after_the_swap_never_deletes_the_folder_swapped_out(
             raise KeyboardInterrupt
 
     monkeypatch.setattr(storage, "_swap", swap_after_a_user_moved_in(tmp_path, swapped))
-    monkeypatch.setattr(storage, "_fsync_dir", interrupted_after_the_swap)
+    monkeypatch.setattr(storage, "fsync_folder", interrupted_after_the_swap)
     with pytest.raises(KeyboardInterrupt):
         write(target, 2)
     if not swapped[0]:

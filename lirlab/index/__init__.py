@@ -7,7 +7,7 @@ Each name is imported on first use (PEP 562): listing the kinds, their knobs and
 
 from __future__ import annotations
 
-import importlib
+from lirlab.lazy import lazy_exports
 
 #: Public name -> ``module:attribute`` defining it, imported when the name is first used.
 _EXPORTS = {
@@ -20,16 +20,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    target = _EXPORTS.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, _, attribute = target.partition(":")
-    value = getattr(importlib.import_module(module), attribute)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

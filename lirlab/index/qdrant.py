@@ -76,6 +76,7 @@ from lirlab.storage import (
     ArtifactError,
     ArtifactWriter,
     as_path,
+    fsync_folder,
     read_artifact,
 )
 
@@ -667,7 +668,7 @@ def _copy_tree(
                         folder_fd, entry.name, shown / rel, dest / rel, want, digest, durable
                     )
                 if durable:
-                    _fsync_folder(dest / rel_folder)
+                    fsync_folder(dest / rel_folder)
             finally:
                 os.close(folder_fd)
     except FileNotFoundError as e:
@@ -779,14 +780,6 @@ def _kernel_copy(source_fd: int, out: int, start: int, end: int, dest: Path) -> 
             return False  # the caller copies the range itself
         raise
     return True
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _ClientBackend:

@@ -10,9 +10,10 @@ Each name is imported on first use (PEP 562), so ``lirlab train --help`` reads t
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
+
+from lirlab.lazy import lazy_exports
 
 #: Public name -> the module of this package defining it, imported when the name is first used.
 _EXPORTS = {
@@ -38,18 +39,7 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 class _Package(types.ModuleType):

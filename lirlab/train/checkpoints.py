@@ -57,7 +57,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lirlab.encoder import ColBERT
-from lirlab.st6 import write_sentence_transformers
+from lirlab.st6 import write_dense_module, write_sentence_transformers
 from lirlab.storage import (
     METADATA,
     PLAIN_NAME,
@@ -65,6 +65,7 @@ from lirlab.storage import (
     ArtifactWriter,
     ReplacedFolderWarning,
     clean_leftovers,
+    fsync_folder,
     read_artifact,
     read_metadata,
 )
@@ -84,14 +85,6 @@ _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
 # ---------------------------------------------------------------- durable folders
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _seal(writer: ArtifactWriter) -> None:
@@ -122,7 +115,7 @@ def _seal(writer: ArtifactWriter) -> None:
                 }
             (writer.files if "/" not in relative else tree)[relative] = entry
         if here != staging:  # the writer syncs the staging folder itself when it commits
-            _fsync_folder(here)
+            fsync_folder(here)
     writer.metadata["tree"] = dict(sorted(tree.items()))
 
 
@@ -300,22 +293,7 @@ def write_pylate(encoder: ColBERT, out: Path) -> None:
     encoder.tokenizer.save_pretrained(str(out))
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
     for i, layer in enumerate(encoder.projections, start=1):
-        dense = out / f"{i}_Dense"
-        dense.mkdir()
-        tensors = {"linear.weight": layer.weight.detach().float().cpu().contiguous()}
-        if layer.bias is not None:
-            tensors["linear.bias"] = layer.bias.detach().float().cpu().contiguous()
-        save_file(tensors, str(dense / "model.safetensors"))
-        _write_json(
-            dense / "config.json",
-            {
-                "in_features": int(layer.in_features),
-                "out_features": int(layer.out_features),
-                "bias": layer.bias is not None,
-                "activation_function": "torch.nn.modules.linear.Identity",
-                "use_residual": False,
-            },
-        )
+        write_dense_module(layer, out / f"{i}_Dense", use_residual=False)
         modules.append({"idx": i, "name": str(i), "path": f"{i}_Dense", "type": "pylate.models.Dense.Dense"})
     _write_json(out / "modules.json", modules)
     _write_json(

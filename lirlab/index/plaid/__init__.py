@@ -52,7 +52,7 @@ Traceback (most recent call last):
 lirlab.index.base.UnknownKnobError: building a plaid index takes nbits, n_centroids, kmeans_iterations, kmeans_sample, kmeans_points_per_centroid, seed, centroid_dtype, pool_factor, got 'n_probe'
 """
 
-import importlib
+from lirlab.lazy import lazy_exports
 
 #: Public name -> the module of this package defining it, imported on first use (PEP 562), so that
 #: reading :mod:`.knobs` (the command line's help, the registry) loads no torch.
@@ -76,15 +76,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
