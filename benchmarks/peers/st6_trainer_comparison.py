@@ -100,7 +100,6 @@ def main() -> None:
     rows = lirlab_batches(data, mined, args.steps, args.batch_size, args.seed)
 
     model = MultiVectorEncoder(args.model, device="cpu")
-    model.document_length = args.doc_maxlen
     out = Path(args.out)
     stop = _StopAfter(args.minutes)
     trainer = _InOrder(
@@ -108,6 +107,7 @@ def main() -> None:
         args=MultiVectorEncoderTrainingArguments(
             output_dir=str(out / "trainer"),
             per_device_train_batch_size=args.batch_size,
+            max_length={"query": 32, "document": args.doc_maxlen},
             max_steps=args.steps,
             learning_rate=args.lr,
             warmup_steps=args.warmup,
