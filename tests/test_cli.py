@@ -325,7 +325,9 @@ def test_a_foreign_folder_searches_from_the_cli_with_the_model_named(
 
 
 @pytest.mark.parametrize("value", ["-1", "0"])
-def test_train_refuses_a_batch_size_below_one_naming_the_flag_before_loading_anything(value, tmp_path, capsys):
+def test_train_refuses_a_batch_size_below_one_naming_the_flag_before_loading_anything(
+    value, tmp_path, capsys
+):
     argv = ["train", "--dataset", "demo", "--out", str(tmp_path / "run"), "--model", "minilm"]
     assert main([*argv, "--batch-size", value]) == 2
     err = capsys.readouterr().err.strip().splitlines()
