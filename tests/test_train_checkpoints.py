@@ -362,3 +362,16 @@ def test_exporting_over_a_folder_of_the_users_files_is_refused_and_keeps_them(wr
         loaded.encode_documents(texts, progress=False).vectors,
         encoder.encode_documents(texts, progress=False).vectors,
     )
+
+
+def test_starting_over_never_deletes_what_a_user_added_to_the_mined_negatives(tiny_dir, pairs, tmp_path):
+    from lirlab.train import Negatives
+
+    mined = Negatives({"q1": ("d2", "d3"), "q2": ("d1",)})
+    run = tmp_path / "run"
+    train(fresh(tiny_dir), pairs, run, mined=mined, progress=False, **FAST)
+    (run / "negatives" / "NOTES.md").write_text("mined with the old model")
+    with pytest.warns(ReplacedFolderWarning, match=r"negatives holds what lirlab did not write \(NOTES.md\)"):
+        train(fresh(tiny_dir), pairs, run, mined=mined, overwrite=True, progress=False, **FAST)
+    (aside,) = [p for p in run.iterdir() if p.name.startswith("negatives.replaced-")]
+    assert (aside / "NOTES.md").read_text() == "mined with the old model"

@@ -541,10 +541,11 @@ def _move_aside(folder: Path) -> Path:
     return kept
 
 
-def remove_checkpoint(folder: str | os.PathLike) -> bool:
-    """Delete checkpoint ``folder`` if it holds only what lirlab wrote there; True when deleted.
+def remove_written(folder: str | os.PathLike) -> bool:
+    """Delete ``folder`` (a checkpoint, or mined negatives) if it holds only what lirlab wrote there and
+    recorded in its ``metadata.json``; True when deleted.
 
-    A checkpoint holding anything else (notes added to it, a folder from an older lirlab without
+    A folder holding anything else (notes added to it, a folder from an older lirlab without
     ``metadata.json``) is moved aside to ``NAME.replaced-TIME-TOKEN`` with a
     :class:`~lirlab.storage.ReplacedFolderWarning` instead: lirlab deletes only what it provably wrote.
     """

@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
 import sys
 import time
 import warnings
@@ -54,7 +53,7 @@ from lirlab.train.checkpoints import (
     clean_checkpoint_leftovers,
     load_optimizer_state,
     nonfinite_parameters,
-    remove_checkpoint,
+    remove_written,
     save_checkpoint,
     verify_checkpoint,
 )
@@ -143,11 +142,11 @@ def _check_out(out: Path, overwrite: bool, resume: bool) -> Path | None:
                 "or resume=True (--resume) to continue it"
             )
         for path in saved:
-            remove_checkpoint(path)
+            remove_written(path)
         for name in (LOG_FILE, RUN_FILE):
             (out / name).unlink(missing_ok=True)
-        if (out / "negatives").is_dir() and (out / "negatives" / "negatives.json").is_file():
-            shutil.rmtree(out / "negatives")
+        if (out / "negatives").is_dir():
+            remove_written(out / "negatives")
     return None
 
 
@@ -240,7 +239,7 @@ def _save_checkpoint(
     )
     if keep:
         for old in checkpoints(out)[:-keep]:
-            remove_checkpoint(old)
+            remove_written(old)
     clean_checkpoint_leftovers(out)
     return path
 
