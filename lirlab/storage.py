@@ -1189,20 +1189,28 @@ def _check_files_table(meta_file: Path, files: Any) -> dict[str, tuple[int, str]
             raise ArtifactError(
                 f"{meta_file}: lists {name!r}, which is not a plain file name inside the folder; refusing to open it"
             )
-        size = info.get("bytes") if isinstance(info, dict) else None
-        digest = info.get("sha256") if isinstance(info, dict) else None
-        if (
-            not isinstance(size, int)
-            or isinstance(size, bool)
-            or size < 0
-            or not isinstance(digest, str)
-            or not re.fullmatch(r"[0-9a-f]{64}", digest)
-        ):
+        entry = size_and_digest(info, "sha256")
+        if entry is None:
             raise ArtifactError(
                 f"{meta_file}: the entry for {name} needs 'bytes' (a whole number) and 'sha256' (64 hex digits)"
             )
-        table[name] = (size, digest)
+        table[name] = entry
     return table
+
+
+def size_and_digest(info: Any, digest_key: str) -> tuple[int, str] | None:
+    """A metadata file entry's ``bytes`` and 64-hex-digit ``digest_key``, or None when either is malformed."""
+    size = info.get("bytes") if isinstance(info, dict) else None
+    digest = info.get(digest_key) if isinstance(info, dict) else None
+    if (
+        not isinstance(size, int)
+        or isinstance(size, bool)
+        or size < 0
+        or not isinstance(digest, str)
+        or not re.fullmatch(r"[0-9a-f]{64}", digest)
+    ):
+        return None
+    return size, digest
 
 
 def _check_folders_list(meta_file: Path, folders: Any) -> list[str]:

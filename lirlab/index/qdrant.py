@@ -78,6 +78,7 @@ from lirlab.storage import (
     as_path,
     fsync_folder,
     read_artifact,
+    size_and_digest,
 )
 
 try:  # POSIX only; elsewhere the private copies of processes that died are not cleaned
@@ -538,21 +539,13 @@ def _shard_table(
         )
     checked = {}
     for rel, info in files.items():
-        size = info.get("bytes") if isinstance(info, dict) else None
-        digest = info.get("digest") if isinstance(info, dict) else None
-        if (
-            not _REL_PATH.match(rel)
-            or not isinstance(size, int)
-            or isinstance(size, bool)
-            or size < 0
-            or not isinstance(digest, str)
-            or not re.fullmatch(r"[0-9a-f]{64}", digest)
-        ):
+        entry = size_and_digest(info, "digest")
+        if not _REL_PATH.match(rel) or entry is None:
             raise ArtifactError(
                 f"{meta_file}: the shard entry {rel!r} is not a file inside the shard with 'bytes' and a "
                 "64-digit 'digest'; save the index again"
             )
-        checked[rel] = (size, digest)
+        checked[rel] = entry
     if not all(isinstance(rel, str) and _REL_PATH.match(rel) for rel in folders):
         raise ArtifactError(
             f"{meta_file}: the shard's folder list names a path outside it; save the index again"
