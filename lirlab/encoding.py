@@ -20,6 +20,23 @@ Examples
 ['[D]', 'cat']
 >>> enc.item("d2").tokens(0)
 ['dog']
+
+Page images (see :mod:`lirlab.page_encoder`) add where each vector lies on its page: ``regions`` holds a
+box per row as fractions of the page's width and height, NaN for rows that are not image patches.
+
+>>> nan = float("nan")
+>>> page = Encoding(
+...     ids=("p1",),
+...     vectors=torch.eye(3),
+...     token_ids=torch.tensor([0, 1, 1]),
+...     offsets=torch.tensor([0, 3]),
+...     vocab=("<bos>", "<image>"),
+...     regions=torch.tensor([[nan, nan, nan, nan], [0.0, 0.0, 0.5, 1.0], [0.5, 0.0, 1.0, 1.0]]),
+... )
+>>> page.is_patch.tolist()
+[False, True, True]
+>>> page.regions_of(0)[2].tolist()
+[0.5, 0.0, 1.0, 1.0]
 """
 
 from __future__ import annotations
@@ -56,6 +73,17 @@ class Encoding:
         The text of every item when known (queries keep theirs, so runs show what was asked), else ``()``.
     exact : bool
         Whether the vectors are as the encoder produced them (``False``: rebuilt by a compressed index).
+    regions : torch.Tensor, optional
+        Page images only: ``[total_tokens, 4]`` float32, the box of every row's image patch on its page
+        as ``(x0, y0, x1, y1)`` fractions of the page image's width and height (in ``[0, 1]``, ``x``
+        rightwards, ``y`` downwards); a row of NaN for a vector that is not an image patch (text and
+        special tokens). ``None`` for text. The boxes are those of the page as the model's processor
+        resized it, which keeps the page's proportions up to rounding to whole patches.
+    global_view : torch.Tensor, optional
+        Page images whose model also sees a downscaled copy of the whole page (ColModernVBert's
+        Idefics3-style global image beside its tiles): ``[total_tokens]`` bool, True for the patches of
+        that copy. Their ``regions`` cover the page at the copy's coarser resolution, so they overlap the
+        tile patches; a heatmap draws them apart. ``None`` when no row is such a patch.
     """
 
     ids: tuple[str, ...]
@@ -68,6 +96,8 @@ class Encoding:
     mask_token_id: int = -1
     texts: tuple[str, ...] = field(default=(), repr=False)
     exact: bool = True
+    regions: torch.Tensor | None = field(default=None, repr=False)
+    global_view: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self):
         n = len(self.ids)
@@ -83,6 +113,19 @@ class Encoding:
             object.__setattr__(self, "truncated", (False,) * n)
         if self.texts and len(self.texts) != n:
             raise ValueError(f"texts must have one entry per item ({n}), got {len(self.texts)}")
+        rows = self.vectors.shape[0]
+        if self.regions is not None and tuple(self.regions.shape) != (rows, 4):
+            raise ValueError(
+                f"regions must be [{rows}, 4] (one box per vector), got {tuple(self.regions.shape)}"
+            )
+        if self.global_view is not None:
+            if self.regions is None:
+                raise ValueError("global_view needs regions (it marks image patches)")
+            if tuple(self.global_view.shape) != (rows,) or self.global_view.dtype != torch.bool:
+                raise ValueError(
+                    f"global_view must be a [{rows}] bool tensor, got {self.global_view.dtype} "
+                    f"{tuple(self.global_view.shape)}"
+                )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -114,6 +157,20 @@ class Encoding:
     def tokens(self, i: int) -> list[str]:
         return [self.vocab[t] for t in self.token_ids_of(i).tolist()]
 
+    @property
+    def is_patch(self) -> torch.Tensor:
+        """``[total_tokens]`` bool: which rows are image patches (all False for text)."""
+        if self.regions is None:
+            return torch.zeros(self.vectors.shape[0], dtype=torch.bool, device=self.vectors.device)
+        return ~self.regions.isnan().any(dim=1)
+
+    def regions_of(self, i: int) -> torch.Tensor:
+        """The ``[length, 4]`` patch boxes of item ``i`` (NaN rows for non-patches); ``ValueError`` for
+        text."""
+        if self.regions is None:
+            raise ValueError("this encoding holds text, not page images: it has no regions")
+        return self.regions[self.span(i)]
+
     def mask_positions(self, i: int) -> torch.Tensor:
         """Boolean vector: which tokens of item ``i`` are augmentation ``[MASK]`` tokens."""
         return self.token_ids_of(i) == self.mask_token_id
@@ -137,6 +194,10 @@ class Encoding:
             mask_token_id=self.mask_token_id,
             texts=tuple(self.texts[int(i)] for i in positions) if self.texts else (),
             exact=self.exact,
+            regions=None if self.regions is None else self.regions[rows.to(self.regions.device)],
+            global_view=None
+            if self.global_view is None
+            else self.global_view[rows.to(self.global_view.device)],
         )
 
     def to(self, device: str | torch.device) -> Encoding:
@@ -151,14 +212,42 @@ class Encoding:
             mask_token_id=self.mask_token_id,
             texts=self.texts,
             exact=self.exact,
+            regions=None if self.regions is None else self.regions.to(device),
+            global_view=None if self.global_view is None else self.global_view.to(device),
         )
 
     @staticmethod
     def concat(parts: Sequence[Encoding]) -> Encoding:
-        """Join encodings made with the same model, keeping item order."""
+        """Join encodings made with the same model, keeping item order.
+
+        Page encodings (with ``regions``) and text encodings do not mix: joining them raises
+        ``ValueError`` (parts without rows are ignored in that check). ``global_view`` is kept when any
+        part has it (False for the rows of parts without it).
+        """
         if not parts:
             raise ValueError("nothing to concatenate")
         first = parts[0]
+        has_rows = [p for p in parts if p.vectors.shape[0]]
+        paged = {p.regions is not None for p in has_rows}
+        if len(paged) > 1:
+            raise ValueError(
+                "cannot concatenate page-image encodings (with regions) and text encodings: "
+                "encode them with one model"
+            )
+        regions = global_view = None
+        if paged == {True} or (not has_rows and first.regions is not None):
+            regions = torch.cat(
+                [p.regions if p.regions is not None else p.vectors.new_zeros(0, 4).float() for p in parts]
+            )
+            if any(p.global_view is not None for p in parts):
+                global_view = torch.cat(
+                    [
+                        p.global_view
+                        if p.global_view is not None
+                        else torch.zeros(p.vectors.shape[0], dtype=torch.bool, device=p.vectors.device)
+                        for p in parts
+                    ]
+                )
         lengths = torch.cat([p.lengths for p in parts])
         return Encoding(
             ids=tuple(i for p in parts for i in p.ids),
@@ -171,6 +260,8 @@ class Encoding:
             mask_token_id=first.mask_token_id,
             texts=tuple(t for p in parts for t in p.texts) if all(p.texts for p in parts) else (),
             exact=all(p.exact for p in parts),
+            regions=regions,
+            global_view=global_view,
         )
 
 

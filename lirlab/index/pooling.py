@@ -16,6 +16,10 @@ cut here at exactly ``ceil(n / pool_factor)`` clusters by replaying its first me
 Marker tokens (``[CLS]``, the ``[D]`` marker, ``[SEP]``) can be protected: each keeps its own
 vector, and only the other tokens are clustered, into ``ceil(n_other / pool_factor)`` clusters.
 
+Page images keep their geometry: a pooled vector's region is the bounding box of the image patches it
+merges (NaN when it merges none), and :attr:`Pooling.original_regions` keeps every original patch's
+box, so a heatmap can show which patches each pooled vector stands for.
+
 Examples
 --------
 >>> import torch
@@ -73,6 +77,9 @@ class Pooling:
         Token strings by vocabulary id.
     pool_factor : int
         The factor used.
+    original_regions : torch.Tensor, optional
+        Page images: ``[original_tokens, 4]`` boxes of the original rows
+        (see :attr:`lirlab.encoding.Encoding.regions`); ``None`` for text.
     """
 
     assignment: torch.Tensor
@@ -81,6 +88,7 @@ class Pooling:
     pooled_offsets: torch.Tensor
     vocab: tuple[str, ...] = field(repr=False)
     pool_factor: int = 1
+    original_regions: torch.Tensor | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(self.original_offsets.shape[0]) - 1
@@ -100,6 +108,14 @@ class Pooling:
         for position, row in enumerate(self.assignment[start:stop].tolist()):
             out[row - first].append(position)
         return out
+
+    def group_regions(self, doc: int) -> list[torch.Tensor]:
+        """Page images: for each pooled vector of document ``doc``, the ``[members, 4]`` boxes of the
+        original rows it stands for (NaN rows for members that are not patches)."""
+        if self.original_regions is None:
+            raise ValueError("this pooling was built on text, not page images: it has no regions")
+        start = int(self.original_offsets[doc])
+        return [self.original_regions[start + torch.tensor(g, dtype=torch.long)] for g in self.groups(doc)]
 
     def group_tokens(self, doc: int) -> list[list[str]]:
         """:meth:`groups` as token strings."""
@@ -149,6 +165,7 @@ class Pooling:
             pooled_offsets,
             self.vocab,
             self.pool_factor,
+            None if self.original_regions is None else self.original_regions[rows],
         )
 
     @staticmethod
@@ -171,19 +188,27 @@ class Pooling:
             offsets_from_lengths(torch.cat([lengths(p.pooled_offsets) for p in parts])),
             parts[0].vocab,
             parts[0].pool_factor,
+            torch.cat([p.original_regions for p in parts])
+            if all(p.original_regions is not None for p in parts)
+            else None,
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """What an index saves to keep the mapping (open formats: ``.npy``)."""
-        return {
+        """What an index saves to keep the mapping (open formats: ``.npy``); page images add the
+        original boxes as ``pool_original_regions``."""
+        arrays = {
             "pool_assignment": self.assignment.cpu().numpy().astype(np.int64),
             "pool_original_offsets": self.original_offsets.cpu().numpy().astype(np.int64),
             "pool_original_token_ids": self.original_token_ids.cpu().numpy().astype(np.int32),
         }
+        if self.original_regions is not None:
+            arrays["pool_original_regions"] = self.original_regions.cpu().numpy().astype(np.float32)
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict, pooled_offsets, vocab, pool_factor: int) -> Pooling:
         """Inverse of :meth:`arrays`."""
+        regions = arrays.get("pool_original_regions")
         return cls(
             torch.as_tensor(np.asarray(arrays["pool_assignment"]), dtype=torch.long),
             torch.as_tensor(np.asarray(arrays["pool_original_offsets"]), dtype=torch.long),
@@ -191,6 +216,7 @@ class Pooling:
             torch.as_tensor(pooled_offsets, dtype=torch.long).cpu(),
             tuple(vocab),
             int(pool_factor),
+            None if regions is None else torch.as_tensor(np.asarray(regions), dtype=torch.float32),
         )
 
 
@@ -257,7 +283,9 @@ def pool_encoding(
     (Encoding, Pooling)
         The pooled documents (same ids and order; each pooled vector the normalized mean of its cluster,
         carrying the token id of the member closest to it; pooled vectors ordered by their first member)
-        and the mapping from pooled vectors to original tokens. Empty documents stay empty.
+        and the mapping from pooled vectors to original tokens. Empty documents stay empty. For page
+        images, a pooled vector's region is the bounding box of the patches it merges (NaN if none) and
+        it is a ``global_view`` patch when all the patches it merges are.
 
     Raises
     ------
@@ -278,11 +306,14 @@ def pool_encoding(
     vectors = docs.vectors.detach().float().cpu()
     token_ids = docs.token_ids.cpu()
     offsets = docs.offsets.cpu().tolist()
+    regions = None if docs.regions is None else docs.regions.detach().float().cpu()
     if pool_factor == 1:
         identity = torch.arange(int(docs.vectors.shape[0]))
-        return docs, Pooling(identity, docs.offsets.cpu(), token_ids, docs.offsets.cpu(), docs.vocab, 1)
+        return docs, Pooling(
+            identity, docs.offsets.cpu(), token_ids, docs.offsets.cpu(), docs.vocab, 1, regions
+        )
 
-    out_vectors, out_ids, out_lengths, assignment = [], [], [], []
+    out_vectors, out_ids, out_lengths, assignment, out_regions, out_global = [], [], [], [], [], []
     protected_mask = (
         torch.isin(token_ids, torch.tensor(sorted(protected_ids), dtype=token_ids.dtype))
         if protected_ids
@@ -319,6 +350,15 @@ def pool_encoding(
         out_ids.append(token_ids[start:stop][representative] if n else token_ids[start:stop])
         out_lengths.append(n_groups)
         assignment.append(label_t + n_pooled)
+        if regions is not None:
+            out_regions.append(bounding_boxes(regions[start:stop], label_t, n_groups))
+            if docs.global_view is not None:
+                not_global = (docs.is_patch.cpu() & ~docs.global_view.cpu())[start:stop]
+                tile_members = torch.zeros(n_groups, dtype=torch.long).index_add_(
+                    0, label_t, not_global.long()
+                )
+                has_patch = ~out_regions[-1].isnan().any(dim=1)
+                out_global.append(has_patch & (tile_members == 0))
         n_pooled += n_groups
     pooled_offsets = offsets_from_lengths(torch.tensor(out_lengths, dtype=torch.long))
     pooled = replace(
@@ -327,6 +367,14 @@ def pool_encoding(
         token_ids=torch.cat(out_ids) if out_ids else token_ids[:0],
         offsets=pooled_offsets,
         exact=False,
+        regions=None
+        if regions is None
+        else (torch.cat(out_regions) if out_regions else regions[:0]).to(docs.regions.device),
+        global_view=None
+        if docs.global_view is None
+        else (torch.cat(out_global) if out_global else docs.global_view[:0].cpu()).to(
+            docs.global_view.device
+        ),
     )
     pooling = Pooling(
         torch.cat(assignment) if assignment else torch.zeros(0, dtype=torch.long),
@@ -335,8 +383,29 @@ def pool_encoding(
         pooled_offsets,
         docs.vocab,
         pool_factor,
+        regions,
     )
     return pooled, pooling
+
+
+def bounding_boxes(regions: torch.Tensor, labels: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """The ``[n_groups, 4]`` bounding box of the patch boxes in each group (NaN rows ignored; a group
+    without patches gets a NaN row).
+
+    >>> nan = float("nan")
+    >>> boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [nan, nan, nan, nan]])
+    >>> bounding_boxes(boxes, torch.tensor([0, 0, 1]), 2).tolist()
+    [[0.0, 0.0, 1.0, 1.0], [nan, nan, nan, nan]]
+    """
+    patch = ~regions.isnan().any(dim=1)
+    index = labels[:, None].expand(-1, 2)
+    low = torch.full((n_groups, 2), float("inf")).scatter_reduce(0, index[patch], regions[patch, :2], "amin")
+    high = torch.full((n_groups, 2), float("-inf")).scatter_reduce(
+        0, index[patch], regions[patch, 2:], "amax"
+    )
+    boxes = torch.cat([low, high], dim=1)
+    boxes[~torch.isfinite(boxes).all(dim=1)] = float("nan")
+    return boxes
 
 
 def pool_if_asked(
@@ -370,6 +439,11 @@ def load_pooling(artifact, pool_factor: int, pooled_offsets, vocab) -> Pooling |
     check_offsets(original_offsets, n_original, artifact.path / "pool_original_offsets.npy")
     assignment = artifact.checked_array("pool_assignment", "iu", 1, (n_original,))
     token_ids = artifact.checked_array("pool_original_token_ids", "iu", 1, (n_original,))
+    regions = (
+        artifact.checked_array("pool_original_regions", "f", 2, (n_original, 4))
+        if "pool_original_regions.npy" in (artifact.metadata.get("files") or {})
+        else None
+    )
     if assignment.size and (int(assignment.min()) < 0 or int(assignment.max()) >= pooled_rows):
         raise ArtifactError(
             f"{artifact.path / 'pool_assignment.npy'}: rows outside the {pooled_rows} pooled vectors"
@@ -383,7 +457,8 @@ def load_pooling(artifact, pool_factor: int, pooled_offsets, vocab) -> Pooling |
             "pool_assignment": assignment,
             "pool_original_offsets": original_offsets,
             "pool_original_token_ids": token_ids,
-        },
+        }
+        | ({} if regions is None else {"pool_original_regions": regions}),
         pooled_offsets,
         vocab,
         pool_factor,
