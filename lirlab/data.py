@@ -7,6 +7,9 @@ Three sources, one record type (:class:`Dataset`):
 * a local BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``);
 * an ir_datasets id such as ``"beir/scifact/test"`` (downloaded by ir_datasets on first use).
 
+Page-image collections (``"demo-pages"``, page folders, ViDoRe sets) come back as the same
+:class:`Dataset`, their documents :class:`lirlab.page_data.Page` records (see :mod:`lirlab.page_data`).
+
 Examples
 --------
 >>> ds = load("demo")
@@ -124,7 +127,9 @@ def check_unique(ids: Sequence[str], what: str) -> None:
 
 
 def load(source: str | Path, split: str = "test") -> Dataset:
-    """Load ``"demo"``, a BEIR folder, or an ir_datasets id.
+    """Load ``"demo"``, ``"demo-pages"``, a BEIR folder (text or page images, see
+    :mod:`lirlab.page_data`), a ViDoRe set on the Hugging Face hub (``"vidore/<name>_beir"``), or an
+    ir_datasets id.
 
     Raises
     ------
@@ -136,6 +141,14 @@ def load(source: str | Path, split: str = "test") -> Dataset:
     path = as_path(source, "dataset").expanduser()
     if str(source) == "demo":
         return load_beir(DEMO_DIR, split="test", name="demo")
+    if str(source) == "demo-pages":
+        from lirlab.page_data import DEMO_PAGES_DIR
+
+        return load_beir(DEMO_PAGES_DIR, split="test", name="demo-pages")
+    if str(source).startswith("vidore/") and not path.exists():
+        from lirlab.page_data import load_vidore
+
+        return load_vidore(str(source), split=split)
     if path.is_dir():
         return load_beir(path, split=split)
     if path.suffix or str(source).startswith((".", "/", "~")):
@@ -146,9 +159,35 @@ def load(source: str | Path, split: str = "test") -> Dataset:
 def load_beir(folder: str | Path, split: str = "test", name: str | None = None) -> Dataset:
     """Load a BEIR-layout folder; queries are restricted to those judged in ``qrels/<split>.tsv``."""
     folder = as_path(folder, "BEIR folder")
-    qrels_file = folder / "qrels" / f"{split}.tsv"
+    from lirlab.page_data import is_page_folder, load_pages
+
+    if is_page_folder(folder):
+        return load_pages(folder, split=split, name=name)
+    qrels = read_qrels(folder / "qrels" / f"{split}.tsv")
+    judged = set(qrels.query_id)
+    docs = tuple(
+        Document(
+            _field(d, "_id", file, line), _text(d, "text", file, line, ""), _text(d, "title", file, line, "")
+        )
+        for (file, line), d in _numbered_jsonl(folder / "corpus.jsonl")
+    )
+    if not docs:
+        raise ValueError(
+            f"{folder / 'corpus.jsonl'}: holds no documents; a BEIR corpus has one JSON object per line"
+        )
+    queries = tuple(
+        Query(_field(q, "_id", file, line), _text(q, "text", file, line, None))
+        for (file, line), q in _numbered_jsonl(folder / "queries.jsonl")
+        if _field(q, "_id", file, line) in judged
+    )
+    return Dataset(name or folder.name, docs, queries, qrels)
+
+
+def read_qrels(qrels_file: Path) -> pd.DataFrame:
+    """A BEIR ``qrels/<split>.tsv`` file (header line, then query-id, corpus-id, score) as a DataFrame
+    with :data:`QRELS_COLUMNS`; errors name the file and line."""
     if not qrels_file.is_file():
-        available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
+        available = sorted(p.stem for p in qrels_file.parent.glob("*.tsv"))
         raise FileNotFoundError(f"{qrels_file}: missing; splits here: {available or 'none'}")
     rows = []
     with open(qrels_file, encoding="utf-8", newline="") as f:
@@ -173,24 +212,7 @@ def load_beir(folder: str | Path, split: str = "test", name: str | None = None) 
                 raise ValueError(
                     f"{qrels_file}, line {line_no}: score {r[2]!r} is not a whole number (a relevance grade)"
                 ) from None
-    qrels = pd.DataFrame(rows, columns=QRELS_COLUMNS)
-    judged = set(qrels.query_id)
-    docs = tuple(
-        Document(
-            _field(d, "_id", file, line), _text(d, "text", file, line, ""), _text(d, "title", file, line, "")
-        )
-        for (file, line), d in _numbered_jsonl(folder / "corpus.jsonl")
-    )
-    if not docs:
-        raise ValueError(
-            f"{folder / 'corpus.jsonl'}: holds no documents; a BEIR corpus has one JSON object per line"
-        )
-    queries = tuple(
-        Query(_field(q, "_id", file, line), _text(q, "text", file, line, None))
-        for (file, line), q in _numbered_jsonl(folder / "queries.jsonl")
-        if _field(q, "_id", file, line) in judged
-    )
-    return Dataset(name or folder.name, docs, queries, qrels)
+    return pd.DataFrame(rows, columns=QRELS_COLUMNS)
 
 
 def _numbered_jsonl(path: Path):
@@ -434,9 +456,9 @@ def _documents_from_frame(frame: pd.DataFrame) -> list[Document]:
 
 
 def as_documents(docs: Sequence | Mapping | pd.DataFrame | Dataset) -> list[Document]:
-    """Normalize documents: a list of strings (ids ``"0"``, ``"1"``, ...), of ``Document``, a ``{docno: text}``
-    mapping, or a DataFrame with ``docno`` (or ``doc_id``, ``docid``, ``_id``), ``text`` and optional
-    ``title`` columns.
+    """Normalize documents: a list of strings (ids ``"0"``, ``"1"``, ...), of ``Document`` (or page-image
+    :class:`~lirlab.page_data.Page` records, kept as they are), a ``{docno: text}`` mapping, or a
+    DataFrame with ``docno`` (or ``doc_id``, ``docid``, ``_id``), ``text`` and optional ``title`` columns.
 
     Empty and whitespace-only documents are kept (they encode to their marker tokens alone and score
     low); non-strings, ids that are not text (as for :func:`as_queries`), duplicate ids and no documents
@@ -451,6 +473,8 @@ def as_documents(docs: Sequence | Mapping | pd.DataFrame | Dataset) -> list[Docu
     ...
     ValueError: a document DataFrame needs an id column (docno or doc_id or docid or _id) and a text column; it has ['body']
     """
+    from lirlab.page_data import Page
+
     if isinstance(docs, Dataset):
         out = list(docs.docs)
     elif isinstance(docs, str):
@@ -462,14 +486,18 @@ def as_documents(docs: Sequence | Mapping | pd.DataFrame | Dataset) -> list[Docu
     elif isinstance(docs, (bytes, bytearray)):
         raise ValueError("documents must be text: decode the bytes first (e.g. data.decode('utf-8'))")
     elif isinstance(docs, Iterable):
-        out = [d if isinstance(d, Document) else Document(str(i), d) for i, d in enumerate(docs)]
+        out = [d if isinstance(d, (Document, Page)) else Document(str(i), d) for i, d in enumerate(docs)]
     else:
         raise _not_a_collection(docs, "documents", _DOC_SHAPES)
     if not out:
         raise ValueError(f"no documents given (an empty {type(docs).__name__})")
+
     cleaned = []
     for d in out:
         docno = _id_text(d.docno, "document", True)
+        if isinstance(d, Page):  # a page image stays one: its encoder reads the picture
+            cleaned.append(d)
+            continue
         if not isinstance(d.text, str) or not isinstance(d.title, str):
             bad = d.text if not isinstance(d.text, str) else d.title
             raise ValueError(f"document {docno!r} is not a string: {type(bad).__name__}")
