@@ -404,7 +404,7 @@ def page_hit(
     exact : Encoding, optional
         The pages as the encoder produced them (``docno`` among them): for an index that stores a
         reconstruction (PLAID, WARP), each patch's cosine with its exact vector
-        (:attr:`PageHeatmap.reconstruction_cosine`).
+        (:attr:`PageHeatmap.reconstruction_cosine`); the page's regions when the index keeps none.
 
     Raises
     ------
@@ -432,16 +432,25 @@ def page_hit(
             pooled_vector=pooled_of[rows],
         )
     cosine = None
-    if exact is not None and not stored.exact:
-        exact_vectors = exact.item(docno).vectors_of(0).float().cpu()
+    geometry = stored
+    if exact is not None:
+        if docno not in exact.ids:
+            raise ValueError(
+                f"the exact encoding holds no page {docno!r}: give the encoding the index was built from"
+            )
+        exact_page = exact.item(docno)
+        exact_vectors = exact_page.vectors_of(0).float().cpu()
         stored_vectors = stored.vectors_of(0).float().cpu()
         if exact_vectors.shape != stored_vectors.shape:
             raise ValueError(
                 f"the exact page {docno!r} has {len(exact_vectors)} vectors, the index stores "
                 f"{len(stored_vectors)}: give the encoding the index was built from"
             )
-        cosine = torch.nn.functional.cosine_similarity(exact_vectors, stored_vectors, dim=1).numpy()
-    return _with_regions(alignment, *regions_of(stored), reconstruction_cosine=cosine)
+        if not stored.exact:
+            cosine = torch.nn.functional.cosine_similarity(exact_vectors, stored_vectors, dim=1).numpy()
+        if stored.regions is None:  # a kind that stores codes, not geometry: the rows are the same
+            geometry = exact_page
+    return _with_regions(alignment, *regions_of(geometry), reconstruction_cosine=cosine)
 
 
 # ---------------------------------------------------------------------------------------------- raster

@@ -36,7 +36,7 @@ from lirlab.analysis.pages import WHOLE_MAPS, PageHeatmap
 from lirlab.plots.alignment import MASK_COLOR, palette
 
 #: Largest figure the small multiples make, in pixels at 100 dpi (a notebook output area: 993 × 757).
-MAX_WIDTH_PX, MAX_HEIGHT_PX = 980, 740
+MAX_WIDTH_PX, MAX_HEIGHT_PX = 940, 720
 #: Opacity of the heatmap over the page.
 HEAT_ALPHA = 0.55
 CMAP = "inferno"
