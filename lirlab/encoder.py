@@ -631,6 +631,10 @@ class ColBERT:
     ) -> ColBERT:
         """Load a checkpoint by hub id or folder; ``"minilm"`` names the bundled offline weights.
 
+        A page-image retrieval model (ColPali, ColQwen2 or ColModernVBert, as transformers or Sentence
+        Transformers 6 saved it) gives a :class:`~lirlab.page_encoder.PageEncoder` instead, whose documents
+        are page images; ``query_forward`` does not apply to it.
+
         Parameters
         ----------
         name : str or Path
@@ -654,6 +658,15 @@ class ColBERT:
         """
         device = check_device(device)
         folder = resolve_model(name, fallback_to_minilm=fallback_to_minilm)
+        from lirlab.page_encoder import PageEncoder, PageModelError, page_family
+
+        if page_family(folder) is not None:  # ColPali, ColQwen2, ColModernVBert (also saved by ST6)
+            try:
+                return PageEncoder.from_folder(
+                    folder, device, dtype, trust_remote_code, str(name), **overrides
+                )
+            except PageModelError as e:
+                raise ModelLoadError(str(e)) from None
         fmt = checkpoint_format(folder)
         parts = LOADERS[fmt](folder, trust_remote_code, dtype)
         if getattr(parts.model, "pooler", None) is not None:
