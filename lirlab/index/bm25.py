@@ -52,6 +52,7 @@ from lirlab.index.base import Index, StageTimer
 from lirlab.index.knobs import bm25_rerank as bm25_rerank_knobs
 from lirlab.index.knobs.bm25 import BUILD_PARAMS as BM25_PARAMS
 from lirlab.index.knobs.bm25 import SEARCH_PARAMS as BM25_SEARCH_PARAMS
+from lirlab.index.regions import load_regions, save_regions
 from lirlab.maxsim import maxsim_candidates
 from lirlab.storage import ArtifactError, ArtifactWriter, check_offsets, read_artifact
 
@@ -260,6 +261,11 @@ def _texts_of(docs: Encoding, kind: str) -> tuple[str, ...]:
             "(dataclasses.replace(encoded, texts=tuple(d.full_text for d in docs))) or use "
             f"{'BM25Index' if kind == 'bm25' else 'BM25RerankIndex'}.build(docs, encoder)"
         )
+    if docs.regions is not None and len(docs) and not any(t.strip() for t in docs.texts):
+        raise ValueError(
+            f"a {kind} index reads the pages' text layer (Page.full_text), and none of these pages has one "
+            "(an images-only set such as ViDoRe's): use another kind, or give the corpus a text layer"
+        )
     return docs.texts
 
 
@@ -269,6 +275,7 @@ def _write_vectors(writer: ArtifactWriter, docs: Encoding) -> None:
     writer.save_array("offsets", docs.offsets.cpu().numpy().astype(np.int64))
     writer.save_array("truncated", np.asarray(docs.truncated, dtype=bool))
     writer.save_json("vocab", list(docs.vocab))
+    save_regions(writer, docs.regions, docs.global_view)
 
 
 def _read_vectors(art, docnos: tuple[str, ...]) -> Encoding:
@@ -289,6 +296,7 @@ def _read_vectors(art, docnos: tuple[str, ...]) -> Encoding:
     mask_token_id = art.metadata.get("config", {}).get("mask_token_id", -1)
     if not isinstance(mask_token_id, int) or isinstance(mask_token_id, bool):
         raise ArtifactError(f"{art.path / 'metadata.json'}: config.mask_token_id must be a whole number")
+    regions, global_view = load_regions(art, rows)
     return Encoding(
         ids=docnos,
         vectors=torch.from_numpy(vectors),
@@ -297,6 +305,8 @@ def _read_vectors(art, docnos: tuple[str, ...]) -> Encoding:
         vocab=tuple(vocab),
         truncated=tuple(bool(t) for t in truncated),
         mask_token_id=mask_token_id,
+        regions=regions,
+        global_view=global_view,
     )
 
 
@@ -380,6 +390,8 @@ class BM25Index(Index):
         with an ``encoder``, also encode them so :meth:`documents` returns their vectors."""
         cls.resolve_build_knobs(build)
         records, encoded = _encode(docs, encoder, batch_size, progress)
+        if encoded is not None:
+            _texts_of(encoded, cls.KIND)  # page images: refused when no page has a text layer
         return cls.from_texts(
             [d.docno for d in records],
             [d.full_text for d in records],

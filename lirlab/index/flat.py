@@ -31,6 +31,7 @@ from lirlab.encoding import Encoding
 from lirlab.index.base import Index, StageTimer
 from lirlab.index.knobs import flat as flat_knobs
 from lirlab.index.pooling import Pooling, load_pooling, pool_if_asked, save_pooling
+from lirlab.index.regions import load_regions, save_regions
 from lirlab.maxsim import LengthGroupedDocs, pad_queries
 from lirlab.storage import ArtifactError, ArtifactWriter, check_offsets, read_artifact
 
@@ -175,6 +176,7 @@ class FlatIndex(Index):
             w.save_json("docnos", list(self.docnos))
             w.save_json("vocab", list(self.docs.vocab))
             save_pooling(w, self.pooling)
+            save_regions(w, self.docs.regions, self.docs.global_view)
             w.metadata.update(
                 model=self.model,
                 counts={"documents": len(self.docnos), "tokens": int(self.docs.vectors.shape[0])},
@@ -214,6 +216,7 @@ class FlatIndex(Index):
             raise ArtifactError(
                 f"{folder / 'token_ids.npy'}: token ids outside the {len(vocab)}-entry vocab.json"
             )
+        regions, global_view = load_regions(art, rows)
         try:
             docs = Encoding(
                 ids=tuple(docnos),
@@ -224,6 +227,8 @@ class FlatIndex(Index):
                 truncated=tuple(bool(t) for t in truncated),
                 mask_token_id=mask_token_id,
                 exact=pool_factor == 1,
+                regions=regions,
+                global_view=global_view,
             )
             pooling = load_pooling(art, pool_factor, offsets, vocab)
             return cls(

@@ -55,6 +55,7 @@ from lirlab import params
 from lirlab.encoding import Encoding
 from lirlab.index.base import Index, StageTimer, index_kind
 from lirlab.index.knobs.muvera import BUILD_PARAMS, SEARCH_PARAMS
+from lirlab.index.regions import load_regions, save_regions
 from lirlab.maxsim import maxsim_candidates
 from lirlab.storage import ArtifactError, ArtifactWriter, check_offsets, read_artifact
 
@@ -346,6 +347,7 @@ class MuveraIndex(Index):
                     "doc_offsets": source.doc_offsets,
                 }
                 vocab, mask_id = source.vocab, source.mask_token_id
+                regions, global_view = source.compressed.regions, source.compressed.global_view
             else:
                 docs = source.documents(range(len(source)))
                 arrays = {
@@ -354,8 +356,10 @@ class MuveraIndex(Index):
                     "doc_offsets": docs.offsets,
                 }
                 vocab, mask_id = docs.vocab, docs.mask_token_id
+                regions, global_view = docs.regions, docs.global_view
             for name, array in arrays.items():
                 w.save_array(name, array.cpu().numpy())
+            save_regions(w, regions, global_view)
             w.save_json("vocab", list(vocab))
             w.metadata.update(
                 model=self.model,
@@ -405,6 +409,7 @@ class MuveraIndex(Index):
                 f"{folder / 'token_ids.npy'}: token ids outside the {len(vocab)}-entry vocab.json"
             )
         model = art.metadata.get("model", {})
+        regions, global_view = load_regions(art, rows)
         token_ids, offsets = (
             torch.from_numpy(token_ids.astype(np.int64)),
             torch.from_numpy(offsets.astype(np.int64)),
@@ -412,7 +417,7 @@ class MuveraIndex(Index):
         try:
             if rerank_kind == "plaid":
                 rerank = cls._load_plaid_rerank(
-                    art, config, token_ids, offsets, docnos, vocab, encoder, model
+                    art, config, token_ids, offsets, docnos, vocab, encoder, model, (regions, global_view)
                 )
                 dim = rerank.dim
             else:
@@ -425,6 +430,8 @@ class MuveraIndex(Index):
                     offsets=offsets,
                     vocab=vocab,
                     mask_token_id=mask_token_id,
+                    regions=regions,
+                    global_view=global_view,
                 )
                 rerank = index_kind("flat")(docs, encoder=encoder, model=model)
             fde = FDE(dim, *(knobs[k] for k in _FDE_KNOBS))
@@ -436,8 +443,9 @@ class MuveraIndex(Index):
             raise ArtifactError(f"{folder}: inconsistent arrays ({e})") from None
 
     @staticmethod
-    def _load_plaid_rerank(art, config, token_ids, offsets, docnos, vocab, encoder, model) -> Index:
-        """The PLAID re-ranking index :meth:`save` wrote beside the FDEs, its codes checked."""
+    def _load_plaid_rerank(art, config, token_ids, offsets, docnos, vocab, encoder, model, regions) -> Index:
+        """The PLAID re-ranking index :meth:`save` wrote beside the FDEs, its codes checked (``regions``:
+        the stored vectors' ``(regions, global_view)``, both None for text)."""
         from lirlab.index.codec import ResidualCodec
         from lirlab.index.plaid.compressed import CompressedDocs
 
@@ -454,7 +462,12 @@ class MuveraIndex(Index):
             raise ArtifactError(f"{art.path / 'codes.npy'}: codes outside the {centroids.shape[0]} centroids")
         residuals = art.checked_array("residuals", "u", 2, (rows, codec.packed_dim))
         compressed = CompressedDocs(
-            torch.from_numpy(codes.astype(np.int64)), torch.from_numpy(residuals), token_ids, offsets
+            torch.from_numpy(codes.astype(np.int64)),
+            torch.from_numpy(residuals),
+            token_ids,
+            offsets,
+            regions=regions[0],
+            global_view=regions[1],
         )
         return index_kind("plaid")(
             codec,

@@ -59,6 +59,7 @@ import warnings
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,8 @@ from lirlab.data import as_documents
 from lirlab.encoding import Encoding, offsets_from_lengths
 from lirlab.index.base import Index, StageTimer
 from lirlab.index.knobs.qdrant import BUILD_PARAMS, SEARCH_PARAMS
+from lirlab.index.regions import joined as joined_regions
+from lirlab.index.regions import load_regions, regions_at, save_regions
 from lirlab.storage import (
     METADATA,
     PLAIN_NAME,
@@ -999,8 +1002,8 @@ class QdrantIndex(Index):
         Document ids by position (the point id of each document is its position).
     token_ids, lengths : torch.Tensor
         Token ids of every stored vector and the vector count of every document (kept beside Qdrant).
-    vocab, truncated, mask_token_id :
-        As in :class:`~lirlab.encoding.Encoding`.
+    vocab, truncated, mask_token_id, regions, global_view :
+        As in :class:`~lirlab.encoding.Encoding` (``regions`` and ``global_view``: page images only).
     build : dict
         The :attr:`BUILD_PARAMS` the collection was made with.
     encoder, model :
@@ -1030,6 +1033,8 @@ class QdrantIndex(Index):
         encoder=None,
         model: Mapping[str, Any] | None = None,
         payload_keys: Sequence[str] = (),
+        regions: torch.Tensor | None = None,
+        global_view: torch.Tensor | None = None,
     ):
         super().__init__(docnos, encoder=encoder, model=dict(model) if model is not None else None)
         self.backend = backend
@@ -1041,6 +1046,7 @@ class QdrantIndex(Index):
         self.truncated = tuple(truncated) or (False,) * len(self.docnos)
         self.mask_token_id = mask_token_id
         self.payload_keys = tuple(payload_keys)
+        self.regions, self.global_view = regions, global_view
         self.conditions: Mapping[str, Any] | list | None = None
 
     # ------------------------------------------------------------------ building
@@ -1111,7 +1117,7 @@ class QdrantIndex(Index):
         else:
             backend = _EdgeBackend.create(path, dim, knobs)
         docnos: list[str] = []
-        token_ids, lengths, truncated, keys = [], [], [], set()
+        token_ids, lengths, truncated, keys, geometry = [], [], [], set(), []
         meta_by_docno = metadata if isinstance(metadata, Mapping) or metadata is None else None
         meta_rows = None if meta_by_docno is not None or metadata is None else list(metadata)
         bar = tqdm(desc="qdrant upsert", unit="doc", disable=not progress)
@@ -1153,6 +1159,7 @@ class QdrantIndex(Index):
             token_ids.append(chunk.token_ids.to(torch.int64).cpu())
             lengths.append(chunk.lengths.cpu())
             truncated.extend(chunk.truncated)
+            geometry.append(SimpleNamespace(regions=chunk.regions, global_view=chunk.global_view))
             last = chunk
             chunk = next(chunks, None)
         bar.close()
@@ -1168,6 +1175,7 @@ class QdrantIndex(Index):
                 )
         if len(set(docnos)) != len(docnos):
             raise ValueError("document ids repeat across the encoding; give each document once")
+        regions, global_view = joined_regions(geometry, "encoding chunks")
         backend.finish()
         keys.discard(DOCNO)
         return cls(
@@ -1183,6 +1191,8 @@ class QdrantIndex(Index):
             encoder=encoder,
             model=model_info,
             payload_keys=sorted(keys),
+            regions=regions,
+            global_view=global_view,
         )
 
     @classmethod
@@ -1221,6 +1231,7 @@ class QdrantIndex(Index):
             vocab=self.vocab,
             truncated=tuple(self.truncated[i] for i in positions),
             mask_token_id=self.mask_token_id,
+            **regions_at(self.regions, self.global_view, rows),
         )
 
     def tokens(self, positions=None):
@@ -1342,6 +1353,7 @@ class QdrantIndex(Index):
             w.save_array("token_ids", self.token_ids.numpy().astype(np.int32))
             w.save_array("lengths", (self.offsets[1:] - self.offsets[:-1]).numpy().astype(np.int32))
             w.save_array("truncated", np.asarray(self.truncated, dtype=bool))
+            save_regions(w, self.regions, self.global_view)
             w.metadata.update(
                 model=self.model,
                 counts={"documents": len(self.docnos), "tokens": self.n_vectors()},
@@ -1395,6 +1407,7 @@ class QdrantIndex(Index):
         try:
             if encoder is not None:
                 _refuse_other_encoder(f"the index at {path}", model, dim, encoder)
+            regions, global_view = load_regions(art, int(token_ids.shape[0]))
             docnos = art.json("docnos")
             if config.get("backend") == "server":
                 env = config.get("api_key_env", API_KEY_ENV)
@@ -1425,6 +1438,8 @@ class QdrantIndex(Index):
             encoder=encoder,
             model=model,
             payload_keys=config.get("payload_keys", ()),
+            regions=regions,
+            global_view=global_view,
         )
 
     def close(self) -> None:

@@ -337,7 +337,12 @@ def build_parts(
         "adds": [],
     }
     compressed = CompressedDocs(
-        joined.codes, joined.residuals, joined.token_ids, offsets_from_lengths(joined.lengths)
+        joined.codes,
+        joined.residuals,
+        joined.token_ids,
+        offsets_from_lengths(joined.lengths),
+        regions=joined.regions,
+        global_view=joined.global_view,
     )
     pooling = Pooling.concat(poolings).select(order) if poolings else None
     timer.lap("compression")

@@ -30,6 +30,8 @@ import torch
 
 from lirlab.encoding import Encoding, offsets_from_lengths, rows_of
 from lirlab.index.codec import ResidualCodec
+from lirlab.index.regions import joined as joined_regions
+from lirlab.index.regions import regions_at
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,10 @@ class CompressedDocs:
         ``[n_docs + 1]`` int64; document ``i`` owns token rows ``doc_offsets[i]:doc_offsets[i+1]``.
     deleted : torch.Tensor, optional
         ``[n_docs]`` bool, documents removed by ``PlaidIndex.delete`` (default: none).
+    regions, global_view : torch.Tensor, optional
+        Page images: each token's patch box and global-view flag (see
+        :attr:`lirlab.encoding.Encoding.regions`), kept on the CPU (search never reads them); ``None`` for
+        text.
     """
 
     codes: torch.Tensor
@@ -55,6 +61,8 @@ class CompressedDocs:
     token_ids: torch.Tensor
     doc_offsets: torch.Tensor
     deleted: torch.Tensor | None = None
+    regions: torch.Tensor | None = field(default=None, repr=False)
+    global_view: torch.Tensor | None = field(default=None, repr=False)
     doc_lengths: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -77,6 +85,10 @@ class CompressedDocs:
         if deleted.shape != (n_docs,):
             raise ValueError(f"deleted must have {n_docs} entries, got {tuple(deleted.shape)}")
         object.__setattr__(self, "deleted", deleted.to(device=device, dtype=torch.bool))
+        if self.regions is not None and tuple(self.regions.shape) != (n_tokens, 4):
+            raise ValueError(f"regions must be [{n_tokens}, 4], got {tuple(self.regions.shape)}")
+        if self.global_view is not None and (self.regions is None or self.global_view.shape != (n_tokens,)):
+            raise ValueError(f"global_view must be [{n_tokens}] and come with regions")
         object.__setattr__(self, "doc_lengths", self.doc_offsets[1:] - self.doc_offsets[:-1])
 
     @property
@@ -100,6 +112,8 @@ class CompressedDocs:
             self.token_ids.to(device),
             self.doc_offsets.to(device),
             self.deleted.to(device),
+            self.regions,
+            self.global_view,
         )
 
     def with_deleted(self, deleted: torch.Tensor) -> CompressedDocs:
@@ -144,6 +158,8 @@ class CompressedChunk:
     token_ids: torch.Tensor
     lengths: torch.Tensor
     cosines: torch.Tensor = field(repr=False)
+    regions: torch.Tensor | None = field(default=None, repr=False)
+    global_view: torch.Tensor | None = field(default=None, repr=False)
 
 
 def compress(codec: ResidualCodec, encoded: Encoding) -> CompressedChunk:
@@ -159,6 +175,8 @@ def compress(codec: ResidualCodec, encoded: Encoding) -> CompressedChunk:
         encoded.token_ids.to(torch.int32).cpu(),
         encoded.lengths.cpu(),
         cosines.cpu(),
+        None if encoded.regions is None else encoded.regions.float().cpu(),
+        None if encoded.global_view is None else encoded.global_view.cpu(),
     )
 
 
@@ -168,7 +186,8 @@ def join(parts: Sequence[CompressedChunk], order: torch.Tensor | None = None) ->
         *(
             torch.cat([getattr(p, name) for p in parts])
             for name in ("codes", "residuals", "token_ids", "lengths", "cosines")
-        )
+        ),
+        *joined_regions(parts, "compressed documents"),
     )
     if order is None:
         return joined
@@ -179,4 +198,5 @@ def join(parts: Sequence[CompressedChunk], order: torch.Tensor | None = None) ->
         joined.token_ids[rows],
         joined.lengths[order],
         joined.cosines[rows],
+        **regions_at(joined.regions, joined.global_view, rows),
     )

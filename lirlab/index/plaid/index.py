@@ -28,6 +28,7 @@ from lirlab.index.plaid.knobs import (
 from lirlab.index.plaid.stages import SCORE_BUDGET, STAGES, Pairs
 from lirlab.index.plaid.updates import AddReport
 from lirlab.index.pooling import Pooling
+from lirlab.index.regions import regions_at
 
 
 class PlaidIndex(Index):
@@ -417,6 +418,7 @@ class PlaidIndex(Index):
             vocab=self.vocab,
             mask_token_id=self.mask_token_id,
             exact=False,
+            **regions_at(self.compressed.regions, self.compressed.global_view, rows),
         )
 
     def tokens(

@@ -42,6 +42,7 @@ from lirlab.index.knobs.codec import CENTROID_DTYPES, NBITS_CHOICES
 from lirlab.index.plaid.compressed import CompressedDocs
 from lirlab.index.plaid.ivf import IVF
 from lirlab.index.pooling import load_pooling, save_pooling
+from lirlab.index.regions import load_regions, save_regions
 from lirlab.storage import ArtifactError, ArtifactWriter, read_artifact
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ def save(
         w.save_json("docnos", list(index.docnos))
         w.save_json("vocab", list(index.vocab))
         save_pooling(w, index.pooling)
+        save_regions(w, index.compressed.regions, index.compressed.global_view)
         w.metadata.update(
             model=index.model,
             config={
@@ -226,8 +228,11 @@ def load(
     if not isinstance(pool_factor, int) or isinstance(pool_factor, bool) or pool_factor < 1:
         raise ArtifactError(f"{meta}: config.pool_factor must be a whole number >= 1")
     pooling = load_pooling(art, pool_factor, doc_offsets.numpy(), vocab)
+    regions, global_view = load_regions(art, n_tokens)
     try:
-        compressed = CompressedDocs(codes, residuals, token_ids, doc_offsets.clone(), deleted.clone())
+        compressed = CompressedDocs(
+            codes, residuals, token_ids, doc_offsets.clone(), deleted.clone(), regions, global_view
+        )
         return cls(
             codec,
             compressed,

@@ -23,6 +23,8 @@ from lirlab.index.plaid.compressed import CompressedDocs, compress, join
 from lirlab.index.plaid.ivf import IVF
 from lirlab.index.plaid.knobs import CHUNK_DOCS, DEFAULT_CHUNK_DOCS
 from lirlab.index.pooling import Pooling, pool_if_asked
+from lirlab.index.regions import joined as joined_regions
+from lirlab.index.regions import regions_at
 
 if TYPE_CHECKING:
     from lirlab.index.plaid.index import PlaidIndex
@@ -159,6 +161,7 @@ def add(
         torch.cat([old.token_ids, new.token_ids.to(device=device)]),  # the wider of the two types
         torch.cat([old.doc_offsets, old.doc_offsets[-1] + new_offsets[1:]]),
         torch.cat([old.deleted, torch.zeros(len(ids), dtype=torch.bool, device=device)]),
+        *joined_regions([old, new], "the index's documents and new documents"),
     )
     # Everything is computed: now swap in (nothing below can fail).
     pooling = Pooling.concat([index.pooling, *poolings]) if index.pooling is not None else None
@@ -215,7 +218,13 @@ def compact(index: PlaidIndex) -> int:
     rows = old.rows(keep)
     codes = old.codes[rows]
     offsets = offsets_from_lengths(old.doc_lengths[keep].cpu()).to(index.device)
-    compressed = CompressedDocs(codes, old.residuals[rows], old.token_ids[rows], offsets)
+    compressed = CompressedDocs(
+        codes,
+        old.residuals[rows],
+        old.token_ids[rows],
+        offsets,
+        **regions_at(old.regions, old.global_view, rows.cpu()),
+    )
     ivf = IVF.build(codes, offsets, index.n_centroids)
     pooling = index.pooling.select(keep.cpu()) if index.pooling is not None else None
     index.replace_documents(compressed, ivf, tuple(index.docnos[i] for i in keep.tolist()), pooling)
