@@ -52,6 +52,9 @@ from lirlab.params import Param
 
 #: Rows kept around each matched document row by :func:`window`.
 CONTEXT = Param("context", int, 2, "Document rows kept on each side of a matched row.", low=0, high=10_000)
+MAX_ROWS = Param(
+    "max_rows", int, None, "Most document rows a window keeps (None: no limit).", low=1, high=1_000_000
+)
 
 #: Marker tokens of the common checkpoint layouts and how they are shown.
 DEFAULT_MARKERS = {"[unused0]": "[Q]", "[unused1]": "[D]", "[Q]": "[Q]", "[D]": "[D]"}
@@ -879,17 +882,22 @@ def merge_word_pieces(alignment: Alignment) -> Alignment:
     return _select_rows(alignment, groups, doc_tokens, doc_labels)
 
 
-def window(alignment: Alignment, context: int = 2) -> Alignment:
+def window(alignment: Alignment, context: int = 2, max_rows: int | None = None) -> Alignment:
     """Keep only the document rows some query token matched, plus ``context`` rows on each side.
 
-    Left-out stretches show in :attr:`Alignment.elided_before`; every matched row is kept, so
-    contributions and score are unchanged. Merge word pieces first to count the context in words.
+    Left-out stretches show in :attr:`Alignment.elided_before`. Without ``max_rows`` every matched row
+    is kept, so contributions and score are unchanged. Merge word pieces first to count the context
+    in words.
 
     Parameters
     ----------
     alignment : Alignment
     context : int
         Neighbours kept on each side of a matched row (0 keeps the matched rows alone).
+    max_rows : int, optional
+        Keep at most this many rows (what fits a screen): the matched rows that add the most to the
+        score come first, then their neighbours, nearest first. Query tokens whose match is left out
+        keep their contribution but have no marked row (``best_doc_token`` -1).
 
     Examples
     --------
@@ -899,19 +907,80 @@ def window(alignment: Alignment, context: int = 2) -> Alignment:
     >>> w.doc_labels, w.elided_before.tolist()
     (('#0', '#1'), [False, False, True])
     """
+    return window_together([alignment], context=context, max_rows=max_rows)[0]
+
+
+def window_together(
+    alignments: Sequence[Alignment], context: int = 2, max_rows: int | None = None
+) -> list[Alignment]:
+    """:func:`window` several alignments of one document (before and after training, two models) on the
+    same rows, so that they can be drawn side by side.
+
+    A row is kept when any alignment matched it, or lies within ``context`` rows of such a row; with
+    ``max_rows``, rows are ranked by the most any one alignment's query tokens add to its score there.
+
+    Parameters
+    ----------
+    alignments : sequence of Alignment
+        Alignments of the same document rows (same tokens, merged the same way).
+    context, max_rows :
+        As for :func:`window`.
+
+    Raises
+    ------
+    ValueError
+        No alignment, or alignments of different document rows.
+
+    Examples
+    --------
+    >>> import torch
+    >>> doc = torch.eye(4)
+    >>> a, b = align_vectors(torch.eye(4)[[0]], doc), align_vectors(torch.eye(4)[[3]], doc)
+    >>> [w.doc_labels for w in window_together([a, b], context=0)]
+    [('#0', '#3'), ('#0', '#3')]
+    """
     context = CONTEXT.validate(context)
-    matched = np.unique(alignment.best_doc_token[alignment.best_doc_token >= 0])
-    n_doc = len(alignment.doc_tokens)
+    max_rows = MAX_ROWS.validate(max_rows)
+    if not alignments:
+        raise ValueError("window_together needs at least one alignment")
+    first = alignments[0]
+    for other in alignments[1:]:
+        if other.doc_tokens != first.doc_tokens or not np.array_equal(other.doc_spans, first.doc_spans):
+            raise ValueError(
+                "alignments of different document rows cannot share a window: align the same document, "
+                "merged the same way"
+            )
+    n_doc = len(first.doc_tokens)
+    weight = np.zeros(n_doc)
+    matched = np.zeros(n_doc, dtype=bool)
+    for alignment in alignments:
+        best = alignment.best_doc_token
+        served = np.zeros(n_doc)
+        np.add.at(served, best[best >= 0], alignment.contributions[best >= 0])
+        weight = np.maximum(weight, served)
+        matched[best[best >= 0]] = True
+    rows = np.flatnonzero(matched)
+    order = rows[np.argsort(-weight[rows], kind="stable")]
+    budget = n_doc if max_rows is None else max_rows
     keep = np.zeros(n_doc, dtype=bool)
-    for row in matched:
-        keep[max(0, row - context) : row + context + 1] = True
+    keep[order[:budget]] = True
+    kept = int(keep.sum())
+    for distance in range(1, context + 1):
+        for row in order:
+            for neighbour in (row - distance, row + distance):
+                if kept < budget and 0 <= neighbour < n_doc and not keep[neighbour]:
+                    keep[neighbour] = True
+                    kept += 1
     rows = np.flatnonzero(keep).tolist()
-    return _select_rows(
-        alignment,
-        [[r] for r in rows],
-        [alignment.doc_tokens[r] for r in rows],
-        [alignment.doc_labels[r] for r in rows],
-    )
+    return [
+        _select_rows(
+            alignment,
+            [[r] for r in rows],
+            [alignment.doc_tokens[r] for r in rows],
+            [alignment.doc_labels[r] for r in rows],
+        )
+        for alignment in alignments
+    ]
 
 
 def search_text(index: Index, text: str, k: int = 10, encoder=None) -> tuple[pd.DataFrame, Encoding]:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import colorsys
 import html
+import textwrap
+from collections.abc import Mapping
 
 import numpy as np
 from matplotlib import colormaps
@@ -30,11 +32,16 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from lirlab.analysis.alignment import Alignment, is_special_token
+from lirlab.plots import MIN_FONT_PT, OUTPUT_AREA_PX, SCREEN_DPI
 
 ELISION = "…"
 #: Approximate width of one tick-label character (default 10 pt font), for the margins.
 CHAR_INCHES = 0.085
 MASK_COLOR = "#9e9e9e"
+#: Colour of the stored-vs-exact cosine bars (the matplotlib and the interactive figures).
+COSINE_COLOR = "#888888"
+#: Range of the heatmap's row and column pitch, in inches: they close up to this to fit the output area.
+ROW_INCHES, COLUMN_INCHES = (0.13, 0.24), (0.13, 0.3)
 
 
 #: The hand-picked colours used first: tab10 without its grey (grey is for ``[MASK]``), then Dark2.
@@ -89,6 +96,24 @@ def _doc_tick_labels(alignment: Alignment) -> list[str]:
     return labels
 
 
+def _font_pt(pitch_inches: float) -> float:
+    """Tick-label size for rows or columns ``pitch_inches`` apart: 10 pt when there is room, never below
+    :data:`~lirlab.plots.MIN_FONT_PT`."""
+    return float(np.clip(pitch_inches * 72 * 0.8, MIN_FONT_PT, 10.0))
+
+
+def _default_title(alignment: Alignment) -> str:
+    title = f"{alignment.docno or 'document'}: MaxSim {alignment.score:.3f}"
+    if alignment.query:
+        title += f"\nquery: {alignment.query}"
+    return title
+
+
+def _wrap(title: str, inches: float) -> str:
+    width = max(12, int(inches / CHAR_INCHES))
+    return "\n".join(textwrap.fill(line, width) or line for line in title.splitlines())
+
+
 def plot_alignment(
     alignment: Alignment,
     *,
@@ -98,6 +123,12 @@ def plot_alignment(
     title: str | None = None,
 ) -> Figure:
     """Heatmap of document tokens (rows) × query tokens (columns) with contributions and best matches.
+
+    The figure fits :data:`~lirlab.plots.OUTPUT_AREA_PX` at :data:`~lirlab.plots.SCREEN_DPI`: rows and
+    columns close up (labels down to :data:`~lirlab.plots.MIN_FONT_PT`) to fit it, and the query
+    tokens are named right under their contribution bars. A document with more rows than fit at that
+    size makes a taller figure: window it first (:func:`~lirlab.analysis.alignment.window` with
+    ``max_rows``).
 
     Parameters
     ----------
@@ -109,7 +140,7 @@ def plot_alignment(
     vmin, vmax : float
         Colour scale limits; ``vmin`` defaults to ``min(0, lowest similarity)``.
     title : str, optional
-        Default: the document id, the MaxSim score and the query.
+        Default: the document id, the MaxSim score and the query. Wrapped to the figure's width.
 
     Returns
     -------
@@ -121,78 +152,181 @@ def plot_alignment(
     ValueError
         The document has no tokens to draw.
     """
-    n_query, n_doc = alignment.similarity.shape
+    return _draw(
+        [alignment], [title if title is not None else _default_title(alignment)], None, cmap, vmin, vmax
+    )
+
+
+def plot_alignments(
+    alignments: Mapping[str, Alignment],
+    *,
+    title: str | None = None,
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float = 1.0,
+) -> Figure:
+    """Alignments of one document side by side on the same rows (before and after training, two models),
+    with one colour scale and one contribution axis, so that they compare on one screen.
+
+    Window them together first (:func:`~lirlab.analysis.alignment.window_together`). Fits
+    :data:`~lirlab.plots.OUTPUT_AREA_PX` as :func:`plot_alignment` does; only the first panel names the
+    document rows.
+
+    Parameters
+    ----------
+    alignments : mapping of str to Alignment
+        Panel name (its title, with the MaxSim score) to alignment, left to right.
+    title : str, optional
+        Above the panels; default: the query and the document id.
+    cmap, vmin, vmax :
+        As for :func:`plot_alignment`, shared by the panels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Axes: per panel its contribution bars and heatmap (and reconstruction bars), then the colour bar.
+
+    Raises
+    ------
+    ValueError
+        No alignment, an empty document, or alignments of different document rows.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lirlab.analysis.alignment import align_vectors
+    >>> doc = torch.eye(8)
+    >>> before, after = align_vectors(torch.eye(8), doc), align_vectors(torch.eye(8).flip(0), doc)
+    >>> figure = plot_alignments({"before": before, "after": after})
+    >>> [axes.get_title(loc="left") for axes in figure.axes[0:4:2]]
+    ['before: MaxSim 8.000', 'after: MaxSim 8.000']
+    """
+    panels = list(alignments.values())
+    if not panels:
+        raise ValueError("plot_alignments needs at least one alignment")
+    first = panels[0]
+    if any(a.doc_tokens != first.doc_tokens for a in panels[1:]):
+        raise ValueError("side-by-side alignments must have the same document rows: window them together")
+    if title is None:
+        title = f"{first.docno or 'document'}" + (f" · query: {first.query}" if first.query else "")
+    titles = [f"{name}: MaxSim {a.score:.3f}" for name, a in alignments.items()]
+    return _draw(panels, titles, title, cmap, vmin, vmax)
+
+
+def _draw(
+    alignments: list[Alignment],
+    titles: list[str],
+    suptitle: str | None,
+    cmap: str,
+    vmin: float | None,
+    vmax: float,
+) -> Figure:
+    """Panels side by side, laid out in inches to fit the output area (see :func:`plot_alignment`)."""
+    n_doc = alignments[0].similarity.shape[1]
     if n_doc == 0:
         raise ValueError("nothing to draw: the document has no tokens")
-    with_cosine = alignment.reconstruction_cosine is not None
-    colors = query_colors(alignment)
-    doc_labels = _doc_tick_labels(alignment)
-    # Fixed margins sized from the longest labels: as readable as a layout engine, several times faster.
-    left = 0.5 + CHAR_INCHES * max(len(label) for label in doc_labels)
-    bottom = 1.15 + CHAR_INCHES * max(len(label) for label in alignment.query_labels)
-    heat_width, heat_height = max(1.5, 0.3 * n_query), max(1.5, 0.24 * n_doc)
-    cosine_width = 1.5 if with_cosine else 0.0
-    bar_height, top = 1.1, 0.7
-    if title is None:
-        title = f"{alignment.docno or 'document'}: MaxSim {alignment.score:.3f}"
-        if alignment.query:
-            title += f"\nquery: {alignment.query}"
-    title_width = CHAR_INCHES * max(len(line) for line in title.splitlines() or [""])
-    width = left + max(heat_width + (0.2 + cosine_width if with_cosine else 0.0), title_width) + 0.3
-    height = bottom + heat_height + 0.2 + bar_height + top
-    figure = Figure(figsize=(width, height))
+    max_width = (OUTPUT_AREA_PX[0] - 40) / SCREEN_DPI  # the rest: tight-bbox padding
+    max_height = (OUTPUT_AREA_PX[1] - 30) / SCREEN_DPI
+    doc_labels = _doc_tick_labels(alignments[0])
+    query_chars = max(len(label) for a in alignments for label in a.query_labels)
+    with_cosine = [a.reconstruction_cosine is not None for a in alignments]
+    cosine_width, panel_gap, right = 1.3, 0.35, 0.25
+    bar_height = 0.9
+
+    def rows_fit(title_lines: int) -> tuple[float, float]:
+        """Row pitch and the height around the heatmap, for titles of ``title_lines`` lines."""
+        top = 0.15 + 0.19 * title_lines
+        labels = 0.15 + CHAR_INCHES * query_chars
+        around = top + bar_height + labels + 0.85
+        return float(np.clip((max_height - around) / n_doc, *ROW_INCHES)), around
+
+    suptitle_lines = len(suptitle.splitlines()) if suptitle else 0
+    row_pitch, _ = rows_fit(2 + suptitle_lines)
+    row_font = _font_pt(row_pitch)
+    left = 0.5 + CHAR_INCHES * row_font / 10 * max(len(label) for label in doc_labels)
+    fixed = left + right + panel_gap * (len(alignments) - 1) + (cosine_width + 0.15) * sum(with_cosine)
+    n_columns = sum(a.similarity.shape[0] for a in alignments)
+    column_pitch = float(np.clip((max_width - fixed) / n_columns, *COLUMN_INCHES))
+    column_font = _font_pt(column_pitch)
+    heat_widths = [max(1.0, column_pitch * a.similarity.shape[0]) for a in alignments]
+    panel_widths = [w + ((cosine_width + 0.15) if c else 0.0) for w, c in zip(heat_widths, with_cosine)]
+    width = fixed - (cosine_width + 0.15) * sum(with_cosine) + sum(panel_widths)
+    if len(alignments) == 1:  # room for the title, up to the output area
+        title_inches = CHAR_INCHES * max(len(line) for line in titles[0].splitlines() or [""])
+        width = min(max(width, left + title_inches + right), max(width, max_width))
+        panel_widths = [width - left - right]
+    titles = [_wrap(t, w) for t, w in zip(titles, panel_widths)]
+    if suptitle:
+        suptitle = _wrap(suptitle, width - left - right)
+        suptitle_lines = len(suptitle.splitlines())
+    title_lines = max(len(t.splitlines()) for t in titles) + suptitle_lines
+    row_pitch, around = rows_fit(title_lines)
+    heat_height = max(1.0, row_pitch * n_doc)
+    height = around + heat_height
+    bottom = 0.85
+    figure = Figure(figsize=(width, height), dpi=SCREEN_DPI)
 
     def box(x: float, y: float, w: float, h: float) -> list[float]:
         return [x / width, y / height, w / width, h / height]
 
-    bars = figure.add_axes(box(left, bottom + heat_height + 0.2, heat_width, bar_height))
-    heat = figure.add_axes(box(left, bottom, heat_width, heat_height), sharex=bars)
-
-    low = float(np.nanmin(alignment.similarity))
-    image = heat.imshow(
-        alignment.similarity.T,
-        aspect="auto",
-        cmap=cmap,
-        vmin=min(0.0, low) if vmin is None else vmin,
-        vmax=vmax,
-        interpolation="nearest",
-    )
-    columns = np.arange(n_query)
-    matched = alignment.best_doc_token >= 0
-    heat.scatter(
-        columns[matched],
-        alignment.best_doc_token[matched],
-        marker="s",
-        s=60,
-        facecolors="none",
-        edgecolors=[c for c, m in zip(colors, matched) if m],
-        linewidths=2.0,
-    )
-    heat.set_xticks(columns, alignment.query_labels, rotation=90)
-    heat.set_yticks(np.arange(n_doc), doc_labels)
-    heat.set_xlabel("query token")
-    heat.set_ylabel("document token")
-    for row in np.flatnonzero(alignment.elided_before[1:-1]) + 1:
-        heat.axhline(row - 0.5, color="white", linestyle="--", linewidth=1.0)
-    colorbar_axes = figure.add_axes(box(left, 0.45, min(heat_width, 3.0), 0.15))
-    figure.colorbar(image, cax=colorbar_axes, orientation="horizontal", label="cosine similarity")
-
-    bars.bar(columns, alignment.contributions, color=colors)
-    bars.set_ylabel("MaxSim\ncontribution")
-    bars.tick_params(labelbottom=False)
-    bars.axhline(0.0, color="black", linewidth=0.5)
-    bars.set_title(title, fontsize=10, loc="left")
-
-    if with_cosine:
-        cosine_axes = figure.add_axes(
-            box(left + heat_width + 0.2, bottom, cosine_width, heat_height), sharey=heat
+    low = min(float(np.nanmin(a.similarity)) for a in alignments)
+    norm = {"vmin": min(0.0, low) if vmin is None else vmin, "vmax": vmax}
+    labels_height = 0.15 + CHAR_INCHES * query_chars
+    x = left
+    first_bars = None
+    for panel, (alignment, title, heat_width) in enumerate(zip(alignments, titles, heat_widths)):
+        n_query = alignment.similarity.shape[0]
+        colors = query_colors(alignment)
+        bars = figure.add_axes(
+            box(x, bottom + heat_height + labels_height, heat_width, bar_height), sharey=first_bars
         )
-        cosine = alignment.reconstruction_cosine
-        cosine_axes.barh(np.arange(n_doc), cosine, color="#888888")
-        cosine_axes.set_xlim(max(-1.0, float(cosine.min()) - 0.02), 1.0)
-        cosine_axes.set_xlabel("cos(stored, exact)")
-        cosine_axes.tick_params(labelleft=False)
-        cosine_axes.set_title(f"mean {float(cosine.mean()):.3f}", fontsize=9)
+        first_bars = first_bars or bars
+        heat = figure.add_axes(box(x, bottom, heat_width, heat_height), sharex=bars)
+        image = heat.imshow(alignment.similarity.T, aspect="auto", cmap=cmap, interpolation="nearest", **norm)
+        columns = np.arange(n_query)
+        matched = alignment.best_doc_token >= 0
+        heat.scatter(
+            columns[matched],
+            alignment.best_doc_token[matched],
+            marker="s",
+            s=(72 * min(row_pitch, column_pitch)) ** 2 * 0.7,
+            facecolors="none",
+            edgecolors=[c for c, m in zip(colors, matched) if m],
+            linewidths=1.8,
+        )
+        heat.xaxis.tick_top()  # the query tokens' names right under their bars
+        heat.set_xticks(columns, alignment.query_labels, rotation=90, fontsize=column_font)
+        heat.set_yticks(np.arange(n_doc), doc_labels if panel == 0 else [], fontsize=row_font)
+        if panel == 0:
+            heat.set_ylabel("document token")
+        for row in np.flatnonzero(alignment.elided_before[1:-1]) + 1:
+            heat.axhline(row - 0.5, color="white", linestyle="--", linewidth=1.0)
+
+        bars.bar(columns, alignment.contributions, color=colors)
+        if panel == 0:
+            bars.set_ylabel("MaxSim\ncontribution")
+        else:
+            bars.tick_params(labelleft=False)
+        bars.tick_params(labelbottom=False)
+        bars.axhline(0.0, color="black", linewidth=0.5)
+        bars.set_title(title, fontsize=10, loc="left")
+        x += heat_width
+        if alignment.reconstruction_cosine is not None:
+            cosine_axes = figure.add_axes(box(x + 0.15, bottom, cosine_width, heat_height), sharey=heat)
+            cosine = alignment.reconstruction_cosine
+            cosine_axes.barh(np.arange(n_doc), cosine, color=COSINE_COLOR)
+            cosine_axes.set_xlim(max(-1.0, float(cosine.min()) - 0.02), 1.0)
+            cosine_axes.set_xlabel("cos(stored, exact)", fontsize=9)
+            cosine_axes.tick_params(labelleft=False, labelsize=MIN_FONT_PT)
+            cosine_axes.set_title(f"mean {float(cosine.mean()):.3f}", fontsize=9)
+            x += 0.15 + cosine_width
+        x += panel_gap
+    if suptitle:
+        figure.text(left / width, 1 - 0.1 / height, suptitle, fontsize=10, va="top", ha="left")
+    colorbar_axes = figure.add_axes(box(left, 0.42, min(heat_widths[0], 3.0), 0.12))
+    figure.colorbar(image, cax=colorbar_axes, orientation="horizontal")
+    colorbar_axes.tick_params(labelsize=MIN_FONT_PT + 1)
+    colorbar_axes.set_xlabel("cosine similarity", fontsize=9)
     return figure
 
 
