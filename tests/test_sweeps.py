@@ -12,10 +12,14 @@ import torch
 from matplotlib.figure import Figure
 
 from lirlab.analysis.sweeps import (
+    available_devices,
     exhaustive_reference,
+    frontier,
+    index_costs,
     measure_setting,
     pareto_front,
     setting_labels,
+    stage_times,
     sweep,
     timed_search,
     validate_grid,
@@ -271,3 +275,132 @@ def test_exhaustive_reference_over_uncompressed_or_decompressed_vectors(docs, in
     assert exact[exact.qid == queries.ids[0]].docno.tolist() == top
     with pytest.raises(ValueError, match="an Encoding or an index"):
         exhaustive_reference(["text"], queries)
+
+
+def two_fronts() -> pd.DataFrame:
+    """Four settings whose nDCG@10 front and recall front differ (notebook 05's case: nDCG flat,
+    recall climbing with latency)."""
+    table = pd.DataFrame(
+        {
+            "device": "cpu",
+            "n_probe": [1, 2, 4, 8],
+            "p50_ms": [1.0, 2.0, 3.0, 4.0],
+            "nDCG@10": [0.86, 0.86, 0.86, 0.86],
+            "exhaustive_recall@10": [0.6, 0.8, 0.7, 0.9],
+        }
+    )
+    return with_frontier(table, "nDCG@10")
+
+
+def test_a_pareto_plot_marks_the_front_of_the_quality_it_draws():
+    table = two_fronts()
+    assert table.on_front.tolist() == [True, False, False, False], "sweep's front is against nDCG@10"
+    ax = plot_pareto(table, quality="exhaustive_recall@10").axes[0]
+    frontier = ax.lines[0]
+    assert frontier.get_xdata().tolist() == [1.0, 2.0, 4.0]
+    assert frontier.get_ydata().tolist() == [0.6, 0.8, 0.9]
+    ax = plot_pareto(table, quality="nDCG@10").axes[0]
+    assert ax.lines[0].get_xdata().tolist() == [1.0]
+
+
+def test_frontier_is_one_definition_for_table_and_plot():
+    table = two_fronts()
+    assert frontier(table, "exhaustive_recall@10").tolist() == [True, True, False, True]
+    assert frontier(table, "nDCG@10").tolist() == table.on_front.tolist()
+
+
+class ScriptedClock:
+    """A stand-in for ``time``: ``perf_counter`` reads a clock that a fake index advances."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_rounds_keep_each_querys_fastest_time_and_report_the_spread(queries, monkeypatch):
+    import lirlab.analysis.sweeps as sweeps_module
+
+    clock = ScriptedClock()
+    monkeypatch.setattr(sweeps_module, "time", clock)
+    # query i takes (i + 1) ms, except in round 0 where a burst of load adds 50 ms to every query
+    n = len(queries)
+    calls = []
+
+    class ScriptedIndex:
+        STAGES = ("exact_maxsim",)
+
+        def search_encoded(self, one, k=10, timings=None, **knobs):
+            calls.append(one.ids[0])
+            if timings is None:
+                return
+            i = queries.ids.index(one.ids[0])
+            timed_calls = len(calls) - 1  # warm-up 1 call
+            burst = 50.0 if timed_calls < n else 0.0
+            ms = i + 1 + burst
+            clock.now += ms / 1000
+            timings.append({"exact_maxsim": ms / 1000})
+
+    row = timed_search(ScriptedIndex(), queries, k=K, warmup=1, rounds=3, stage_percentiles=("p10", "p50"))
+    assert len(calls) == 1 + 3 * n
+    best = np.arange(1, n + 1, dtype=float)
+    assert row["p50_ms"] == pytest.approx(np.percentile(best, 50))
+    assert row["p10_ms"] == pytest.approx(np.percentile(best, 10))
+    assert row["p90_ms"] == pytest.approx(np.percentile(best, 90))
+    assert row["exact_maxsim_p50_ms"] == pytest.approx(np.percentile(best, 50))
+    assert row["exact_maxsim_p10_ms"] == pytest.approx(np.percentile(best, 10))
+    assert row["rounds"] == 3 and row["queries"] == n
+    with pytest.raises(ValueError, match="rounds must be >= 1"):
+        timed_search(ScriptedIndex(), queries, rounds=0)
+
+
+def test_sweep_times_in_rounds_and_reports_p10_to_p90(index, queries):
+    table = sweep(index, queries, {"n_probe": [1, 2]}, k=K, warmup=0, rounds=2, progress=False)
+    assert (table.rounds == 2).all()
+    assert (table.p10_ms <= table.p50_ms).all() and (table.p50_ms <= table.p90_ms).all()
+    assert {f"{stage}_{p}_ms" for stage in STAGES for p in ("p10", "p50", "p90")} <= set(table.columns)
+
+
+def test_stage_times_is_one_narrow_column_per_setting(index, queries):
+    table = sweep(index, queries, {"n_probe": [1, 2, 4]}, k=K, warmup=0, progress=False)
+    stages = stage_times(table, by=["device", "n_probe"])
+    assert stages.index.tolist() == [*STAGES, "whole search"]
+    assert stages.columns.tolist() == [("cpu", 1), ("cpu", 2), ("cpu", 4)]
+    assert stages.loc["decompression", ("cpu", 2)] == table.decompression_p50_ms.iloc[1]
+    assert stages.loc["whole search", ("cpu", 4)] == table.p50_ms.iloc[2]
+    slow = stage_times(table, by=["device", "n_probe"], percentile="p90")
+    assert slow.loc["exact_maxsim", ("cpu", 1)] == table.exact_maxsim_p90_ms.iloc[0]
+    with pytest.raises(ValueError, match="no stage timings at p99"):
+        stage_times(table, by=["n_probe"], percentile="p99")
+
+
+def test_devices_default_to_what_the_machine_has(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asking for nothing absent gives no notice
+        assert available_devices(None) == ["cpu"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert available_devices(None) == ["cpu", "cuda"]
+
+
+def test_labels_tell_apart_settings_of_one_method_that_differ_in_a_build_knob(docs, queries):
+    flat = FlatIndex.from_encoding(docs)
+    pooled = FlatIndex.from_encoding(docs, pool_factor=2)
+    assert index_costs(pooled)["pool_factor"] == 2 and index_costs(flat)["pool_factor"] == 1
+    plaid = PlaidIndex.from_encoding(docs, nbits=2, n_centroids=N_CENTROIDS)
+    table = sweep(
+        docs,
+        queries,
+        methods=[(flat, {}), (plaid, {"n_probe": [1, 4]}), (pooled, {})],
+        k=K,
+        warmup=0,
+        n_timed=1,
+        progress=False,
+    )
+    assert table.setting.tolist() == [
+        "method=flat, pool_factor=1",
+        "method=plaid, n_probe=1",
+        "method=plaid, n_probe=4",
+        "method=flat, pool_factor=2",
+    ]

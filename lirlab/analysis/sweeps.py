@@ -7,7 +7,11 @@ latency (total and per stage, warm-up runs excluded, query encoding excluded), t
 relevance judgments when there are some, and the *recall of the exhaustive top-k*: the share of exact
 MaxSim's top ``k`` that the setting also returns. Search knobs reuse one index; build knobs build one
 index per value from the same encoded documents (``from_encoding``). Rows on the latency/quality Pareto
-frontier are marked in ``on_front``.
+frontier are marked in ``on_front``; :func:`frontier` gives the frontier of any other pair of columns.
+
+Latency is noisy on a shared machine: load only ever adds time, so a sweep times every query in
+:data:`ROUNDS` rounds and keeps each query's fastest; ``p50_ms`` is the median of those over the queries and
+``p10_ms``/``p90_ms`` their spread.
 
 Examples
 --------
@@ -68,8 +72,11 @@ N_TIMED = Param("n_timed", int, None, "Queries timed one at a time per setting (
 #: Torch threads a sweep times with (``None``: as set).
 THREADS = Param("threads", int, None, "Torch threads to time with.", low=1, high=1024)
 
+#: Rounds a sweep times every query in (each query keeps its fastest round).
+ROUNDS = Param("rounds", int, 3, "Rounds every timed query is searched in; each keeps its fastest.", low=1)
+
 #: Latency percentiles reported per stage by :func:`sweep`.
-STAGE_PERCENTILES = ("p50", "p90")
+STAGE_PERCENTILES = ("p10", "p50", "p90")
 
 #: The kind an Encoding is indexed with when :func:`sweep` is given a grid and no ``methods``.
 DEFAULT_KIND = "plaid"
@@ -81,31 +88,53 @@ def timed_search(
     k: int = 10,
     *,
     warmup: int = WARMUP,
+    rounds: int = 1,
     stage_percentiles: Sequence[str] = ("p50",),
     **knobs,
 ) -> dict:
     """Search queries one at a time (after ``warmup`` untimed ones): total and per-stage latency.
 
-    Returns ``queries`` (how many were timed), ``p50_ms``, ``p90_ms``, ``p99_ms``, ``mean_ms`` of the
-    whole search, and ``<stage>_<percentile>_ms`` for every stage of the index's ``STAGES`` and every
-    entry of ``stage_percentiles``.
+    With ``rounds`` > 1 every query is searched once per round, the rounds one after another (so a
+    burst of load on the machine hits one round, not all), and each query keeps its fastest round:
+    load only ever adds time. Its stage times come from that same round.
+
+    Returns ``queries`` (how many were timed), ``rounds``, ``p10_ms``, ``p50_ms``, ``p90_ms``,
+    ``p99_ms``, ``mean_ms`` of the whole search over the queries, and ``<stage>_<percentile>_ms`` for
+    every stage of the index's ``STAGES`` and every entry of ``stage_percentiles`` (``"p10"``,
+    ``"p50"``...).
     """
+    rounds = ROUNDS.validate(rounds)
     for i in range(min(warmup, len(queries))):
         index.search_encoded(queries.select([i]), k=k, **knobs)
-    totals, stages = [], []
-    for i in range(len(queries)):
-        one = queries.select([i])
-        stage_times: list[dict] = []
-        start = time.perf_counter()
-        index.search_encoded(one, k=k, timings=stage_times, **knobs)
-        totals.append(time.perf_counter() - start)
-        stages.append(stage_times[0])
-    row = {"queries": len(queries), **percentiles(totals)}
+    totals = np.full((rounds, len(queries)), np.inf)
+    stages: list[list[dict]] = [[{} for _ in range(len(queries))] for _ in range(rounds)]
+    for r in range(rounds):
+        for i in range(len(queries)):
+            one = queries.select([i])
+            stage_times: list[dict] = []
+            start = time.perf_counter()
+            index.search_encoded(one, k=k, timings=stage_times, **knobs)
+            totals[r, i] = time.perf_counter() - start
+            stages[r][i] = stage_times[0]
+    fastest = totals.argmin(axis=0)
+    best = totals[fastest, np.arange(len(queries))]
+    row = {
+        "queries": len(queries),
+        "rounds": rounds,
+        "p10_ms": _percentile_ms(best, "p10"),
+        **percentiles(best),
+    }
+    kept = [stages[r][i] for i, r in enumerate(fastest)]
     for stage in index.STAGES:
-        stage_ms = percentiles([s.get(stage, 0.0) for s in stages])
+        stage_seconds = [s.get(stage, 0.0) for s in kept]
         for name in stage_percentiles:
-            row[f"{stage}_{name}_ms"] = stage_ms[f"{name}_ms"]
+            row[f"{stage}_{name}_ms"] = _percentile_ms(stage_seconds, name)
     return row
+
+
+def _percentile_ms(seconds: Sequence[float] | np.ndarray, name: str) -> float:
+    """The percentile ``name`` (``"p10"``, ``"p50"``...) of durations in seconds, in milliseconds."""
+    return float(np.percentile(np.asarray(seconds, dtype=np.float64) * 1000, float(name.removeprefix("p"))))
 
 
 def _values(name: str, values: Any) -> list:
@@ -180,12 +209,14 @@ def _measure_names(measures: str | Sequence[str]) -> list[str]:
 
 def index_costs(index: Index) -> dict[str, Any]:
     """What an index costs: ``vectors``, ``size_bytes``, ``bytes_per_vector`` and the build knobs it
-    reports (those of its ``BUILD_PARAMS`` it has as attributes)."""
+    reports (those of its ``BUILD_PARAMS`` in its :meth:`~lirlab.index.base.Index.settings`, or that it
+    has as attributes)."""
     vectors, size = index.n_vectors(), index.size_bytes()
+    built = {**{name: getattr(index, name, None) for name in index.BUILD_PARAMS}, **index.settings()}
     knobs = {
-        name: getattr(index, name)
+        name: built[name]
         for name in index.BUILD_PARAMS
-        if isinstance(getattr(index, name, None), int | float | str | bool)
+        if isinstance(built.get(name), int | float | str | bool)
     }
     return {
         **knobs,
@@ -205,6 +236,7 @@ def measure_setting(
     measures: str | Sequence[str] = ("nDCG@10",),
     warmup: int = WARMUP,
     n_timed: int | None = None,
+    rounds: int = ROUNDS.default,
     **knobs,
 ) -> dict[str, Any]:
     """One row of a sweep: the method, its resolved knobs, latency and quality of one search setting.
@@ -220,6 +252,8 @@ def measure_setting(
         ``documents()`` when omitted.
     qrels : DataFrame or Dataset, optional
         Judgments; the row then holds each of ``measures`` (e.g. ``nDCG@10``).
+    rounds : int
+        Rounds each timed query is searched in; it keeps its fastest (:func:`timed_search`).
     **knobs
         The index's search knobs; unset ones follow its defaults for ``k``.
 
@@ -242,7 +276,9 @@ def measure_setting(
         **settings,
     }
     row.update(
-        timed_search(index, timed, k=k, warmup=warmup, stage_percentiles=STAGE_PERCENTILES, **settings)
+        timed_search(
+            index, timed, k=k, warmup=warmup, rounds=rounds, stage_percentiles=STAGE_PERCENTILES, **settings
+        )
     )
     run = index.search(queries, k=k, **settings)
     judgments = judged(qrels, queries.ids)
@@ -254,12 +290,15 @@ def measure_setting(
     return row
 
 
-def available_devices(devices: Sequence[str]) -> list[str]:
+def available_devices(devices: Sequence[str] | None = None) -> list[str]:
     """The requested devices this machine has; CUDA ones are skipped with a warning when absent.
+    ``None`` asks for every device the machine has: the CPU, and CUDA when there is a GPU.
 
     >>> available_devices(["cpu"])
     ['cpu']
     """
+    if devices is None:
+        return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
     if isinstance(devices, str):
         devices = [devices]
     kept = []
@@ -340,6 +379,7 @@ def sweep(
     reference: pd.DataFrame | None = None,
     warmup: int = WARMUP,
     n_timed: int | None = None,
+    rounds: int = ROUNDS.default,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Search ``queries`` with every method under every combination of its knob values, on every
@@ -364,13 +404,16 @@ def sweep(
         ir_measures names, one column each (when judged).
     build : mapping, optional
         Fixed build knobs (``n_centroids``, ``seed``...), given to every method that declares them.
-    devices : sequence of str
-        ``"cpu"`` and/or ``"cuda"``; CUDA is skipped with a warning on a machine without it.
+    devices : sequence of str, optional
+        ``"cpu"`` and/or ``"cuda"``; CUDA is skipped with a warning on a machine without it. ``None``:
+        every device the machine has (:func:`available_devices`).
     threads : sequence of int, optional
         Torch thread counts to time with (default: as set); recorded in ``threads``.
     reference : DataFrame, optional
         The exhaustive top-``k`` run that ``exhaustive_recall@k`` compares with; by default exact
         MaxSim over ``docs`` (the encoded vectors), or over a ready index's ``documents()``.
+    rounds : int
+        Rounds every timed query is searched in, keeping its fastest (:func:`timed_search`).
 
     Returns
     -------
@@ -407,6 +450,7 @@ def sweep(
             raise ValueError(f"building a {kind.KIND} index needs the encoded documents: pass an Encoding")
         grids.append((kind, search_grid, build_grid))
     thread_counts = [None] if threads is None else [THREADS.validate(t) for t in threads]
+    rounds = ROUNDS.validate(rounds)
     devices = available_devices(devices)
     if reference is None:
         reference = exhaustive_reference(docs, queries, k)
@@ -447,6 +491,7 @@ def sweep(
                                 measures=names,
                                 warmup=warmup,
                                 n_timed=n_timed,
+                                rounds=rounds,
                                 **search_setting,
                             )
                             row.update(build_setting)
@@ -466,11 +511,55 @@ def with_frontier(table: pd.DataFrame, quality: str, latency: str = "p50_ms") ->
     Pareto frontier of ``latency`` against ``quality``, per device."""
     table = table.copy()
     table["setting"] = setting_labels(table)
-    table["on_front"] = pareto_front(
-        table, latency, quality, by="device" if "device" in table.columns else None
-    )
+    table["on_front"] = frontier(table, quality, latency)
     table.attrs["quality"] = quality
     return table
+
+
+def frontier(table: pd.DataFrame, quality: str, latency: str = "p50_ms") -> pd.Series:
+    """The Pareto frontier of a sweep table for one pair of axes: :func:`pareto_front` of ``latency``
+    against ``quality``, per device when the table has several. What ``on_front`` holds for the
+    sweep's own quality, and what a plot of any other quality marks."""
+    return pareto_front(table, latency, quality, by="device" if "device" in table.columns else None)
+
+
+def stage_times(
+    table: pd.DataFrame, by: Sequence[str] = ("n_probe",), percentile: str = "p50"
+) -> pd.DataFrame:
+    """Where the time goes: one row per search stage (and the whole search), one column per setting.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A sweep table (:func:`sweep`), with ``<stage>_<percentile>_ms`` columns.
+    by : sequence of str
+        Columns that name a setting (e.g. ``["device", "n_probe"]``): the result's column labels.
+    percentile : str
+        Which of the sweep's :data:`STAGE_PERCENTILES`: ``"p50"`` (the median), ``"p10"``, ``"p90"``.
+
+    Returns
+    -------
+    DataFrame
+        Milliseconds; the index holds the stage names in search order and ``"whole search"``, so a
+        table of many settings stays narrow.
+
+    >>> table = pd.DataFrame({"n_probe": [1, 4], "scoring_p50_ms": [0.5, 0.6], "p50_ms": [1.0, 2.0]})
+    >>> stage_times(table).to_dict()
+    {1: {'scoring': 0.5, 'whole search': 1.0}, 4: {'scoring': 0.6, 'whole search': 2.0}}
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    missing = [name for name in by if name not in table.columns]
+    if missing:
+        raise ValueError(f"the table has no column {missing[0]!r}")
+    suffix = f"_{percentile}_ms"
+    columns = [c for c in table.columns if str(c).endswith(suffix) and str(c) != f"{percentile}_ms"]
+    if not columns:
+        raise ValueError(
+            f"the table has no stage timings at {percentile}; a sweep reports {', '.join(STAGE_PERCENTILES)}"
+        )
+    stages = table.set_index(by)[columns].rename(columns=lambda c: c.removesuffix(suffix))
+    stages["whole search"] = table[f"{percentile}_ms"].to_numpy() if f"{percentile}_ms" in table else np.nan
+    return stages.T
 
 
 def knob_columns() -> list[str]:
@@ -482,34 +571,49 @@ def knob_columns() -> list[str]:
 def setting_labels(table: pd.DataFrame, knobs: Sequence[str] | None = None) -> pd.Series:
     """A short label per row naming its knob values, e.g. ``"n_probe=4, ndocs=256"``.
 
-    By default the label holds the declared knobs (and ``device``) whose value varies across the table,
-    or every search knob present when none varies.
+    By default the label holds the method when the table has several, then the declared knobs (and
+    ``device``) whose value varies among the rows of the same method, or every search knob present when
+    none varies anywhere. Each row names only the knobs that vary within its own method, so two settings
+    of one method differing in a build knob (a pooled and a plain flat index) get different labels.
 
     >>> table = pd.DataFrame({"n_probe": [1, 4], "ndocs": [256, 256], "centroid_score_threshold": [0.5, 0.5]})
     >>> setting_labels(table).tolist()
     ['n_probe=1', 'n_probe=4']
     """
-    if knobs is None:
-        declared = knob_columns()
-        candidates = [name for name in ("method", "device", "threads", *declared) if name in table.columns]
-        groups = table.groupby("method", sort=False) if "method" in table.columns else [(None, table)]
-
-        def varies(name: str) -> bool:
-            if name == "method":
-                return table[name].nunique() > 1
-            return any(rows[name].nunique(dropna=False) > 1 for _, rows in groups)
-
-        knobs = [name for name in candidates if varies(name)]
-        if not knobs:
-            knobs = [name for name in declared if name in table.columns and table[name].notna().any()]
-    missing = [name for name in knobs if name not in table.columns]
-    if missing:
-        raise ValueError(f"the table has no column {missing[0]!r}")
+    if not len(table):
+        return pd.Series([], dtype=object)
+    if knobs is not None:
+        missing = [name for name in knobs if name not in table.columns]
+        if missing:
+            raise ValueError(f"the table has no column {missing[0]!r}")
+        named = {key: list(knobs) for key in table.index}
+    else:
+        named = _varying_knobs(table)
 
     def label(row: pd.Series) -> str:
-        return ", ".join(f"{name}={_format(row[name])}" for name in knobs if not _missing(row[name]))
+        return ", ".join(
+            f"{name}={_format(row[name])}" for name in named[row.name] if not _missing(row[name])
+        )
 
-    return table.apply(label, axis=1).astype(object) if len(table) else pd.Series([], dtype=object)
+    return table.apply(label, axis=1).astype(object)
+
+
+def _varying_knobs(table: pd.DataFrame) -> dict[Any, list[str]]:
+    """Per row, the columns its label names: ``method`` when several, then what varies in its method."""
+    declared = knob_columns()
+    candidates = [name for name in ("device", "threads", *declared) if name in table.columns]
+    several = "method" in table.columns and table["method"].nunique() > 1
+    groups = (
+        table.groupby("method", sort=False, dropna=False) if "method" in table.columns else [(None, table)]
+    )
+    varying = {}
+    for _, rows in groups:
+        names = [name for name in candidates if rows[name].nunique(dropna=False) > 1]
+        varying.update(dict.fromkeys(rows.index, names))
+    if not several and not any(varying.values()):
+        present = [name for name in declared if name in table.columns and table[name].notna().any()]
+        return dict.fromkeys(table.index, present)
+    return {key: (["method"] if several else []) + names for key, names in varying.items()}
 
 
 def _missing(value: Any) -> bool:

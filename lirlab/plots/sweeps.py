@@ -3,10 +3,9 @@
 Examples
 --------
 >>> import pandas as pd
->>> from lirlab.analysis.sweeps import pareto_front, setting_labels
+>>> from lirlab.analysis.sweeps import setting_labels
 >>> table = pd.DataFrame({"n_probe": [1, 2, 4, 8], "p50_ms": [1.0, 2.0, 2.5, 4.0],
 ...                       "nDCG@10": [0.5, 0.7, 0.6, 0.8]})
->>> table["on_front"] = pareto_front(table, "p50_ms", "nDCG@10")
 >>> table["setting"] = setting_labels(table)
 >>> figure = plot_pareto(table, highlight=2)
 >>> [t.get_text() for t in figure.axes[0].texts]
@@ -23,8 +22,11 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.text import Annotation
 from matplotlib.transforms import Bbox
+
+from lirlab.analysis.sweeps import frontier
 
 #: Where a label may sit around its point, tried in this order: the direction (x, y signs) and the text
 #: alignment that keeps the label on that side.
@@ -42,6 +44,10 @@ LABEL_DIRECTIONS = (
 LABEL_RADII = (4.0, 14.0, 26.0, 40.0)
 #: Half the side of the square around each marker that labels keep clear of, in points.
 MARKER_HALF = 4.0
+#: Font size of the point labels: "small" is 8.3 pt, 11.6 px at the 100 dpi figures are shown at.
+LABEL_SIZE = "small"
+#: Area (points²) and line width (points) of the ring around the current setting.
+RING_SIZE, RING_WIDTH = 180.0, 2.0
 _RELATIVE = {"left": 0.0, "bottom": 0.0, "center": 0.5, "right": 1.0, "top": 1.0}
 
 
@@ -74,7 +80,8 @@ def place_labels(
     texts: Sequence[str],
     *,
     priority: Sequence[bool] | None = None,
-    fontsize: str = "x-small",
+    fontsize: str | float = LABEL_SIZE,
+    keep_clear: dict[int, float] | None = None,
 ) -> list[Annotation | None]:
     """Label points so that no two labels, and no label and another point's marker, overlap.
 
@@ -96,8 +103,11 @@ def place_labels(
         One label per point.
     priority : sequence of bool, optional
         Points whose labels are placed first (the frontier).
-    fontsize : str
+    fontsize : str or float
         Label font size.
+    keep_clear : dict of int to float, optional
+        Points drawn larger (a ring around the current setting): position → half the side, in points, of
+        the square around it that every label, its own included, keeps clear of.
 
     Returns
     -------
@@ -118,21 +128,25 @@ def place_labels(
         legend.set_loc(tuple(ax.transAxes.inverted().transform((box.x0, box.y0))))
         taken.append(box)
     scale = figure.dpi / 72.0
-    half = MARKER_HALF * scale
+    halves = np.full(n, MARKER_HALF * scale)
+    rings = {int(i): float(r) * scale for i, r in (keep_clear or {}).items()}
+    for i, r in rings.items():
+        halves[i] = max(halves[i], r)
     points = ax.transData.transform(np.column_stack([np.asarray(x, float), np.asarray(y, float)]))
-    markers = [Bbox.from_extents(px - half, py - half, px + half, py + half) for px, py in points]
+    markers = [Bbox.from_extents(px - h, py - h, px + h, py + h) for (px, py), h in zip(points, halves)]
     inside = ax.get_window_extent(renderer)
     placed: list[Annotation | None] = [None] * n
     spots: list[tuple | None] = [None] * n
     for i in [*np.flatnonzero(first), *np.flatnonzero(~first)]:
         if not np.all(np.isfinite(points[i])):
             continue
-        others = [m for j, m in enumerate(markers) if j != i]
+        others = [m for j, m in enumerate(markers) if j != i or j in rings]
         label = ax.annotate(
             texts[i], (x[i], y[i]), xytext=(0, 0), textcoords="offset points", fontsize=fontsize
         )
         spot = None
-        for radius in LABEL_RADII:
+        radii = LABEL_RADII if i not in rings else [r + rings[i] / scale for r in LABEL_RADII]
+        for radius in radii:
             for sx, sy, ha, va in LABEL_DIRECTIONS:
                 offset = (radius * sx / np.hypot(sx, sy), radius * sy / np.hypot(sx, sy))
                 label.xyann = offset
@@ -146,7 +160,7 @@ def place_labels(
                     and box.y1 <= inside.y1
                 )
                 if fits and not any(box.overlaps(b) for b in (*taken, *others)):
-                    spot = (radius, offset, ha, va, box)
+                    spot = (radius > radii[0], offset, ha, va, box)
                     break
             if spot is not None:
                 break
@@ -158,9 +172,9 @@ def place_labels(
     for i, spot in enumerate(spots):  # drawn in the order given, whatever order they were placed in
         if spot is None:
             continue
-        radius, offset, ha, va = spot
+        leader, offset, ha, va = spot
         style = {"fontsize": fontsize, "alpha": 1.0 if first[i] else 0.6}
-        if radius > LABEL_RADII[0]:
+        if leader:
             style["arrowprops"] = {
                 "arrowstyle": "-",
                 "color": "0.55",
@@ -186,14 +200,16 @@ def plot_pareto(
     highlight=None,
     by: str | None = None,
     log_latency: bool = False,
+    label_size: str | float = LABEL_SIZE,
     ax: Axes | None = None,
 ) -> Figure:
-    """Latency against quality, one labelled point per setting; the Pareto frontier (no setting both
-    faster and better) is joined by a line and drawn in full colour, the others faded.
+    """Latency against quality, one labelled point per setting; the Pareto frontier of the two axes drawn
+    (no setting both faster and better) is joined by a line and drawn in full colour, the others faded.
 
     Labels never overprint (:func:`place_labels`): each takes a free place near its point, with a leader
     line when it had to move away; frontier labels are placed first, and where the plot is too crowded
-    a dominated setting's label is left out (its point stays).
+    a dominated setting's label is left out (its point stays). No label sits under the ring of the
+    highlighted setting.
 
     Parameters
     ----------
@@ -206,63 +222,82 @@ def plot_pareto(
     highlight : index label, optional
         A row to ring (the current setting of an explorer).
     by : str, optional
-        Column whose groups get their own colour (default: ``method`` when the table holds several,
-        else ``device``).
+        Column whose groups get their own colour and one legend entry each (default: ``method`` when the
+        table holds several, else ``device``).
+    label_size : str or float
+        Font size of the point labels (default :data:`LABEL_SIZE`).
 
     Notes
     -----
-    The frontier is the table's ``on_front`` column (:func:`~lirlab.analysis.sweeps.sweep` computes it):
-    the plot draws, it computes nothing.
+    The frontier marked is that of the axes drawn, by :func:`~lirlab.analysis.sweeps.frontier` (the
+    definition behind a sweep's ``on_front``), so a plot of another quality than the sweep's marks that
+    quality's frontier.
     """
     if table.empty:
         raise ValueError("the sweep table has no rows to draw")
-    for column in ("on_front", label):
-        if column not in table.columns:
-            raise ValueError(
-                f"the table has no {column!r} column: plot a table made by lirlab.analysis.sweeps.sweep"
-            )
+    if label not in table.columns:
+        raise ValueError(
+            f"the table has no {label!r} column: plot a table made by lirlab.analysis.sweeps.sweep"
+        )
     quality = quality or quality_column(table)
     if by is None:
         by = "method" if "method" in table.columns and table["method"].nunique() > 1 else "device"
-    group = by if by in table.columns else None
-    front = table["on_front"].astype(bool)
+    group = by if by in table.columns and table[by].nunique() > 1 else None
+    front = frontier(table, quality, latency)
     labels = table[label]
     ax = ax if ax is not None else Figure(figsize=(6.4, 4.2), layout="constrained").add_subplot()
     palette = colormaps["tab10"].colors
     groups = table.groupby(group, sort=False) if group else [(None, table)]
+    handles = []
     for i, (name, rows) in enumerate(groups):
         color = palette[i % len(palette)]
-        suffix = f" ({name})" if name is not None else ""
         on = rows[front[rows.index]].sort_values(latency)
         off = rows[~front[rows.index]]
-        ax.plot(on[latency], on[quality], marker="o", color=color, label=f"on the frontier{suffix}")
-        ax.scatter(off[latency], off[quality], color=color, alpha=0.35, label=f"dominated{suffix}")
+        ax.plot(on[latency], on[quality], marker="o", color=color)
+        ax.scatter(off[latency], off[quality], color=color, alpha=0.35)
+        if name is not None:
+            handles.append(Line2D([], [], marker="o", color=color, label=str(name)))
+    if group is None:
+        color = palette[0]
+        handles = [
+            Line2D([], [], marker="o", color=color, label="on the frontier"),
+            Line2D([], [], marker="o", linestyle="none", color=color, alpha=0.35, label="dominated"),
+        ]
+    rings = {}
     if highlight is not None:
         if highlight not in table.index:
             raise ValueError(f"no row {highlight!r} to highlight")
-        ax.scatter(
+        ring = ax.scatter(
             [table.loc[highlight, latency]],
             [table.loc[highlight, quality]],
-            s=180,
+            s=RING_SIZE,
             facecolors="none",
             edgecolors="#d62728",
-            linewidths=2,
+            linewidths=RING_WIDTH,
             label="current setting",
             zorder=3,
         )
+        handles.append(ring)
+        rings[table.index.get_loc(highlight)] = np.sqrt(RING_SIZE) / 2 + RING_WIDTH
     if log_latency:
         ax.set_xscale("log")
     ax.set_xlabel(
         f"{latency.removesuffix('_ms')} latency per query (ms)" if latency.endswith("_ms") else latency
     )
     ax.set_ylabel(quality)
-    ax.set_title("Latency against quality, one point per setting")
-    ax.legend(frameon=False, fontsize="small")
+    ax.set_title(
+        "Latency against quality: the frontier joined, dominated settings faded"
+        if group
+        else "Latency against quality, one point per setting"
+    )
+    ax.legend(handles=handles, frameon=False, fontsize="small")
     place_labels(
         ax,
         table[latency].to_numpy(dtype=float),
         table[quality].to_numpy(dtype=float),
         [str(labels[i]) for i in table.index],
         priority=front.to_numpy(),
+        fontsize=label_size,
+        keep_clear=rings,
     )
     return ax.figure
