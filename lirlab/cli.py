@@ -8,23 +8,42 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+import warnings
 from pathlib import Path
 
+from lirlab import notices
 from lirlab.benchmark_model import BENCH_MODEL, BUILD_TOOL, benchmark_model
 
 EXAMPLES = """
 a first session, offline (the bundled demo corpus; the default model, or MiniLM when offline):
   lirlab demo
   lirlab index --dataset demo --out demo-index
-  lirlab search --index demo-index --query "how do deep sea fish make light"
+  lirlab search --index demo-index --query "how does a caldera form"
   lirlab search --index demo-index --dataset demo --out run.trec
   lirlab evaluate --run run.trec --dataset demo --measures nDCG@10 RR@10 R@100
+
+a slice of a large collection (the judged documents of the kept queries stay in it):
+  lirlab index --dataset ../data/scifact --max-queries 50 --max-docs 1000 --out small-index
+  lirlab search --index small-index --dataset ../data/scifact --max-queries 50 --out run.trec
 
 models (--model): a Hugging Face id (default answerdotai/answerai-colbert-small-v1), a local folder
 (Stanford ColBERT, PyLate, or any plain transformers encoder), or 'minilm' for the offline weights.
 datasets (--dataset): 'demo', a BEIR folder (corpus.jsonl, queries.jsonl, qrels/), or an ir_datasets id.
 """
+
+
+#: The benchmark datasets' workplace copy: ``../shared/data`` beside this checkout (absent from a plain clone).
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ``lirlab: error: ... (see lirlab CMD --help)``,
+    instead of the usage block before it."""
+
+    def error(self, message: str):
+        self.exit(2, f"lirlab: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def _add_model_options(p: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -42,7 +61,10 @@ def _add_model_options(p: argparse.ArgumentParser, default: str | None = None) -
         help="do not pad queries with [MASK] (for encoders never trained with query augmentation)",
     )
     add_knob_flags(
-        p, {n: v for n, v in ENCODER_PARAMS.items() if n != "query_augmentation"}, "encoder settings"
+        p,
+        {n: v for n, v in ENCODER_PARAMS.items() if n != "query_augmentation"},
+        "encoder settings",
+        unset="from the model",
     )
 
 
@@ -50,9 +72,12 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_knob_flags(p: argparse.ArgumentParser, declared: dict, title: str) -> None:
+def add_knob_flags(p: argparse.ArgumentParser, declared: dict, title: str, unset: str | None = None) -> None:
     """One ``--flag`` per declared knob (type, choices and help from its :class:`~lirlab.params.Param`);
-    a knob another group already offers is named in this group's description instead."""
+    a knob another group already offers is named in this group's description instead.
+
+    ``unset`` says where the value of a knob declared without a default comes from (``"from the
+    model"`` for the encoder's); when not given, such a knob's description says it itself."""
     taken = {action.dest for action in p._actions}
     shared = [_flag(name) for name in declared if name in taken]
     group = p.add_argument_group(title, f"also {', '.join(shared)}, listed above" if shared else None)
@@ -69,7 +94,7 @@ def add_knob_flags(p: argparse.ArgumentParser, declared: dict, title: str) -> No
                 help=param.description.replace("%", "%%"),
             )
             continue
-        default = "from the model or k" if param.default is None else param.default
+        default = unset if param.default is None else param.default
         group.add_argument(
             _flag(param.name),
             dest=param.name,
@@ -77,7 +102,9 @@ def add_knob_flags(p: argparse.ArgumentParser, declared: dict, title: str) -> No
             choices=list(param.choices) if param.choices else None,
             default=None,
             metavar=param.name.upper(),
-            help=f"{param.description} (default: {default})".replace("%", "%%"),
+            help=(param.description + (f" (default: {default})" if default is not None else "")).replace(
+                "%", "%%"
+            ),
         )
 
 
@@ -100,7 +127,6 @@ def _given_knobs(args, which: str) -> dict:
 def _check_knobs(kind: str, which: str, given: dict) -> None:
     """Refuse, naming the flag, a ``which`` knob the kind does not declare or a value it does not take
     (before any model is loaded or corpus encoded)."""
-    from lirlab import params
     from lirlab.index import registry
 
     declared = registry.kind(kind).params(which)
@@ -108,13 +134,83 @@ def _check_knobs(kind: str, which: str, given: dict) -> None:
     if foreign:
         takes = ", ".join(map(_flag, declared)) or "none"
         raise ValueError(f"{_flag(foreign[0])} is not a {which} knob of a {kind} index; it takes {takes}")
-    params.validate(declared, given)
+    _validate_flags(declared, given)
+
+
+def _validate_flags(declared: dict, given: dict) -> None:
+    """:func:`lirlab.params.validate` of the knobs given, each refusal naming the flag (``--doc-maxlen``)."""
+    from lirlab import params
+
+    for name, value in given.items():
+        try:
+            params.validate({name: declared[name]}, {name: value})
+        except ValueError as e:
+            message = str(e)
+            raise ValueError(
+                _flag(name) + message[len(name) :] if message.startswith(name) else message
+            ) from None
 
 
 def _check_count(flag: str, value: int, example: str) -> None:
     """Refuse a count flag below 1 (or beyond int32), naming the flag and a value it takes."""
     if not 1 <= value <= 2**31 - 1:
         raise ValueError(f"{flag} must be a whole number >= 1, got {value}; pass e.g. {flag} {example}")
+
+
+def _check_optional_count(args, flag: str, example: str) -> None:
+    value = getattr(args, flag[2:].replace("-", "_"), None)
+    if value is not None:
+        _check_count(flag, value, example)
+
+
+def _check_encoder_flags(args) -> None:
+    """Refuse a bad encoder setting (``--doc-maxlen 0``) or device (``--device gpu``) before torch loads."""
+    from lirlab.encoder_knobs import ENCODER_PARAMS
+
+    _validate_flags(
+        ENCODER_PARAMS, {n: getattr(args, n) for n in ENCODER_PARAMS if getattr(args, n, None) is not None}
+    )
+    _check_device(getattr(args, "device", None))
+
+
+#: The device types torch names (``torch.device`` refuses any other; whether this machine has one is
+#: checked when the model loads).
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "hpu", "mtia", "meta", "xla", "ipu", "privateuseone")
+
+
+def _check_device(device: str | None) -> None:
+    match = re.fullmatch(r"([a-z_]+)(:\d+)?", device or "cpu")
+    if match is None or match.group(1) not in DEVICE_TYPES:
+        raise ValueError(f"--device {device!r} is not one torch knows (e.g. cpu, cuda, cuda:1, mps)")
+
+
+def _check_model(name: str | None) -> None:
+    """Refuse a ``--model`` path that names no folder, as loading it would, before torch loads."""
+    if not name or name == "minilm":
+        return
+    path = Path(name).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--model {name}: a file; a model is a folder (with config.json) or a hub id")
+    if not path.exists() and (name.startswith((".", "/", "~")) or name.count("/") > 1):
+        raise ValueError(f"--model {name}: no model folder at {path}")
+
+
+def _load_dataset(args):
+    """The ``--dataset`` collection, sliced by ``--max-queries``/``--max-docs`` where the command takes
+    them (:meth:`lirlab.data.Dataset.slice`: the judged documents of the kept queries stay)."""
+    from lirlab import data
+
+    dataset = data.load(args.dataset, split=args.split)
+    max_queries, max_docs = getattr(args, "max_queries", None), getattr(args, "max_docs", None)
+    if max_queries is None and max_docs is None:
+        return dataset
+    sliced = dataset.slice(max_queries=max_queries, max_docs=max_docs)
+    print(
+        f"slice of {dataset.name}: {len(sliced.docs)} of {len(dataset.docs)} documents, "
+        f"{len(sliced.queries)} of {len(dataset.queries)} queries",
+        file=sys.stderr,
+    )
+    return sliced
 
 
 def _load_encoder(args, name: str | None = None):
@@ -133,16 +229,19 @@ def _load_encoder(args, name: str | None = None):
 
 
 def _cmd_index(args) -> None:
-    from lirlab import data
     from lirlab.index import registry
     from lirlab.storage import check_target
 
     _check_count("--batch-size", args.batch_size, "32")
+    _check_optional_count(args, "--max-docs", "1000")
+    _check_optional_count(args, "--max-queries", "50")
     given = _given_knobs(args, "build")
     _check_knobs(args.kind, "build", given)
-    kind = registry.kind_class(args.kind)  # an optional kind's missing package is said before any loading
+    _check_encoder_flags(args)
     check_target(args.out, overwrite=args.overwrite)  # refuse now, not after encoding the corpus
-    dataset = data.load(args.dataset, split=args.split)
+    dataset = _load_dataset(args)
+    _check_model(args.model)
+    kind = registry.kind_class(args.kind)  # an optional kind's missing package is said before the model
     encoder = _load_encoder(args)
     index = kind.build(dataset.docs, encoder, batch_size=args.batch_size, **given)
     index.save(args.out, overwrite=args.overwrite)
@@ -182,24 +281,39 @@ def _recorded_model(path: str) -> str | None:
     return (storage.read_metadata(path).get("model") or {}).get("name")
 
 
+#: Results per query when ``--k`` is not given: a table to read for ``--query``, a run deep enough for
+#: ``lirlab evaluate``'s default R@100 for ``--dataset``.
+DEFAULT_K = {"query": 10, "dataset": 100}
+
+
 def _cmd_search(args) -> None:
-    from lirlab import data
     from lirlab.index import registry
-    from lirlab.results import write_run
 
     if (args.query is None) == (args.dataset is None):
         raise ValueError("give either --query TEXT (repeatable) or --dataset NAME")
+    if args.max_queries is not None and args.dataset is None:
+        raise ValueError("--max-queries slices a --dataset's queries; with --query, pass fewer --query")
     if args.out and args.out != "-" and Path(args.out).is_dir():
         raise ValueError(
             f"--out {args.out} is a folder; name a run file, e.g. --out {Path(args.out) / 'run.trec'}"
         )
-    _check_count("--k", args.k, "10")
+    k = args.k if args.k is not None else DEFAULT_K["query" if args.dataset is None else "dataset"]
+    _check_count("--k", k, "10")
+    _check_optional_count(args, "--max-queries", "50")
+    _check_device(args.device)
     entry = registry.identify(args.index)
     knobs = _given_knobs(args, "search")
     _check_knobs(entry.opens_as if isinstance(entry, registry.Format) else entry.name, "search", knobs)
-    queries = args.query if args.query is not None else data.load(args.dataset, split=args.split)
+    dataset = _load_dataset(args) if args.dataset is not None else None
+    _check_model(args.model)
     index = _open_index(args, entry)
-    run = index.search(queries, k=args.k, **knobs)
+    if dataset is None:
+        run = index.search(args.query, k=k, **knobs)
+    else:
+        _warn_if_judged_documents_are_missing(index, dataset)
+        run = _search_with_progress(index, dataset.queries, k, knobs)
+    from lirlab.results import write_run
+
     if args.out == "-":
         write_run(run, sys.stdout, format=args.format)
     elif args.out:
@@ -215,13 +329,48 @@ def _cmd_search(args) -> None:
             print(run.to_string(index=False))
 
 
+def _search_with_progress(index, queries, k: int, knobs: dict):
+    """The run of ``queries``, encoded and searched a batch at a time under one progress bar (with ETA)."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    batch = max(1, getattr(index, "query_batch", 32))
+    runs = []
+    with tqdm(total=len(queries), desc="search", unit="query") as bar:
+        for start in range(0, len(queries), batch):
+            chunk = queries[start : start + batch]
+            runs.append(index.search(chunk, k=k, **knobs))
+            bar.update(len(chunk))
+    return pd.concat(runs, ignore_index=True)
+
+
+def _warn_if_judged_documents_are_missing(index, dataset) -> None:
+    """A notice when most documents judged relevant to the queries are not in the index (an index of a
+    naive slice of the corpus: the scores then say little)."""
+    judged = set(dataset.qrels.doc_id[dataset.qrels.relevance > 0])
+    missing = judged - set(index.docnos)
+    if judged and len(missing) * 2 > len(judged):
+        warnings.warn(
+            f"{len(missing)} of the {len(judged)} documents judged relevant to these {len(dataset.queries)} "
+            f"queries are not in the index, so the scores will be low; index the collection whole, or a slice "
+            f"that keeps them (lirlab index --max-docs N --max-queries M)",
+            notices.LirlabWarning,
+            stacklevel=2,
+        )
+
+
 def _cmd_evaluate(args) -> None:
     from lirlab import data
-    from lirlab.evaluate import evaluate, per_query_scores
+    from lirlab.evaluate import evaluate, parse_measures, per_query_scores
+
+    measures = parse_measures(args.measures)
+    if not Path(args.run).is_file():
+        raise FileNotFoundError(f"{args.run}: no such run file")
+    dataset = data.load(args.dataset, split=args.split)
     from lirlab.results import read_run
 
     run = read_run(args.run)
-    dataset = data.load(args.dataset, split=args.split)
+    _warn_if_cutoffs_exceed_the_run(measures, run, args.run)
     result = (
         per_query_scores(run, dataset, args.measures)
         if args.per_query
@@ -233,7 +382,24 @@ def _cmd_evaluate(args) -> None:
         print(result.to_string(index=False))
 
 
+def _warn_if_cutoffs_exceed_the_run(measures, run, path) -> None:
+    """A notice when a measure looks deeper than the run goes (R@100 over a run 10 deep)."""
+    depth = int(run.groupby("qid").size().max()) if len(run) else 0
+    deeper = [str(m) for m in measures if (m.params.get("cutoff") or 0) > depth]
+    if deeper:
+        warnings.warn(
+            f"{', '.join(deeper)} look deeper than {path}, which holds at most {depth} results per query: "
+            f"search with --k {max(m.params.get('cutoff') or 0 for m in measures)} for them to mean what they say",
+            notices.LirlabWarning,
+            stacklevel=2,
+        )
+
+
 def _cmd_demo(args) -> None:
+    _check_device(args.device)
+    _check_model(args.model)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a file; name a folder for the demo's figures and run")
     from lirlab.demo import run_demo
 
     run_demo(model=args.model, out=args.out, device=args.device)
@@ -272,6 +438,12 @@ def _cmd_bench(args) -> None:
             f"wrote {report['path']}: {report['build_kib_per_extra_token']} KiB of build memory per extra token"
         )
         return
+    if args.dataset is None:
+        raise ValueError(
+            f"lirlab bench {args.which} needs --dataset: a BEIR folder (e.g. SciFact's) or an ir_datasets id"
+        )
+    _check_device(args.device)
+    _check_encoder_flags(args)
     dataset = data.load(args.dataset, split=args.split)
     encoder = _load_encoder(args, benchmark_model(args.model, args.build_tool))
     target, timed = DATASET_BENCHMARKS[args.which]
@@ -288,7 +460,7 @@ def _bench_methods_parser() -> argparse.ArgumentParser:
     several datasets at once, so it gets a parser of its own."""
     from lirlab.bench import methods
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="lirlab bench methods",
         description=methods.__doc__.replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -303,7 +475,7 @@ def _bench_train_parser() -> argparse.ArgumentParser:
     other benchmarks' (training data, test sets, minutes, phases), so it gets a parser of its own."""
     from lirlab.bench import train as recipe
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="lirlab bench train",
         description=recipe.__doc__.replace("``", ""),
         epilog=BENCH_TRAIN_EXAMPLES,
@@ -354,7 +526,7 @@ def build_parser(only=_ALL) -> argparse.ArgumentParser:
         Give the options of this subcommand alone (the others are listed by name); ``None``: list the
         subcommands only, which is all ``lirlab --help`` needs. Default: every subcommand with its options.
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lirlab",
         description="lirlab: encode, index, search, explain and measure late-interaction (ColBERT) retrieval.",
         epilog=EXAMPLES,
@@ -415,6 +587,7 @@ def _add_index(sub) -> None:
     p.add_argument(
         "--batch-size", type=int, default=32, help="documents per forward pass (default: %(default)s)"
     )
+    _add_slice_options(p, docs=True)
     _add_model_options(p)
     _add_kind_knob_flags(p, "build")
     p.set_defaults(func=_cmd_index)
@@ -434,7 +607,14 @@ def _add_search(sub) -> None:
     p.add_argument("--query", action="append", help="query text (repeat for several)")
     p.add_argument("--dataset", help="search all queries of this dataset instead")
     p.add_argument("--split", default="test", help="queries split of a BEIR folder (default: %(default)s)")
-    p.add_argument("--k", type=int, default=10, help="results per query (default: %(default)s)")
+    _add_slice_options(p, docs=False)
+    p.add_argument(
+        "--k",
+        type=int,
+        default=None,
+        help=f"results per query (default: {DEFAULT_K['query']} with --query, {DEFAULT_K['dataset']} with "
+        "--dataset: deep enough for the R@100 'lirlab evaluate' reports)",
+    )
     p.add_argument(
         "--out", help="write the run to this file ('-': standard output) instead of printing a table"
     )
@@ -454,6 +634,24 @@ def _add_search(sub) -> None:
     p.set_defaults(func=_cmd_search)
 
 
+def _add_slice_options(p: argparse.ArgumentParser, docs: bool) -> None:
+    p.add_argument(
+        "--max-queries",
+        type=int,
+        default=None,
+        help="keep the dataset's first N queries (default: all)"
+        + (" and every document judged for them" if docs else ""),
+    )
+    if docs:
+        p.add_argument(
+            "--max-docs",
+            type=int,
+            default=None,
+            help="index about N documents: those judged for the kept queries, then others in corpus order "
+            "(default: all; scores on a slice run higher than on the whole corpus)",
+        )
+
+
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help=COMMANDS["evaluate"], description=COMMANDS["evaluate"])
     p.add_argument("--run", required=True, help="TREC run file (or TSV) from 'lirlab search --out'")
@@ -463,7 +661,7 @@ def _add_evaluate(sub) -> None:
         "--measures",
         nargs="+",
         default=["nDCG@10", "RR@10", "R@100"],
-        help="ir_measures names (default: %(default)s)",
+        help="ir_measures names (default: %(default)s; a cutoff deeper than the run is warned about)",
     )
     p.add_argument("--per-query", action="store_true", help="one row per query and measure")
     p.add_argument("--tsv", action="store_true", help="print tab-separated values instead of a table")
@@ -499,12 +697,19 @@ def _add_bench(sub) -> None:
         "train: the training recipe (two 20-minute NFCorpus runs, with and without [MASK] padding, "
         "scored before and after; its own options, see 'lirlab bench train --help')",
     )
+    workplace_tool = f"default: {BUILD_TOOL}" if BUILD_TOOL.is_file() else "none in this checkout"
     p.add_argument(
         "--build-tool",
         default=None,
-        help=f"script that builds {BENCH_MODEL} when it is missing (default: {BUILD_TOOL})",
+        help=f"script that builds {BENCH_MODEL} when it is missing ({workplace_tool})",
     )
-    p.add_argument("--dataset", default="../shared/data/scifact", help="(default: %(default)s)")
+    scifact = SHARED_DATA / "scifact"
+    p.add_argument(
+        "--dataset",
+        default=str(scifact) if scifact.is_dir() else None,
+        help="a BEIR folder or an ir_datasets id, for core, plaid, masks and compression (default: "
+        + ("%(default)s)" if scifact.is_dir() else "none: name one)"),
+    )
     p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default: %(default)s)")
     p.add_argument(
         "--queries", type=int, default=100, help="queries timed one at a time (default: %(default)s)"
@@ -542,8 +747,10 @@ def main(argv: list[str] | None = None) -> int:
         # command answer without reading any declaration.
         command = next((a for a in argv if not a.startswith("-")), None)
         args = build_parser(only=command if command in COMMANDS else None).parse_args(argv)
+    # lirlab's notices (a fallback model, a run shallower than a measure) print as one line on stderr
     try:
-        args.func(args)
+        with notices.one_line_notices():
+            args.func(args)
     except Exception as e:
         if not isinstance(e, _user_errors()):
             raise

@@ -25,7 +25,6 @@ from collections.abc import Mapping, Sequence
 import ir_measures
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from lirlab.data import Dataset
 
@@ -238,6 +237,8 @@ def _paired_tests(
     alpha: float,
 ) -> pd.DataFrame:
     """The ``+``, ``-``, p-value (and corrected) columns of :func:`compare_systems`."""
+    from scipy import stats  # here, not at the top: scoring a run (``lirlab evaluate``) needs no scipy
+
     judged_qids = sorted((qrels.qrels if isinstance(qrels, Dataset) else qrels).query_id.astype(str).unique())
     names = [str(m) for m in parse_measures(measures)]
     per_query = {

@@ -5,7 +5,10 @@ it; in a notebook the file is an ipykernel temp file and the block sits in the c
 lirlab's notices (every warning whose category is a class defined in a ``lirlab`` module:
 ``NotColBERTWarning``, ``FewerResultsWarning``, ``EncoderMismatchWarning``, ``DriftWarning``,
 :class:`LirlabWarning`) are meant for the reader of the notebook, so inside an IPython kernel they are
-shown as one line, ``lirlab: message``.
+shown as one line, ``lirlab: message`` (in a notebook, an amber ``⚠`` line in the cell's output; on
+the command line, a line on standard error: ``lirlab`` commands run under :func:`one_line_notices`).
+What a long step reports when it ends (``trained 20 steps in 4.5 min``) is no warning: :func:`inform`
+says it on one line the same way, without the ``⚠``.
 
 Only lirlab's categories are affected: :func:`install` wraps :func:`warnings.showwarning` and hands
 every other warning to the function it replaced, unchanged; filters (``warnings.simplefilter`` and
@@ -23,6 +26,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
 
@@ -52,13 +56,7 @@ def _show(message, category, filename, lineno, file=None, line=None):
         return _previous(message, category, filename, lineno, file, line)
     text = one_line(message)
     if file is None and _in_kernel():
-        from IPython.display import display
-
-        html = (
-            '<div style="color:#7a5a00;font-family:var(--jp-ui-font-family,sans-serif);font-size:90%">'
-            f"&#9888; {_escape(text)}</div>"
-        )
-        display({"text/plain": text, "text/html": html}, raw=True)
+        _display(text, "#7a5a00", "&#9888; ")
         return None
     stream = file if file is not None else sys.stderr
     try:
@@ -66,6 +64,29 @@ def _show(message, category, filename, lineno, file=None, line=None):
     except (OSError, AttributeError):  # a closed or missing stream: nowhere to show it, as in warnings
         pass
     return None
+
+
+def inform(message: str) -> None:
+    """Say ``message`` on one line: in a notebook, a plain line in the cell's output (not the pink
+    standard-error area); elsewhere ``lirlab: message`` on standard error."""
+    text = one_line(message)
+    if _in_kernel():
+        _display(text, "#555", "")
+        return
+    try:
+        sys.stderr.write(text + "\n")
+    except (OSError, AttributeError):  # a closed or missing stream: nowhere to say it
+        pass
+
+
+def _display(text: str, colour: str, mark: str) -> None:
+    from IPython.display import display
+
+    html = (
+        f'<div style="color:{colour};font-family:var(--jp-ui-font-family,sans-serif);font-size:90%">'
+        f"{mark}{_escape(text)}</div>"
+    )
+    display({"text/plain": text, "text/html": html}, raw=True)
 
 
 def _escape(text: str) -> str:
@@ -99,6 +120,19 @@ def uninstall() -> None:
     if warnings.showwarning is _show and _previous is not None:
         warnings.showwarning = _previous
         _previous = None
+
+
+@contextlib.contextmanager
+def one_line_notices():
+    """Within the block, lirlab's notices show as one line (put back as they were after it, unless they
+    already were)."""
+    installed_here = warnings.showwarning is not _show
+    install()
+    try:
+        yield
+    finally:
+        if installed_here:
+            uninstall()
 
 
 def install_if_interactive() -> None:

@@ -14,10 +14,13 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
+
+if TYPE_CHECKING:  # reading and writing runs needs no torch (``lirlab evaluate`` loads none)
+    import torch
 
 RUN_COLUMNS = ["qid", "query", "docno", "score", "rank"]
 
