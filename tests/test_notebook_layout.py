@@ -89,7 +89,8 @@ for (const o of outputs) {
   const prompt = child && child.querySelector(':scope > .jp-OutputPrompt');
   if (child && prompt) { column = child.clientWidth - prompt.getBoundingClientRect().width; break; }
 }
-function describe(e) {
+function describe(e, output) {
+  if (e === output) return `output (${output.dataset.mimeType || 'widget'})`;
   const classes = [...e.classList].filter(c => !c.startsWith('lm-') && !c.startsWith('p-'));
   const named = classes.filter(c => c.startsWith('lirlab-')).concat(classes).slice(0, 3);
   let text = e.tagName.toLowerCase() + named.map(c => '.' + c).join('');
@@ -101,7 +102,7 @@ function describe(e) {
   const r = e.getBoundingClientRect();
   const scaled = Math.abs(e.naturalWidth - r.width) > 1 || Math.abs(e.naturalHeight - r.height) > 1;
   if (e.tagName === 'IMG' && e.naturalWidth && scaled)
-    text += ` (drawn ${e.naturalWidth}×${e.naturalHeight})`;
+    text += ` (drawn ${e.naturalWidth}×${e.naturalHeight}, shown ${Math.round(r.width)}×${Math.round(r.height)})`;
   return text;
 }
 function windowed(a, axis, output) {
@@ -138,7 +139,9 @@ for (const o of outputs) {
     const r = e.getBoundingClientRect();
     if (r.width === 0 && r.height === 0) continue;
     const scrollsX = windowed(e, 'x', o), scrollsY = windowed(e, 'y', o);
-    const w = scrollsX ? r.width : Math.max(r.width, e.scrollWidth || 0);
+    let w = scrollsX ? r.width : Math.max(r.width, e.scrollWidth || 0);
+    if (e.tagName === 'IMG')  // drawn wider than it is shown: JupyterLab shrinks it, and its text with it
+      w = Math.max(w, parseFloat(e.getAttribute('width')) || e.naturalWidth || 0);
     const h = scrollsY ? r.height : Math.max(r.height, e.scrollHeight || 0);
     if (column !== null && w > column + TOL && !held(e.parentElement, 'x', o, column))
       found.x.push({e, w, h});
@@ -147,7 +150,7 @@ for (const o of outputs) {
   for (const [axis, list] of [['wide', found.x], ['tall', found.y]]) {
     for (const f of list) {  // the innermost offender is the one to fix
       if (list.some(g => g !== f && f.e.contains(g.e))) continue;
-      entry[axis].push({element: describe(f.e), width: Math.round(f.w), height: Math.round(f.h)});
+      entry[axis].push({element: describe(f.e, o), width: Math.round(f.w), height: Math.round(f.h)});
     }
   }
   result.push(entry);
@@ -185,8 +188,16 @@ class LayoutReport:
     notebook: str
     column: float | None = None
     viewport: float | None = None
-    lines: list[str] = field(default_factory=list)
+    #: (cell index or None, kind, readable line); kinds: wide, tall, stderr, error, not run, layout.
+    problems: list[tuple[int | None, str, str]] = field(default_factory=list)
     measured: dict = field(default_factory=dict)
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for _, _, line in self.problems]
+
+    def add(self, cell: int | None, kind: str, line: str) -> None:
+        self.problems.append((cell, kind, line))
 
     def __str__(self) -> str:
         column = f"{self.column:.0f}" if self.column is not None else "?"
@@ -295,28 +306,36 @@ def check_notebook(driver, lab: JupyterLab, path: Path) -> LayoutReport:
     nb = nbformat.read(path, as_version=4)
     report = LayoutReport(path.name, measured["column"], measured["viewport"], measured=measured)
     if not measured["filebrowser"]:
-        report.lines.append("the file browser is not open: the column measured is wider than a reader's")
+        report.add(
+            None, "layout", "the file browser is not open: the column measured is wider than a reader's"
+        )
     column, viewport = measured["column"], measured["viewport"]
     for output in measured["outputs"]:
         where = cell_label(nb, output["cell"], output["prompt"])
         for item in output["wide"]:
-            report.lines.append(
+            report.add(
+                output["cell"],
+                "wide",
                 f"{where}: {item['element']} {item['width']}×{item['height']} px is "
-                f"{item['width'] - column:.0f} px wider than the {column:.0f}-px column"
+                f"{item['width'] - column:.0f} px wider than the {column:.0f}-px column",
             )
         for item in output["tall"]:
-            report.lines.append(
+            report.add(
+                output["cell"],
+                "tall",
                 f"{where}: {item['element']} {item['width']}×{item['height']} px is "
-                f"{item['height'] - viewport:.0f} px taller than the {viewport:.0f}-px viewport"
+                f"{item['height'] - viewport:.0f} px taller than the {viewport:.0f}-px viewport",
             )
     for block in measured["stderr"]:
         text = block["text"]
-        kind = "error" if "Traceback" in text or "Error" in first_line(text, last=True) else "stderr block"
+        kind = "error" if "Traceback" in text or "Error" in first_line(text, last=True) else "stderr"
         shown = first_line(text, last=kind == "error")
-        report.lines.append(f"{cell_label(nb, block['cell'])}: {kind}: {shown}")
+        report.add(block["cell"], kind, f"{cell_label(nb, block['cell'])}: {kind}: {shown}")
     not_run = [index for index, prompt in measured["prompts"] if not prompt[1:-2].strip().isdigit()]
-    if not_run:
-        report.lines.append(f"cells {not_run} did not run (Run All stops at the first error)")
+    for index in not_run:
+        report.add(
+            index, "not run", f"{cell_label(nb, index)}: did not run (Run All stops at the first error)"
+        )
     take_screenshots(driver, stem, measured)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "layout.txt").write_text(str(report) + "\n")
@@ -353,6 +372,44 @@ def test_notebook_fits_the_screen_and_shows_no_stderr(layout_lab, path):
     lab, driver = layout_lab
     report = check_notebook(driver, lab, path)
     assert not report.lines, f"{report}\n(screenshots: {ARTIFACTS / path.stem})"
+
+
+#: A notebook with one case per rule: (cells, the problems the check must report as (cell, kind)).
+PROBE_CELLS = [
+    "from IPython.display import HTML\n"
+    "HTML('<div style=\"width: 1200px; height: 40px; background: #ddd\">wider than the column</div>')",
+    'HTML(\'<div style="overflow-x: auto; max-width: 100%">'
+    '<table style="width: 1200px"><tr><td>scrolls sideways by design</td></tr></table></div>\')',
+    "HTML('<table style=\"height: 1000px\"><tr><td>taller than the viewport</td></tr></table>')",
+    'HTML(\'<div class="lirlab-scroll" style="max-height: 300px; overflow-y: auto">'
+    '<table style="height: 2000px"><tr><td>windowed by design</td></tr></table></div>\')',
+    "import ipywidgets\n"
+    "ipywidgets.HBox([ipywidgets.HTML('a widget box wider than the column')], layout={'width': '1100px'})",
+    "%matplotlib inline\nimport matplotlib.pyplot as plt\n"
+    "fig, ax = plt.subplots(figsize=(14, 2), dpi=100)\nax.plot([0, 1], [0, 1])\nplt.show()",
+    "import sys\nprint('a raw line on stderr', file=sys.stderr)",
+    "raise ValueError('the probe stops here')",
+    "print('never runs')",
+]
+PROBE_PROBLEMS = {
+    (0, "wide"),
+    (2, "tall"),
+    (4, "wide"),
+    (5, "wide"),
+    (6, "stderr"),
+    (7, "error"),
+    (8, "not run"),
+}
+
+
+def test_the_check_reports_what_does_not_fit_and_spares_what_is_windowed(layout_lab, tmp_path):
+    lab, driver = layout_lab
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in PROBE_CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "layout_probe.ipynb"
+    nbformat.write(nb, path)
+    report = check_notebook(driver, lab, path)
+    assert {(cell, kind) for cell, kind, _ in report.problems} == PROBE_PROBLEMS, str(report)
 
 
 def main(argv: list[str] | None = None) -> int:
