@@ -7,6 +7,8 @@ and the hottest cell of its map, must be exactly that patch.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -297,3 +299,94 @@ def test_a_compressed_page_shows_its_reconstruction_error_per_patch():
     )
     with pytest.raises(ValueError, match="has 10 vectors, the index stores 27"):
         page_hit(index, query, docno, exact=short)
+
+
+class CraftedPageEncoder:
+    """Encodes queries word by word: "bee" as patch ``patch`` of the first page, other words as fixed random
+    vectors, then 3 buffers; what the explorer needs of a page encoder."""
+
+    name = "crafted"
+
+    def __init__(self, pages: Encoding, patch: int):
+        self.bee = pages.vectors[patch]
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+    def encode_queries(self, queries, progress: bool = False) -> Encoding:
+        parts = []
+        for i, query in enumerate(queries):
+            text = getattr(query, "text", query)
+            words = [w for w in text.lower().split() if w in VOCAB] or ["what"]
+            vectors = torch.stack([self.bee if w == "bee" else unit(1, VOCAB.index(w))[0] for w in words])
+            vectors = torch.cat([vectors, unit(3, 99)])
+            encoded = query_encoding(vectors, words)
+            parts.append(replace(encoded, ids=(getattr(query, "qid", str(i)),), texts=(text,)))
+        return Encoding.concat(parts)
+
+
+@pytest.fixture()
+def page_explorer():
+    from lirlab.widgets.search import SearchExplorer
+
+    docs = pages_encoding("portrait", n_pages=4)
+    encoder = CraftedPageEncoder(docs, patch=13)
+    index = FlatIndex.from_encoding(docs, encoder=encoder)
+    images = {docno: Image.new("RGB", (300, 450), "white") for docno in docs.ids}
+    return SearchExplorer(index, k=3, pages=images), docs
+
+
+def test_the_search_explorer_shows_a_page_index_as_thumbnails_and_heatmaps(page_explorer):
+    from lirlab.widgets.pages import PageExplorer
+
+    explorer, docs = page_explorer
+    assert isinstance(explorer, PageExplorer)
+    for css, element in {
+        "lirlab-query": explorer.query,
+        "lirlab-results": explorer.results,
+        "lirlab-hit": explorer.hit,
+        "lirlab-heatmap": explorer.heatmap,
+        "lirlab-page-heatmap": explorer.heatmap,
+        "lirlab-page-map": explorer.maps,
+        "lirlab-page-buffers": explorer.buffers,
+        "lirlab-page-best": explorer.best,
+    }.items():
+        assert css in element._dom_classes
+    explorer.query.value = "what bee count"
+    run = explorer.run
+    assert run.docno.iloc[0] == docs.ids[0]  # the page whose patch "bee" copies
+    thumbnails = explorer.results.children
+    assert len(thumbnails) == 3 and all("lirlab-thumbnail" in t._dom_classes for t in thumbnails)
+    assert [t.children[1].description for t in thumbnails][0] == f"1. {docs.ids[0]} · {run.score.iloc[0]:.3f}"
+    image = thumbnails[0].children[0]
+    assert image.layout.width == "80px" and image.layout.height == "120px"  # the page's aspect, not stretched
+    [heat] = explorer.heatmap.data
+    assert heat.type == "heatmap" and "adds" in heat.hovertemplate and "query token" in heat.hovertemplate
+    assert len(explorer.heatmap.layout.images) == 1  # the page under the map
+    assert explorer.heatmap_data.score == pytest.approx(float(run.score.iloc[0]), abs=1e-4)
+    assert [value for _, value in explorer.maps.options][:2] == ["sum", "max"]
+    assert [label for label, _ in explorer.buffers.options] == ["buffer 1", "buffer 2", "buffer 3"]
+
+    explorer.maps.value = "1"  # clicking the query token "bee"
+    [outline] = explorer.heatmap.layout.shapes
+    assert [outline.x0, outline.y0, outline.x1, outline.y1] == pytest.approx(docs.regions[13].tolist())
+    assert explorer.buffers.value is None
+    explorer.buffers.value = "3"  # a buffer: the token buttons let go
+    assert explorer.maps.value is None and len(explorer.heatmap.layout.shapes) == 1
+    explorer.hit.value = run.docno.iloc[1]  # another page keeps the map chosen
+    assert explorer.shown == "3" and explorer.heatmap_data.docno == run.docno.iloc[1]
+    assert "buffer 1" in explorer.best.value and "matched" in explorer.best.value
+
+
+def test_the_page_explorer_says_what_is_missing_in_one_line(page_explorer):
+    from lirlab.widgets.pages import PageExplorer
+
+    explorer, docs = page_explorer
+    with pytest.raises(ValueError, match="pass pages="):
+        PageExplorer(explorer.index)
+    explorer.query.value = "   "
+    assert "Type a query" in explorer.message.value and not explorer.results.children
+    missing = PageExplorer(explorer.index, pages={docs.ids[0]: Image.new("RGB", (30, 40))}, k=2)
+    missing.query.value = "bee"
+    missing.hit.value = missing.run.docno.iloc[1]
+    assert "no page image for" in missing.message.value and not missing.heatmap.data

@@ -25,6 +25,7 @@ Examples
 --------
 >>> import numpy as np, torch
 >>> from lirlab.encoding import Encoding
+from lirlab.index.base import Index
 >>> page = torch.eye(4)[:3]  # three patches, side by side
 >>> boxes = np.array([[0, 0, 1 / 3, 1], [1 / 3, 0, 2 / 3, 1], [2 / 3, 0, 1, 1]], dtype=np.float32)
 >>> query = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
@@ -38,14 +39,16 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
-from lirlab.analysis.alignment import Alignment, _build, _markers, align_hit
+from lirlab.analysis.alignment import Alignment, _build, _markers
+from lirlab.data import Query
 from lirlab.encoding import Encoding
+from lirlab.index.base import Index
 
 #: Decimals box edges are rounded to before cells are cut (regions are float32 fractions).
 EDGE_DECIMALS = 5
@@ -383,6 +386,32 @@ def page_heatmap(queries: Encoding, pages: Encoding, query: int = 0, page: int =
     return _with_regions(alignment, *regions_of(pages, page))
 
 
+def _live_position(index: Index, docno: str) -> int:
+    if not isinstance(docno, str):
+        raise ValueError(f"docno must be a string, got {type(docno).__name__}")
+    try:
+        position = index.position(docno)
+    except KeyError:
+        raise ValueError(f"unknown docno {docno!r}: the index holds no such page") from None
+    if not index.is_live(position):
+        raise ValueError(f"page {docno!r} was deleted from the index")
+    return position
+
+
+def _encoded_query(index: Index, query: str | Encoding, encoder) -> Encoding:
+    """One encoded query, keeping its text (encoded with ``encoder`` or the index's when given text)."""
+    if isinstance(query, Encoding):
+        if len(query) != 1:
+            raise ValueError(f"pass one encoded query, got {len(query)}")
+        return query
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError("the query is empty: type a question or a few words")
+    encoder = encoder if encoder is not None else index.encoder
+    if encoder is None:
+        raise ValueError("a text query needs an encoder: pass encoder=... or load the index with one")
+    return replace(encoder.encode_queries([Query(query, query)]), texts=(query,))
+
+
 def page_hit(
     index, query: str | Encoding, docno: str, encoder=None, exact: Encoding | None = None
 ) -> PageHeatmap:
@@ -412,9 +441,19 @@ def page_hit(
         Unknown or deleted ``docno``, vectors with no regions, or an ``exact`` page that does not match
         what the index stores.
     """
-    alignment = align_hit(index, query, docno, encoder=encoder)
-    position = index.position(docno)
+    position = _live_position(index, docno)
+    queries = _encoded_query(index, query, encoder)
     stored = index.documents([position])
+    alignment = _build(
+        queries.vectors_of(0).float().cpu(),
+        stored.vectors_of(0).float().cpu(),
+        queries.tokens(0),
+        stored.tokens(0),
+        queries.mask_positions(0).tolist(),
+        _markers(),
+        query=queries.texts[0] if queries.texts else queries.ids[0],
+        docno=docno,
+    )
     pooling = index.pooling
     if pooling is not None and pooling.original_regions is not None:
         groups = pooling.groups(position)

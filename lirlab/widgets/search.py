@@ -90,6 +90,15 @@ class SearchExplorer:
         The alignment drawn last (merged and windowed as shown).
     """
 
+    def __new__(cls, index=None, *args, **kwargs):
+        """An index of page images (or ``pages=`` given) gets a :class:`~lirlab.widgets.pages.PageExplorer`."""
+        from lirlab.widgets.pages import PageExplorer, holds_pages
+
+        if cls is SearchExplorer and index is not None:
+            if "pages" in kwargs or holds_pages(index, kwargs.get("encoder", args[0] if args else None)):
+                return PageExplorer(index, *args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, index, encoder=None, k: int = 10, texts=None):
         k = K_PARAM.validate(k)
         self.index = index
