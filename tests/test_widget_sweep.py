@@ -9,6 +9,7 @@ import torch
 import lirlab.widgets.sweep as sweep_widget
 from lirlab.encoding import Encoding, offsets_from_lengths
 from lirlab.index.plaid import SEARCH_PARAMS, PlaidIndex
+from lirlab.widgets import png_size
 from lirlab.widgets.sweep import SweepExplorer
 
 N_CENTROIDS = 8
@@ -126,3 +127,29 @@ def test_bad_arguments_are_value_errors(index, queries):
         SweepExplorer(index, queries, k=0)
     with pytest.raises(ValueError, match="no encoder"):
         SweepExplorer(index, ["a text query"])
+
+
+def test_the_plot_shows_a_quality_that_moves_and_readable_labels(index, queries, qrels, monkeypatch):
+    drawn = []
+    real_png = sweep_widget.figure_png
+
+    def capture(figure, dpi=100):
+        drawn.append((figure, dpi))
+        return real_png(figure, dpi=dpi)
+
+    monkeypatch.setattr(sweep_widget, "figure_png", capture)
+    explorer = SweepExplorer(index, queries, qrels=qrels, k=5)
+    explorer.n_probe.value = N_CENTROIDS
+    figure, dpi = drawn[-1]
+    ax = figure.axes[0]
+    # judged or not, the plot's quality is the recall of the exhaustive top-k: nDCG@10 may not move at all
+    assert explorer.quality == "exhaustive_recall@5" and ax.get_ylabel() == "exhaustive_recall@5"
+    assert "nDCG@10" in explorer.result.value, "nDCG@10 still shows in the result table"
+    sizes = [t.get_fontsize() * dpi / 72 for t in ax.texts]
+    assert sizes and min(sizes) >= 10, f"labels of {min(sizes):.1f} px"
+    width, height = png_size(bytes(explorer.plot.value))
+    assert width <= 993 and height <= 757
+    latency = SweepExplorer(index, queries, qrels=qrels, k=5, quality="nDCG@10")
+    assert latency.quality == "nDCG@10"
+    with pytest.raises(ValueError, match="quality must be one of"):
+        SweepExplorer(index, queries, k=5, quality="MAP")

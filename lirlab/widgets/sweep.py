@@ -5,8 +5,9 @@ step through powers of two inside the declared range (useful values of ``n_probe
 the small end), real-valued ones move linearly. Each
 setting is measured by :func:`~lirlab.analysis.sweeps.measure_setting` (queries timed one at a time
 after a warm-up, quality over every query) and added to the settings tried so far, drawn by
-:func:`~lirlab.plots.sweeps.plot_pareto` with the current one ringed. A notebook cell ending in an
-explorer shows it.
+:func:`~lirlab.plots.sweeps.plot_pareto` with the current one ringed. The plot's quality axis is the
+recall of the exhaustive top-k by default: it moves with every search knob, while nDCG@10 may not move at
+all on a small corpus (it stays in the result table). A notebook cell ending in an explorer shows it.
 
 Every element carries a CSS class (``lirlab-knob-n_probe``, ``lirlab-knob-ndocs``,
 ``lirlab-knob-centroid_score_threshold``, ``lirlab-sweep-result``, ``lirlab-sweep-plot``,
@@ -56,6 +57,9 @@ TIMED_QUERIES = 30
 
 #: Step of the centroid score threshold slider.
 THRESHOLD_STEP = 0.05
+
+#: Resolution of the plot (the notebook's own figures are shown at 100 dpi too).
+PLOT_DPI = 100
 
 
 def knob_steps(low: int, high: int, value: int) -> list[int]:
@@ -112,6 +116,9 @@ class SweepExplorer:
         Results per query; also sets the knobs' starting values (ColBERTv2's defaults for ``k``).
     n_timed : int, optional
         Queries timed per setting (default :data:`TIMED_QUERIES`; ``None`` times all).
+    quality : str, optional
+        The plot's quality axis: ``"exhaustive_recall@<k>"`` (the default) or, with judgments,
+        ``"nDCG@10"``.
 
     Attributes
     ----------
@@ -127,7 +134,16 @@ class SweepExplorer:
         measured setting last.
     """
 
-    def __init__(self, index, queries, qrels=None, k: int = 10, *, n_timed: int | None = TIMED_QUERIES):
+    def __init__(
+        self,
+        index,
+        queries,
+        qrels=None,
+        k: int = 10,
+        *,
+        n_timed: int | None = TIMED_QUERIES,
+        quality: str | None = None,
+    ):
         if not isinstance(index, Index):
             raise ValueError(f"SweepExplorer needs a lirlab index, got {type(index).__name__}")
         k = K_PARAM.validate(k)
@@ -139,6 +155,10 @@ class SweepExplorer:
         self.queries = encoded
         self.qrels = judged(qrels, encoded.ids)
         self.k = k
+        qualities = [f"exhaustive_recall@{k}", *(["nDCG@10"] if self.qrels is not None else [])]
+        if quality is not None and quality not in qualities:
+            raise ValueError(f"quality must be one of {', '.join(qualities)}, got {quality!r}")
+        self.quality = quality or qualities[0]
         self.n_timed = n_timed
         self.reference = exhaustive_reference(index, encoded, k)
         self.history = pd.DataFrame()
@@ -210,12 +230,12 @@ class SweepExplorer:
         if not tried.empty:
             same = (tried[list(knobs)] == pd.Series(knobs)).all(axis=1)
             tried = tried[~same]
-        quality = "nDCG@10" if "nDCG@10" in row else f"exhaustive_recall@{self.k}"
-        history = with_frontier(pd.concat([tried, pd.DataFrame([row])], ignore_index=True), quality)
+        history = with_frontier(pd.concat([tried, pd.DataFrame([row])], ignore_index=True), self.quality)
         self.history = history
         self.result.value = self._result_html(row)
         try:
-            show_png(self.plot, figure_png(plot_pareto(history, highlight=history.index[-1]), dpi=80))
+            figure = plot_pareto(history, quality=self.quality, highlight=history.index[-1])
+            show_png(self.plot, figure_png(figure, dpi=PLOT_DPI))
         except ValueError as error:
             self._say(f"Cannot draw the settings: {error}", error=True)
             return
