@@ -315,7 +315,7 @@ class PageEncoder:
             for start in range(0, len(members), batch_size):
                 batch = members[start : start + batch_size]
                 inputs = self.processor.process_queries(text=[texts[i] for i in batch], suffix=token * n)
-                inputs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
+                inputs = {k: v for k, v in inputs.items() if k != "labels"}
                 kept = inputs["attention_mask"].bool()
                 if not self.config.attend_to_mask_tokens and n:
                     inputs["attention_mask"] = inputs["attention_mask"] & ~buffer_positions(
