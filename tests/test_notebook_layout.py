@@ -98,6 +98,10 @@ function describe(e, output) {
   if (owner && !named.some(c => c.startsWith('lirlab-'))) {
     const mine = [...owner.classList].find(c => c.startsWith('lirlab-'));
     if (mine) text += ' in .' + mine;
+  } else if (!named.some(c => c.startsWith('lirlab-'))) {  // name an explorer by the parts it holds
+    const parts = new Set([...e.querySelectorAll('[class*="lirlab-"]')]
+      .map(d => [...d.classList].find(c => c.startsWith('lirlab-'))).filter(Boolean));
+    if (parts.size) text += ' holding ' + [...parts].slice(0, 3).map(c => '.' + c).join(', ');
   }
   const r = e.getBoundingClientRect();
   const scaled = Math.abs(e.naturalWidth - r.width) > 1 || Math.abs(e.naturalHeight - r.height) > 1;
@@ -444,9 +448,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{path.name}: {e}", flush=True)
                     problems += 1
                     continue
-                print(
-                    report, f"\n  ({report.measured['run_s']:.0f} s; screenshots in {ARTIFACTS / path.stem})"
-                )
+                took = f"{report.measured['run_s']:.0f} s; screenshots in {ARTIFACTS / path.stem}"
+                print(f"{report}\n  ({took})", flush=True)
                 problems += bool(report.lines)
         finally:
             driver.quit()
