@@ -148,7 +148,9 @@ def test_the_synthetic_pages_have_the_geometry_of_a_page_model(pages):
     first = pages.select([0])
     assert first.tokens(0)[: len(PROMPT)] == list(PROMPT) and first.is_patch.sum() == 12 + 4
     assert first.global_view.sum() == 4 and not first.global_view[: len(PROMPT) + 12].any()
-    assert pages.select([3]).regions[len(PROMPT) + 1].tolist() == pytest.approx([0.25, 0.0, 0.5, 1 / 3])  # 3x4
+    assert pages.select([3]).regions[len(PROMPT) + 1].tolist() == pytest.approx(
+        [0.25, 0.0, 0.5, 1 / 3]
+    )  # 3x4
 
 
 @pytest.mark.parametrize("kind", kind_names())
@@ -301,3 +303,38 @@ def test_a_sweep_puts_page_indexes_of_several_kinds_in_one_table(pages, queries)
     assert flat.loc[1, "exhaustive_recall@5"] == 1.0
     assert flat.loc[3, "vectors"] < flat.loc[1, "vectors"] / 2
     assert table["nDCG@10"].between(0, 1).all() and table.p50_ms.gt(0).all()
+
+
+def test_a_flat_index_over_the_demo_pages_with_the_tiny_colpali_fixture(tmp_path):
+    """End to end: the bundled pages, encoded by the tiny random ColPali, indexed, searched with the demo
+    queries, evaluated, saved and reloaded; the reloaded index still maps each vector to its patch."""
+    from lirlab import data
+    from lirlab.encoder import ColBERT
+    from lirlab.evaluate import evaluate
+    from lirlab.index.flat import FlatIndex
+
+    from .conftest import REPO
+
+    fixture = REPO / "tests" / "fixtures" / "pages" / "colpali"
+    if not (fixture / "config.json").is_file():
+        pytest.skip(f"{fixture} is missing (tests/fixtures/make_page_models.py writes it)")
+    encoder = ColBERT.load(fixture)
+    pages = data.load("demo-pages")
+    index = FlatIndex.build(pages.docs, encoder, progress=False)
+    assert index.docnos == tuple(d.docno for d in pages.docs)
+    run = index.search(pages.queries, k=10)
+    assert len(run) == 10 * len(pages.queries) and set(run.docno) <= set(index.docnos)
+    assert 0.0 <= float(evaluate(run, pages.qrels, ["nDCG@10"]).value.iloc[0]) <= 1.0
+    stored = index.documents()
+    per_page = {int(stored.select([i]).is_patch.sum()) for i in range(len(pages.docs))}
+    assert len(per_page) == 1 and per_page.pop() > 0  # ColPali: one fixed patch grid per page
+    landscape = pages.docs.index(next(d for d in pages.docs if d.docno == "railway-p1"))
+    boxes = stored.regions_of(landscape)[stored.select([landscape]).is_patch]
+    assert boxes[:, :2].min(dim=0).values.tolist() == [0.0, 0.0] and boxes[:, 2:].max(
+        dim=0
+    ).values.tolist() == [1.0, 1.0]
+    index.save(tmp_path / "pages")
+    loaded = load_index(tmp_path / "pages", encoder=encoder)
+    again = loaded.search(pages.queries, k=10)
+    assert again[["qid", "docno", "rank"]].equals(run[["qid", "docno", "rank"]])
+    assert same_boxes(loaded.documents([landscape, 0]).regions, stored.select([landscape, 0]).regions)
