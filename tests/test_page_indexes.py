@@ -303,6 +303,10 @@ def test_a_sweep_puts_page_indexes_of_several_kinds_in_one_table(pages, queries)
     assert flat.loc[1, "exhaustive_recall@5"] == 1.0
     assert flat.loc[3, "vectors"] < flat.loc[1, "vectors"] / 2
     assert table["nDCG@10"].between(0, 1).all() and table.p50_ms.gt(0).all()
+    from lirlab.plots.sweeps import plot_pareto
+
+    legend = plot_pareto(table).axes[0].get_legend()  # one chart, one colour per kind
+    assert sorted(t.get_text() for t in legend.get_texts()) == ["flat", "muvera", "plaid", "warp"]
 
 
 def test_a_flat_index_over_the_demo_pages_with_the_tiny_colpali_fixture(tmp_path):
