@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import pandas as pd
 import pytest
 import torch
+from matplotlib.colors import to_rgba
 
 from lirlab.analysis.compare import compare_runs
 from lirlab.encoding import Encoding
 from lirlab.index.flat import FlatIndex
 from lirlab.index.pooling import pool_encoding
-from lirlab.plots.compare import plot_run_comparison
+from lirlab.plots.compare import COLOURS, plot_run_comparison
+from lirlab.widgets import png_size
 
 
 def run(qid, docnos, scores=None):
@@ -88,3 +91,34 @@ def test_figure_draws_the_comparison():
     figure = plot_run_comparison(c)
     assert figure.axes[0].get_title() == "query 1: top-2, exact → warp"
     assert "1 (0 relevant)" in [t.get_text() for t in figure.axes[1].texts]
+
+
+def busy_comparison():
+    """Ten queries of a top-10 where many documents move (the counts reach the top of their bars)."""
+    before = pd.concat([run(str(q), [f"doc-{q}-{i}" for i in range(10)]) for q in range(10)])
+    after = pd.concat([run(str(q), [f"doc-{q}-{i}" for i in range(3, 13)]) for q in range(10)])
+    qrels = pd.DataFrame({"query_id": ["1"], "doc_id": ["doc-1-11"], "relevance": [1]})
+    return compare_runs(before, after, qrels=qrels, k=10, names=("exact", "warp"))
+
+
+def test_figure_fits_the_notebook_column_with_readable_docnos_and_a_true_legend():
+    figure = plot_run_comparison(busy_comparison())
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")  # as a notebook shows it
+    width, height = png_size(buffer.getvalue())
+    assert width <= 993 and height <= 757, (width, height)
+    left, right = figure.axes
+    docnos = [t for t in left.texts if t.get_text().startswith("doc-")]
+    assert docnos and min(t.get_fontsize() for t in docnos) * 100 / 72 >= 10, "docnos under 10 px"
+    counts = [t for t in right.texts if "relevant)" in t.get_text()]
+    assert {t.get_text() for t in counts} == {"30 (1 relevant)", "30 (0 relevant)"}
+    legend = right.get_legend() or figure.legends[0]
+    figure.draw_without_rendering()
+    box = legend.get_window_extent()
+    for text in counts:
+        assert not box.overlaps(text.get_window_extent()), f"the legend covers {text.get_text()!r}"
+    # the swatches stand for what both bars share (all documents / judged relevant), not for one colour
+    swatches = [to_rgba(p.get_facecolor()) for p in legend.get_patches()]
+    bar_colours = {to_rgba(COLOURS["entered"])[:3], to_rgba(COLOURS["left"])[:3]}
+    assert len(swatches) == 2 and not {s[:3] for s in swatches} & bar_colours
+    assert swatches[0][3] < swatches[1][3], "the 'all' swatch is as faint as the 'all' bars"
