@@ -20,7 +20,8 @@ def test_index_search_evaluate(demo_index, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "volcano-" in printed and "rank" in printed
     run_file = tmp_path / "run.trec"
-    assert main(["search", "--index", str(demo_index), "--dataset", "demo", "--out", str(run_file)]) == 0
+    argv = ["search", "--index", str(demo_index), "--dataset", "demo", "--out", str(run_file), "--k", "10"]
+    assert main(argv) == 0
     lines = run_file.read_text().splitlines()
     first = lines[0].split()
     assert len(lines) == 30 * 10 and all(len(line.split()) == 6 for line in lines), (
@@ -41,6 +42,8 @@ def test_index_search_evaluate(demo_index, tmp_path, capsys):
                 str(table),
                 "--format",
                 "tsv",
+                "--k",
+                "10",
             ]
         )
         == 0
@@ -333,3 +336,108 @@ def test_train_refuses_a_batch_size_below_one_naming_the_flag_before_loading_any
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lirlab: error: --batch-size must be >= 1"), err
     assert not (tmp_path / "run").exists()
+
+
+# -- what a newcomer meets: defaults that agree, slices, notices, progress ----------------------------
+
+
+def _err_lines(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+def test_search_over_a_dataset_is_deep_enough_for_evaluate_s_defaults(demo_index, tmp_path, capsys):
+    deep, shallow = tmp_path / "deep.trec", tmp_path / "shallow.trec"
+    assert main(["search", "--index", str(demo_index), "--dataset", "demo", "--out", str(deep)]) == 0
+    assert len(deep.read_text().splitlines()) == 30 * 100  # the demo corpus holds 200 documents
+    argv = ["search", "--index", str(demo_index), "--dataset", "demo", "--out", str(shallow), "--k", "10"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(deep), "--dataset", "demo"]) == 0
+    assert not any("deeper" in line for line in _err_lines(capsys))
+    assert main(["evaluate", "--run", str(shallow), "--dataset", "demo"]) == 0
+    (notice,) = [line for line in _err_lines(capsys) if "deeper" in line]
+    assert notice.startswith("lirlab: R@100 look deeper than") and "at most 10 results per query" in notice
+    assert "--k 100" in notice
+    assert (
+        main(["evaluate", "--run", str(shallow), "--dataset", "demo", "--measures", "nDCG@10", "RR@10"]) == 0
+    )
+    assert not any("deeper" in line for line in _err_lines(capsys))
+
+
+def test_the_query_lirlab_help_suggests_is_answered_by_the_demo_corpus(demo_index, capsys):
+    import re
+
+    from lirlab import cli, data
+
+    (query,) = re.findall(r'lirlab search --index demo-index --query "([^"]+)"', cli.EXAMPLES)
+    demo = data.load("demo")
+    (qid,) = [q.qid for q in demo.queries if q.text == query]
+    relevant = set(demo.qrels[(demo.qrels.query_id == qid) & (demo.qrels.relevance > 0)].doc_id)
+    assert main(["search", "--index", str(demo_index), "--query", query, "--k", "1", "--out", "-"]) == 0
+    (row,) = capsys.readouterr().out.splitlines()
+    assert row.split()[2] in relevant, (query, row)
+
+
+def _demo_judgments(n_queries: int | None = None) -> tuple[list[str], set[str]]:
+    """The demo corpus's document ids in order, and those judged relevant to its first queries, read
+    from its files."""
+    import json
+
+    from lirlab.data import DEMO_DIR
+
+    docnos = [json.loads(line)["_id"] for line in (DEMO_DIR / "corpus.jsonl").read_text().splitlines()]
+    qids = [json.loads(line)["_id"] for line in (DEMO_DIR / "queries.jsonl").read_text().splitlines()]
+    kept = set(qids[:n_queries])
+    rows = [line.split("\t") for line in (DEMO_DIR / "qrels" / "test.tsv").read_text().splitlines()[1:]]
+    return docnos, {d for q, d, r in rows if q in kept and int(r) > 0}
+
+
+@pytest.fixture(scope="module")
+def sliced_demo_index(tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("slice") / "index"
+    argv = ["index", "--dataset", "demo", "--out", str(out), "--model", str(tiny_model), "--doc-maxlen", "32"]
+    assert main([*argv, "--max-queries", "3", "--max-docs", "40"]) == 0  # the tiny model holds 64 positions
+    return out
+
+
+def test_max_docs_keeps_the_judged_documents_of_the_kept_queries(sliced_demo_index):
+    from lirlab.index import load_index
+
+    docnos, judged = _demo_judgments(3)
+    kept = list(load_index(sliced_demo_index).docnos)
+    assert len(kept) == 40 and judged <= set(kept)
+    assert kept == [d for d in docnos if d in set(kept)], "in corpus order"
+
+
+def test_search_says_when_most_judged_documents_are_not_in_the_index(sliced_demo_index, tmp_path, capsys):
+    from lirlab.index import load_index
+
+    _, judged = _demo_judgments()
+    missing = judged - set(load_index(sliced_demo_index).docnos)
+    assert len(missing) * 2 > len(judged)
+    capsys.readouterr()
+    argv = ["search", "--index", str(sliced_demo_index), "--dataset", "demo", "--out", str(tmp_path / "r")]
+    assert main(argv) == 0
+    notices = [line for line in _err_lines(capsys) if "judged relevant" in line]
+    assert notices == [
+        f"lirlab: {len(missing)} of the {len(judged)} documents judged relevant to these 30 queries are not "
+        "in the index, so the scores will be low; index the collection whole, or a slice that keeps them "
+        "(lirlab index --max-docs N --max-queries M)"
+    ]
+    assert main([*argv, "--max-queries", "3"]) == 0
+    assert not [line for line in _err_lines(capsys) if "judged relevant" in line]
+    assert len({line.split()[0] for line in (tmp_path / "r").read_text().splitlines()}) == 3
+
+
+def test_search_over_a_dataset_shows_a_progress_bar_with_an_eta(tiny_model, tiny_dataset, tmp_path, capsys):
+    import re
+
+    out = tmp_path / "index"
+    assert main(["index", "--dataset", str(tiny_dataset), "--out", str(out), "--model", str(tiny_model)]) == 0
+    capsys.readouterr()
+    argv = ["search", "--index", str(out), "--dataset", str(tiny_dataset), "--k", "3"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"search: 100%.*\b(\d+)/\1 \[\d\d:\d\d<\d\d:\d\d", err), err
+    assert main(["search", "--index", str(out), "--query", "bees", "--k", "3"]) == 0
+    assert "search:" not in capsys.readouterr().err, "a query or two needs no bar"

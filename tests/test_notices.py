@@ -11,6 +11,8 @@ import pytest
 from lirlab import notices
 from lirlab.notices import LirlabWarning, is_lirlab_category
 
+from .test_train import FAST, pairs, tiny, tiny_dir  # noqa: F401 (fixtures)
+
 
 class ElsewhereWarning(UserWarning):
     """A warning class of another library (this test module is not a lirlab module)."""
@@ -78,3 +80,51 @@ def test_nothing_is_installed_outside_a_kernel():
     before = warnings.showwarning
     notices.install_if_interactive()  # pytest is no IPython kernel
     assert warnings.showwarning is before
+
+
+@pytest.fixture
+def kernel(monkeypatch):
+    """A stand-in IPython kernel: what lirlab displays in it, as (data, raw) pairs."""
+    shown = []
+    fake_display = types.ModuleType("IPython.display")
+    fake_display.display = lambda data, raw=False: shown.append((data, raw))
+    monkeypatch.setitem(sys.modules, "IPython.display", fake_display)
+    monkeypatch.setattr(notices, "_in_kernel", lambda: True)
+    return shown
+
+
+def test_skipping_cuda_on_a_machine_without_it_is_an_amber_line_in_a_notebook(installed, kernel, monkeypatch):
+    import torch
+
+    from lirlab.analysis.sweeps import available_devices
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert available_devices(["cpu", "cuda"]) == ["cpu"]
+    ((data, raw),) = kernel
+    assert (
+        raw and data["text/plain"] == "lirlab: CUDA is not available on this machine: skipping device 'cuda'"
+    )
+    assert "&#9888;" in data["text/html"] and "#7a5a00" in data["text/html"]
+    assert installed == []  # shown by lirlab, never as a raw UserWarning block
+
+
+def test_inform_is_a_plain_line_in_a_notebook_and_on_stderr_elsewhere(kernel, monkeypatch, capsys):
+    notices.inform("trained 20 steps\n in 4.5 min")
+    ((data, raw),) = kernel
+    assert raw and data["text/plain"] == "lirlab: trained 20 steps in 4.5 min"
+    assert "&#9888;" not in data["text/html"] and "\n" not in data["text/html"]
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(notices, "_in_kernel", lambda: False)
+    notices.inform("trained 20 steps")
+    assert capsys.readouterr().err == "lirlab: trained 20 steps\n"
+
+
+def test_training_says_how_it_ended_in_the_cell_not_on_stderr(kernel, tiny, pairs, tmp_path, capsys):  # noqa: F811
+    from lirlab.train import train
+
+    result = train(tiny, pairs, tmp_path / "run", progress=True, **{**FAST, "steps": 2})
+    said = [data["text/plain"] for data, _ in kernel]
+    assert said == [
+        f"lirlab: trained 2 steps in {result.seconds / 60:.1f} min; checkpoint: {result.checkpoint}"
+    ]
+    assert "trained" not in capsys.readouterr().err

@@ -61,6 +61,7 @@ from lirlab.index import registry
 from lirlab.index.base import K_PARAM, Index, UnknownKnobError, index_kind
 from lirlab.index.flat import FlatIndex
 from lirlab.machine import describe_machine, percentiles
+from lirlab.notices import LirlabWarning
 from lirlab.params import Param
 
 #: Queries searched before timing starts (their times are discarded).
@@ -310,7 +311,11 @@ def available_devices(devices: Sequence[str] | None = None) -> list[str]:
         if device.type not in ("cpu", "cuda"):
             raise ValueError(f"unsupported device {name!r}; use 'cpu' or 'cuda'")
         if device.type == "cuda" and not torch.cuda.is_available():
-            warnings.warn(f"CUDA is not available on this machine: skipping device {name!r}", stacklevel=3)
+            warnings.warn(
+                f"CUDA is not available on this machine: skipping device {name!r}",
+                LirlabWarning,
+                stacklevel=3,
+            )
             continue
         kept.append(str(device))
     if not kept:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import sys
 import time
 import warnings
 from collections.abc import Mapping
@@ -45,6 +44,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from lirlab import notices
 from lirlab.data import Dataset
 from lirlab.params import validate
 from lirlab.storage import ArtifactError
@@ -437,9 +437,8 @@ def train(
             out, encoder, optimizer, step, seconds, knobs["keep_checkpoints"], extra, last_checkpoint
         )
     if progress:
-        print(
-            f"trained {step - start_step} steps in {seconds / 60:.1f} min; checkpoint: {last_checkpoint}",
-            file=sys.stderr,
+        notices.inform(
+            f"trained {step - start_step} steps in {seconds / 60:.1f} min; checkpoint: {last_checkpoint}"
         )
     return TrainResult(encoder, out, last_checkpoint, step, seconds, pd.DataFrame(log))
 
