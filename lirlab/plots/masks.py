@@ -17,14 +17,21 @@ b'\\x89PNG'
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING
 
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from lirlab.plots import figure_png  # noqa: F401  (re-exported: the examples above use it)
+from lirlab.plots import (
+    MIN_FONT_PT,
+    OUTPUT_AREA_PX,
+    SCREEN_DPI,
+    figure_png,  # noqa: F401  (re-exported: the examples above use it)
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,10 +40,29 @@ if TYPE_CHECKING:
 
 OWN_COLOR = "tab:blue"
 MASK_COLOR = "tab:orange"
+#: Largest figure drawn, in inches at :data:`~lirlab.plots.SCREEN_DPI`: the output area less the padding
+#: of a tight bounding box.
+MAX_INCHES = ((OUTPUT_AREA_PX[0] - 40) / SCREEN_DPI, (OUTPUT_AREA_PX[1] - 30) / SCREEN_DPI)
+#: Range of the pitch of the ``[MASK]`` rows, in inches: they close up to this to fit the output area.
+MASK_ROW_INCHES = (0.15, 0.22)
+#: Height around the ``[MASK]`` rows (title, rotated query tokens, margins), in inches.
+ASSIGNMENT_MARGIN_INCHES = 2.1
 
 
 def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
-    return ax if ax is not None else Figure(figsize=size, layout="constrained").add_subplot()
+    if ax is not None:
+        return ax
+    return Figure(figsize=size, dpi=SCREEN_DPI, layout="constrained").add_subplot()
+
+
+def _mask_pitch(n_masks: int) -> float:
+    """Inches per ``[MASK]`` row so that the assignment fits the output area's height."""
+    budget = MAX_INCHES[1] - ASSIGNMENT_MARGIN_INCHES
+    return float(np.clip(budget / max(n_masks, 1), *MASK_ROW_INCHES))
+
+
+def _assignment_height(n_masks: int) -> float:
+    return max(3.0, _mask_pitch(n_masks) * n_masks + ASSIGNMENT_MARGIN_INCHES)
 
 
 def _what(weighting: MaskWeighting) -> str:
@@ -52,7 +78,7 @@ def plot_term_weights(weighting: MaskWeighting, ax: Axes | None = None) -> Figur
     Special tokens (``[CLS]``, the query marker, ``[SEP]``) are drawn paler. IDF (diamonds) reads on the
     right-hand axis.
     """
-    ax = _axes(ax, (max(5.0, 0.5 * len(weighting.terms) + 2), 4))
+    ax = _axes(ax, (min(MAX_INCHES[0], max(5.0, 0.5 * len(weighting.terms) + 2)), 4))
     terms = weighting.terms
     x = list(range(len(terms)))
     alpha = [0.4 if special else 1.0 for special in terms.special]
@@ -63,7 +89,7 @@ def plot_term_weights(weighting: MaskWeighting, ax: Axes | None = None) -> Figur
             bar.set_alpha(a)
     ax.set_xticks(x, labels=list(terms.label), rotation=60, ha="right")
     ax.set_ylabel(f"effective weight ({_what(weighting)})")
-    ax.set_title(f"Term weights: {weighting.query}", fontsize=10)
+    ax.set_title(textwrap.fill(f"Term weights: {weighting.query}", 50), fontsize=10)
     idf_axis = ax.twinx()
     idf_axis.plot(x, terms.idf, "D", color="black", markersize=5)
     idf_axis.set_ylabel("IDF")
@@ -88,7 +114,7 @@ def plot_mask_assignment(weighting: MaskWeighting, ax: Axes | None = None) -> Fi
     """
     cosines = weighting.cosines
     n_masks = weighting.n_masks
-    ax = _axes(ax, (6, max(3.0, 0.22 * n_masks + 1.5)))
+    ax = _axes(ax, (6.5, _assignment_height(n_masks)))
     if n_masks == 0:
         ax.text(
             0.5,
@@ -109,7 +135,7 @@ def plot_mask_assignment(weighting: MaskWeighting, ax: Axes | None = None) -> Fi
         range(len(matrix.index)),
         # "→" means "nearest query token" only (the title); a row names the document token it matches
         labels=[f"[MASK] {p} · matches {top.get(p, '')}" for p in matrix.index],
-        fontsize=7 if n_masks > 16 else 9,
+        fontsize=MIN_FONT_PT if _mask_pitch(n_masks) < 0.17 else MIN_FONT_PT + 1,
     )
     assigned = weighting.assignments.set_index("position").term_position
     ax.scatter(
@@ -120,18 +146,20 @@ def plot_mask_assignment(weighting: MaskWeighting, ax: Axes | None = None) -> Fi
         edgecolors="white",
         linewidths=1.5,
     )
-    ax.set_title(
+    title = (
         f"[MASK] → nearest query token (ringed); rows: the token each matches in "
-        f"{weighting.documents.docno.iloc[0]}",
-        fontsize=10,
+        f"{weighting.documents.docno.iloc[0]}"
     )
+    ax.set_title(textwrap.fill(title, 48), fontsize=10)
     ax.figure.colorbar(image, ax=ax, label="cosine")
     return ax.figure
 
 
 def plot_mask_overview(weighting: MaskWeighting) -> Figure:
-    """Term weights and the ``[MASK]`` assignment side by side (the explorer's picture)."""
-    figure = Figure(figsize=(13, max(4.5, 0.18 * weighting.n_masks + 2)), layout="constrained")
+    """Term weights and the ``[MASK]`` assignment side by side (the explorer's picture), fitting the
+    output area (:data:`~lirlab.plots.OUTPUT_AREA_PX`) at :data:`~lirlab.plots.SCREEN_DPI`."""
+    size = (MAX_INCHES[0], max(4.5, _assignment_height(weighting.n_masks)))
+    figure = Figure(figsize=size, dpi=SCREEN_DPI, layout="constrained")
     weights_ax, assignment_ax = figure.subplots(1, 2, width_ratios=[1.1, 1])
     plot_term_weights(weighting, ax=weights_ax)
     plot_mask_assignment(weighting, ax=assignment_ax)

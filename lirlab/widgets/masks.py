@@ -24,7 +24,7 @@ import html
 import ipywidgets as widgets
 
 from lirlab.analysis.masks import MaskWeighting, as_index, mask_weighting, term_statistics
-from lirlab.plots import figure_png
+from lirlab.plots import SCREEN_DPI, figure_png
 from lirlab.plots.masks import plot_mask_overview
 from lirlab.widgets import show_png
 
@@ -36,6 +36,9 @@ TABLE_COLUMNS = {
     "effective_weight": "effective weight",
     "n_masks": "[MASK]s",
 }
+
+
+EMPTY_QUERY = "Type a query and press Enter."
 
 
 class MaskExplorer:
@@ -85,7 +88,7 @@ class MaskExplorer:
         self.query.add_class("lirlab-query")
         self.message = widgets.HTML()
         self.message.add_class("lirlab-message")
-        self.plot = widgets.Image(format="png")
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(display="none"))
         self.plot.add_class("lirlab-mask-plot")
         self.table = widgets.HTML()
         self.table.add_class("lirlab-mask-table")
@@ -95,7 +98,7 @@ class MaskExplorer:
         if query:
             self.query.value = query
         else:
-            self._clear("Type a query and press Enter.")
+            self._clear(EMPTY_QUERY)
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
@@ -106,14 +109,16 @@ class MaskExplorer:
     def _clear(self, message: str) -> None:
         self.result = None
         self.message.value = html.escape(message)
+        self.plot.layout.display = "none"  # an empty image shows as a broken-image icon
         self.plot.value = b""
         self.table.value = ""
 
     def show(self, text: str) -> None:
         """Analyse ``text`` and redraw; bad input only changes the message."""
         if not text.strip():
-            self._clear("Type a query and press Enter.")
+            self._clear(EMPTY_QUERY)
             return
+        self._clear(f"Computing the [MASK] weighting of {text.strip()!r}…")
         try:
             result = mask_weighting(
                 self.encoder, text, self.index, docno=self.docno, top_k=self.top_k, statistics=self.statistics
@@ -122,7 +127,8 @@ class MaskExplorer:
             self._clear(str(error))
             return
         self.result = result
-        show_png(self.plot, figure_png(plot_mask_overview(result), dpi=80))
+        show_png(self.plot, figure_png(plot_mask_overview(result), dpi=SCREEN_DPI))
+        self.plot.layout.display = None
         self.table.value = (
             result.terms[list(TABLE_COLUMNS)]
             .rename(columns=TABLE_COLUMNS)
