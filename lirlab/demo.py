@@ -34,9 +34,9 @@ FIGURE_DPI = 110
 def run_demo(model: str | None = None, out: str | Path = "lirlab-demo", device: str | None = None) -> Path:
     """Run the quickstart end to end; returns the output folder."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     encoder = ColBERT.load(model or DEFAULT_MODEL, device=device, fallback_to_minilm=model is None)
     print(f"model: {encoder}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)  # once the model loaded: a refused one leaves no empty folder
     dataset = data.load("demo")
     index = FlatIndex.build(dataset.docs, encoder)
     run = index.search(dataset.queries, k=100)
