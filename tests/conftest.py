@@ -61,7 +61,12 @@ def plain(minilm_dir) -> ColBERT:
     return ColBERT.load("minilm", device="cpu")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
+    # Before pytest's own -m selection, so `-m notebooks` and the default `not notebooks` see the mark.
+    for item in items:
+        if "executed" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.notebooks)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device; CI has none (run on the GPU box, see issue 6)")
