@@ -178,30 +178,31 @@ def load_pages(folder: str | Path, split: str = "test", name: str | None = None)
         return load_vidore_folder(folder, split=split, name=name)
     qrels = read_qrels(folder / "qrels" / f"{split}.tsv")
     root = folder.resolve()
-    page_counts: dict[Path, int] = {}
     docs = []
-    for (file, line), row in _numbered_jsonl(folder / "corpus.jsonl"):
-        docno = _field(row, "_id", file, line)
-        title, text = _text(row, "title", file, line, ""), _text(row, "text", file, line, "")
-        where = f"{file}:{line}"
-        if ("image" in row) == ("pdf" in row):
-            raise ValueError(
-                f"{where}: a page row names either an 'image' or a 'pdf' (with its 'page'), not {sorted(row)}"
-            )
-        if "image" in row:
-            docs.append(Page(docno, _inside(root, row["image"], where), text=text, title=title))
-            continue
-        pdf = _inside(root, row["pdf"], where)
-        number = row.get("page")
-        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-            raise ValueError(f"{where}: 'page' must be the page's number in the PDF, from 1, got {number!r}")
-        if pdf not in page_counts:
-            page_counts[pdf] = _pdf_page_count(pdf)
-        if number > page_counts[pdf]:
-            raise ValueError(f"{where}: {row['pdf']} has {page_counts[pdf]} page(s), not a page {number}")
-        if "text" not in row:
-            text = pdf_page_text(pdf, number)
-        docs.append(Page(docno, pdf, number, text=text, title=title))
+    with _OpenPdfs() as pdfs:
+        for (file, line), row in _numbered_jsonl(folder / "corpus.jsonl"):
+            docno = _field(row, "_id", file, line)
+            title, text = _text(row, "title", file, line, ""), _text(row, "text", file, line, "")
+            where = f"{file}:{line}"
+            if ("image" in row) == ("pdf" in row):
+                raise ValueError(
+                    f"{where}: a page row names either an 'image' or a 'pdf' (with its 'page'), not {sorted(row)}"
+                )
+            if "image" in row:
+                docs.append(Page(docno, _inside(root, row["image"], where), text=text, title=title))
+                continue
+            pdf = _inside(root, row["pdf"], where)
+            number = row.get("page")
+            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+                raise ValueError(
+                    f"{where}: 'page' must be the page's number in the PDF, from 1, got {number!r}"
+                )
+            document = pdfs.open(pdf)
+            if number > len(document):
+                raise ValueError(f"{where}: {row['pdf']} has {len(document)} page(s), not a page {number}")
+            if "text" not in row:
+                text = _page_text(document, number)
+            docs.append(Page(docno, pdf, number, text=text, title=title))
     if not docs:
         raise ValueError(f"{folder / 'corpus.jsonl'}: holds no pages")
     judged = set(qrels.query_id)
@@ -229,32 +230,43 @@ def _inside(root: Path, relative, where: str) -> Path:
     return resolved
 
 
-def _pdf_page_count(pdf: Path) -> int:
-    pdfium = _pypdfium2()
+class _OpenPdfs:
+    """The PDFs a page folder names, each opened once while the folder loads."""
+
+    def __init__(self):
+        self.documents: dict[Path, object] = {}
+
+    def open(self, pdf: Path):
+        if pdf not in self.documents:
+            pdfium = _pypdfium2()
+            try:
+                self.documents[pdf] = pdfium.PdfDocument(str(pdf))
+            except pdfium.PdfiumError as e:
+                raise ValueError(f"{pdf}: not a readable PDF ({e})") from None
+        return self.documents[pdf]
+
+    def __enter__(self) -> _OpenPdfs:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for document in self.documents.values():
+            document.close()
+
+
+def _page_text(document, page_number: int) -> str:
+    page = document[page_number - 1]
+    textpage = page.get_textpage()
     try:
-        document = pdfium.PdfDocument(str(pdf))
-    except pdfium.PdfiumError as e:
-        raise ValueError(f"{pdf}: not a readable PDF ({e})") from None
-    try:
-        return len(document)
+        return " ".join(textpage.get_text_range().split())
     finally:
-        document.close()
+        textpage.close()
+        page.close()
 
 
 def pdf_page_text(pdf: str | Path, page_number: int) -> str:
     """The text layer of page ``page_number`` (from 1) of ``pdf`` (``""`` for a scanned page)."""
-    pdfium = _pypdfium2()
-    document = pdfium.PdfDocument(str(pdf))
-    try:
-        page = document[page_number - 1]
-        textpage = page.get_textpage()
-        try:
-            return " ".join(textpage.get_text_range().split())
-        finally:
-            textpage.close()
-            page.close()
-    finally:
-        document.close()
+    with _OpenPdfs() as pdfs:
+        return _page_text(pdfs.open(Path(pdf)), page_number)
 
 
 # ---------------------------------------------------------------------------------------------- ViDoRe

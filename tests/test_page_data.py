@@ -181,6 +181,33 @@ def test_a_bad_page_row_is_refused_in_one_line(pictures, row, error, match):
     assert "\n" not in str(refused.value) and "corpus.jsonl:2" in str(refused.value)
 
 
+def text_pdf(words: str) -> bytes:
+    """A one-page PDF (200 x 100 points) whose text layer holds ``words`` in Helvetica."""
+    content = f"BT /F1 12 Tf 20 50 Td ({words}) Tj ET".encode()
+    return (
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+        b"2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n"
+        b"3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 200 100] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >> endobj\n"
+        b"4 0 obj << /Length "
+        + str(len(content)).encode()
+        + b" >> stream\n"
+        + content
+        + b"\nendstream endobj\n"
+        b"5 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> endobj\n"
+        b"trailer << /Root 1 0 R >>\n%%EOF\n"
+    )
+
+
+def test_a_pdf_page_without_a_given_text_takes_its_text_layer(pictures):
+    (pictures / "notes.pdf").write_bytes(text_pdf("bees make honey"))
+    ds = data.load(write_folder(pictures, [{"_id": "a", "pdf": "notes.pdf", "page": 1}]))
+    page = ds.docs[0]
+    assert page.text == "bees make honey" and page.image(dpi=72).size == (200, 100)
+    ink = np.asarray(page.image().convert("L")) < 128
+    assert ink.any()  # the words are drawn, not only in the text layer
+
+
 def test_a_pdf_page_without_pypdfium2_names_the_extra(pictures, monkeypatch):
     import sys
 
