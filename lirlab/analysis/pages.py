@@ -24,8 +24,6 @@ the page (boxes may overlap: tiles and a global image), which is what the figure
 Examples
 --------
 >>> import numpy as np, torch
->>> from lirlab.encoding import Encoding
-from lirlab.index.base import Index
 >>> page = torch.eye(4)[:3]  # three patches, side by side
 >>> boxes = np.array([[0, 0, 1 / 3, 1], [1 / 3, 0, 2 / 3, 1], [2 / 3, 0, 1, 1]], dtype=np.float32)
 >>> query = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
@@ -217,14 +215,22 @@ class PageHeatmap:
         out.update({str(int(q)): similarity[q] for q in order})
         return out
 
-    def raster(self, name: str) -> Raster:
-        """Map ``name`` (see :meth:`maps`) cut into the cells of the page (:func:`raster`) over
+    def cells(self, values: np.ndarray) -> Raster:
+        """Per-patch ``values`` ``[n_patches]`` cut into the cells of the page (:func:`raster`) over
         :meth:`page_patches`; ``Raster.patch`` numbers patches as this heatmap does."""
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (self.n_patches,):
+            raise ValueError(
+                f"values must have one entry per patch ({self.n_patches}), got shape {values.shape}"
+            )
         drawn = self.page_patches()
-        cells = raster(self.regions[drawn], self.maps()[name][drawn])
-        return Raster(
-            cells.x_edges, cells.y_edges, cells.values, np.where(cells.patch >= 0, drawn[cells.patch], -1)
-        )
+        cells = raster(self.regions[drawn], values[drawn])
+        patch = np.where(cells.patch >= 0, drawn[cells.patch], -1)
+        return Raster(cells.x_edges, cells.y_edges, cells.values, patch)
+
+    def raster(self, name: str) -> Raster:
+        """Map ``name`` (see :meth:`maps`) cut into the cells of the page (:meth:`cells`)."""
+        return self.cells(self.maps()[name])
 
     # -- tidy data ----------------------------------------------------------------------------------
 

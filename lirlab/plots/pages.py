@@ -56,9 +56,16 @@ def _map_title(heatmap: PageHeatmap, name: str) -> str:
     return f"{name} over tokens" if name in ("sum", "max") else heatmap.query_labels[int(name)]
 
 
+def _fitted(image, width_px: float):
+    """The page resized (once, by PIL) to about the pixels it is drawn at: drawing a full-size page in
+    every small panel costs seconds each."""
+    width = max(8, round(width_px))
+    return image.convert("RGB").resize((width, max(8, round(width * image.height / image.width))))
+
+
 def _draw_map(ax, heatmap: PageHeatmap, image, name: str, outline: bool = True, colors=None):
     """Page, then map ``name`` over it, then (for a token map) its best patch outlined; returns the mesh."""
-    ax.imshow(image, extent=(0, 1, 1, 0), interpolation="lanczos")
+    ax.imshow(image, extent=(0, 1, 1, 0), interpolation="nearest")
     cells = heatmap.raster(name)
     low, high = heatmap.map_range(name)
     mesh = ax.pcolormesh(
@@ -96,19 +103,26 @@ def _draw_map(ax, heatmap: PageHeatmap, image, name: str, outline: bool = True, 
     return mesh
 
 
+#: Inches of a band's header (the figure's title, the buffers' caption), of a title over each panel, and
+#: of the room the colour bar takes on the right.
+HEADER_IN, PANEL_TITLE_IN, COLORBAR_IN = 0.45, 0.3, 1.0
+
+
 def _layout(n_top: int, n_buffers: int, aspect: float) -> tuple[int, float, list[float]]:
-    """``(columns, figure height, heights of the two bands)`` in inches: the fewest columns whose panels
-    fit :data:`MAX_HEIGHT_PX`."""
+    """``(columns, panel width, heights of the bands)`` in inches: the fewest columns whose panels fit
+    :data:`MAX_HEIGHT_PX`."""
     width, limit = MAX_WIDTH_PX / 100, MAX_HEIGHT_PX / 100
     for columns in range(4, 17):
-        panel = (width - 1.0) / columns  # the colour bar takes the rest
-        row = panel * aspect + 0.3  # and a title over each panel
-        bands = [0.45 + math.ceil(n_top / columns) * row]
+        panel = (width - COLORBAR_IN) / columns
+        row = panel * aspect + PANEL_TITLE_IN
+        bands = [HEADER_IN + math.ceil(n_top / columns) * row]
         if n_buffers:
-            bands.append(0.3 + math.ceil(n_buffers / columns) * row)
-        if sum(bands) <= limit or columns == 16:
-            return columns, min(sum(bands), limit), bands
-    raise AssertionError("unreachable")
+            bands.append(HEADER_IN + math.ceil(n_buffers / columns) * row)
+        if sum(bands) <= limit:
+            return columns, panel, bands
+    # a very long query: shrink the panels to the height
+    scale = limit / sum(bands)
+    return columns, panel * scale, [b * scale for b in bands]
 
 
 def plot_page_heatmaps(heatmap: PageHeatmap, image, title: str | None = None) -> Figure:
@@ -128,38 +142,53 @@ def plot_page_heatmaps(heatmap: PageHeatmap, image, title: str | None = None) ->
     -------
     matplotlib.figure.Figure
         At most :data:`MAX_WIDTH_PX` × :data:`MAX_HEIGHT_PX` pixels at 100 dpi; one shared colour bar.
+        Margins are fixed from the panel sizes (a layout engine takes seconds over this many panels).
     """
     real = [str(int(q)) for q in np.flatnonzero(~heatmap.query_is_buffer)]
     buffers = [str(int(q)) for q in np.flatnonzero(heatmap.query_is_buffer)]
     top = ["sum", "max", *real]
-    columns, height, bands = _layout(len(top), len(buffers), image.height / image.width)
-    figure = Figure(figsize=(MAX_WIDTH_PX / 100, height), layout="constrained")
+    aspect = image.height / image.width
+    columns, panel, bands = _layout(len(top), len(buffers), aspect)
+    width, height = MAX_WIDTH_PX / 100, sum(bands)
+    figure = Figure(figsize=(width, height))
     colors = token_colors(heatmap)
+    image = _fitted(image, 2 * panel * 100)
     if title is None:
         title = f"{heatmap.docno or 'page'}: MaxSim {heatmap.score:.3f}"
         if heatmap.query:
             title += f" · query: {heatmap.query}"
-    figure.suptitle(title, x=0.01, ha="left", fontsize=10)
+    captions = [title, "augmentation buffers: the pad tokens the processor appends (they count in the score)"]
     parts = figure.subfigures(len(bands), 1, height_ratios=bands, squeeze=False)[:, 0]
-    for part, names in zip(parts, (top, buffers)):
-        axes = part.subplots(math.ceil(len(names) / columns), columns, squeeze=False).ravel()
-        for ax, name in zip(axes, names):
+    for part, names, band, caption in zip(parts, (top, buffers), bands, captions):
+        n_rows = math.ceil(len(names) / columns)
+        axes_in = panel * aspect * 0.98
+        grid = part.add_gridspec(
+            n_rows,
+            columns,
+            left=0.01,
+            right=(width - COLORBAR_IN) / width,
+            top=1 - (HEADER_IN + PANEL_TITLE_IN - 0.1) / band,
+            bottom=0.1 / band,
+            wspace=0.06,
+            hspace=PANEL_TITLE_IN / axes_in,
+        )
+        for i, name in enumerate(names):
+            ax = part.add_subplot(grid[divmod(i, columns)])
             mesh = _draw_map(ax, heatmap, image, name, colors=colors)
             color = "black" if name in WHOLE_MAPS else colors[int(name)]
             ax.set_title(_map_title(heatmap, name), fontsize=8, color=color, pad=2)
-        for ax in axes[len(names) :]:
-            ax.set_axis_off()
-        if names is buffers:
-            part.suptitle(
-                "augmentation buffers: the pad tokens the processor appends (they count in the score)",
-                x=0.01,
-                ha="left",
-                fontsize=8,
-                color="#555555",
-            )
-        else:
-            # the last map drawn is a token's or the max: it has the plain cosine range
-            part.colorbar(mesh, ax=axes, label="cosine (sum map: × real tokens)", shrink=0.8, pad=0.01)
+        big = part is parts[0]
+        part.text(
+            0.01,
+            1 - 0.08 / band,
+            caption,
+            fontsize=10 if big else 8,
+            color="black" if big else "#555555",
+            va="top",
+        )
+        if big:  # the last map drawn is a token's or the max: it has the plain cosine range
+            colorbar_axes = part.add_axes(((width - COLORBAR_IN + 0.15) / width, 0.15, 0.12 / width, 0.6))
+            figure.colorbar(mesh, cax=colorbar_axes, label="cosine (sum map: × real tokens)")
     return figure
 
 
@@ -170,11 +199,77 @@ def plot_page_map(heatmap: PageHeatmap, image, name: str = "sum", width_px: int 
     width = width_px / 100
     figure = Figure(figsize=(width + 0.9, width * aspect + 0.5), layout="constrained")
     ax = figure.add_subplot()
-    mesh = _draw_map(ax, heatmap, image, name)
+    mesh = _draw_map(ax, heatmap, _fitted(image, 2 * width_px), name)
     ax.set_title(
         f"{_map_title(heatmap, name)} · {heatmap.docno or 'page'}: MaxSim {heatmap.score:.3f}", fontsize=10
     )
     figure.colorbar(mesh, ax=ax, label="cosine" if name != "sum" else "sum of cosines", shrink=0.8)
+    return figure
+
+
+def plot_page_values(
+    heatmap: PageHeatmap,
+    image,
+    values,
+    title: str,
+    label: str,
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    width_px: int = 420,
+) -> Figure:
+    """Any per-patch values (``[n_patches]``) over the page, ``width_px`` wide, with a colour bar."""
+    width = width_px / 100
+    figure = Figure(figsize=(width + 0.9, width * image.height / image.width + 0.6), layout="constrained")
+    ax = figure.add_subplot()
+    ax.imshow(_fitted(image, 2 * width_px), extent=(0, 1, 1, 0), interpolation="nearest")
+    cells = heatmap.cells(values)
+    mesh = ax.pcolormesh(
+        cells.x_edges,
+        cells.y_edges,
+        np.ma.masked_invalid(cells.values),
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        alpha=HEAT_ALPHA,
+    )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(1, 0)
+    ax.set_aspect(image.height / image.width)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+    figure.colorbar(mesh, ax=ax, label=label, shrink=0.8)
+    return figure
+
+
+def plot_reconstruction(heatmap: PageHeatmap, image) -> Figure:
+    """How far a compressed index's stored patch vectors are from the exact ones, over the page: each
+    patch's reconstruction cosine (:attr:`~lirlab.analysis.pages.PageHeatmap.reconstruction_cosine`)."""
+    if heatmap.reconstruction_cosine is None:
+        raise ValueError(
+            "no reconstruction to show: give page_hit the exact page vectors (exact=...) of a compressed index"
+        )
+    cosine = heatmap.reconstruction_cosine
+    title = f"{heatmap.docno or 'page'}: stored vs exact patch vectors, cosine {float(cosine.mean()):.3f} on average"
+    return plot_page_values(heatmap, image, cosine, title, "cosine (1 = exact)", cmap="magma", vmax=1.0)
+
+
+def plot_pooled_patches(heatmap: PageHeatmap, image) -> Figure:
+    """Which patches each pooled vector merged: patches of one pooled vector share a colour (a cycle of 20
+    colours, so far-apart groups may share one too); every patch is outlined thinly in white."""
+    if heatmap.pooled_vector is None:
+        raise ValueError("the page is not pooled: build the index with pool_factor > 1")
+    pooled = heatmap.pooled_vector
+    n_vectors = len(np.unique(pooled))
+    title = f"{heatmap.docno or 'page'}: {heatmap.n_patches} patches stored as {n_vectors} pooled vectors"
+    figure = plot_page_values(
+        heatmap, image, pooled % 20, title, "pooled vector (mod 20)", cmap="tab20", vmin=-0.5, vmax=19.5
+    )
+    ax = figure.axes[0]
+    for patch in range(heatmap.n_patches):
+        x0, y0, x1, y1 = heatmap.regions[patch]
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=0.3, ec="white"))
     return figure
 
 
