@@ -347,6 +347,17 @@ def _image_bytes(value, where: str) -> bytes:
     )
 
 
+def _grade(score, where: Path, qid) -> int:
+    """A relevance grade from a qrels cell: some ViDoRe sets store ``1.0`` (float64) for ``1``."""
+    if isinstance(score, float) and score.is_integer():
+        return int(score)
+    if isinstance(score, bool) or not isinstance(score, int):
+        raise ValueError(
+            f"{where}: query {qid!r} has score {score!r}, not a whole number (a relevance grade)"
+        )
+    return score
+
+
 def load_vidore_folder(folder: str | Path, split: str = "test", name: str | None = None) -> Dataset:
     """Load a ViDoRe BEIR set from a local copy of its hub folder (``corpus/``, ``queries/``, ``qrels/``
     holding ``<split>-*.parquet``); queries are restricted to the judged ones."""
@@ -359,7 +370,7 @@ def load_vidore_folder(folder: str | Path, split: str = "test", name: str | None
         )
     qrels = pd.DataFrame(
         [
-            (str(r["query-id"]), str(r["corpus-id"]), int(r["score"]))
+            (str(r["query-id"]), str(r["corpus-id"]), _grade(r["score"], folder / "qrels", r["query-id"]))
             for r in _parquet_rows(folder, "qrels", split, ("query-id", "corpus-id", "score"))
         ],
         columns=QRELS_COLUMNS,

@@ -226,7 +226,7 @@ def png_bytes(colour: str, size=(30, 40)) -> bytes:
     return buffer.getvalue()
 
 
-def write_vidore(folder, split: str = "test"):
+def write_vidore(folder, split: str = "test", score_type=None):
     """A ViDoRe BEIR set as the hub stores it (the parquet files ``datasets`` writes: int64 ids, an Image
     feature as a struct of bytes and path)."""
     import pyarrow as pa
@@ -248,7 +248,7 @@ def write_vidore(folder, split: str = "test"):
         {
             "query-id": pa.array([10, 11], pa.int64()),
             "corpus-id": pa.array([0, 1], pa.int64()),
-            "score": pa.array([1, 1], pa.int64()),
+            "score": pa.array([1, 1], score_type or pa.int64()),
         }
     )
     for name, table in (("corpus", corpus), ("queries", queries), ("qrels", qrels)):
@@ -267,6 +267,18 @@ def test_a_local_copy_of_a_vidore_set_loads_as_pages(tmp_path):
     assert "bytes" not in repr(ds.docs[0])
     with pytest.raises(FileNotFoundError, match="no dev-.*parquet files; splits here: \\['test'\\]"):
         data.load(tmp_path / "tabfquad_test_subsampled_beir", split="dev")
+
+
+def test_vidore_float_scores_become_grades_and_fractions_are_refused(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    folder = write_vidore(tmp_path / "set", score_type=pa.float64())  # as syntheticDocQA_*_beir stores them
+    assert data.load(folder).qrels.relevance.tolist() == [1, 1]
+    table = pa.table({"query-id": [10], "corpus-id": [0], "score": [0.5]})
+    pq.write_table(table, folder / "qrels" / "test-00000-of-00001.parquet")
+    with pytest.raises(ValueError, match="query 10 has score 0.5, not a whole number"):
+        data.load(folder)
 
 
 def test_the_hub_loader_downloads_the_three_configs_of_the_split(tmp_path, monkeypatch):
