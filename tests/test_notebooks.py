@@ -28,6 +28,9 @@ CI_PARAMETERS = {"MODEL": "minilm", "DEVICE": "cpu", "DATASET": "demo"}
 #: Notebooks meant for real collections: on CI they get a slice of SciFact when it is at hand.
 REAL_DATA_NOTEBOOKS = {"06_real_benchmark.ipynb"}
 SCIFACT_SLICE = {"MAX_QUERIES": 10, "MAX_DOCS": 150}
+#: Notebooks over page images: CI runs them on the tiny random ColPali fixture and the bundled pages.
+PAGE_NOTEBOOKS = {"09_page_retrieval.ipynb"}
+PAGE_PARAMETERS = {"MODEL": str(REPO / "tests" / "fixtures" / "pages" / "colpali"), "DATASET": "demo-pages"}
 CELL_TIMEOUT_S = 600
 MEASURES = ["nDCG@10", "RR@10", "R@100"]
 
@@ -49,6 +52,8 @@ def ci_parameters(path) -> dict:
     scifact = SHARED_DATA / "scifact"
     if path.name in REAL_DATA_NOTEBOOKS and (scifact / "corpus.jsonl").is_file():
         overrides.update(DATASET=str(scifact), **SCIFACT_SLICE)
+    if path.name in PAGE_NOTEBOOKS:
+        overrides.update(PAGE_PARAMETERS)
     return overrides
 
 
@@ -204,3 +209,25 @@ def test_training_notebook_shows_the_loss_the_table_the_alignments_and_both_mask
     assert pngs(cells["alignment"]) == 2, "one alignment figure before training and one after"
     assert "[MASK]" in plain_text(cells["alignment"])
     assert pngs(cells["curve"]) == 1 and "untrained" in plain_text(cells["curve"])
+
+
+def test_page_notebook_shows_the_sweep_the_heatmaps_and_the_explorer(executed):
+    nb = run_notebook(NOTEBOOK_DIR / "09_page_retrieval.ipynb", executed)
+    cells = {c.get("id"): c for c in nb.cells}
+
+    def pngs(cell):
+        return sum("image/png" in o.get("data", {}) for o in cell.outputs)
+
+    intro = nb.cells[0].source
+    assert "random" in intro and "mean nothing" in intro, (
+        "the notebook must say the default model's maps mean nothing"
+    )
+    table = plain_text(cells["sweep"])
+    for method in ("flat", "plaid", "warp", "muvera", "pool_factor=3"):
+        assert method in table, f"{method} missing from the sweep table:\n{table}"
+    for name in ("pareto", "heatmaps", "compression", "pooling"):
+        assert pngs(cells[name]) == 1, f"no figure in the {name} cell"
+    assert "buffer 1" in plain_text(cells["best"])
+    assert any(
+        "application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cells["explorer"].outputs
+    )

@@ -22,6 +22,8 @@ NOT_RUN = {
     ("foreign-indexes.md", "read_stanford_index"): "needs indexes colbert-ai and fast-plaid built: "
     "tests/test_stanford.py and tests/test_fast_plaid.py read tests/fixtures",
     ("qdrant-ray.md", "RayEncoder"): "starts a local Ray cluster: tests/test_ray.py runs it",
+    ("pages.md", "plot_page_heatmaps(heatmap, image)"): "loads a trained ColPali from the hub: notebook 09 "
+    "makes the same calls on the tiny random fixture (tests/test_notebooks.py runs it)",
 }
 
 
