@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
 from lirlab import data
+from lirlab.analysis.alignment import align_vectors, window
 from lirlab.data import Document
 from lirlab.index.flat import FlatIndex
 from lirlab.index.plaid import PlaidIndex
+from lirlab.plots import OUTPUT_AREA_PX
+from lirlab.plots.alignment import COSINE_COLOR
+from lirlab.plots.interactive import TITLE_CHAR_PX, alignment_figure, figure_size
 from lirlab.widgets.search import EMPTY_QUERY, LONG_DOCUMENT, SearchExplorer
 
 
@@ -139,7 +145,7 @@ def test_plaid_hits_show_reconstruction_and_mismatched_texts_say_so(flat, stanfo
     plaid = PlaidIndex.from_encoding(flat.docs, nbits=1, encoder=stanford)
     explorer = SearchExplorer(plaid, k=3, texts=docs)
     explorer.query.value = QUERY
-    assert drawn(explorer) == ["bar", "heatmap", "scatter"]
+    assert drawn(explorer) == ["bar", "heatmap", "scatter", "bar"]
     assert explorer.alignment.reconstruction_cosine is not None
     assert explorer.alignment.reconstruction_cosine.mean() < 0.99
     assert "stored vs exact" in explorer.heatmap.data[1].hovertemplate
@@ -156,3 +162,42 @@ def test_constructor_checks_its_arguments(flat):
         SearchExplorer(FlatIndex(flat.docs))
     with pytest.raises(ValueError, match="k must be"):
         SearchExplorer(flat, k=0)
+
+
+def test_plaid_hits_show_the_stored_vs_exact_bars_beside_the_heatmap(flat, stanford, docs):
+    # notebook 4 describes "grey bars beside the heatmap"; the explorer had only a hover and a title
+    # clipped at the figure's edge
+    plaid = PlaidIndex.from_encoding(flat.docs, nbits=1, encoder=stanford)
+    explorer = SearchExplorer(plaid, k=3, texts=docs)
+    explorer.query.value = QUERY
+    heat, cosine = explorer.heatmap.data[1], explorer.heatmap.data[3]
+    assert cosine.orientation == "h" and cosine.marker.color == COSINE_COLOR
+    assert list(cosine.y) == list(heat.y), "one bar per heatmap row, on the same rows"
+    np.testing.assert_allclose(cosine.x, explorer.alignment.reconstruction_cosine, atol=1e-6)
+    layout = explorer.heatmap.layout
+    lines = layout.title.text.split("<br>")
+    assert max(len(line) for line in lines) * TITLE_CHAR_PX <= layout.width - 20, lines
+    assert "mean" in layout.title.text and "grey bars" in layout.title.text
+
+
+def test_the_heatmap_fits_the_output_area_for_long_queries_and_documents():
+    # a 32-token query (a ColBERT checkpoint's padding) against a long document
+    generator = torch.Generator().manual_seed(0)
+    query = torch.nn.functional.normalize(torch.randn(32, 8, generator=generator), dim=1)
+    doc = torch.nn.functional.normalize(torch.randn(90, 8, generator=generator), dim=1)
+    labels = ["[CLS]", "[unused0]", "how", "does", "a", "calder", "·a", "form", "[SEP]"] + ["[MASK]"] * 23
+    alignment = window(
+        align_vectors(query, doc, labels, [f"word{i}" for i in range(90)]), max_rows=LONG_DOCUMENT
+    )
+    width, height = figure_size(alignment)
+    assert width <= OUTPUT_AREA_PX[0] and height <= OUTPUT_AREA_PX[1], (width, height)
+    figure = alignment_figure(alignment)
+    assert (figure.layout.width, figure.layout.height) == (width, height)
+
+
+def test_long_documents_are_windowed_to_at_most_long_document_rows(flat, stanford, docs):
+    long_text = " ".join(d.text for d in docs[:6])
+    index = FlatIndex.build([Document("long-01", long_text)], stanford, progress=False)
+    explorer = SearchExplorer(index, k=1, texts={"long-01": long_text})
+    explorer.query.value = QUERY
+    assert len(explorer.alignment.doc_tokens) <= LONG_DOCUMENT

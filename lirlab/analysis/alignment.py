@@ -1011,7 +1011,8 @@ def explain_hit(
     With a known ``document_text`` the labels are the document as written (:func:`with_texts`) and, for
     an index that stores a reconstruction (``exact`` false), the alignment carries the per-token
     reconstruction cosine; word pieces are merged when ``merge``; a
-    document longer than ``long_document`` rows is windowed to ``context`` rows around its matches.
+    document longer than ``long_document`` rows is windowed to ``context`` rows around its matches,
+    and to at most ``long_document`` rows (the rows that add most to the score first, see :func:`window`).
     """
     note = ""
     alignment = None
@@ -1025,5 +1026,5 @@ def explain_hit(
     if merge:
         alignment = merge_word_pieces(alignment)
     if len(alignment.doc_tokens) > long_document:
-        alignment = window(alignment, context=context)
+        alignment = window(alignment, context=context, max_rows=long_document)
     return alignment, note

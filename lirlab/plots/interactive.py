@@ -8,8 +8,10 @@ matplotlib figures of :mod:`lirlab.plots.alignment` stay for ``lirlab demo``, pa
 
 :func:`alignment_figure` lays out, top to bottom: each query token's MaxSim contribution as a bar, the
 query tokens' names right under their bars, and the document × query heatmap with every query token's
-best match ringed. Its height grows with the document's rows and its width with the query's tokens
-(:data:`ROW_PX`, :data:`COLUMN_PX`), so nothing is stretched.
+best match ringed, and, when the alignment knows how well each stored document vector reconstructs the
+exact one (a compressed index), those cosines as grey bars beside the heatmap. Its height grows with
+the document's rows and its width with the query's tokens (:data:`ROW_PX`, :data:`COLUMN_PX`), closing
+up to fit a notebook's output area (:data:`~lirlab.plots.OUTPUT_AREA_PX`); window long documents first.
 
 Examples
 --------
@@ -28,14 +30,23 @@ from __future__ import annotations
 import numpy as np
 
 from lirlab.analysis.alignment import Alignment
-from lirlab.plots.alignment import ELISION, query_colors
+from lirlab.plots import OUTPUT_AREA_PX
+from lirlab.plots.alignment import COSINE_COLOR, ELISION, query_colors
 
-#: Pixels per heatmap row (document token) and column (query token).
+#: Most pixels per heatmap row (document token) and column (query token); rows close up to
+#: :data:`MIN_ROW_PX` and columns to :data:`MIN_COLUMN_PX` so that the figure fits the output area.
 ROW_PX, COLUMN_PX = 18, 30
+MIN_ROW_PX, MIN_COLUMN_PX = 13, 16
 #: Height of the contribution bars and of the query-token labels under them, in pixels.
 BARS_PX, LABELS_PX = 110, 80
 #: Pixels per character of the document-token labels (left margin).
 CHAR_PX = 7
+#: Pixels per character of the title (13-px font), for its line length.
+TITLE_CHAR_PX = 7.5
+#: Width of the stored-vs-exact cosine bars beside the heatmap, and the gap before them, in pixels.
+COSINE_PX, COSINE_GAP_PX = 110, 12
+#: Margins: above (a two-line title), below (the cosine bars' axis), right (the colour bar).
+TOP_PX, BOTTOM_PX, RIGHT_PX = 70, 50, 90
 
 
 def _doc_labels(alignment: Alignment) -> list[str]:
@@ -48,14 +59,36 @@ def _doc_labels(alignment: Alignment) -> list[str]:
     return labels
 
 
+def _title(alignment: Alignment) -> str:
+    title = f"{alignment.docno or 'document'}: MaxSim {alignment.score:.3f}"
+    cosine = alignment.reconstruction_cosine
+    if cosine is not None:
+        title += f"<br>grey bars: cosine of each stored vector with the exact one, mean {float(np.mean(cosine)):.3f}"
+    return title
+
+
+def _layout(alignment: Alignment, title: str) -> dict[str, int]:
+    """Pixel sizes: the figure's width and height, the left margin, the row and column pitch."""
+    n_query, n_doc = alignment.similarity.shape
+    max_width, max_height = OUTPUT_AREA_PX[0] - 10, OUTPUT_AREA_PX[1] - 10
+    left = 40 + CHAR_PX * max((len(label) for label in alignment.doc_labels), default=4)
+    cosine = COSINE_GAP_PX + COSINE_PX if alignment.reconstruction_cosine is not None else 0
+    room = max_width - left - cosine - RIGHT_PX
+    column = int(np.clip(room // max(n_query, 1), MIN_COLUMN_PX, COLUMN_PX))
+    row = int(
+        np.clip((max_height - TOP_PX - BARS_PX - LABELS_PX - BOTTOM_PX) // max(n_doc, 1), MIN_ROW_PX, ROW_PX)
+    )
+    title_px = 20 + TITLE_CHAR_PX * max(len(line) for line in title.split("<br>"))
+    width = max(360, left + column * n_query + cosine + RIGHT_PX, min(max_width, int(title_px)))
+    height = max(260, TOP_PX + BARS_PX + LABELS_PX + row * n_doc + BOTTOM_PX)
+    return {"width": int(width), "height": int(height), "left": left, "row": row, "column": column}
+
+
 def figure_size(alignment: Alignment) -> tuple[int, int]:
     """``(width, height)`` in pixels the figure is drawn at: proportional to the query's tokens and the
-    document's rows, never below a readable minimum."""
-    n_query, n_doc = alignment.similarity.shape
-    left = 40 + CHAR_PX * max((len(label) for label in alignment.doc_labels), default=4)
-    width = max(360, left + COLUMN_PX * n_query + 90)
-    height = max(260, 60 + BARS_PX + LABELS_PX + ROW_PX * n_doc + 40)
-    return int(width), int(height)
+    document's rows, closing up to fit the output area, never below a readable minimum."""
+    layout = _layout(alignment, _title(alignment))
+    return layout["width"], layout["height"]
 
 
 def alignment_figure(alignment: Alignment, title: str | None = None):
@@ -86,15 +119,26 @@ def alignment_figure(alignment: Alignment, title: str | None = None):
     n_query, n_doc = alignment.similarity.shape
     if n_doc == 0:
         raise ValueError("nothing to draw: the document has no tokens")
-    width, height = figure_size(alignment)
-    heat_px = ROW_PX * n_doc
+    reconstruction = alignment.reconstruction_cosine
+    if title is None:
+        title = _title(alignment)
+    size = _layout(alignment, title)
+    width, height = size["width"], size["height"]
+    heat_px, heat_width = size["row"] * n_doc, size["column"] * n_query
     plot_px = BARS_PX + LABELS_PX + heat_px
-    fig = make_subplots(
-        rows=2,
-        cols=1,
-        row_heights=[BARS_PX / plot_px, heat_px / plot_px],
-        vertical_spacing=LABELS_PX / plot_px,
-    )
+    plot_width = width - size["left"] - RIGHT_PX
+    subplots = {"rows": 2, "row_heights": [BARS_PX / plot_px, heat_px / plot_px]}
+    if reconstruction is not None:  # the stored-vs-exact cosines beside the heatmap's rows
+        cosine_width = plot_width - heat_width - COSINE_GAP_PX
+        subplots.update(
+            cols=2,
+            column_widths=[heat_width / plot_width, cosine_width / plot_width],
+            horizontal_spacing=COSINE_GAP_PX / plot_width,
+            specs=[[{}, None], [{}, {}]],
+        )
+    else:
+        subplots.update(cols=1)
+    fig = make_subplots(**subplots, vertical_spacing=LABELS_PX / plot_px)
     columns = [f"{i}:{label}" for i, label in enumerate(alignment.query_labels)]
     names = list(alignment.query_labels)
     doc_labels = _doc_labels(alignment)
@@ -128,7 +172,6 @@ def alignment_figure(alignment: Alignment, title: str | None = None):
         "query token %{customdata[0]}<br>document token %{customdata[1]}"
         "<br>cosine %{z:.3f}<br>adds %{customdata[2]:.3f} to the score"
     )
-    reconstruction = alignment.reconstruction_cosine
     if reconstruction is not None:
         cells.append(np.broadcast_to(np.asarray(reconstruction, dtype=float)[:, None], (n_doc, n_query)))
         hover += "<br>stored vs exact vector: cosine %{customdata[3]:.3f}"
@@ -161,7 +204,7 @@ def alignment_figure(alignment: Alignment, title: str | None = None):
             mode="markers",
             marker={
                 "symbol": "square-open",
-                "size": min(ROW_PX, COLUMN_PX) - 2,
+                "size": min(size["row"], size["column"]) - 2,
                 "line": {"width": 2.5, "color": [colors[q] for q in matched]},
                 "color": [colors[q] for q in matched],
             },
@@ -171,15 +214,35 @@ def alignment_figure(alignment: Alignment, title: str | None = None):
         row=2,
         col=1,
     )
-    if title is None:
-        title = f"{alignment.docno or 'document'}: MaxSim {alignment.score:.3f}"
-        if reconstruction is not None:
-            title += f" · stored vectors reconstruct the exact ones at cosine {float(np.mean(reconstruction)):.3f} on average"
+    if reconstruction is not None:
+        cosine = np.asarray(reconstruction, dtype=float)
+        fig.add_trace(
+            go.Bar(
+                x=cosine,
+                y=doc_labels,
+                orientation="h",
+                marker_color=COSINE_COLOR,
+                customdata=[d.rstrip("\u200b") for d in doc_labels],
+                hovertemplate="%{customdata}: stored vs exact vector, cosine %{x:.3f}<extra></extra>",
+                name="stored vs exact",
+            ),
+            row=2,
+            col=2,
+        )
+        fig.update_xaxes(
+            range=[max(-1.0, float(cosine.min()) - 0.02), 1.0],
+            title_text="cos(stored, exact)",
+            title_font={"size": 11},
+            tickfont={"size": 11},
+            row=2,
+            col=2,
+        )
+        fig.update_yaxes(matches="y2", showticklabels=False, row=2, col=2)
     fig.update_layout(
         width=width,
         height=height,
-        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 13}},
-        margin={"l": 40, "r": 20, "t": 50, "b": 20},
+        title={"text": title, "x": 0, "xanchor": "left", "xref": "container", "font": {"size": 13}},
+        margin={"l": size["left"], "r": RIGHT_PX, "t": TOP_PX, "b": BOTTOM_PX},
         showlegend=False,
         bargap=0.15,
         template="plotly_white",

@@ -7,9 +7,9 @@ The heatmap is a plotly figure drawn at the size it is shown: hovering a cell na
 their cosine and what the cell adds to the score; clicking a query token's bar outlines its match in
 the text below.
 Word pieces are merged into words when the checkbox is ticked, and documents longer than
-:data:`LONG_DOCUMENT` rows are windowed around their matched tokens. For an index
-that stores a reconstruction (PLAID) and document texts, the heatmap also shows how far each
-reconstructed token vector is from the exact one. The explorer computes nothing itself: it calls
+:data:`LONG_DOCUMENT` rows are windowed around their matched tokens, to that many rows. For an index
+that stores a reconstruction (PLAID) and document texts, grey bars beside the heatmap show how far each
+reconstructed token vector is from the exact one (its cosine with the vector encoded afresh). The explorer computes nothing itself: it calls
 :func:`~lirlab.analysis.alignment.search_text` and :func:`~lirlab.analysis.alignment.explain_hit`.
 
 Every element carries a CSS class (``lirlab-query``, ``lirlab-results``, ``lirlab-hit``, ``lirlab-merge``,
@@ -36,8 +36,9 @@ from lirlab.index.base import K_PARAM
 from lirlab.plots.alignment import highlight_html
 from lirlab.plots.interactive import alignment_figure
 
-#: Documents with more rows than this (after merging word pieces) are windowed around their matches.
-LONG_DOCUMENT = 40
+#: Documents with more rows than this (after merging word pieces) are windowed around their matches, to
+#: at most this many rows: the heatmap then fits a notebook's output area (757 px high).
+LONG_DOCUMENT = 30
 #: Rows kept on each side of a matched row when windowing.
 WINDOW_CONTEXT = 2
 #: Characters of document text shown in the results table.
