@@ -146,8 +146,6 @@ def load(source: str | Path, split: str = "test") -> Dataset:
 
         return load_beir(DEMO_PAGES_DIR, split="test", name="demo-pages")
     if str(source).startswith("vidore/") and not path.exists():
-        from lirlab.page_data import load_vidore
-
         return load_vidore(str(source), split=split)
     if path.is_dir():
         return load_beir(path, split=split)
@@ -159,9 +157,11 @@ def load(source: str | Path, split: str = "test") -> Dataset:
 def load_beir(folder: str | Path, split: str = "test", name: str | None = None) -> Dataset:
     """Load a BEIR-layout folder; queries are restricted to those judged in ``qrels/<split>.tsv``."""
     folder = as_path(folder, "BEIR folder")
-    from lirlab.page_data import is_page_folder, load_pages
+    from lirlab import page_data
 
-    if is_page_folder(folder):
+    if any((folder / "corpus").glob("*.parquet")):
+        return load_vidore_folder(folder, split=split, name=name)
+    if page_data.is_page_folder(folder):
         return load_pages(folder, split=split, name=name)
     qrels = read_qrels(folder / "qrels" / f"{split}.tsv")
     judged = set(qrels.query_id)
@@ -181,6 +181,69 @@ def load_beir(folder: str | Path, split: str = "test", name: str | None = None) 
         if _field(q, "_id", file, line) in judged
     )
     return Dataset(name or folder.name, docs, queries, qrels)
+
+
+def load_pages(folder: str | Path, split: str = "test", name: str | None = None) -> Dataset:
+    """Load a page folder (corpus rows naming an ``image``, or a ``pdf`` and its ``page``: see
+    :mod:`lirlab.page_data`); its documents are :class:`~lirlab.page_data.Page` records and its queries
+    those judged in ``qrels/<split>.tsv``.
+
+    Raises
+    ------
+    FileNotFoundError
+        A file the folder needs, or an image a row names, is missing.
+    ValueError
+        A row is malformed, names a path outside the folder, or a PDF page the PDF lacks.
+    """
+    from lirlab.page_data import OpenPdfs, page_from_row
+
+    folder = as_path(folder, "page folder")
+    qrels = read_qrels(folder / "qrels" / f"{split}.tsv")
+    root = folder.resolve()
+    with OpenPdfs() as pdfs:
+        docs = tuple(
+            page_from_row(
+                d,
+                _field(d, "_id", file, line),
+                root,
+                f"{file}:{line}",
+                pdfs,
+                title=_text(d, "title", file, line, ""),
+                text=None if "text" not in d else _text(d, "text", file, line, None),
+            )
+            for (file, line), d in _numbered_jsonl(folder / "corpus.jsonl")
+        )
+    if not docs:
+        raise ValueError(f"{folder / 'corpus.jsonl'}: holds no pages")
+    judged = set(qrels.query_id)
+    queries = tuple(
+        Query(_field(q, "_id", file, line), _text(q, "text", file, line, None))
+        for (file, line), q in _numbered_jsonl(folder / "queries.jsonl")
+        if _field(q, "_id", file, line) in judged
+    )
+    return Dataset(name or folder.name, docs, queries, qrels)
+
+
+def load_vidore(repo_id: str, split: str = "test", revision: str | None = None) -> Dataset:
+    """Load a ViDoRe BEIR-format set from the Hugging Face hub (``"vidore/<name>_beir"``), downloaded on
+    first use (:func:`lirlab.page_data.download_vidore`: one ``RuntimeError`` line offline)."""
+    from lirlab.page_data import download_vidore
+
+    return load_vidore_folder(download_vidore(repo_id, split, revision), split=split, name=repo_id)
+
+
+def load_vidore_folder(folder: str | Path, split: str = "test", name: str | None = None) -> Dataset:
+    """Load a ViDoRe BEIR set from a local copy of its hub folder (``corpus/``, ``queries/``, ``qrels/``
+    holding ``<split>-*.parquet``); queries are restricted to the judged ones."""
+    from lirlab.page_data import read_vidore
+
+    folder = as_path(folder, "ViDoRe folder")
+    pages, queries, judgments = read_vidore(folder, split)
+    qrels = pd.DataFrame(judgments, columns=QRELS_COLUMNS)
+    judged = set(qrels.query_id)
+    return Dataset(
+        name or folder.name, tuple(pages), tuple(Query(q, t) for q, t in queries if q in judged), qrels
+    )
 
 
 def read_qrels(qrels_file: Path) -> pd.DataFrame:

@@ -9,8 +9,10 @@ A page folder is a BEIR folder whose corpus rows name a picture instead of holdi
 
 Paths are relative to the folder and may not leave it. A row may also carry ``"title"`` and ``"text"``
 (the page's text layer, which a lexical baseline such as BM25 reads); a PDF page without ``"text"``
-takes its PDF's text layer. Such a folder loads as a :class:`~lirlab.data.Dataset` whose documents
-are :class:`Page` records, so searches, runs and evaluation work as for text.
+takes its PDF's text layer. :func:`lirlab.data.load` reads such a folder into a
+:class:`~lirlab.data.Dataset` whose documents are :class:`Page` records, so searches, runs and
+evaluation work as for text; this module holds what is particular to pages (the record, reading a
+row, PDF rendering, ViDoRe's files) and imports nothing from :mod:`lirlab.data`.
 
 Three sources:
 
@@ -36,11 +38,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import pandas as pd
-
-from lirlab.data import QRELS_COLUMNS, Dataset, Query, check_unique, read_qrels
-from lirlab.storage import as_path
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -161,57 +158,47 @@ def is_page_folder(folder: Path) -> bool:
     return False
 
 
-def load_pages(folder: str | Path, split: str = "test", name: str | None = None) -> Dataset:
-    """Load a page folder (see the module's docstring); queries are those judged in ``qrels/<split>.tsv``.
+def page_from_row(
+    row: dict, docno: str, root: Path, where: str, pdfs: OpenPdfs, title: str = "", text: str | None = None
+) -> Page:
+    """The :class:`Page` a page folder's corpus row names (its ``image``, or its ``pdf`` and ``page``).
+
+    Parameters
+    ----------
+    row : dict
+        The JSON object of the row.
+    docno, title : str
+        Its id and title, already read.
+    root : Path
+        The folder, resolved: paths must stay inside it.
+    where : str
+        ``"file:line"`` for error messages.
+    pdfs : OpenPdfs
+        The PDFs opened so far (each is opened once per folder).
+    text : str or None
+        The row's ``"text"``; ``None`` when it has none (a PDF page then takes its text layer).
 
     Raises
     ------
     FileNotFoundError
-        A file the folder needs, or an image a row names, is missing.
+        The image or PDF is missing.
     ValueError
-        A row is malformed, names a path outside the folder, or a PDF page the PDF lacks.
+        The row names both or neither, a path outside the folder, or a page the PDF lacks.
     """
-    from lirlab.data import _field, _numbered_jsonl, _text
-
-    folder = as_path(folder, "page folder")
-    if any((folder / "corpus").glob("*.parquet")):
-        return load_vidore_folder(folder, split=split, name=name)
-    qrels = read_qrels(folder / "qrels" / f"{split}.tsv")
-    root = folder.resolve()
-    docs = []
-    with _OpenPdfs() as pdfs:
-        for (file, line), row in _numbered_jsonl(folder / "corpus.jsonl"):
-            docno = _field(row, "_id", file, line)
-            title, text = _text(row, "title", file, line, ""), _text(row, "text", file, line, "")
-            where = f"{file}:{line}"
-            if ("image" in row) == ("pdf" in row):
-                raise ValueError(
-                    f"{where}: a page row names either an 'image' or a 'pdf' (with its 'page'), not {sorted(row)}"
-                )
-            if "image" in row:
-                docs.append(Page(docno, _inside(root, row["image"], where), text=text, title=title))
-                continue
-            pdf = _inside(root, row["pdf"], where)
-            number = row.get("page")
-            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-                raise ValueError(
-                    f"{where}: 'page' must be the page's number in the PDF, from 1, got {number!r}"
-                )
-            document = pdfs.open(pdf)
-            if number > len(document):
-                raise ValueError(f"{where}: {row['pdf']} has {len(document)} page(s), not a page {number}")
-            if "text" not in row:
-                text = _page_text(document, number)
-            docs.append(Page(docno, pdf, number, text=text, title=title))
-    if not docs:
-        raise ValueError(f"{folder / 'corpus.jsonl'}: holds no pages")
-    judged = set(qrels.query_id)
-    queries = tuple(
-        Query(_field(q, "_id", file, line), _text(q, "text", file, line, None))
-        for (file, line), q in _numbered_jsonl(folder / "queries.jsonl")
-        if _field(q, "_id", file, line) in judged
-    )
-    return Dataset(name or folder.name, tuple(docs), queries, qrels)
+    if ("image" in row) == ("pdf" in row):
+        raise ValueError(
+            f"{where}: a page row names either an 'image' or a 'pdf' (with its 'page'), not {sorted(row)}"
+        )
+    if "image" in row:
+        return Page(docno, _inside(root, row["image"], where), text=text or "", title=title)
+    pdf = _inside(root, row["pdf"], where)
+    number = row.get("page")
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise ValueError(f"{where}: 'page' must be the page's number in the PDF, from 1, got {number!r}")
+    document = pdfs.open(pdf)
+    if number > len(document):
+        raise ValueError(f"{where}: {row['pdf']} has {len(document)} page(s), not a page {number}")
+    return Page(docno, pdf, number, text=_page_text(document, number) if text is None else text, title=title)
 
 
 def _inside(root: Path, relative, where: str) -> Path:
@@ -230,8 +217,9 @@ def _inside(root: Path, relative, where: str) -> Path:
     return resolved
 
 
-class _OpenPdfs:
-    """The PDFs a page folder names, each opened once while the folder loads."""
+class OpenPdfs:
+    """The PDFs a page folder names, each opened once while the folder loads (a context manager that
+    closes them)."""
 
     def __init__(self):
         self.documents: dict[Path, object] = {}
@@ -245,7 +233,7 @@ class _OpenPdfs:
                 raise ValueError(f"{pdf}: not a readable PDF ({e})") from None
         return self.documents[pdf]
 
-    def __enter__(self) -> _OpenPdfs:
+    def __enter__(self) -> OpenPdfs:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -265,7 +253,7 @@ def _page_text(document, page_number: int) -> str:
 
 def pdf_page_text(pdf: str | Path, page_number: int) -> str:
     """The text layer of page ``page_number`` (from 1) of ``pdf`` (``""`` for a scanned page)."""
-    with _OpenPdfs() as pdfs:
+    with OpenPdfs() as pdfs:
         return _page_text(pdfs.open(Path(pdf)), page_number)
 
 
@@ -279,13 +267,13 @@ VIDORE_OFFLINE_HINT = (
 )
 
 
-def load_vidore(repo_id: str, split: str = "test", revision: str | None = None) -> Dataset:
-    """Load a ViDoRe BEIR-format set from the Hugging Face hub (``vidore/<name>_beir``).
+def download_vidore(repo_id: str, split: str = "test", revision: str | None = None) -> Path:
+    """The local folder of a ViDoRe BEIR set (``vidore/<name>_beir``), downloaded from the Hugging Face hub.
 
     The hub stores three parquet configs, ``corpus`` (``corpus-id``, ``image``), ``queries``
     (``query-id``, ``query``) and ``qrels`` (``query-id``, ``corpus-id``, ``score``); huggingface_hub
-    downloads them once into its cache (later loads read the cache, offline too). Page pictures stay
-    inline (:attr:`Page.data`).
+    fetches the ``split``'s files once into its cache (later calls read the cache, offline too).
+    :func:`lirlab.data.load` reads the folder (:func:`read_vidore`).
 
     Raises
     ------
@@ -304,7 +292,7 @@ def load_vidore(repo_id: str, split: str = "test", revision: str | None = None) 
             f"could not download the ViDoRe set {repo_id!r} from the Hugging Face hub ({_hub_cause(e)}); "
             + VIDORE_OFFLINE_HINT.format(repo=repo_id)
         ) from None
-    return load_vidore_folder(Path(folder), split=split, name=repo_id)
+    return Path(folder)
 
 
 def _hub_cause(error: BaseException) -> str:
@@ -358,28 +346,24 @@ def _grade(score, where: Path, qid) -> int:
     return score
 
 
-def load_vidore_folder(folder: str | Path, split: str = "test", name: str | None = None) -> Dataset:
-    """Load a ViDoRe BEIR set from a local copy of its hub folder (``corpus/``, ``queries/``, ``qrels/``
-    holding ``<split>-*.parquet``); queries are restricted to the judged ones."""
-    folder = as_path(folder, "ViDoRe folder")
-    docs = []
+def read_vidore(
+    folder: Path, split: str = "test"
+) -> tuple[list[Page], list[tuple[str, str]], list[tuple[str, str, int]]]:
+    """The pages, queries ``(qid, text)`` and judgments ``(qid, docno, grade)`` of a ViDoRe BEIR set's
+    folder (``corpus/``, ``queries/``, ``qrels/`` holding ``<split>-*.parquet``); pictures stay inline
+    (:attr:`Page.data`)."""
+    pages = []
     for row in _parquet_rows(folder, "corpus", split, ("corpus-id", "image")):
         docno = str(row["corpus-id"])
-        docs.append(
+        pages.append(
             Page(docno, None, data=_image_bytes(row["image"], f"{folder / 'corpus'}: page {docno!r}"))
         )
-    qrels = pd.DataFrame(
-        [
-            (str(r["query-id"]), str(r["corpus-id"]), _grade(r["score"], folder / "qrels", r["query-id"]))
-            for r in _parquet_rows(folder, "qrels", split, ("query-id", "corpus-id", "score"))
-        ],
-        columns=QRELS_COLUMNS,
-    )
-    judged = set(qrels.query_id)
-    queries = tuple(
-        Query(str(r["query-id"]), r["query"])
+    judgments = [
+        (str(r["query-id"]), str(r["corpus-id"]), _grade(r["score"], folder / "qrels", r["query-id"]))
+        for r in _parquet_rows(folder, "qrels", split, ("query-id", "corpus-id", "score"))
+    ]
+    queries = [
+        (str(r["query-id"]), r["query"])
         for r in _parquet_rows(folder, "queries", split, ("query-id", "query"))
-        if str(r["query-id"]) in judged
-    )
-    check_unique([q.qid for q in queries], "query id")
-    return Dataset(name or folder.name, tuple(docs), queries, qrels)
+    ]
+    return pages, queries, judgments

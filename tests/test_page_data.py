@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from lirlab import data
-from lirlab.page_data import DEMO_PAGES_DIR, Page, load_vidore
+from lirlab.data import load_vidore
+from lirlab.page_data import DEMO_PAGES_DIR, Page
 
 from .conftest import REPO
 
