@@ -6,7 +6,7 @@ settings and workspace folder temporary; the browser is the system ``chromium`` 
 (Debian: ``apt-get install -y chromium chromium-driver``; or set ``LIRLAB_CHROMIUM`` /
 ``LIRLAB_CHROMEDRIVER``). Nothing is downloaded. Screenshots land in ``test-artifacts/`` (git-ignored).
 
-Import this module after ``pytest.importorskip("selenium")``.
+Without Selenium, importing this module skips (the importing test module with it).
 """
 
 from __future__ import annotations
@@ -25,16 +25,19 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from selenium import webdriver
-from selenium.common.exceptions import (
+
+from .conftest import REPO
+
+pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[dev]')")
+
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
     NoSuchElementException,
     StaleElementReferenceException,
     TimeoutException,
 )
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
-
-from .conftest import REPO
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 ARTIFACTS = REPO / "test-artifacts"
 SERVER_START_S = 300
