@@ -14,6 +14,8 @@ import torch
 from lirlab.analysis.alignment import align_vectors, window, window_together
 from lirlab.plots import MIN_FONT_PT, OUTPUT_AREA_PX, figure_png
 from lirlab.plots.alignment import plot_alignment, plot_alignments
+from lirlab.plots.masks import plot_query_maxlen_curves
+from lirlab.plots.training import plot_training_loss
 from lirlab.widgets import png_size
 
 WIDTH, HEIGHT = OUTPUT_AREA_PX
@@ -99,3 +101,38 @@ def test_min_font_is_eleven_pixels_at_the_screen_dpi():
     from lirlab.plots import SCREEN_DPI
 
     assert MIN_FONT_PT * SCREEN_DPI / 72 >= MIN_TEXT_PX
+
+
+def test_the_loss_curve_has_whole_step_ticks_and_fits():
+    # notebook 8's loss curve, drawn with plain matplotlib, had ticks at 2.5, 7.5, 12.5 ...
+    log = pd.DataFrame({"step": range(1, 21), "loss": [2.0 / s for s in range(1, 21)]})
+    log = pd.concat([log, pd.DataFrame({"step": [20], "loss": [None], "nDCG@10": [0.5]})])
+    figure = plot_training_loss(log, title="training loss")
+    ax = figure.axes[0]
+    figure.canvas.draw()
+    ticks = [t for t in ax.get_xticks().tolist() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert len(ticks) >= 3 and all(float(t).is_integer() for t in ticks), ticks
+    width, height = rendered_px(figure)
+    assert width <= WIDTH and height <= HEIGHT
+    with pytest.raises(ValueError, match="no step with a loss"):
+        plot_training_loss(log.iloc[-1:])
+
+
+def test_two_mask_curves_side_by_side_fit():
+    # notebook 8 drew them with pyplot at 13 in wide: 1,289 px
+    curve = pd.DataFrame(
+        {
+            "query_maxlen": [0, 0, 8, 8, 16, 16, 32, 32, 32, 64, 64],
+            "attend_to_mask_tokens": [False, True, False, True, False, True, False, True, False, False, True],
+            "masks_used": [False, False, True, True, True, True, True, True, False, True, True],
+            "nDCG@10": [0.6, 0.6, 0.5, 0.4, 0.55, 0.45, 0.58, 0.5, 0.6, 0.57, 0.52],
+        }
+    )
+    figure = plot_query_maxlen_curves({"untrained": curve, "trained": curve.assign(**{"nDCG@10": 0.7})})
+    width, height = rendered_px(figure)
+    assert width <= WIDTH and height <= HEIGHT, (width, height)
+    assert [ax.get_title() for ax in figure.axes[:2]] == [
+        "untrained: nDCG@10 as query augmentation varies",
+        "trained: nDCG@10 as query augmentation varies",
+    ]
+    assert len(figure.legends) == 1 and all(ax.get_legend() is None for ax in figure.axes)

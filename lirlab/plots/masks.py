@@ -18,6 +18,7 @@ b'\\x89PNG'
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -203,3 +204,37 @@ def plot_query_maxlen_curve(curve: pd.DataFrame, measure: str = "nDCG@10", ax: A
     ax.set_title(f"{measure} as query augmentation varies", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     return ax.figure
+
+
+def plot_query_maxlen_curves(curves: Mapping[str, pd.DataFrame], measure: str = "nDCG@10") -> Figure:
+    """Several models' :func:`plot_query_maxlen_curve` side by side on one quality axis (untrained and
+    trained, say), with one legend below, fitting the output area (:data:`~lirlab.plots.OUTPUT_AREA_PX`).
+
+    Parameters
+    ----------
+    curves : mapping of str to pandas.DataFrame
+        Panel name to curve (:func:`lirlab.analysis.masks.query_maxlen_curve`), left to right.
+    measure : str
+        The quality column drawn.
+
+    Raises
+    ------
+    ValueError
+        No curve, or ``measure`` is not a column of one.
+    """
+    if not curves:
+        raise ValueError("plot_query_maxlen_curves needs at least one curve")
+    figure = Figure(figsize=(MAX_INCHES[0], 4.2), dpi=SCREEN_DPI, layout="constrained")
+    axes = figure.subplots(1, len(curves), sharey=True, squeeze=False)[0]
+    legend: dict[str, object] = {}
+    for ax, (name, curve) in zip(axes, curves.items()):
+        plot_query_maxlen_curve(curve, measure, ax=ax)
+        ax.get_legend().remove()
+        ax.set_title(f"{name}: {measure} as query augmentation varies", fontsize=10)
+        ax.set_xlabel("query_maxlen ([MASK] padding length)")
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    figure.legend(
+        legend.values(), legend.keys(), loc="outside lower center", ncols=2, fontsize=9, frameon=False
+    )
+    return figure
