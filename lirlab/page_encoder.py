@@ -6,10 +6,8 @@ saved in that class) and ``ColModernVBertForRetrieval`` (ModernVBert), each with
 are page images and queries are text; both come out as an :class:`~lirlab.encoding.Encoding`, so every
 index kind, analysis and widget takes them as it takes text.
 
-What each document vector stands for
-------------------------------------
-A page's sequence is its image tokens and the processor's prompt tokens (``<bos>``, "Describe the
-image."...). Every position the model attends to is kept, as the model class returns it; ``token_ids``
+**What each document vector stands for.** A page's sequence is its image tokens and the processor's
+prompt tokens (``<bos>``, "Describe the image."...). Every position the model attends to is kept, as the model class returns it; ``token_ids``
 say which is which (the processor's image token) and :attr:`Encoding.regions` gives each image token's
 box on the page, as fractions of the page's width and height (NaN rows for the prompt tokens):
 
@@ -22,8 +20,8 @@ box on the page, as fractions of the page's width and height (NaN rows for the p
   are sub-boxes of their tile; the global image's patches cover the page at the coarser resolution and
   are marked in :attr:`Encoding.global_view`.
 
-Choices made
-------------
+**Choices made.**
+
 * **Preprocessing** uses the processors' PIL image processors (``backend="pil"``), never the
   torchvision ones, whose resizing differs: vectors do not depend on whether torchvision is
   installed. The same PIL classes are what transformers falls back to without torchvision.

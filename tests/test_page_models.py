@@ -260,3 +260,29 @@ def test_a_folder_sentence_transformers_saved_loads(st_model, encoder, tmp_path)
     loaded = ColBERT.load(tmp_path / "st", device="cpu")
     assert isinstance(loaded, PageEncoder) and loaded.family == encoder.family
     assert_rows_match(loaded.encode_queries(QUERIES).vectors, encoder.encode_queries(QUERIES).vectors)
+
+
+def test_a_qwen2_5_vl_backbone_loads_as_colqwen2(tmp_path):
+    """ColQwen2ForRetrieval over a Qwen2.5-VL backbone (as ColQwen2.5 checkpoints converted to transformers)."""
+    settings = json.loads((PAGES / "colqwen2" / "config.json").read_text())["vlm_config"]
+    settings["model_type"] = "qwen2_5_vl"
+    settings["text_config"]["model_type"] = "qwen2_5_vl_text"
+    settings["vision_config"] = {"model_type": "qwen2_5_vl", "depth": 1, "hidden_size": 32, "out_hidden_size": 32,
+                                 "num_heads": 2, "intermediate_size": 64, "fullatt_block_indexes": [0]}  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.ColQwen2ForRetrieval(
+        transformers.ColQwen2Config(vlm_config=settings, embedding_dim=16)
+    )
+    model.save_pretrained(tmp_path)
+    _, processor = reference("colqwen2")
+    processor.save_pretrained(tmp_path)
+    encoder = ColBERT.load(tmp_path, device="cpu")
+    assert type(encoder.model.vlm).__name__ == "Qwen2_5_VLModel"
+    batch = processor.process_images(images=PAGES_IMAGES)
+    with torch.no_grad():
+        embeddings = model.eval()(**batch).embeddings
+    ours = encoder.encode_documents(PAGES_IMAGES, batch_size=len(PAGES_IMAGES), progress=False)
+    for i in range(len(PAGES_IMAGES)):
+        assert_rows_match(ours.vectors_of(i), embeddings[i][batch["attention_mask"][i].bool()])
+    _, height, width = batch["image_grid_thw"][0].tolist()
+    assert int(ours.is_patch[ours.span(0)].sum()) == height * width // 4
