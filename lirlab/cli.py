@@ -184,6 +184,20 @@ def _check_device(device: str | None) -> None:
         raise ValueError(f"--device {device!r} is not one torch knows (e.g. cpu, cuda, cuda:1, mps)")
 
 
+def _check_kind_package(kind: str) -> None:
+    """Refuse a kind registered by the path of a package that is not installed, before torch loads (the
+    kind's own module, which imports torch, is imported later, still before the model)."""
+    import importlib.util
+
+    from lirlab.index import registry
+
+    target = registry.kind(kind).index_class
+    if isinstance(target, str):
+        package = target.partition(":")[0].split(".")[0]
+        if importlib.util.find_spec(package) is None:
+            raise ImportError(f"the {kind} index kind lives in {package!r}, which is not installed")
+
+
 def _check_model(name: str | None) -> None:
     """Refuse a ``--model`` path that names no folder, as loading it would, before torch loads."""
     if not name or name == "minilm":
@@ -240,6 +254,7 @@ def _cmd_index(args) -> None:
     _check_encoder_flags(args)
     check_target(args.out, overwrite=args.overwrite)  # refuse now, not after encoding the corpus
     dataset = _load_dataset(args)
+    _check_kind_package(args.kind)
     _check_model(args.model)
     kind = registry.kind_class(args.kind)  # an optional kind's missing package is said before the model
     encoder = _load_encoder(args)
@@ -341,14 +356,17 @@ def _search_with_progress(index, queries, k: int, knobs: dict):
             chunk = queries[start : start + batch]
             runs.append(index.search(chunk, k=k, **knobs))
             bar.update(len(chunk))
-    return pd.concat(runs, ignore_index=True)
+    return pd.concat(runs, ignore_index=True) if runs else index.search(list(queries), k=k, **knobs)
 
 
 def _warn_if_judged_documents_are_missing(index, dataset) -> None:
     """A notice when most documents judged relevant to the queries are not in the index (an index of a
     naive slice of the corpus: the scores then say little)."""
+    docnos = getattr(index, "docnos", None)
+    if docnos is None:  # a kind that does not list its documents: nothing to compare
+        return
     judged = set(dataset.qrels.doc_id[dataset.qrels.relevance > 0])
-    missing = judged - set(index.docnos)
+    missing = judged - set(docnos)
     if judged and len(missing) * 2 > len(judged):
         warnings.warn(
             f"{len(missing)} of the {len(judged)} documents judged relevant to these {len(dataset.queries)} "
