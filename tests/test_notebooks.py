@@ -211,6 +211,46 @@ def test_training_notebook_shows_the_loss_the_table_the_alignments_and_both_mask
     assert pngs(cells["curve"]) == 1 and "untrained" in plain_text(cells["curve"])
 
 
+def parameters(path) -> dict:
+    """The literal values a notebook's parameters cell assigns."""
+    nb = read(path)
+    cell = nb.cells[parameters_cells(nb)[0]].source
+    return {
+        t.id: ast.literal_eval(node.value)
+        for node in ast.parse(cell).body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+    }
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_default_dataset_loads_offline(path, monkeypatch):
+    from lirlab import data
+
+    monkeypatch.chdir(NOTEBOOK_DIR)  # relative folders are relative to the notebook, as in Jupyter
+    dataset = parameters(path).get("DATASET")
+    if dataset is not None and "data.load(DATASET" in "".join(c.source for c in read(path).cells):
+        data.load(dataset)  # an ir_datasets id needs a download: the notebook would stop here offline
+
+
+def test_sweep_notebook_shows_medians_with_their_spread_and_no_stderr(executed):
+    nb = run_notebook(NOTEBOOK_DIR / "05_latency_sweeps.ipynb", executed)
+    cells = {c.get("id"): c for c in nb.cells}
+    stderr = [c.get("id") for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
+    assert not stderr, f"stderr blocks in cells {stderr}"
+    assert all(column in plain_text(cells["sweep"]) for column in ("p10_ms", "p50_ms", "p90_ms"))
+    stages = plain_text(cells["stages"])
+    assert "decompression" in stages and "whole search" in stages
+
+
+def test_real_benchmark_notebook_counts_the_documents_cut_and_says_what_to_do(executed):
+    nb = run_notebook(NOTEBOOK_DIR / "06_real_benchmark.ipynb", executed)
+    cells = {c.get("id"): c for c in nb.cells}
+    said = plain_text(cells["encode"])
+    assert re.search(r"\d+ of \d+ documents were cut at doc_maxlen=\d+", said), said
+    assert "ENCODER_SETTINGS" in said, "the advice names the parameter to raise"
+
+
 def test_page_notebook_shows_the_sweep_the_heatmaps_and_the_explorer(executed):
     nb = run_notebook(NOTEBOOK_DIR / "09_page_retrieval.ipynb", executed)
     cells = {c.get("id"): c for c in nb.cells}
