@@ -404,3 +404,20 @@ def test_labels_tell_apart_settings_of_one_method_that_differ_in_a_build_knob(do
         "method=plaid, n_probe=4",
         "method=flat, pool_factor=2",
     ]
+
+
+def test_sweep_interleaves_the_rounds_of_its_settings(index, queries, monkeypatch):
+    """Round 1 of every setting, then round 2 of every setting: a burst of load that lasts a while hits
+    one round of several settings, not every round of one setting."""
+    order = []
+    search = index.search_encoded
+
+    def recording(one, k=10, timings=None, **knobs):
+        if timings is not None:
+            order.append(knobs["n_probe"])
+        return search(one, k=k, timings=timings, **knobs)
+
+    monkeypatch.setattr(index, "search_encoded", recording)
+    sweep(index, queries, {"n_probe": [1, 2]}, k=K, warmup=0, rounds=2, progress=False)
+    n = len(queries)
+    assert order == [1] * n + [2] * n + [1] * n + [2] * n

@@ -107,25 +107,35 @@ def timed_search(
     rounds = ROUNDS.validate(rounds)
     for i in range(min(warmup, len(queries))):
         index.search_encoded(queries.select([i]), k=k, **knobs)
-    totals = np.full((rounds, len(queries)), np.inf)
-    stages: list[list[dict]] = [[{} for _ in range(len(queries))] for _ in range(rounds)]
-    for r in range(rounds):
-        for i in range(len(queries)):
-            one = queries.select([i])
-            stage_times: list[dict] = []
-            start = time.perf_counter()
-            index.search_encoded(one, k=k, timings=stage_times, **knobs)
-            totals[r, i] = time.perf_counter() - start
-            stages[r][i] = stage_times[0]
+    timed = [_time_queries(index, queries, k, knobs) for _ in range(rounds)]
+    return _latency_row(index, timed, stage_percentiles)
+
+
+def _time_queries(index: Index, queries: Encoding, k: int, knobs: Mapping[str, Any]) -> tuple:
+    """One round: each query searched once, alone; its seconds and its stage timings."""
+    totals, stages = np.empty(len(queries)), []
+    for i in range(len(queries)):
+        one = queries.select([i])
+        stage_times: list[dict] = []
+        start = time.perf_counter()
+        index.search_encoded(one, k=k, timings=stage_times, **knobs)
+        totals[i] = time.perf_counter() - start
+        stages.append(stage_times[0])
+    return totals, stages
+
+
+def _latency_row(index: Index, timed: Sequence[tuple], stage_percentiles: Sequence[str]) -> dict:
+    """The latency columns of rounds of :func:`_time_queries`: each query's fastest round."""
+    totals = np.stack([t for t, _ in timed])
     fastest = totals.argmin(axis=0)
-    best = totals[fastest, np.arange(len(queries))]
+    best = totals[fastest, np.arange(totals.shape[1])]
     row = {
-        "queries": len(queries),
-        "rounds": rounds,
+        "queries": totals.shape[1],
+        "rounds": len(timed),
         "p10_ms": _percentile_ms(best, "p10"),
         **percentiles(best),
     }
-    kept = [stages[r][i] for i, r in enumerate(fastest)]
+    kept = [timed[r][1][i] for i, r in enumerate(fastest)]
     for stage in index.STAGES:
         stage_seconds = [s.get(stage, 0.0) for s in kept]
         for name in stage_percentiles:
@@ -238,6 +248,7 @@ def measure_setting(
     warmup: int = WARMUP,
     n_timed: int | None = None,
     rounds: int = ROUNDS.default,
+    latency: Mapping[str, Any] | None = None,
     **knobs,
 ) -> dict[str, Any]:
     """One row of a sweep: the method, its resolved knobs, latency and quality of one search setting.
@@ -255,6 +266,9 @@ def measure_setting(
         Judgments; the row then holds each of ``measures`` (e.g. ``nDCG@10``).
     rounds : int
         Rounds each timed query is searched in; it keeps its fastest (:func:`timed_search`).
+    latency : mapping, optional
+        The setting's latency columns, already measured (a sweep times its settings' rounds
+        interleaved); the setting is then not timed again.
     **knobs
         The index's search knobs; unset ones follow its defaults for ``k``.
 
@@ -276,11 +290,11 @@ def measure_setting(
         **index_costs(index),
         **settings,
     }
-    row.update(
-        timed_search(
+    if latency is None:
+        latency = timed_search(
             index, timed, k=k, warmup=warmup, rounds=rounds, stage_percentiles=STAGE_PERCENTILES, **settings
         )
-    )
+    row.update(latency)
     run = index.search(queries, k=k, **settings)
     judgments = judged(qrels, queries.ids)
     if judgments is not None:
@@ -321,6 +335,34 @@ def available_devices(devices: Sequence[str] | None = None) -> list[str]:
     if not kept:
         raise ValueError(f"none of the devices {list(devices)} is available")
     return kept
+
+
+def interleaved_latency(
+    index: Index,
+    queries: Encoding,
+    settings: Sequence[Mapping[str, Any]],
+    *,
+    k: int = 10,
+    warmup: int = WARMUP,
+    n_timed: int | None = None,
+    rounds: int = ROUNDS.default,
+) -> list[dict]:
+    """The latency columns of :func:`timed_search` for several search settings of one index, their rounds
+    interleaved: round 1 of every setting, then round 2 of every setting... A burst of load on the machine
+    that lasts a while then slows one round of several settings, which their fastest rounds leave out,
+    instead of every round of one setting, which would read as that setting being slow."""
+    check_queries(queries)
+    rounds = ROUNDS.validate(rounds)
+    n_timed = N_TIMED.validate(n_timed)
+    timed = queries if n_timed is None else queries.select(range(min(n_timed, len(queries))))
+    resolved = [index.resolve_knobs(k, dict(setting)) for setting in settings]
+    measured: list[list[tuple]] = [[] for _ in resolved]
+    for _ in range(rounds):
+        for knobs, times in zip(resolved, measured):
+            for i in range(min(warmup, len(timed))):
+                index.search_encoded(timed.select([i]), k=k, **knobs)
+            times.append(_time_queries(index, timed, k, knobs))
+    return [_latency_row(index, times, STAGE_PERCENTILES) for times in measured]
 
 
 def _device_name(machine: Mapping[str, Any]) -> str:
@@ -486,7 +528,16 @@ def sweep(
                 index = built.to(device)
                 for n_threads in thread_counts:
                     with torch_threads(n_threads) as used:
-                        for search_setting in search_settings:
+                        latencies = interleaved_latency(
+                            index,
+                            queries,
+                            search_settings,
+                            k=k,
+                            warmup=warmup,
+                            n_timed=n_timed,
+                            rounds=rounds,
+                        )
+                        for search_setting, latency in zip(search_settings, latencies):
                             row = measure_setting(
                                 index,
                                 queries,
@@ -496,7 +547,7 @@ def sweep(
                                 measures=names,
                                 warmup=warmup,
                                 n_timed=n_timed,
-                                rounds=rounds,
+                                latency=latency,
                                 **search_setting,
                             )
                             row.update(build_setting)
