@@ -163,3 +163,34 @@ def test_the_ring_of_the_current_setting_leaves_every_label_clear():
             assert np.hypot(nearest_x - cx, nearest_y - cy) >= radius, (
                 f"label {text.get_text()!r} under the ring of row {highlight}"
             )
+
+
+def test_the_first_setting_an_explorer_draws_is_labelled_clear_of_its_ring():
+    # one measured setting, as SweepExplorer first draws it: build knobs ride along in the row
+    table = pd.DataFrame(
+        {
+            "method": ["plaid"],
+            "device": ["cpu"],
+            "nbits": [2],
+            "n_centroids": [512],
+            "kmeans_iterations": [4],
+            "pool_factor": [1],
+            "n_probe": [1],
+            "centroid_score_threshold": [0.5],
+            "ndocs": [256],
+            "p50_ms": [65.1],
+            "exhaustive_recall@10": [0.9167],
+        }
+    )
+    table["setting"] = setting_labels(table)
+    assert table.setting.tolist() == ["n_probe=1, centroid_score_threshold=0.5, ndocs=256"]
+    figure = plot_pareto(table, highlight=0)
+    figure.draw_without_rendering()
+    ax = figure.axes[0]
+    [label] = ax.texts
+    ring = ax.collections[-1]
+    cx, cy = ax.transData.transform((65.1, 0.9167))
+    radius = (np.sqrt(ring.get_sizes()[0]) / 2 + ring.get_linewidths()[0]) * figure.dpi / 72
+    box = Text.get_window_extent(label)
+    nearest = np.hypot(min(max(cx, box.x0), box.x1) - cx, min(max(cy, box.y0), box.y1) - cy)
+    assert nearest >= radius

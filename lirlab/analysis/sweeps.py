@@ -667,7 +667,12 @@ def _varying_knobs(table: pd.DataFrame) -> dict[Any, list[str]]:
         names = [name for name in candidates if rows[name].nunique(dropna=False) > 1]
         varying.update(dict.fromkeys(rows.index, names))
     if not several and not any(varying.values()):
-        present = [name for name in declared if name in table.columns and table[name].notna().any()]
+        search = {name for entry in registry.kinds() for name in entry.params("search")}
+        present = [
+            name
+            for name in declared
+            if name in search and name in table.columns and table[name].notna().any()
+        ]
         return dict.fromkeys(table.index, present)
     return {key: (["method"] if several else []) + names for key, names in varying.items()}
 

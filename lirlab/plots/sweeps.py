@@ -145,7 +145,8 @@ def place_labels(
             texts[i], (x[i], y[i]), xytext=(0, 0), textcoords="offset points", fontsize=fontsize
         )
         spot = None
-        radii = LABEL_RADII if i not in rings else [r + rings[i] / scale for r in LABEL_RADII]
+        # around a ring, the diagonal places must clear the square that holds it: √2 times its half side
+        radii = LABEL_RADII if i not in rings else [r + np.sqrt(2) * rings[i] / scale for r in LABEL_RADII]
         for radius in radii:
             for sx, sy, ha, va in LABEL_DIRECTIONS:
                 offset = (radius * sx / np.hypot(sx, sy), radius * sy / np.hypot(sx, sy))
