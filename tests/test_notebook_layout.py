@@ -198,7 +198,11 @@ class LayoutReport:
 
     @property
     def lines(self) -> list[str]:
-        return [line for _, _, line in self.problems]
+        lines = [line for _, kind, line in self.problems if kind != "not run"]
+        not_run = [cell for cell, kind, _ in self.problems if kind == "not run"]
+        if not_run:
+            lines.append(f"cells {not_run} did not run (Run All stops at the first error)")
+        return lines
 
     def add(self, cell: int | None, kind: str, line: str) -> None:
         self.problems.append((cell, kind, line))
@@ -215,11 +219,15 @@ class LayoutReport:
 
 
 def prepare(path: Path, root: Path) -> str:
-    """Copies the notebooks folder into ``root`` (once) with the layout run's overrides; returns the path."""
+    """Copies the notebooks folder into ``root`` (once, the rest of the clone linked beside it) with the
+    layout run's overrides; returns the notebook's path under ``root``."""
     folder = root / "lirlab" / "notebooks"
     if not folder.is_dir():
         shutil.copytree(NOTEBOOK_DIR, folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "*.ipynb"))
-        if SHARED_DATA.parent.is_dir():  # "../../shared/data/..." from a notebook resolves as in the clone
+        for entry in REPO.iterdir():  # "../tests/fixtures/..." from a notebook resolves as in the clone
+            if entry.name not in {"notebooks", ".git", ARTIFACTS.name}:
+                (folder.parent / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+        if SHARED_DATA.parent.is_dir():  # and so does "../../shared/data/..."
             (root / "shared").symlink_to(SHARED_DATA.parent, target_is_directory=True)
     nb = nbformat.read(path, as_version=4)
     overrides = OVERRIDES.get(path.name, {})
@@ -337,9 +345,7 @@ def check_notebook(driver, lab: JupyterLab, path: Path) -> LayoutReport:
         report.add(block["cell"], kind, f"{cell_label(nb, block['cell'])}: {kind}: {shown}")
     not_run = [index for index, prompt in measured["prompts"] if not prompt[1:-2].strip().isdigit()]
     for index in not_run:
-        report.add(
-            index, "not run", f"{cell_label(nb, index)}: did not run (Run All stops at the first error)"
-        )
+        report.add(index, "not run", f"{cell_label(nb, index)}: did not run")
     take_screenshots(driver, stem, measured)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "layout.txt").write_text(str(report) + "\n")
