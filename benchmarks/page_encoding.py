@@ -11,13 +11,15 @@ Run from the repository root::
 
     python benchmarks/page_encoding.py [--family colmodernvbert] [--pages 4] [--device cpu]
 
-It writes ``benchmarks/results/page_encoding_<family>.json`` with the machine described.
+It writes ``benchmarks/results/page_encoding_<family>.json`` with the machine described and its 1-minute
+load average before and after the timed pages (other work on the machine slows the figure).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -91,6 +93,7 @@ def main() -> None:
         for _ in range(args.pages + 1)
     ]
     encoder.encode_documents(pages[:1], progress=False)  # warm-up
+    load_before = os.getloadavg()
     start = time.perf_counter()
     encoded = encoder.encode_documents(pages[1:], batch_size=1, progress=True)
     seconds = time.perf_counter() - start
@@ -105,6 +108,7 @@ def main() -> None:
         "seconds": round(seconds, 2),
         "pages_per_second": round(args.pages / seconds, 4),
         "batch_size": 1,
+        "load_average_1min": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
         "machine": describe_machine(args.device),
         "command": f"python benchmarks/page_encoding.py --family {args.family} --pages {args.pages} --device {args.device}",
     }

@@ -286,3 +286,35 @@ def test_a_qwen2_5_vl_backbone_loads_as_colqwen2(tmp_path):
         assert_rows_match(ours.vectors_of(i), embeddings[i][batch["attention_mask"][i].bool()])
     _, height, width = batch["image_grid_thw"][0].tolist()
     assert int(ours.is_patch[ours.span(0)].sum()) == height * width // 4
+
+
+def test_the_mask_analyses_run_on_a_page_model():
+    """The query_maxlen curve varies the augmentation buffers of a page model as it varies [MASK] padding."""
+    import io
+
+    import pandas as pd
+
+    from lirlab.analysis.masks import query_maxlen_curve
+    from lirlab.data import Dataset, Query
+    from lirlab.page_data import Page
+
+    def png(image: Image.Image) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    docs = tuple(Page(f"p{i}", None, data=png(image)) for i, image in enumerate(PAGES_IMAGES))
+    queries = tuple(Query(f"q{i}", text) for i, text in enumerate(QUERIES))
+    qrels = pd.DataFrame(
+        {"query_id": ["q0", "q1", "q2"], "doc_id": ["p0", "p1", "p2"], "relevance": [1, 1, 1]}
+    )
+    pages = Dataset("noise pages", docs, queries, qrels)
+    encoder = ColBERT.load(PAGES / "colpali", device="cpu")
+    curve = query_maxlen_curve(
+        encoder, pages, query_maxlens=(0, 24), attend=(True,), ablate_at=(24,), progress=False
+    )
+    buffers = curve.set_index(["query_maxlen", "masks_used"])["mean_masks"]
+    lengths = encoder.with_config(query_maxlen=0).encode_queries(pages.queries).lengths.float()
+    assert buffers[(0, False)] == 0
+    assert buffers[(24, True)] == pytest.approx(float((24 - lengths).clamp(min=0).mean()))
+    assert buffers[(24, False)] == 0  # the ablation row drops them
