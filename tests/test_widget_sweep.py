@@ -153,3 +153,20 @@ def test_the_plot_shows_a_quality_that_moves_and_readable_labels(index, queries,
     assert latency.quality == "nDCG@10"
     with pytest.raises(ValueError, match="quality must be one of"):
         SweepExplorer(index, queries, k=5, quality="MAP")
+
+
+def test_the_explorer_times_on_the_threads_it_is_given(index, queries, monkeypatch):
+    seen = []
+    measure = sweep_widget.measure_setting
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_widget, "measure_setting", recording)
+    before = torch.get_num_threads()
+    explorer = SweepExplorer(index, queries, k=5, threads=1)
+    explorer.n_probe.value = 2
+    assert seen == [1, 1] and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        SweepExplorer(index, queries, k=5, threads=0)

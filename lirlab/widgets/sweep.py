@@ -42,7 +42,13 @@ import warnings
 import ipywidgets as widgets
 import pandas as pd
 
-from lirlab.analysis.sweeps import exhaustive_reference, measure_setting, with_frontier
+from lirlab.analysis.sweeps import (
+    THREADS,
+    exhaustive_reference,
+    measure_setting,
+    torch_threads,
+    with_frontier,
+)
 from lirlab.data import Dataset
 from lirlab.encoding import Encoding
 from lirlab.evaluate import judged
@@ -119,6 +125,9 @@ class SweepExplorer:
     quality : str, optional
         The plot's quality axis: ``"exhaustive_recall@<k>"`` (the default) or, with judgments,
         ``"nDCG@10"``.
+    threads : int, optional
+        Torch threads to time with (``None``: as set); one is the steadiest on a busy machine, and a
+        sweep timed with ``threads=[1]`` reads the same.
 
     Attributes
     ----------
@@ -143,6 +152,7 @@ class SweepExplorer:
         *,
         n_timed: int | None = TIMED_QUERIES,
         quality: str | None = None,
+        threads: int | None = None,
     ):
         if not isinstance(index, Index):
             raise ValueError(f"SweepExplorer needs a lirlab index, got {type(index).__name__}")
@@ -159,6 +169,7 @@ class SweepExplorer:
         if quality is not None and quality not in qualities:
             raise ValueError(f"quality must be one of {', '.join(qualities)}, got {quality!r}")
         self.quality = quality or qualities[0]
+        self.threads = THREADS.validate(threads)
         self.n_timed = n_timed
         self.reference = exhaustive_reference(index, encoded, k)
         self.history = pd.DataFrame()
@@ -212,7 +223,7 @@ class SweepExplorer:
         """Measure the sliders' setting and show it with every setting tried so far."""
         knobs = self.knobs
         try:
-            with warnings.catch_warnings(record=True) as caught:
+            with warnings.catch_warnings(record=True) as caught, torch_threads(self.threads):
                 warnings.simplefilter("always")
                 row = measure_setting(
                     self.index,
