@@ -74,17 +74,23 @@ def test_window_with_max_rows_keeps_the_rows_that_add_most_and_fits():
 
 
 def test_before_and_after_side_by_side_fit_the_output_area():
+    # notebook 8's query and document: 32 query tokens (22 [MASK]) against 59 words, in two panels
     doc = vectors(59, seed=2)
-    labels = query_with_masks(8, 21)
-    before = align_vectors(vectors(32), doc, labels, words(59, "word"))
-    after = align_vectors(vectors(32, seed=5), doc, labels, words(59, "word"))
+    labels = ["[CLS]", "[Q]", "volcanic", "ash", "effects", "on", "aviation", "and", "climate", "[SEP]"]
+    labels += ["[MASK]"] * 22
+    rows = ["[CLS]", "[D]", *words(57, "summers")]
+    before = align_vectors(vectors(32), doc, labels, rows)
+    after = align_vectors(vectors(32, seed=5), doc, labels, rows)
     pair = window_together([before, after], context=1, max_rows=24)
     assert pair[0].doc_labels == pair[1].doc_labels
     assert all(len(a.doc_tokens) == 24 for a in pair)
     kept = set(pair[0].doc_labels)
     strongest = {a.doc_labels[a.best_doc_token[a.contributions.argmax()]] for a in (before, after)}
     assert strongest <= kept, "each model's strongest match is kept"
-    figure = plot_alignments({"untrained": pair[0], "trained": pair[1]})
+    figure = plot_alignments(
+        {"untrained": pair[0], "trained": pair[1]},
+        title="'volcanic ash effects on aviation and climate' x volcano-09",
+    )
     width, height = rendered_px(figure)
     assert width <= WIDTH and height <= HEIGHT, (width, height)
     heats = figure.axes[1:4:2]

@@ -30,6 +30,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from lirlab.analysis.alignment import Alignment, is_special_token
 from lirlab.plots import MIN_FONT_PT, OUTPUT_AREA_PX, SCREEN_DPI
@@ -41,7 +42,7 @@ MASK_COLOR = "#9e9e9e"
 #: Colour of the stored-vs-exact cosine bars (the matplotlib and the interactive figures).
 COSINE_COLOR = "#888888"
 #: Range of the heatmap's row and column pitch, in inches: they close up to this to fit the output area.
-ROW_INCHES, COLUMN_INCHES = (0.13, 0.24), (0.13, 0.3)
+ROW_INCHES, COLUMN_INCHES = (0.13, 0.24), (0.12, 0.3)
 
 
 #: The hand-picked colours used first: tab10 without its grey (grey is for ``[MASK]``), then Dark2.
@@ -225,7 +226,7 @@ def _draw(
     n_doc = alignments[0].similarity.shape[1]
     if n_doc == 0:
         raise ValueError("nothing to draw: the document has no tokens")
-    max_width = (OUTPUT_AREA_PX[0] - 40) / SCREEN_DPI  # the rest: tight-bbox padding
+    max_width = (OUTPUT_AREA_PX[0] - 60) / SCREEN_DPI  # the rest: tight-bbox padding, labels at the edges
     max_height = (OUTPUT_AREA_PX[1] - 30) / SCREEN_DPI
     doc_labels = _doc_tick_labels(alignments[0])
     query_chars = max(len(label) for a in alignments for label in a.query_labels)
@@ -325,6 +326,7 @@ def _draw(
         figure.text(left / width, 1 - 0.1 / height, suptitle, fontsize=10, va="top", ha="left")
     colorbar_axes = figure.add_axes(box(left, 0.42, min(heat_widths[0], 3.0), 0.12))
     figure.colorbar(image, cax=colorbar_axes, orientation="horizontal")
+    colorbar_axes.xaxis.set_major_locator(MaxNLocator(5))
     colorbar_axes.tick_params(labelsize=MIN_FONT_PT + 1)
     colorbar_axes.set_xlabel("cosine similarity", fontsize=9)
     return figure
