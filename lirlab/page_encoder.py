@@ -223,7 +223,8 @@ class PageEncoder:
             )
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise PageModelError(
-                f"{folder}: cannot load the {family} model ({type(e).__name__}: {e})"
+                f"{folder}: cannot load the {family} model ({type(e).__name__}: "
+                f"{(str(e).strip().splitlines() or [''])[0]})"
             ) from None
         check_pil_image_processor(processor, folder)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
