@@ -7,6 +7,7 @@ and the hottest cell of its map, must be exactly that patch.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -360,19 +361,22 @@ def test_the_search_explorer_shows_a_page_index_as_thumbnails_and_heatmaps(page_
     assert [t.children[1].description for t in thumbnails][0] == f"1. {docs.ids[0]} · {run.score.iloc[0]:.3f}"
     image = thumbnails[0].children[0]
     assert image.layout.width == "80px" and image.layout.height == "120px"  # the page's aspect, not stretched
-    [heat] = explorer.heatmap.data
+    [heat] = explorer.figure.data
     assert heat.type == "heatmap" and "adds" in heat.hovertemplate and "query token" in heat.hovertemplate
-    assert len(explorer.heatmap.layout.images) == 1  # the page under the map
+    assert len(explorer.figure.layout.images) == 1  # the page under the map
+    [shown] = explorer.heatmap.outputs  # what reaches the browser: the whole figure, valid JSON
+    sent = shown["data"]["application/vnd.plotly.v1+json"]
+    assert sent["data"][0]["type"] == "heatmap" and json.dumps(sent, allow_nan=False)
     assert explorer.heatmap_data.score == pytest.approx(float(run.score.iloc[0]), abs=1e-4)
     assert [value for _, value in explorer.maps.options][:2] == ["sum", "max"]
     assert [label for label, _ in explorer.buffers.options] == ["buffer 1", "buffer 2", "buffer 3"]
 
     explorer.maps.value = "1"  # clicking the query token "bee"
-    [outline] = explorer.heatmap.layout.shapes
+    [outline] = explorer.figure.layout.shapes
     assert [outline.x0, outline.y0, outline.x1, outline.y1] == pytest.approx(docs.regions[13].tolist())
     assert explorer.buffers.value is None
     explorer.buffers.value = "3"  # a buffer: the token buttons let go
-    assert explorer.maps.value is None and len(explorer.heatmap.layout.shapes) == 1
+    assert explorer.maps.value is None and len(explorer.figure.layout.shapes) == 1
     explorer.hit.value = run.docno.iloc[1]  # another page keeps the map chosen
     assert explorer.shown == "3" and explorer.heatmap_data.docno == run.docno.iloc[1]
     assert "buffer 1" in explorer.best.value and "matched" in explorer.best.value
@@ -389,4 +393,4 @@ def test_the_page_explorer_says_what_is_missing_in_one_line(page_explorer):
     missing = PageExplorer(explorer.index, pages={docs.ids[0]: Image.new("RGB", (30, 40))}, k=2)
     missing.query.value = "bee"
     missing.hit.value = missing.run.docno.iloc[1]
-    assert "no page image for" in missing.message.value and not missing.heatmap.data
+    assert "no page image for" in missing.message.value and missing.figure is None

@@ -391,6 +391,7 @@ def page_figure(
         title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 13}},
         template="plotly_white",
         showlegend=False,
+        modebar={"orientation": "v"},  # beside the page, not over the title
     )
     figure.update_xaxes(range=[0, 1], visible=False, constrain="domain")
     figure.update_yaxes(range=[1, 0], visible=False)

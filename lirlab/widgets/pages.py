@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import warnings
 from collections.abc import Callable, Mapping
 
@@ -116,7 +117,9 @@ class PageExplorer:
         The root box.
     query, message, results, hit, maps, buffers, heatmap, best :
         The elements (``Text``, ``HTML``, ``HBox`` of thumbnails, ``Dropdown``, two ``ToggleButtons``,
-        plotly ``FigureWidget``, ``HTML``).
+        ``Output`` showing the plotly figure, ``HTML``).
+    figure : plotly.graph_objects.Figure or None
+        The page map drawn last.
     run : pandas.DataFrame or None
         The last search's run.
     heatmap_data : PageHeatmap or None
@@ -166,9 +169,8 @@ class PageExplorer:
             options=[], description="buffers", style={"button_width": "auto"}
         )
         self.buffers.add_class("lirlab-page-buffers")
-        import plotly.graph_objects as go
-
-        self.heatmap = go.FigureWidget()
+        self.figure = None
+        self.heatmap = widgets.Output()
         self.heatmap.add_class("lirlab-heatmap")
         self.heatmap.add_class("lirlab-page-heatmap")
         self.best = widgets.HTML()
@@ -233,7 +235,9 @@ class PageExplorer:
             show_png(image, _thumbnail_png(self.image(docno)))
         except (ValueError, OSError) as error:
             image = widgets.HTML(html.escape(str(error)))
-        button = widgets.Button(description=f"{rank}. {docno} · {score:.3f}", tooltip=docno)
+        button = widgets.Button(
+            description=f"{rank}. {docno} · {score:.3f}", tooltip=docno, layout=widgets.Layout(width="auto")
+        )
         button.on_click(lambda _: self._pick(docno))
         box = widgets.VBox([image, button], layout=widgets.Layout(align_items="center", margin="0 6px 6px 0"))
         box.add_class("lirlab-thumbnail")
@@ -321,11 +325,16 @@ class PageExplorer:
         return f'<table class="lirlab-page-best-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
     def _draw(self, figure) -> None:
-        """Show ``figure`` (a plotly Figure) in the heatmap widget, or nothing."""
-        with self.heatmap.batch_update():
-            self.heatmap.data = []
-            self.heatmap.layout = {"width": 10, "height": 10, "images": [], "shapes": []}
-            if figure is None:
-                return
-            self.heatmap.add_traces(list(figure.data))
-            self.heatmap.layout = figure.layout
+        """Show ``figure`` (a plotly Figure), or nothing, as the output of the heatmap widget: the whole
+        figure reaches the browser in one message, drawn by JupyterLab's plotly renderer (a
+        ``FigureWidget`` made or updated after display sometimes stayed blank, its data arriving after
+        its first drawing)."""
+        self.figure = figure
+        if figure is None:
+            self.heatmap.outputs = ()
+            return
+        bundle = {
+            "application/vnd.plotly.v1+json": json.loads(figure.to_json()),
+            "text/plain": "page heatmap",
+        }
+        self.heatmap.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
