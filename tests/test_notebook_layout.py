@@ -92,7 +92,7 @@ for (const o of outputs) {
 function describe(e, output) {
   if (e === output) return `output (${output.dataset.mimeType || 'widget'})`;
   const classes = [...e.classList].filter(c => !c.startsWith('lm-') && !c.startsWith('p-'));
-  const named = classes.filter(c => c.startsWith('lirlab-')).concat(classes).slice(0, 3);
+  const named = [...new Set(classes.filter(c => c.startsWith('lirlab-')).concat(classes))].slice(0, 3);
   let text = e.tagName.toLowerCase() + named.map(c => '.' + c).join('');
   const owner = e.parentElement && e.parentElement.closest('[class*="lirlab-"]');
   if (owner && !named.some(c => c.startsWith('lirlab-'))) {
