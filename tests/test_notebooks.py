@@ -9,6 +9,7 @@ is present, and on the demo corpus otherwise.
 from __future__ import annotations
 
 import ast
+import base64
 import re
 
 import nbformat
@@ -16,6 +17,9 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+from lirlab.plots import OUTPUT_AREA_PX
+from lirlab.widgets import png_size
 
 from .conftest import REPO, SHARED_DATA
 
@@ -206,9 +210,16 @@ def test_training_notebook_shows_the_loss_the_table_the_alignments_and_both_mask
     rows = [line for line in table.splitlines() if line.startswith(("untrained", "trained"))]
     shown = [float(v) for line in rows for v in re.findall(r"\d+\.\d+", line)]
     assert len(rows) == 2 and len(shown) == 8 and all(0 <= v <= 1 for v in shown), table
-    assert pngs(cells["alignment"]) == 2, "one alignment figure before training and one after"
+    assert pngs(cells["alignment"]) == 1, (
+        "the alignments before and after training side by side, in one figure"
+    )
     assert "[MASK]" in plain_text(cells["alignment"])
     assert pngs(cells["curve"]) == 1 and "untrained" in plain_text(cells["curve"])
+    for cell in ("loss", "alignment", "curve"):  # they were 1,095×1,766 (each alignment) and 1,289 px wide
+        for output in cells[cell].outputs:
+            if "image/png" in output.get("data", {}):
+                width, height = png_size(base64.b64decode(output["data"]["image/png"]))
+                assert width <= OUTPUT_AREA_PX[0] and height <= OUTPUT_AREA_PX[1], (cell, width, height)
 
 
 def parameters(path) -> dict:
