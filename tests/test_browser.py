@@ -38,6 +38,7 @@ from .browser_support import (  # noqa: E402
     wait_for,
     write_notebook,
 )
+from .conftest import REPO  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -245,3 +246,86 @@ def test_sweep_explorer_follows_its_slider(explorers_page, browser):
     assert abs(natural - shown) <= 2, f"the plot is {natural} px wide but shown {shown} px wide (stretched)"
     browser.execute_script("arguments[0].scrollIntoView()", slider)
     screenshot(browser, "browser-sweep-explorer")
+
+
+PAGES = f"""
+from lirlab import ColBERT, FlatIndex, data
+from lirlab.widgets.search import SearchExplorer
+
+encoder = ColBERT.load({str(REPO / "tests" / "fixtures" / "pages" / "colpali")!r}, device="cpu")
+pages = data.load("demo-pages")
+index = FlatIndex.build(pages.docs[:8], encoder, progress=False)
+print("pages", "indexed")
+"""
+
+
+def test_page_explorer_shows_thumbnails_and_a_heatmap_over_the_page(lab, browser):
+    name = write_notebook(
+        lab.root, "pages.ipynb", [PAGES, "SearchExplorer(index, pages=pages, k=4)", "print('page cells ran')"]
+    )
+    open_and_run_all(browser, lab, name, "page cells ran")
+    box = wait_for(
+        browser,
+        lambda d: d.find_element(By.CSS_SELECTOR, ".lirlab-query input"),
+        UPDATE_S,
+        "the page explorer's query box did not render",
+        "page-explorer",
+    )
+    box.clear()
+    box.send_keys("how do honeybees pollinate crops" + Keys.ENTER)
+    wait_for(
+        browser,
+        lambda d: (
+            len(d.find_elements(By.CSS_SELECTOR, ".lirlab-results .lirlab-thumbnail img")) == 4
+            and all(image_rendered(d, i) for i in d.find_elements(By.CSS_SELECTOR, ".lirlab-thumbnail img"))
+        ),
+        UPDATE_S,
+        "the results did not show as four page thumbnails",
+        "page-explorer",
+    )
+    wait_for(
+        browser,
+        lambda d: (
+            d.find_element(By.CSS_SELECTOR, ".lirlab-page-heatmap .heatmaplayer image")
+            and d.find_element(By.CSS_SELECTOR, ".lirlab-page-heatmap .imagelayer image")
+        ),
+        UPDATE_S,
+        "the patch heatmap over the page (plotly) did not render",
+        "page-explorer",
+    )
+    svg = browser.find_element(By.CSS_SELECTOR, ".lirlab-page-heatmap svg.main-svg")
+    drawn_width, shown_width = browser.execute_script(
+        "const s = arguments[0]; return [Number(s.getAttribute('width')), s.getBoundingClientRect().width]",
+        svg,
+    )
+    assert abs(drawn_width - shown_width) <= 2, (
+        f"the page is drawn {drawn_width} px wide but shown {shown_width}"
+    )
+    cells = browser.find_element(By.CSS_SELECTOR, ".lirlab-page-heatmap rect.nsewdrag")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", cells)
+    ActionChains(browser).move_to_element(cells).perform()
+    hover = wait_for(
+        browser,
+        lambda d: (
+            (e := d.find_element(By.CSS_SELECTOR, ".lirlab-page-heatmap .hoverlayer .hovertext"))
+            and "cosine" in e.text
+            and e
+        ),
+        UPDATE_S,
+        "hovering a patch showed no label with the query token and its cosine",
+        "page-explorer",
+    )
+    assert "query token" in hover.text and "adds" in hover.text
+    token = browser.find_elements(By.CSS_SELECTOR, ".lirlab-page-map button")[2]  # after sum and max
+    token.click()
+    wait_for(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".lirlab-page-heatmap .shapelayer path"),
+        UPDATE_S,
+        "clicking a query token did not outline its best patch",
+        "page-explorer",
+    )
+    browser.execute_script(
+        "arguments[0].scrollIntoView()", browser.find_element(By.CSS_SELECTOR, ".lirlab-query")
+    )
+    screenshot(browser, "browser-page-explorer")
