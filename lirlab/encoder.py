@@ -565,8 +565,15 @@ def _override(config: EncoderConfig, overrides: dict[str, Any], model) -> Encode
         name: ENCODER_PARAMS[name].validate(value) if name in ENCODER_PARAMS and value is not None else value
         for name, value in overrides.items()
     }
+    limit = _position_limit(model)
+    for name in ("query_maxlen", "doc_maxlen"):
+        if (overrides.get(name) or 0) > limit:
+            raise ValueError(
+                f"{name}={overrides[name]} is longer than this model reads (it has {limit} positions): "
+                f"use {name}={limit} or less"
+            )
     if overrides.get("query_maxlen") == 0:
-        overrides = {**overrides, "query_augmentation": False, "query_maxlen": _position_limit(model)}
+        overrides = {**overrides, "query_augmentation": False, "query_maxlen": limit}
     return replace(config, **overrides)
 
 

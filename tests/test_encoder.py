@@ -198,3 +198,12 @@ def test_stanford_checkpoint_without_projection_is_rejected(minilm_dir, linear, 
 def test_encoded_queries_keep_their_texts(stanford):
     encoded = stanford.encode_queries({"q1": "what do bees eat", "q2": "winter"})
     assert encoded.ids == ("q1", "q2") and encoded.texts == ("what do bees eat", "winter")
+
+
+@pytest.mark.parametrize("setting", ["doc_maxlen", "query_maxlen"])
+def test_a_length_beyond_the_models_positions_is_one_line_naming_the_limit(stanford_dir, stanford, setting):
+    with pytest.raises(ValueError, match=rf"^{setting}=600 .*512 positions.*{setting}=512 or less"):
+        ColBERT.load(stanford_dir, device="cpu", **{setting: 600})
+    with pytest.raises(ValueError, match=rf"^{setting}=513 "):
+        stanford.with_config(**{setting: 513})
+    assert getattr(stanford.with_config(**{setting: 512}).config, setting) == 512
