@@ -342,3 +342,30 @@ def test_a_flat_index_over_the_demo_pages_with_the_tiny_colpali_fixture(tmp_path
     again = loaded.search(pages.queries, k=10)
     assert again[["qid", "docno", "rank"]].equals(run[["qid", "docno", "rank"]])
     assert same_boxes(loaded.documents([landscape, 0]).regions, stored.select([landscape, 0]).regions)
+
+
+@pytest.mark.parametrize("with_encoder", [True, False])
+def test_aligning_a_page_hit_as_text_names_the_page_heatmap_instead(with_encoder):
+    """align_hit labels document tokens; a page's vectors are patches, which page_hit draws over the page.
+    With the page encoder it failed inside the alignment with an AttributeError on the encoder's config."""
+    from lirlab import data
+    from lirlab.analysis.alignment import align_hit
+    from lirlab.analysis.pages import page_hit
+    from lirlab.encoder import ColBERT
+    from lirlab.index.flat import FlatIndex
+
+    from .conftest import REPO
+
+    fixture = REPO / "tests" / "fixtures" / "pages" / "colpali"
+    if not (fixture / "config.json").is_file():
+        pytest.skip(f"{fixture} is missing (tests/fixtures/make_page_models.py writes it)")
+    encoder = ColBERT.load(fixture)
+    pages = data.load("demo-pages").docs[:2]
+    index = FlatIndex.build(pages, encoder, progress=False)
+    query = encoder.encode_queries(["how does a caldera form"])
+    if not with_encoder:
+        index = FlatIndex.from_encoding(index.documents())
+    with pytest.raises(ValueError, match=r"page_hit\(index, query, docno\)") as refused:
+        align_hit(index, query, pages[0].docno)
+    assert "\n" not in str(refused.value)
+    assert page_hit(index, query, pages[0].docno).docno == pages[0].docno

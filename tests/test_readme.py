@@ -22,6 +22,12 @@ NOT_RUN = {
     ("foreign-indexes.md", "read_stanford_index"): "needs indexes colbert-ai and fast-plaid built: "
     "tests/test_stanford.py and tests/test_fast_plaid.py read tests/fixtures",
     ("qdrant-ray.md", "RayEncoder"): "starts a local Ray cluster: tests/test_ray.py runs it",
+    (
+        "pages.md",
+        "vidore/colqwen2-v1.0-hf",
+    ): "loads a trained ColQwen2 from the hub and files of the reader's: "
+    "tests/test_page_models.py makes the same calls (image paths, PDF pages, PIL images, regions, is_patch, "
+    "global_view) on the tiny random fixtures of each family",
     ("pages.md", "plot_page_heatmaps(heatmap, image)"): "loads a trained ColPali from the hub: notebook 09 "
     "makes the same calls on the tiny random fixture (tests/test_notebooks.py runs it)",
 }

@@ -673,6 +673,11 @@ def _stored_document(index: Index, docno: str) -> tuple[torch.Tensor, torch.Tens
     if not index.is_live(position):
         raise ValueError(f"document {docno!r} was deleted from the index")
     stored = index.documents([position])
+    if stored.regions is not None:
+        raise ValueError(
+            f"document {docno!r} is a page image whose vectors are patches, not words: draw its heatmap over "
+            "the page with lirlab.analysis.pages.page_hit(index, query, docno)"
+        )
     return stored.vectors.float().cpu(), stored.token_ids.long().cpu(), stored.vocab
 
 
@@ -712,8 +717,8 @@ def align_hit(
     Raises
     ------
     ValueError
-        Unknown or deleted ``docno``, empty query, no encoder, or ``document_text`` that does not
-        encode to the token ids the index stores.
+        Unknown or deleted ``docno``, a page image (see :func:`lirlab.analysis.pages.page_hit`), empty
+        query, no encoder, or ``document_text`` that does not encode to the token ids the index stores.
 
     Examples
     --------
