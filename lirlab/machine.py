@@ -12,14 +12,38 @@ from typing import Any
 import numpy as np
 import torch
 
+#: The instruction-set flags (as ``/proc/cpuinfo`` and ``lscpu`` name them) that CPU speed depends on:
+#: torch's kernels and numba's int8 dot products choose their route by them.
+SIMD_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx_vnni",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_int8",
+    "asimd",
+    "asimddp",
+    "sve",
+)
+
 
 def describe_machine(device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Processor, cores, memory, device and library versions: what a figure needs to be read."""
+    """Processor and its vector instruction sets, cores, memory, device and library versions: what a
+    figure needs to be read."""
     import transformers
 
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "processor": _cpu_name(),
+        "cpu_flags": _cpu_flags(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -48,6 +72,18 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+def _cpu_flags() -> list[str]:
+    """The :data:`SIMD_FLAGS` this CPU has, sorted (empty where ``/proc/cpuinfo`` cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return sorted(set(line.split(":", 1)[1].split()) & set(SIMD_FLAGS))
+    except OSError:
+        pass
+    return []
 
 
 def percentiles(seconds: list[float] | np.ndarray) -> dict[str, float]:
