@@ -73,3 +73,35 @@ def brief_errors(shell=None) -> None:
         shell = get_ipython()
     if shell is not None:
         shell.set_custom_exc(BRIEF_TYPES, _show)
+
+
+class ScrollBox:
+    """A table shown in a window of bounded height that scrolls, so that a long table keeps the
+    notebook's figures on one screen; what :func:`scroll_box` returns.
+
+    >>> import pandas as pd
+    >>> box = scroll_box(pd.DataFrame({"token": ["bee"] * 40}), max_height_px=300)
+    >>> 'class="lirlab-scroll"' in box._repr_html_() and "max-height: 300px" in box._repr_html_()
+    True
+    >>> repr(box).splitlines()[1]  # the table as text, where HTML is not shown
+    '0    bee'
+    """
+
+    def __init__(self, html: str, text: str, max_height_px: int):
+        self.html, self.text, self.max_height_px = html, text, max_height_px
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        return (
+            f'<div class="lirlab-scroll" style="max-height: {self.max_height_px}px; overflow: auto">'
+            f"{self.html}</div>"
+        )
+
+
+def scroll_box(table, max_height_px: int = 360) -> ScrollBox:
+    """Show ``table`` (a DataFrame, or anything with ``to_html``) in a window ``max_height_px`` high."""
+    if not isinstance(max_height_px, int) or max_height_px < 50:
+        raise ValueError(f"max_height_px must be a whole number of pixels >= 50, got {max_height_px!r}")
+    return ScrollBox(table.to_html(), str(table), max_height_px)

@@ -21,6 +21,14 @@ def index(stanford) -> FlatIndex:
     return FlatIndex.build(data.load("demo").docs[:20], stanford, progress=False)
 
 
+def shown_widgets(box) -> list:
+    """Every widget inside ``box``, depth first."""
+    found = []
+    for child in getattr(box, "children", ()):
+        found += [child, *shown_widgets(child)]
+    return found
+
+
 def test_widgets_carry_the_contract_classes(stanford, index):
     explorer = MaskExplorer(stanford, index)
     classes = {
@@ -31,7 +39,7 @@ def test_widgets_carry_the_contract_classes(stanford, index):
     }
     for css_class, widget in classes.items():
         assert css_class in widget._dom_classes
-        assert widget in explorer.widget.children
+        assert widget in shown_widgets(explorer.widget)
     assert explorer.query.continuous_update is False
     bundle = explorer._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle

@@ -63,7 +63,7 @@ def test_query_shows_results_heatmap_and_highlight(explorer, flat):
     expected = flat.search(QUERY, k=5)
     explorer.query.value = QUERY
     for docno in expected.docno:
-        assert f"<td>{docno}</td>" in explorer.results.value
+        assert f">{docno}</td>" in explorer.results.value
     assert explorer.results.value.index(expected.docno[0]) < explorer.results.value.index(expected.docno[4])
     assert [value for _, value in explorer.hit.options] == expected.docno.tolist()
     assert explorer.hit.value == expected.docno[0]

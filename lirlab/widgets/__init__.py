@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import struct
 
+from lirlab.plots import OUTPUT_AREA_PX
+
+#: Height of an explorer's first row, the query box with its margins, in pixels.
+QUERY_ROW_PX = 46
+#: Most pixels an explorer's body (under its query box) takes before it scrolls: the explorer as a
+#: whole then fits the viewport, with its query box always on screen.
+BODY_PX = OUTPUT_AREA_PX[1] - QUERY_ROW_PX
+
 
 def png_size(png: bytes) -> tuple[int, int]:
     """``(width, height)`` in pixels of PNG bytes, read from the header.
@@ -27,3 +35,17 @@ def show_png(image, png: bytes) -> None:
     image.value = png
     image.layout.width, image.layout.height = f"{width}px", f"{height}px"
     image.layout.max_width = "none"
+
+
+def scroll_window(children, max_height_px: int = BODY_PX, css_class: str = "lirlab-body"):
+    """A ``VBox`` of ``children`` at most ``max_height_px`` high, scrolling beyond (class
+    ``lirlab-scroll``, and ``css_class``): how an explorer keeps to one screen."""
+    import ipywidgets as widgets
+
+    box = widgets.VBox(
+        list(children),
+        layout=widgets.Layout(max_height=f"{max_height_px}px", overflow="auto", flex="0 0 auto"),
+    )
+    box.add_class("lirlab-scroll")
+    box.add_class(css_class)
+    return box

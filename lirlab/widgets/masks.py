@@ -26,7 +26,7 @@ import ipywidgets as widgets
 from lirlab.analysis.masks import MaskWeighting, as_index, mask_weighting, term_statistics
 from lirlab.plots import SCREEN_DPI, figure_png
 from lirlab.plots.masks import plot_mask_overview
-from lirlab.widgets import show_png
+from lirlab.widgets import scroll_window, show_png
 
 TABLE_COLUMNS = {
     "label": "token",
@@ -92,7 +92,7 @@ class MaskExplorer:
         self.plot.add_class("lirlab-mask-plot")
         self.table = widgets.HTML()
         self.table.add_class("lirlab-mask-table")
-        self.widget = widgets.VBox([self.query, self.message, self.plot, self.table])
+        self.widget = widgets.VBox([self.query, scroll_window([self.message, self.plot, self.table])])
 
         self.query.observe(self._on_query, names="value")
         if query:

@@ -35,6 +35,7 @@ from lirlab.data import as_documents
 from lirlab.index.base import K_PARAM
 from lirlab.plots.alignment import highlight_html
 from lirlab.plots.interactive import alignment_figure
+from lirlab.widgets import scroll_window
 
 #: Documents with more rows than this (after merging word pieces) are windowed around their matches, to
 #: at most this many rows: the heatmap then fits a notebook's output area (757 px high).
@@ -43,6 +44,8 @@ LONG_DOCUMENT = 30
 WINDOW_CONTEXT = 2
 #: Characters of document text shown in the results table.
 SNIPPET_CHARS = 120
+#: Most pixels the results table takes before it scrolls: about five hits, the alignment right under.
+RESULTS_PX = 170
 
 EMPTY_QUERY = "Type a query and press Enter."
 
@@ -54,7 +57,7 @@ def _results_table(run, texts: dict[str, str]) -> str:
         text = texts.get(hit.docno, "")
         snippet = text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else "")
         rows.append(
-            f"<tr><td>{hit.rank}</td><td>{html.escape(str(hit.docno))}</td>"
+            f'<tr><td>{hit.rank}</td><td style="white-space: nowrap">{html.escape(str(hit.docno))}</td>'
             f"<td>{hit.score:.3f}</td><td>{html.escape(snippet)}</td></tr>"
         )
     return (
@@ -123,8 +126,11 @@ class SearchExplorer:
         self.query.add_class("lirlab-query")
         self.message = widgets.HTML(EMPTY_QUERY)
         self.message.add_class("lirlab-message")
-        self.results = widgets.HTML()
+        self.results = widgets.HTML(
+            layout=widgets.Layout(max_height=f"{RESULTS_PX}px", overflow="auto", flex="0 0 auto")
+        )
         self.results.add_class("lirlab-results")
+        self.results.add_class("lirlab-scroll")
         self.hit = widgets.Dropdown(options=[], description="hit")
         self.hit.add_class("lirlab-hit")
         self.merge = widgets.Checkbox(value=True, description="merge word pieces", indent=False)
@@ -139,11 +145,15 @@ class SearchExplorer:
         self.widget = widgets.VBox(
             [
                 self.query,
-                self.message,
-                self.results,
-                widgets.HBox([self.hit, self.merge]),
-                self.heatmap,
-                self.highlight,
+                scroll_window(
+                    [
+                        self.message,
+                        self.results,
+                        widgets.HBox([self.hit, self.merge]),
+                        self.heatmap,
+                        self.highlight,
+                    ]
+                ),
             ]
         )
 
