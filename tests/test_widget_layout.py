@@ -1,4 +1,4 @@
-"""Each explorer keeps to one screen: its query box on top, everything else in a window at most
+"""Each explorer keeps to one screen: its query box (and hit picker) on top, everything else in a window at most
 ``BODY_PX`` high that scrolls (the browser layout test measures the same in JupyterLab; the search and
 mask explorers were 1,531 and 1,142 px tall in notebooks 02 and 03, in a 757-px viewport)."""
 
@@ -11,8 +11,10 @@ from lirlab.widgets import BODY_PX, QUERY_ROW_PX
 
 
 def kept_to_one_screen(explorer) -> None:
-    query, body = explorer.widget.children
-    assert query is explorer.query
+    top, body = explorer.widget.children
+    assert explorer.query in (top, *getattr(top, "children", ()))
+    hit = getattr(explorer, "hit", None)  # the hit picker stays in view while the body scrolls
+    assert hit is None or hit in top.children
     assert "lirlab-scroll" in body._dom_classes and body.layout.overflow == "auto"
     assert body.layout.max_height == f"{BODY_PX}px" and QUERY_ROW_PX + BODY_PX <= OUTPUT_AREA_PX[1]
 

@@ -6,7 +6,8 @@ import struct
 
 from lirlab.plots import OUTPUT_AREA_PX
 
-#: Height of an explorer's first row, the query box with its margins, in pixels.
+#: Height of an explorer's first row (the query box, and the hit picker where there is one) with its
+#: margins, in pixels.
 QUERY_ROW_PX = 46
 #: Most pixels an explorer's body (under its query box) takes before it scrolls: the explorer as a
 #: whole then fits the viewport, with its query box always on screen.

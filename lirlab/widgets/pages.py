@@ -156,7 +156,7 @@ class PageExplorer:
             placeholder="Type a query and press Enter",
             description="query",
             continuous_update=False,
-            layout=widgets.Layout(width="60%"),
+            layout=widgets.Layout(width="50%"),
         )
         self.query.add_class("lirlab-query")
         self.message = widgets.HTML(EMPTY_QUERY)
@@ -182,10 +182,8 @@ class PageExplorer:
         self.best.add_class("lirlab-scroll")
         self.widget = widgets.VBox(
             [
-                self.query,
-                scroll_window(
-                    [self.message, self.results, self.hit, self.maps, self.buffers, self.heatmap, self.best]
-                ),
+                widgets.HBox([self.query, self.hit]),
+                scroll_window([self.message, self.results, self.maps, self.buffers, self.heatmap, self.best]),
             ]
         )
         self.query.observe(lambda change: self.search(change["new"]), names="value")

@@ -121,7 +121,7 @@ class SearchExplorer:
             placeholder="Type a query and press Enter",
             description="query",
             continuous_update=False,
-            layout=widgets.Layout(width="60%"),
+            layout=widgets.Layout(width="45%"),
         )
         self.query.add_class("lirlab-query")
         self.message = widgets.HTML(EMPTY_QUERY)
@@ -144,16 +144,8 @@ class SearchExplorer:
         self.highlight.add_class("lirlab-highlight")
         self.widget = widgets.VBox(
             [
-                self.query,
-                scroll_window(
-                    [
-                        self.message,
-                        self.results,
-                        widgets.HBox([self.hit, self.merge]),
-                        self.heatmap,
-                        self.highlight,
-                    ]
-                ),
+                widgets.HBox([self.query, self.hit, self.merge]),
+                scroll_window([self.message, self.results, self.heatmap, self.highlight]),
             ]
         )
 
