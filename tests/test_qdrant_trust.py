@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -404,3 +405,20 @@ def test_a_path_that_is_no_path_is_one_line_from_qdrant_load_and_save(bad):
     with pytest.raises(ValueError, match="path") as caught:
         QdrantIndex.load(bad)
     assert "\n" not in str(caught.value)
+
+
+def test_a_look_alike_of_a_private_copy_that_lirlab_did_not_make_is_kept(index, tmp_path):
+    """Only a folder made as lirlab makes its private copies (its name, this user's, closed to others) is
+    ever removed; one a person made with such a name, readable by others, stays with what it holds."""
+    index.save(tmp_path / "a")
+    look_alike = Path(tempfile.gettempdir()) / f"{qdrant_module.PRIVATE_PREFIX}1-{'ab' * 6}"
+    look_alike.mkdir(mode=0o755)
+    try:
+        look_alike.chmod(0o755)
+        (look_alike / "notes.txt").write_text("mine")
+        long_ago = time.time() - 2 * qdrant_module.DEAD_PRIVATE_AGE_S
+        os.utime(look_alike, (long_ago, long_ago))
+        QdrantIndex.load(tmp_path / "a").close()
+        assert (look_alike / "notes.txt").read_text() == "mine"
+    finally:
+        shutil.rmtree(look_alike, ignore_errors=True)

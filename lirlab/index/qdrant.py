@@ -103,6 +103,8 @@ UPSERT_BATCH = 64
 SHARD_FOLDER = "qdrant"
 #: Private folders (in the temporary folder) that each open index runs the engine on.
 PRIVATE_PREFIX = "lirlab-qdrant-"
+#: Permissions of a private copy: this user only (what tells it from a look-alike someone else made).
+PRIVATE_MODE = 0o700
 #: A private folder whose process died (its lock free) is removed once at least this old.
 DEAD_PRIVATE_AGE_S = 60.0
 #: Block size of the shard digest and of the sparse copy.
@@ -441,7 +443,8 @@ class _PrivateFolder:
 
     Folders of processes that died (killed, power loss) keep no lock; the next one made removes them
     once they are :data:`DEAD_PRIVATE_AGE_S` old (the age spares a folder made a moment ago and not yet
-    locked). Only names lirlab gives (``lirlab-qdrant-PID-TOKEN``) are ever considered.
+    locked). Only folders made as lirlab makes them are ever considered: named ``lirlab-qdrant-PID-TOKEN``,
+    this user's, with permissions :data:`PRIVATE_MODE`.
     """
 
     def __init__(self):
@@ -449,7 +452,8 @@ class _PrivateFolder:
         _remove_dead_private_folders(root)
         self.owner = os.getpid()
         self.path = root / f"{PRIVATE_PREFIX}{self.owner}-{uuid.uuid4().hex[:12]}"
-        self.path.mkdir(mode=0o700)
+        self.path.mkdir(mode=PRIVATE_MODE)
+        self.path.chmod(PRIVATE_MODE)  # whatever the umask
         self._fd: int | None = os.open(self.path, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW)
         if fcntl is not None:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -477,7 +481,10 @@ def _remove_dead_private_folders(root: Path) -> None:
         try:
             if not entry.is_dir(follow_symlinks=False):
                 continue
-            if now - entry.stat(follow_symlinks=False).st_mtime < DEAD_PRIVATE_AGE_S:
+            made = entry.stat(follow_symlinks=False)
+            if made.st_uid != os.getuid() or stat.S_IMODE(made.st_mode) != PRIVATE_MODE:
+                continue  # not made as lirlab makes its private copies
+            if now - made.st_mtime < DEAD_PRIVATE_AGE_S:
                 continue
             fd = os.open(entry.path, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW)
         except OSError:
