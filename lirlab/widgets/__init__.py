@@ -38,15 +38,20 @@ def show_png(image, png: bytes) -> None:
     image.layout.max_width = "none"
 
 
-def scroll_window(children, max_height_px: int = BODY_PX, css_class: str = "lirlab-body"):
-    """A ``VBox`` of ``children`` at most ``max_height_px`` high, scrolling beyond (class
-    ``lirlab-scroll``, and ``css_class``): how an explorer keeps to one screen."""
+def scrolling(widget, max_height_px: int):
+    """``widget`` kept at most ``max_height_px`` high, scrolling beyond (class ``lirlab-scroll``)."""
+    widget.layout.max_height = f"{max_height_px}px"
+    widget.layout.overflow = "auto"
+    widget.layout.flex = "0 0 auto"
+    widget.add_class("lirlab-scroll")
+    return widget
+
+
+def scroll_window(children):
+    """A ``VBox`` of ``children`` at most :data:`BODY_PX` high, scrolling beyond (classes
+    ``lirlab-scroll`` and ``lirlab-body``): how an explorer keeps to one screen under its query box."""
     import ipywidgets as widgets
 
-    box = widgets.VBox(
-        list(children),
-        layout=widgets.Layout(max_height=f"{max_height_px}px", overflow="auto", flex="0 0 auto"),
-    )
-    box.add_class("lirlab-scroll")
-    box.add_class(css_class)
+    box = scrolling(widgets.VBox(list(children)), BODY_PX)
+    box.add_class("lirlab-body")
     return box

@@ -38,14 +38,14 @@ from lirlab.analysis.alignment import search_text
 from lirlab.analysis.pages import PageHeatmap, page_hit
 from lirlab.index.base import K_PARAM, Index
 from lirlab.plots.pages import page_figure
-from lirlab.widgets import scroll_window, show_png
+from lirlab.widgets import scroll_window, scrolling, show_png
 
 EMPTY_QUERY = "Type a query and press Enter."
 #: Longest side of a result thumbnail, in pixels.
 THUMBNAIL_PX = 120
-#: Columns of the best-patch table under the page.
 #: Most pixels the table of each query token's best patch takes before it scrolls.
 BEST_PX = 300
+#: Columns of the best-patch table under the page.
 BEST_COLUMNS = ("query_label", "patch", "cosine", "adds", "contribution", "matched")
 
 
@@ -175,11 +175,8 @@ class PageExplorer:
         self.heatmap = widgets.Output()
         self.heatmap.add_class("lirlab-heatmap")
         self.heatmap.add_class("lirlab-page-heatmap")
-        self.best = widgets.HTML(
-            layout=widgets.Layout(max_height=f"{BEST_PX}px", overflow="auto", flex="0 0 auto")
-        )
+        self.best = scrolling(widgets.HTML(), BEST_PX)
         self.best.add_class("lirlab-page-best")
-        self.best.add_class("lirlab-scroll")
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.query, self.hit]),

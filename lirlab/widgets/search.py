@@ -35,7 +35,7 @@ from lirlab.data import as_documents
 from lirlab.index.base import K_PARAM
 from lirlab.plots.alignment import highlight_html
 from lirlab.plots.interactive import alignment_figure
-from lirlab.widgets import scroll_window
+from lirlab.widgets import scroll_window, scrolling
 
 #: Documents with more rows than this (after merging word pieces) are windowed around their matches, to
 #: at most this many rows: the heatmap then fits a notebook's output area (757 px high).
@@ -126,11 +126,8 @@ class SearchExplorer:
         self.query.add_class("lirlab-query")
         self.message = widgets.HTML(EMPTY_QUERY)
         self.message.add_class("lirlab-message")
-        self.results = widgets.HTML(
-            layout=widgets.Layout(max_height=f"{RESULTS_PX}px", overflow="auto", flex="0 0 auto")
-        )
+        self.results = scrolling(widgets.HTML(), RESULTS_PX)
         self.results.add_class("lirlab-results")
-        self.results.add_class("lirlab-scroll")
         self.hit = widgets.Dropdown(options=[], description="hit")
         self.hit.add_class("lirlab-hit")
         self.merge = widgets.Checkbox(value=True, description="merge word pieces", indent=False)
