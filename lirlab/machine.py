@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lirlab.int8_products import int8_route
+
 #: The instruction-set flags (as ``/proc/cpuinfo`` and ``lscpu`` name them) that CPU speed depends on:
 #: torch's kernels and numba's int8 dot products choose their route by them.
 SIMD_FLAGS = (
@@ -36,7 +38,8 @@ SIMD_FLAGS = (
 
 def describe_machine(device: str | torch.device = "cpu") -> dict[str, Any]:
     """Processor and its vector instruction sets, cores, memory, device and library versions: what a
-    figure needs to be read."""
+    figure needs to be read. ``int8_route`` is the int8 route this process's first passes take
+    (:func:`lirlab.int8_products.int8_route`; ``None``: float32 only)."""
     import transformers
 
     info: dict[str, Any] = {
@@ -44,6 +47,7 @@ def describe_machine(device: str | torch.device = "cpu") -> dict[str, Any]:
         "processor": _cpu_name(),
         "cpu_flags": _cpu_flags(),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "int8_route": int8_route(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),

@@ -26,14 +26,13 @@ Examples
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from lirlab.encoding import Encoding, offsets_from_lengths
+from lirlab.int8_products import RIGHT_LEVELS, as_uint8, check_route, int8_max_over_rows, int8_route
 
 
 def maxsim_pair(query: torch.Tensor, doc: torch.Tensor) -> torch.Tensor:
@@ -101,26 +100,39 @@ def maxsim_candidates(
     return torch.cat(scores) if scores else torch.zeros(0, device=query.device)
 
 
-FIRST_PASSES = ("auto", "int8", "none")
+FIRST_PASSES = ("auto", "int8", "int8-torch", "int8-onnxruntime", "none")
 FP32_UNIT_ROUNDOFF = 2.0**-24
 INT8_LEVELS = 127
 AUTO_FIRST_PASS_MIN_TOKENS = 1 << 16
 QUERY_ROWS_AT_ONCE = 256  # 8 queries of 32 tokens: 8 MiB of similarities per 8,192-row block
 RESCORE_ALL_ABOVE = 1 / 8  # of the documents: past this, scoring them all in blocks is faster
-INT8_DOT_INSTRUCTIONS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
+RESCORE_DOCS_AT_ONCE = 256  # 256 documents of 180 tokens: 23 MiB of gathered fp32 rows at 128 dims
+#: Rows per int8 block, in units of ``chunk_tokens``: ONNX Runtime's calls cost about 30 us each, and
+#: 16,384-row blocks were measured 7% faster than 8,192 on a 2-core AMD Zen 3.
+INT8_BLOCK_FACTOR = {"torch": 1, "onnxruntime": 2}
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_fast_int8() -> bool:
-    """Whether this CPU has int8 dot-product instructions (VNNI, AMX-INT8 or Arm's dot product) and
-    torch has its int8 matrix multiply; without them the first pass would cost more than it saves."""
-    if getattr(torch, "_int_mm", None) is None:
-        return False
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return False
-    return any(flag in flags for flag in INT8_DOT_INSTRUCTIONS)
+def first_pass_route(first_pass: str, device: torch.device, dtype: torch.dtype, n_rows: int) -> str | None:
+    """The int8 route (:data:`lirlab.int8_products.ROUTES`) a ``first_pass`` setting takes, or ``None``.
+
+    ``"int8"`` takes this CPU's fastest route (torch's where neither is fast); ``"int8-<route>"`` forces
+    one; ``"auto"`` takes the fastest route for float32 vectors of at least 65,536 rows on a CPU that
+    has one (:func:`~lirlab.int8_products.int8_route`), and none otherwise.
+    """
+    if first_pass not in FIRST_PASSES:
+        raise ValueError(f"first_pass must be one of {', '.join(FIRST_PASSES)}, got {first_pass!r}")
+    if first_pass == "none":
+        return None
+    if first_pass != "auto" and device.type != "cpu":
+        raise ValueError(
+            f"first_pass={first_pass!r} runs on the CPU only; on {device.type} use 'auto' or 'none'"
+        )
+    if first_pass == "auto":
+        wanted = device.type == "cpu" and dtype == torch.float32 and n_rows >= AUTO_FIRST_PASS_MIN_TOKENS
+        return int8_route() if wanted else None
+    route = first_pass.removeprefix("int8-") if first_pass != "int8" else int8_route() or "torch"
+    check_route(route)
+    return route
 
 
 def _gamma(n: int, unit_roundoff: float) -> float:
@@ -129,11 +141,12 @@ def _gamma(n: int, unit_roundoff: float) -> float:
 
 
 def quantize_rows(
-    vectors: torch.Tensor, groups: torch.Tensor, n_groups: int
+    vectors: torch.Tensor, groups: torch.Tensor, n_groups: int, levels: int = INT8_LEVELS
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric int8 rounding with one step per group of rows: ``(int8 rows, step per group)``.
 
-    ``vectors ~ int8 * step[groups]``; a group of zeros (or with no rows) gets step 1.
+    ``vectors ~ int8 * step[groups]`` with values within ``±levels``; a group of zeros (or with no
+    rows) gets step 1.
 
     >>> q, step = quantize_rows(torch.tensor([[0.5, -0.25], [0.1, 0.0], [0.0, 0.0]]), torch.tensor([0, 0, 1]), 2)
     >>> q.tolist(), [round(x, 6) for x in step.tolist()]
@@ -142,8 +155,8 @@ def quantize_rows(
     peak = torch.zeros(n_groups, device=vectors.device).scatter_reduce_(
         0, groups, vectors.abs().amax(dim=1).float(), "amax"
     )
-    step = torch.where(peak > 0, peak / INT8_LEVELS, torch.ones_like(peak))
-    quantized = torch.round(vectors.float() / step[groups, None]).clamp_(-INT8_LEVELS, INT8_LEVELS)
+    step = torch.where(peak > 0, peak / levels, torch.ones_like(peak))
+    quantized = torch.round(vectors.float() / step[groups, None]).clamp_(-levels, levels)
     return quantized.to(torch.int8), step
 
 
@@ -183,10 +196,12 @@ class LengthGroupedDocs:
     bucket : int
         Padded lengths are multiples of this (fewer, larger blocks against at most ``bucket - 1``
         repeated rows per document).
-    first_pass : {"auto", "int8", "none"}
-        ``"int8"`` keeps an int8 copy of the vectors for :meth:`top_k`'s first pass; ``"auto"`` does so
-        on CPUs with int8 dot-product instructions (:func:`cpu_has_fast_int8`), for fp32 vectors of at
-        least 65,536 tokens on CPU; ``"none"`` never.
+    first_pass : {"auto", "int8", "int8-torch", "int8-onnxruntime", "none"}
+        Whether to keep an int8 copy of the vectors for :meth:`top_k`'s first pass, and which int8
+        route multiplies it (:func:`first_pass_route`): ``"auto"`` on CPUs with a route faster than
+        float32, for fp32 vectors of at least 65,536 tokens; ``"int8"`` always, by this CPU's fastest
+        route; ``"int8-torch"`` or ``"int8-onnxruntime"`` by that route; ``"none"`` never. The route
+        taken is :attr:`int8_route`.
     """
 
     def __init__(
@@ -199,11 +214,8 @@ class LengthGroupedDocs:
         bucket: int = 8,
         first_pass: str = "auto",
     ):
-        if first_pass not in FIRST_PASSES:
-            raise ValueError(f"first_pass must be one of {', '.join(FIRST_PASSES)}, got {first_pass!r}")
         device = torch.device(device) if device is not None else vectors.device
-        if first_pass == "int8" and device.type != "cpu":
-            raise ValueError(f"first_pass='int8' runs on the CPU only; on {device.type} use 'auto' or 'none'")
+        route = first_pass_route(first_pass, device, dtype or vectors.dtype, int(vectors.shape[0]))
         lengths = lengths.to(torch.long).cpu()
         self.n_docs = int(lengths.shape[0])
         self.dim = int(vectors.shape[1])
@@ -220,32 +232,15 @@ class LengthGroupedDocs:
             vectors[rows.to(vectors.device)].to(device=device, dtype=dtype or vectors.dtype).contiguous()
         )
         self.order = order.to(device)
-        self.blocks: list[tuple[int, int, int, int]] = []  # (first doc, n docs, padded length, first row)
-        padded_list = padded.tolist()
-        row, i = 0, 0
-        while i < self.n_docs:
-            length = padded_list[i]
-            j = i
-            while j < self.n_docs and padded_list[j] == length:
-                j += 1
-            if length > 0:
-                per_block = max(1, chunk_tokens // length)
-                for start in range(i, j, per_block):
-                    n = min(per_block, j - start)
-                    self.blocks.append((start, n, length, row))
-                    row += n * length
-            i = j
+        self.blocks = _blocks(padded.tolist(), chunk_tokens)
         self.block_of_doc = torch.full((self.n_docs,), -1, dtype=torch.long, device=self.device)
         for b, (first_doc, n, _, _) in enumerate(self.blocks):
             self.block_of_doc[first_doc : first_doc + n] = b
+        self.block_table = torch.tensor(self.blocks, dtype=torch.long, device=self.device).view(-1, 4)
         self.quantized = None
-        if first_pass == "int8" or (
-            first_pass == "auto"
-            and self.device.type == "cpu"
-            and self.vectors.dtype == torch.float32
-            and self.vectors.shape[0] >= AUTO_FIRST_PASS_MIN_TOKENS
-            and cpu_has_fast_int8()
-        ):
+        self.int8_route = route
+        if route is not None:
+            self.int8_blocks = _blocks(padded.tolist(), chunk_tokens * INT8_BLOCK_FACTOR[route])
             self._keep_int8_copy(padded.to(self.device))
 
     def _keep_int8_copy(self, padded: torch.Tensor, rows_at_once: int = 1 << 16) -> None:
@@ -261,28 +256,46 @@ class LengthGroupedDocs:
             )
             self.rounding_error.scatter_reduce_(0, docs, error, "amax")
             self.rounded_norm.scatter_reduce_(0, docs, torch.linalg.vector_norm(rounded, dim=1), "amax")
+        if self.int8_route == "onnxruntime":
+            self.quantized = as_uint8(self.quantized)
 
     @property
     def device(self) -> torch.device:
         return self.vectors.device
 
-    def _token_maxima(self, queries: torch.Tensor, vectors: torch.Tensor, multiply=torch.mm) -> torch.Tensor:
-        """``[n_docs, rows of queries]``: each query row's best product in each (sorted) document, in
-        the product's dtype (fp32 for fp32 or half inputs, int32 for int8).
+    def _token_maxima(self, queries: torch.Tensor) -> torch.Tensor:
+        """``[n_docs, rows of queries]`` fp32: each query row's best product in each (sorted) document.
 
         Query rows are taken ``QUERY_ROWS_AT_ONCE`` at a time, so a block's similarities stay in cache
         for a batch of queries too."""
         rows = queries.shape[0]
-        out_dtype = torch.int32 if vectors.dtype == torch.int8 else torch.float32
-        maxima = torch.zeros(self.n_docs, rows, device=self.device, dtype=out_dtype)
+        maxima = torch.zeros(self.n_docs, rows, device=self.device)
         for group in range(0, rows, QUERY_ROWS_AT_ONCE):
             transposed = queries[group : group + QUERY_ROWS_AT_ONCE].T.contiguous()
             width = transposed.shape[1]
             for first_doc, n, length, first_row in self.blocks:
-                block = multiply(vectors[first_row : first_row + n * length], transposed)
+                block = self.vectors[first_row : first_row + n * length] @ transposed
                 torch.amax(
-                    block.to(out_dtype).view(n, length, width),
+                    block.float().view(n, length, width),
                     dim=1,
+                    out=maxima[first_doc : first_doc + n, group : group + width],
+                )
+        return maxima
+
+    def _int8_token_maxima(self, queries: torch.Tensor) -> torch.Tensor:
+        """:meth:`_token_maxima` of int8 queries against the int8 copy: exact int32 products."""
+        rows = queries.shape[0]
+        maxima = torch.zeros(self.n_docs, rows, device=self.device, dtype=torch.int32)
+        for group in range(0, rows, QUERY_ROWS_AT_ONCE):
+            transposed = queries[group : group + QUERY_ROWS_AT_ONCE].T.contiguous()
+            width = transposed.shape[1]
+            for first_doc, n, length, first_row in self.int8_blocks:
+                int8_max_over_rows(
+                    self.quantized[first_row : first_row + n * length],
+                    transposed,
+                    n,
+                    length,
+                    self.int8_route,
                     out=maxima[first_doc : first_doc + n, group : group + width],
                 )
         return maxima
@@ -304,7 +317,7 @@ class LengthGroupedDocs:
         self._check_dim(queries)
         nq, qlen, dim = queries.shape
         flat_queries = queries.to(device=self.device, dtype=self.vectors.dtype).reshape(nq * qlen, dim)
-        maxima = self._token_maxima(flat_queries, self.vectors)
+        maxima = self._token_maxima(flat_queries)
         return self._unsort(maxima.view(self.n_docs, nq, qlen).sum(dim=2).T.contiguous())
 
     def top_k(
@@ -327,18 +340,24 @@ class LengthGroupedDocs:
             lap("top_k")
             return top_scores, positions, {"rescored": [self.n_docs] * queries.shape[0]}
         lower, upper = self.bounds(queries)
-        threshold = lower.topk(k, dim=1).values[:, -1:]
-        candidates = [torch.nonzero(upper[i] >= threshold[i]).squeeze(1) for i in range(queries.shape[0])]
         lap("bound_pass")
-        crowded = [i for i, docs in enumerate(candidates) if docs.numel() > RESCORE_ALL_ABOVE * self.n_docs]
-        all_scored = dict(zip(crowded, self.score(queries[crowded])[:, self.order])) if crowded else {}
-        exact = []
-        for i, docs in enumerate(candidates):
-            if i in all_scored:
-                candidates[i] = torch.arange(self.n_docs, device=self.device)
-                exact.append(all_scored[i])
+        # The k documents the int8 pass ranks highest, scored exactly first: the k-th best true score is
+        # at least their lowest, which sits about one bound width above the k-th best lower bound, so
+        # about a third as many documents remain to rescore on SciFact.
+        likely = (lower + upper).topk(k, dim=1).indices
+        probed = [self.score_sorted(queries[i], likely[i]) for i in range(queries.shape[0])]
+        kth_lower = lower.topk(k, dim=1).values[:, -1]
+        upper.scatter_(1, likely, float("-inf"))
+        candidates, exact = [], []
+        for i, scores in enumerate(probed):
+            threshold = torch.maximum(kth_lower[i], scores.min())
+            docs = torch.nonzero(upper[i] >= threshold).squeeze(1)
+            if docs.numel() > RESCORE_ALL_ABOVE * self.n_docs:
+                candidates.append(torch.arange(self.n_docs, device=self.device))
+                exact.append(self.score(queries[i : i + 1])[0, self.order])
             else:
-                exact.append(self.score_sorted(queries[i], docs))
+                candidates.append(torch.cat([likely[i], docs]))
+                exact.append(torch.cat([scores, self.score_sorted(queries[i], docs)]))
         lap("exact_maxsim")
         best = [scores.topk(k) for scores in exact]
         top_scores = torch.stack([scores for scores, _ in best])
@@ -350,8 +369,10 @@ class LengthGroupedDocs:
         """Lower and upper bounds ``[nq, n_docs]`` (sorted order) on fp32 MaxSim, from the int8 pass."""
         nq, qlen, dim = queries.shape
         exact = queries.to(device=self.device, dtype=torch.float32).reshape(nq * qlen, dim)
-        quantized, step = quantize_rows(exact, torch.arange(nq * qlen, device=self.device), nq * qlen)
-        products = self._token_maxima(quantized, self.quantized, multiply=torch._int_mm)
+        quantized, step = quantize_rows(
+            exact, torch.arange(nq * qlen, device=self.device), nq * qlen, RIGHT_LEVELS[self.int8_route]
+        )
+        products = self._int8_token_maxima(quantized)
         maxima = (products.float() * self.doc_step[:, None] * step[None, :]).view(self.n_docs, nq, qlen)
         approx = maxima.sum(dim=2).T
         magnitude = maxima.abs().sum(dim=2).T
@@ -370,20 +391,48 @@ class LengthGroupedDocs:
         return approx - bound, approx + bound
 
     def score_sorted(self, query: torch.Tensor, sorted_docs: torch.Tensor) -> torch.Tensor:
-        """fp32 MaxSim of one query ``[q, dim]`` against documents given by their sorted index."""
+        """fp32 MaxSim of one query ``[q, dim]`` against documents given by their sorted index.
+
+        The documents' rows are gathered into ``[n, longest, dim]``, each shorter one repeating its last
+        row (which never changes a maximum), ``RESCORE_DOCS_AT_ONCE`` documents at a time: one multiply
+        for a few hundred candidates instead of one per block they fall in."""
         rows = query.to(device=self.device, dtype=self.vectors.dtype)
         scores = torch.zeros(sorted_docs.shape[0], device=self.device)
         blocks = self.block_of_doc[sorted_docs]
-        for block in torch.unique(blocks).tolist():
-            if block < 0:
-                continue  # empty documents score 0
-            first_doc, _, length, first_row = self.blocks[block]
-            at = torch.nonzero(blocks == block).squeeze(1)
-            starts = first_row + (sorted_docs[at] - first_doc) * length
-            gather = (starts.unsqueeze(1) + torch.arange(length, device=self.device)).reshape(-1)
-            sims = (self.vectors[gather] @ rows.T).float().view(at.shape[0], length, rows.shape[0])
-            scores[at] = sims.amax(dim=1).sum(dim=1)
+        scored = torch.nonzero(blocks >= 0).squeeze(1)  # empty documents score 0
+        table = self.block_table[blocks[scored]]
+        first_doc, length, first_row = table[:, 0], table[:, 2], table[:, 3]
+        starts = first_row + (sorted_docs[scored] - first_doc) * length
+        for first in range(0, scored.shape[0], RESCORE_DOCS_AT_ONCE):
+            at = torch.arange(first, min(first + RESCORE_DOCS_AT_ONCE, scored.shape[0]), device=self.device)
+            longest = int(length[at].max())
+            steps = torch.minimum(
+                torch.arange(longest, device=self.device).unsqueeze(0), (length[at] - 1).unsqueeze(1)
+            )
+            gathered = self.vectors[(starts[at].unsqueeze(1) + steps).reshape(-1)]
+            sims = (gathered @ rows.T).float().view(at.shape[0], longest, rows.shape[0])
+            scores[scored[at]] = sims.amax(dim=1).sum(dim=1)
         return scores
+
+
+def _blocks(padded_lengths: list[int], chunk_tokens: int) -> list[tuple[int, int, int, int]]:
+    """``(first doc, n docs, padded length, first row)`` of each dense block: runs of equal padded
+    length (in sorted order), cut at ``chunk_tokens`` rows; documents of no tokens get no block."""
+    blocks = []
+    row, i, n_docs = 0, 0, len(padded_lengths)
+    while i < n_docs:
+        length = padded_lengths[i]
+        j = i
+        while j < n_docs and padded_lengths[j] == length:
+            j += 1
+        if length > 0:
+            per_block = max(1, chunk_tokens // length)
+            for start in range(i, j, per_block):
+                n = min(per_block, j - start)
+                blocks.append((start, n, length, row))
+                row += n * length
+        i = j
+    return blocks
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,11 @@ def test_core_benchmark_writes_its_figures(small_demo, stanford, tmp_path):
         result["exhaustive_maxsim"]["p50_ms"] > 0
         and result["exhaustive_maxsim"]["same_size_matmul"]["gflop"] > 0
     )
-    kernels = result["exhaustive_kernels"]
-    assert kernels["int8_same_top_k_fraction"] == 1.0 and kernels["int8_worst_score_gap"] < 1e-4
-    assert 10 <= kernels["rescored_documents"]["max"] <= 80
+    routes = result["exhaustive_kernels"]["int8_routes"]
+    assert "onnxruntime" in routes
+    for route in routes.values():
+        assert route["same_top_k_fraction"] == 1.0 and route["worst_score_gap"] < 1e-4
+        assert 10 <= route["rescored_documents"]["max"] <= 80
 
 
 def test_plaid_benchmark_writes_its_tables(small_demo, stanford, tmp_path):

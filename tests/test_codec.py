@@ -20,6 +20,13 @@ from lirlab.index.kmeans import (
     nearest_centroids,
     spherical_kmeans,
 )
+from lirlab.int8_products import ROUTES
+
+
+def numba_kernels_on() -> bool:
+    from lirlab.index.plaid import kernels
+
+    return kernels.enabled("cpu")
 
 
 def clustered(n: int, dim: int = 32, clusters: int = 16, noise: float = 0.5, seed: int = 0) -> torch.Tensor:
@@ -192,9 +199,13 @@ def test_nearest_centroids_windowed_argmax_keeps_the_first_of_tied_centroids():
     torch.testing.assert_close(cosines, reference.values, atol=1e-6, rtol=0)
 
 
-@pytest.mark.skipif(not int8_first_pass_available(), reason="needs numba and a CPU with int8 dot products")
-def test_nearest_centroids_int8_first_pass_finds_the_float_nearest_even_among_near_twins():
+@pytest.mark.skipif(not numba_kernels_on(), reason="needs numba")
+@pytest.mark.parametrize("route", ROUTES)
+def test_nearest_centroids_int8_first_pass_finds_the_float_nearest_even_among_near_twins(route, monkeypatch):
     from lirlab.index.plaid import kernels
+
+    monkeypatch.setattr("lirlab.index.kmeans.int8_route", lambda: route)
+    assert int8_first_pass_available()
 
     generator = torch.Generator().manual_seed(6)
     spread = torch.nn.functional.normalize(torch.randn(3 * ARGMAX_WINDOW, 64, generator=generator), dim=1)
@@ -228,9 +239,13 @@ def test_nearest_centroids_int8_first_pass_finds_the_float_nearest_even_among_ne
     torch.testing.assert_close(cosines, float_cosines, atol=1e-6, rtol=0)
 
 
-@pytest.mark.skipif(not int8_first_pass_available(), reason="needs numba and a CPU with int8 dot products")
-def test_kmeans_with_the_int8_first_pass_gives_the_float32_centroids_bit_for_bit():
+@pytest.mark.skipif(not numba_kernels_on(), reason="needs numba")
+@pytest.mark.parametrize("route", ROUTES)
+def test_kmeans_with_the_int8_first_pass_gives_the_float32_centroids_bit_for_bit(route, monkeypatch):
     from lirlab.index.plaid import kernels
+
+    monkeypatch.setattr("lirlab.index.kmeans.int8_route", lambda: route)
+    assert int8_first_pass_available()
 
     generator = torch.Generator().manual_seed(8)
     centers = torch.nn.functional.normalize(torch.randn(64, 32, generator=generator), dim=1)

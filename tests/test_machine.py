@@ -23,3 +23,8 @@ def test_a_figure_names_the_cpus_vector_instruction_flags_as_lscpu_lists_them():
     expected = sorted(set(flags_line.split(":", 1)[1].split()) & set(SIMD_FLAGS))
     recorded = describe_machine()["cpu_flags"]
     assert recorded == expected and recorded, "x86 machines list at least sse4_2 or avx2"
+
+
+def test_a_figure_names_the_int8_route_this_process_takes(monkeypatch):
+    monkeypatch.setattr("lirlab.machine.int8_route", lambda: "onnxruntime")
+    assert describe_machine()["int8_route"] == "onnxruntime"

@@ -109,10 +109,14 @@ def clustered_encoding(n_docs=300, dim=32, seed=7):
     return vectors, lengths, topics
 
 
+INT8_PASSES = ["int8-torch", "int8-onnxruntime"]
+
+
+@pytest.mark.parametrize("first_pass", INT8_PASSES)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_int8_bounds_enclose_exact_scores(seed):
+def test_int8_bounds_enclose_exact_scores(seed, first_pass):
     vectors, lengths, topics = clustered_encoding(seed=seed)
-    engine = LengthGroupedDocs(vectors, lengths, chunk_tokens=256, first_pass="int8")
+    engine = LengthGroupedDocs(vectors, lengths, chunk_tokens=256, first_pass=first_pass)
     g = torch.Generator().manual_seed(100 + seed)
     queries = torch.nn.functional.normalize(
         topics[:4, None, :] + 0.5 * torch.randn(4, 32, 32, generator=g), dim=2
@@ -123,9 +127,10 @@ def test_int8_bounds_enclose_exact_scores(seed):
     assert float((upper - lower).max()) < 0.06 * 32  # per query token, tight enough to prune at all
 
 
+@pytest.mark.parametrize("first_pass", INT8_PASSES)
 @pytest.mark.parametrize("k", [1, 10, 37])
 @pytest.mark.parametrize("rescore_all_above", [1.0, 0.0])
-def test_top_k_with_int8_first_pass_equals_exact_top_k(k, rescore_all_above, monkeypatch):
+def test_top_k_with_int8_first_pass_equals_exact_top_k(k, rescore_all_above, first_pass, monkeypatch):
     monkeypatch.setattr("lirlab.maxsim.RESCORE_ALL_ABOVE", rescore_all_above)
     vectors, lengths, topics = clustered_encoding()
     g = torch.Generator().manual_seed(k)
@@ -135,7 +140,8 @@ def test_top_k_with_int8_first_pass_equals_exact_top_k(k, rescore_all_above, mon
     queries[2, 20:] = 0.0  # a padded query
     reference = LengthGroupedDocs(vectors, lengths, first_pass="none")
     expected_scores, expected_positions = reference.score(queries).topk(k, dim=1)
-    engine = LengthGroupedDocs(vectors, lengths, chunk_tokens=512, first_pass="int8")
+    engine = LengthGroupedDocs(vectors, lengths, chunk_tokens=512, first_pass=first_pass)
+    assert engine.int8_route == first_pass.removeprefix("int8-")
     scores, positions, info = engine.top_k(queries, k)
     assert positions.tolist() == expected_positions.tolist()
     torch.testing.assert_close(scores, expected_scores, atol=1e-5, rtol=0)
@@ -145,10 +151,11 @@ def test_top_k_with_int8_first_pass_equals_exact_top_k(k, rescore_all_above, mon
         assert info["rescored"] == [len(lengths)] * 3
 
 
-def test_top_k_without_first_pass_and_with_k_above_the_corpus():
+@pytest.mark.parametrize("first_pass", INT8_PASSES)
+def test_top_k_without_first_pass_and_with_k_above_the_corpus(first_pass):
     vectors, lengths, _ = clustered_encoding(n_docs=20)
     queries = torch.nn.functional.normalize(torch.randn(2, 8, 32), dim=2)
-    engine = LengthGroupedDocs(vectors, lengths, first_pass="int8")
+    engine = LengthGroupedDocs(vectors, lengths, first_pass=first_pass)
     scores, positions, info = engine.top_k(queries, 50)
     expected_scores, expected_positions = engine.score(queries).topk(20, dim=1)
     assert positions.tolist() == expected_positions.tolist() and info["rescored"] == [20, 20]
@@ -158,30 +165,35 @@ def test_top_k_without_first_pass_and_with_k_above_the_corpus():
 
 def test_unknown_first_pass_is_refused():
     vectors, lengths, _ = clustered_encoding(n_docs=5)
-    with pytest.raises(ValueError, match="first_pass must be one of auto, int8, none"):
+    with pytest.raises(
+        ValueError, match="first_pass must be one of auto, int8, int8-torch, int8-onnxruntime, none"
+    ):
         LengthGroupedDocs(vectors, lengths, first_pass="bf16")
     with pytest.raises(ValueError, match="runs on the CPU only"):
         LengthGroupedDocs(vectors, lengths, first_pass="int8", device="meta")
 
 
-@pytest.mark.parametrize("has_int8", [True, False])
-def test_auto_first_pass_follows_the_cpu_and_the_corpus_size(has_int8, monkeypatch):
-    monkeypatch.setattr("lirlab.maxsim.cpu_has_fast_int8", lambda: has_int8)
+@pytest.mark.parametrize("route", ["torch", "onnxruntime", None])
+def test_auto_first_pass_follows_the_cpu_and_the_corpus_size(route, monkeypatch):
+    monkeypatch.setattr("lirlab.maxsim.int8_route", lambda: route)
     monkeypatch.setattr("lirlab.maxsim.AUTO_FIRST_PASS_MIN_TOKENS", 100)
     vectors, lengths, _ = clustered_encoding(n_docs=30)
     assert int(lengths.sum()) >= 100
-    assert (LengthGroupedDocs(vectors, lengths).quantized is not None) == has_int8
+    assert LengthGroupedDocs(vectors, lengths).int8_route == route
+    assert (LengthGroupedDocs(vectors, lengths).quantized is not None) == (route is not None)
+    assert LengthGroupedDocs(vectors, lengths, first_pass="int8").int8_route == (route or "torch")
     small = LengthGroupedDocs(vectors[: int(lengths[:2].sum())], lengths[:2])
     assert small.quantized is None  # below the size where a first pass pays
 
 
-def test_no_int8_first_pass_without_torch_int8_matmul(monkeypatch):
-    from lirlab.maxsim import cpu_has_fast_int8
-
-    monkeypatch.delattr(torch, "_int_mm")
-    cpu_has_fast_int8.cache_clear()
-    try:
-        assert cpu_has_fast_int8() is False
-    finally:
-        monkeypatch.undo()
-        cpu_has_fast_int8.cache_clear()
+@pytest.mark.parametrize("first_pass", INT8_PASSES)
+def test_top_k_when_the_int8_pass_leaves_nothing_but_the_probed_documents(first_pass):
+    """A query made of one document's own vectors: the probed best document rules out every other."""
+    vectors, lengths, _ = clustered_encoding(n_docs=200)
+    offsets = offsets_from_lengths(lengths)
+    target = int(torch.nonzero(lengths > 30)[0])
+    query = vectors[offsets[target] : offsets[target + 1]][:24].unsqueeze(0)
+    engine = LengthGroupedDocs(vectors, lengths, first_pass=first_pass)
+    scores, positions, info = engine.top_k(query, 1)
+    assert positions.tolist() == [[target]] and info["rescored"] == [1]
+    torch.testing.assert_close(scores, engine.score(query).topk(1, dim=1).values, atol=1e-5, rtol=0)

@@ -13,15 +13,17 @@ Reports, on a dataset (SciFact test by default) with one encoder:
 * the blocked multiply against the same multiplies over one block that stays in cache: what streaming
   the vectors from memory costs (the share that varies when other work on the machine uses the
   memory bus);
-* the int8 first pass with its error bound (:meth:`~lirlab.maxsim.LengthGroupedDocs.top_k`) against the
-  fp32 kernel alone, both timed query by query in the same loop: p50s, documents rescored in fp32, and
-  whether the top-k and scores equal fp32's;
+* the int8 first pass with its error bound (:meth:`~lirlab.maxsim.LengthGroupedDocs.top_k`), by each
+  int8 route (:mod:`lirlab.int8_products`), against the fp32 kernel alone, all timed query by query in
+  the same loop: p50s, documents rescored in fp32, and whether the top-k and scores equal fp32's;
 * exhaustive MaxSim time per query when the timed queries are searched in batches (one pass over
   the corpus serves a whole batch, so the multiply runs compute-bound instead of memory-bound).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import random
 import time
 from pathlib import Path
@@ -33,7 +35,8 @@ from lirlab.bench.query_encoding import query_encoding_latency
 from lirlab.bench.record import cached_flat_index, peak_rss_mib, percentiles, save_results
 from lirlab.data import Dataset
 from lirlab.evaluate import evaluate
-from lirlab.maxsim import LengthGroupedDocs, cpu_has_fast_int8, pad_queries
+from lirlab.int8_products import int8_route
+from lirlab.maxsim import LengthGroupedDocs, pad_queries
 
 WARMUP = 5
 
@@ -49,20 +52,34 @@ def _timed(fn, repeat: int) -> list[float]:
     return seconds
 
 
+def int8_routes_to_time() -> list[str]:
+    """This CPU's int8 route first, then ONNX Runtime's where installed; torch's route only where it is
+    this CPU's (elsewhere a plain loop, seconds a query)."""
+    fastest = int8_route()
+    routes = [fastest] if fastest else []
+    if "onnxruntime" not in routes and importlib.util.find_spec("onnxruntime") is not None:
+        routes.append("onnxruntime")
+    return routes
+
+
 def exhaustive_kernels(docs, padded_queries: torch.Tensor, k: int = 10) -> dict:
-    """The fp32 kernel, the int8 two-pass search and the plain multiplies, query by query in one loop.
+    """The fp32 kernel, the int8 two-pass search by each int8 route and the plain multiplies, query by
+    query in one loop.
 
     Each query is timed once per variant in turn, so the machine's noise falls on all of them alike.
     When Mixedbread's ``maxsim-cpu`` is installed (a peer, not a dependency), it is timed in the same
     loop on the same vectors (its scores, then ``numpy.argpartition`` for the top k); it picks its own
-    thread count.
+    thread count. Every int8 variant's top k and scores are checked against the fp32 kernel's.
     """
     fp32 = LengthGroupedDocs(docs.vectors, docs.lengths, first_pass="none")
-    two_pass = LengthGroupedDocs(docs.vectors, docs.lengths, first_pass="int8")
+    two_pass = {
+        route: LengthGroupedDocs(docs.vectors, docs.lengths, first_pass=f"int8-{route}")
+        for route in int8_routes_to_time()
+    }
     flat_vectors = docs.vectors
     variants = {
         "fp32_kernel": lambda q: fp32.top_k(q, k),
-        "int8_two_pass": lambda q: two_pass.top_k(q, k),
+        **{f"int8_{route}": functools.partial(engine.top_k, k=k) for route, engine in two_pass.items()},
         "same_size_matmul": lambda q: q[0] @ flat_vectors.T,
         "blocked_matmul": lambda q: [
             fp32.vectors[first_row : first_row + n * length] @ q[0].T
@@ -79,7 +96,9 @@ def exhaustive_kernels(docs, padded_queries: torch.Tensor, k: int = 10) -> dict:
         for i in range(min(WARMUP, padded_queries.shape[0])):
             fn(padded_queries[i : i + 1])
     seconds = {name: [] for name in variants}
-    same_top_k, worst_score_gap, rescored = [], 0.0, []
+    same_top_k = {route: [] for route in two_pass}
+    worst_score_gap = dict.fromkeys(two_pass, 0.0)
+    rescored = {route: [] for route in two_pass}
     for i in tqdm(range(padded_queries.shape[0]), desc="exhaustive kernels", unit="query"):
         query = padded_queries[i : i + 1]
         results = {}
@@ -88,33 +107,44 @@ def exhaustive_kernels(docs, padded_queries: torch.Tensor, k: int = 10) -> dict:
             results[name] = fn(query)
             seconds[name].append(time.perf_counter() - start)
         exact_scores, exact_positions, _ = results["fp32_kernel"]
-        rough_scores, rough_positions, info = results["int8_two_pass"]
-        same_top_k.append(exact_positions.tolist() == rough_positions.tolist())
-        worst_score_gap = max(worst_score_gap, float((exact_scores - rough_scores).abs().max()))
-        rescored.extend(info["rescored"])
+        for route in two_pass:
+            rough_scores, rough_positions, info = results[f"int8_{route}"]
+            same_top_k[route].append(exact_positions.tolist() == rough_positions.tolist())
+            gap = float((exact_scores - rough_scores).abs().max())
+            worst_score_gap[route] = max(worst_score_gap[route], gap)
+            rescored[route].extend(info["rescored"])
     p50 = {name: percentiles(times)["p50_ms"] for name, times in seconds.items()}
-    rescored_sorted = sorted(rescored)
     return {
         "queries": padded_queries.shape[0],
         "k": k,
-        "cpu_has_fast_int8": cpu_has_fast_int8(),
+        "int8_route": int8_route(),
         **{name: percentiles(times) for name, times in seconds.items()},
         "kernel_rows": int(fp32.vectors.shape[0]),
         "corpus_rows": int(flat_vectors.shape[0]),
         "fp32_kernel_share_of_blocked_matmul_speed": p50["blocked_matmul"] / p50["fp32_kernel"],
         "fp32_kernel_to_same_size_matmul": p50["fp32_kernel"] / p50["same_size_matmul"],
         "blocked_matmul_to_cached_block_matmul": p50["blocked_matmul"] / p50["cached_block_matmul"],
-        "int8_two_pass_to_fp32_kernel": p50["int8_two_pass"] / p50["fp32_kernel"],
-        "int8_two_pass_to_maxsim_cpu": p50["int8_two_pass"] / p50["maxsim_cpu"] if peer else None,
         "fp32_kernel_to_maxsim_cpu": p50["fp32_kernel"] / p50["maxsim_cpu"] if peer else None,
-        "rescored_documents": {
-            "documents": len(docs),
-            "p50": rescored_sorted[len(rescored_sorted) // 2],
-            "max": rescored_sorted[-1],
-            "mean": sum(rescored) / len(rescored),
+        "int8_routes": {
+            route: {
+                "to_fp32_kernel": p50[f"int8_{route}"] / p50["fp32_kernel"],
+                "to_maxsim_cpu": p50[f"int8_{route}"] / p50["maxsim_cpu"] if peer else None,
+                "rescored_documents": _spread(rescored[route], len(docs)),
+                "same_top_k_fraction": sum(same_top_k[route]) / len(same_top_k[route]),
+                "worst_score_gap": worst_score_gap[route],
+            }
+            for route in two_pass
         },
-        "int8_same_top_k_fraction": sum(same_top_k) / len(same_top_k),
-        "int8_worst_score_gap": worst_score_gap,
+    }
+
+
+def _spread(counts: list[int], documents: int) -> dict:
+    ordered = sorted(counts)
+    return {
+        "documents": documents,
+        "p50": ordered[len(ordered) // 2],
+        "max": ordered[-1],
+        "mean": sum(counts) / len(counts),
     }
 
 
@@ -238,7 +268,7 @@ def run_core_benchmark(
             "batch_size": index.query_batch,
             "effective_gflop_per_s": gemm_flops / 1e9 / (maxsim_p50 / 1000),
             "vector_gb_per_s": corpus.numel() * corpus.element_size() / 1e9 / (maxsim_p50 / 1000),
-            "first_pass": "int8" if index.scorer.quantized is not None else "none",
+            "int8_route": index.scorer.int8_route,
         },
         "exhaustive_kernels": kernels,
         "peak_rss_mib": peak_rss_mib(),

@@ -2,9 +2,9 @@
 
 Centroids are L2-normalized after every update, so "nearest" means "highest cosine", the same
 similarity MaxSim uses. Assignment runs in chunks of rows, so the ``[rows, centroids]`` similarity
-buffer stays bounded however many vectors are clustered; on CPUs with int8 dot products it scores in
-int8 first and in float32 only the centroids a proven error bound cannot rule out
-(:func:`nearest_by_int8`), the same nearest centroids about twice as fast.
+buffer stays bounded however many vectors are clustered; on CPUs with a fast int8 route
+(:func:`lirlab.int8_products.int8_route`) it scores in int8 first and in float32 only the centroids a
+proven error bound cannot rule out (:func:`nearest_by_int8`), the same nearest centroids faster.
 
 Examples
 --------
@@ -26,7 +26,8 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from lirlab.maxsim import FP32_UNIT_ROUNDOFF, cpu_has_fast_int8, quantize_rows
+from lirlab.int8_products import RIGHT_LEVELS, as_uint8, int8_mm, int8_route
+from lirlab.maxsim import FP32_UNIT_ROUNDOFF, quantize_rows
 
 #: Bound on ``rows x centroids`` similarities materialized at once on a GPU (64 MiB of float32).
 SIMILARITY_BUDGET = 1 << 24
@@ -91,15 +92,15 @@ def nearest_centroids(
 
 
 def int8_first_pass_available() -> bool:
-    """Whether :func:`nearest_centroids` scores in int8 first on this machine: a CPU with int8 dot
-    products (:func:`lirlab.maxsim.cpu_has_fast_int8`) and the numba kernels on."""
+    """Whether :func:`nearest_centroids` scores in int8 first on this machine: a CPU with an int8 route
+    faster than float32 (:func:`lirlab.int8_products.int8_route`) and the numba kernels on."""
     from lirlab.index.plaid import kernels  # not at the top: the plaid package imports this module
 
-    return kernels.enabled("cpu") and cpu_has_fast_int8()
+    return kernels.enabled("cpu") and int8_route() is not None
 
 
 def nearest_by_int8(
-    vectors: torch.Tensor, centroids: torch.Tensor, rows_per_block: int
+    vectors: torch.Tensor, centroids: torch.Tensor, rows_per_block: int, route: str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`nearest_centroids` on a CPU with a proven int8 first pass: the same codes, and cosines
     to float rounding.
@@ -112,15 +113,17 @@ def nearest_by_int8(
     disagree); the few others are scored in float32
     (:func:`~lirlab.index.plaid.kernels.rescore_nearest`, first of ties). A block with a row whose
     runner-up comes within ``m`` of its best is redone by the float32 multiply, so the codes are the
-    float32 search's, and the cosines equal its to rounding. The int8 multiply is about four times as
-    fast as float32 on VNNI CPUs.
+    float32 search's, and the cosines equal its to rounding. The int8 multiply runs by ``route``
+    (:mod:`lirlab.int8_products`; this CPU's fastest by default): about four times as fast as float32
+    on VNNI CPUs through torch, three times on AVX2 through ONNX Runtime.
     """
     from lirlab.index.plaid import kernels
 
+    route = route or int8_route() or "torch"
     n, dim = vectors.shape
     root = math.sqrt(dim)
     rounded_centroids, centroid_step = quantize_rows(
-        centroids, torch.zeros(centroids.shape[0], dtype=torch.long), 1
+        centroids, torch.zeros(centroids.shape[0], dtype=torch.long), 1, RIGHT_LEVELS[route]
     )
     rounded_centroids, centroid_step = rounded_centroids.T.contiguous(), float(centroid_step[0])
     largest_norm = float(centroids.norm(dim=1).max())
@@ -131,6 +134,7 @@ def nearest_by_int8(
     for first in range(0, n, INT8_PREPARED_ROWS):
         rows = vectors[first : first + INT8_PREPARED_ROWS].to(device="cpu", dtype=torch.float32).contiguous()
         rounded, step = quantize_rows(rows, torch.arange(rows.shape[0]), rows.shape[0])  # one step a row
+        left = as_uint8(rounded) if route == "onnxruntime" else rounded
         norms = rows.norm(dim=1)
         bound = root / 2 * (step * largest_norm + centroid_step * (norms + root * step / 2))
         # two float32 sums of the same products differ by at most 2 gamma_dim |x| |c| each way
@@ -140,7 +144,7 @@ def nearest_by_int8(
         for start in range(0, rows.shape[0], rows_per_block):
             stop = min(start + rows_per_block, rows.shape[0])
             block = slice(first + start, first + stop)
-            approx = torch._int_mm(rounded[start:stop], rounded_centroids)
+            approx = int8_mm(left[start:stop], rounded_centroids, route)
             window_best = approx.view(stop - start, -1, ARGMAX_WINDOW).amax(dim=2)
             thresholds = window_best.amax(dim=1) - slack[start:stop]
             ambiguous = kernels.rescore_nearest(
