@@ -39,18 +39,22 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from lirlab.cpu import cpu_flags
 from lirlab.data import Document, Query, as_documents, as_queries, clean_text
 from lirlab.encoder_knobs import DEFAULT_MODEL, ENCODER_PARAMS
 from lirlab.encoding import Encoding, offsets_from_lengths
 from lirlab.fast_bert import Unsupported, bert_forward, unsupported_reason
+from lirlab.onnx_forward import fastest_query_forward, onnx_forward
 
 MINILM = "minilm"
 
 #: How queries run through the transformer (the vectors are the same to float rounding):
-#: ``"packed"`` lirlab's BERT forward (:mod:`lirlab.fast_bert`) with MKL-packed weights for one query at a
-#: time, ``"lean"`` the same forward with the weights as they are, ``"transformers"`` the model's own forward.
+#: ``"onnxruntime"`` the model exported to ONNX Runtime (:mod:`lirlab.onnx_forward`), ``"packed"``
+#: lirlab's BERT forward (:mod:`lirlab.fast_bert`) with MKL-packed weights for one query at a time,
+#: ``"lean"`` the same forward with the weights as they are, ``"transformers"`` the model's own forward;
+#: ``"auto"`` the fastest of the first two on this CPU (:func:`~lirlab.onnx_forward.fastest_query_forward`).
 #: Models the lean forward does not serve (not a ``BertModel``, a GPU) always take the model's own.
-QUERY_FORWARDS = ("packed", "lean", "transformers")
+QUERY_FORWARDS = ("auto", "onnxruntime", "packed", "lean", "transformers")
 
 #: Texts on which a tokenizer's backend must give what the tokenizer gives before lirlab calls it directly.
 _TOKENIZER_PROBES = (
@@ -591,11 +595,11 @@ class ColBERT:
         config: EncoderConfig,
         name: str = "",
         device: str | torch.device = "cpu",
-        query_forward: str = "packed",
+        query_forward: str = "auto",
     ):
         if query_forward not in QUERY_FORWARDS:
             raise ValueError(f"query_forward must be one of {QUERY_FORWARDS}, got {query_forward!r}")
-        self.query_forward = query_forward
+        self.query_forward = fastest_query_forward(cpu_flags()) if query_forward == "auto" else query_forward
         self.name = name
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -633,7 +637,7 @@ class ColBERT:
         dtype: torch.dtype | None = None,
         fallback_to_minilm: bool = False,
         trust_remote_code: bool = False,
-        query_forward: str = "packed",
+        query_forward: str = "auto",
         **overrides,
     ) -> ColBERT:
         """Load a checkpoint by hub id or folder; ``"minilm"`` names the bundled offline weights.
@@ -656,8 +660,10 @@ class ColBERT:
             Passed to transformers; only when you trust the model's code.
         query_forward : str
             How queries run through the transformer, one of :data:`QUERY_FORWARDS` (same vectors, other
-            speed): ``"packed"`` (fastest one query at a time; keeps an MKL-packed copy of the encoder
-            layers' weights, about their size again), ``"lean"`` or ``"transformers"``.
+            speed): ``"auto"`` (this CPU's fastest: ``"onnxruntime"`` without AVX-512, ``"packed"`` with
+            it), ``"onnxruntime"`` (an in-memory ONNX export of the model, about its size again),
+            ``"packed"`` (keeps an MKL-packed copy of the encoder layers' weights, about their size
+            again), ``"lean"`` or ``"transformers"``.
         **overrides
             Any :class:`EncoderConfig` field, e.g. ``query_maxlen=64`` or ``query_augmentation=False``.
             ``query_maxlen=0`` turns query augmentation off (queries are then only cut at the model's
@@ -694,7 +700,7 @@ class ColBERT:
 
     @classmethod
     def from_sentence_transformers(
-        cls, model, name: str | None = None, query_forward: str = "packed", **overrides
+        cls, model, name: str | None = None, query_forward: str = "auto", **overrides
     ) -> ColBERT:
         """The encoder of a Sentence Transformers 6 ``MultiVectorEncoder`` held in memory, without saving it.
 
@@ -874,9 +880,10 @@ class ColBERT:
     def _forward(self, rows: list[list[int]], attend: list[list[bool]], lean: bool = False) -> torch.Tensor:
         """L2-normalized, projected vectors ``[batch, width, dim]`` of ``rows`` padded to the longest.
 
-        ``lean``: run the transformer through :func:`lirlab.fast_bert.bert_forward` when the model allows
-        (same vectors to float rounding, less overhead at batch 1), with packed weights when one row of
-        ``query_maxlen`` tokens is encoded and ``query_forward`` is ``"packed"``.
+        ``lean``: run the transformer through ONNX Runtime (``query_forward`` ``"onnxruntime"``) or
+        :func:`lirlab.fast_bert.bert_forward` when the model allows (same vectors to float rounding, less
+        overhead at batch 1), with packed weights when one row of ``query_maxlen`` tokens is encoded and
+        ``query_forward`` is ``"packed"``.
         """
         width = max(len(r) for r in rows)
         if all(len(r) == width for r in rows):
@@ -891,10 +898,14 @@ class ColBERT:
         if self.device.type != "cpu":
             input_ids, attention = input_ids.to(self.device), attention.to(self.device)
         hidden = None
-        if lean and self.query_forward != "transformers" and unsupported_reason(self.model) is None:
-            packed = self.query_forward == "packed" and len(rows) == 1 and width == self.query_padding_target
+        route = fastest_query_forward(cpu_flags()) if self.query_forward == "auto" else self.query_forward
+        if lean and route != "transformers" and unsupported_reason(self.model) is None:
+            packed = route == "packed" and len(rows) == 1 and width == self.query_padding_target
             try:
-                hidden = bert_forward(self.model, input_ids, attention, packed=packed)
+                if route == "onnxruntime":
+                    hidden = onnx_forward(self.model, input_ids, attention)
+                else:
+                    hidden = bert_forward(self.model, input_ids, attention, packed=packed)
             except Unsupported:
                 hidden = None
         if hidden is None:

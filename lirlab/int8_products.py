@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from lirlab.cpu import cpu_flags
 
 ROUTES = ("torch", "onnxruntime")
 
@@ -49,13 +50,6 @@ MLAS_INT8_INSTRUCTIONS = ("avx2",)
 ZERO_POINT = 128
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        return set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return set()
-
-
 @functools.lru_cache(maxsize=1)
 def int8_route() -> str | None:
     """The fastest exact int8 route on this CPU, or ``None`` where no route beats float32.
@@ -63,7 +57,7 @@ def int8_route() -> str | None:
     ``"torch"`` with int8 dot-product instructions (and :func:`torch._int_mm`), else ``"onnxruntime"``
     on AVX2 when ONNX Runtime is installed, else ``None``. Chosen once per process.
     """
-    flags = _cpu_flags()
+    flags = cpu_flags()
     if getattr(torch, "_int_mm", None) is not None and flags & set(INT8_DOT_INSTRUCTIONS):
         return "torch"
     if flags & set(MLAS_INT8_INSTRUCTIONS) and importlib.util.find_spec("onnxruntime") is not None:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lirlab.cpu import cpu_flags
 from lirlab.int8_products import int8_route
 
 #: The instruction-set flags (as ``/proc/cpuinfo`` and ``lscpu`` name them) that CPU speed depends on:
@@ -80,14 +81,7 @@ def _cpu_name() -> str:
 
 def _cpu_flags() -> list[str]:
     """The :data:`SIMD_FLAGS` this CPU has, sorted (empty where ``/proc/cpuinfo`` cannot be read)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return sorted(set(line.split(":", 1)[1].split()) & set(SIMD_FLAGS))
-    except OSError:
-        pass
-    return []
+    return sorted(cpu_flags() & set(SIMD_FLAGS))
 
 
 def percentiles(seconds: list[float] | np.ndarray) -> dict[str, float]:

@@ -62,7 +62,7 @@ def test_max_over_rows_writes_into_a_column_slice(route):
     ],
 )
 def test_the_route_follows_the_cpu_flags(flags, has_int_mm, has_onnxruntime, expected, monkeypatch):
-    monkeypatch.setattr(int8_products, "_cpu_flags", lambda: flags)
+    monkeypatch.setattr(int8_products, "cpu_flags", lambda: frozenset(flags))
     if not has_int_mm:
         monkeypatch.delattr(torch, "_int_mm")
     real_find_spec = int8_products.importlib.util.find_spec

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from lirlab import fast_bert
+from lirlab.cpu import cpu_flags
 from lirlab.data import Query
 from lirlab.encoder import QUERY_FORWARDS, ColBERT
+from lirlab.onnx_forward import fastest_query_forward
 
 EDGE_QUERIES = [
     "bees",
@@ -40,7 +42,10 @@ def _assert_same(a, b, tolerance=1e-5):
     assert float((a.vectors - b.vectors).abs().max()) <= tolerance
 
 
-@pytest.mark.parametrize("query_forward", ["lean", "packed"])
+FAST_FORWARDS = ["lean", "packed", "onnxruntime", "auto"]
+
+
+@pytest.mark.parametrize("query_forward", FAST_FORWARDS)
 def test_one_query_at_a_time_matches_the_transformers_forward(encoders, query_forward):
     for text in EDGE_QUERIES:
         _assert_same(
@@ -50,7 +55,7 @@ def test_one_query_at_a_time_matches_the_transformers_forward(encoders, query_fo
     assert cut.truncated == (True,) and cut.lengths.tolist() == [32]
 
 
-@pytest.mark.parametrize("query_forward", ["lean", "packed"])
+@pytest.mark.parametrize("query_forward", FAST_FORWARDS)
 def test_batches_of_unequal_queries_match(encoders, query_forward):
     """Rows of a batch attend to different numbers of keys; each must get what it gets alone."""
     fast = encoders[query_forward].encode_queries(EDGE_QUERIES, batch_size=3)
@@ -65,9 +70,9 @@ def test_batches_of_unequal_queries_match(encoders, query_forward):
 )
 def test_other_query_settings_match(encoders, settings):
     reference = encoders["transformers"].with_config(**settings)
-    for name in ("lean", "packed"):
+    for name in FAST_FORWARDS:
         fast = encoders[name].with_config(**settings)
-        assert fast.query_forward == name
+        assert fast.query_forward == (fastest_query_forward(cpu_flags()) if name == "auto" else name)
         for text in EDGE_QUERIES[:4]:
             _assert_same(fast.encode_queries([text]), reference.encode_queries([text]))
 
@@ -87,9 +92,11 @@ def test_truncation_left_on_the_tokenizer_does_not_cut_queries(stanford_dir):
     assert torch.equal(encoder.encode_queries(["what do honeybees eat in winter"]).token_ids, expected)
 
 
-def test_changed_weights_are_seen(stanford_dir):
-    """Packed weights are remade when a weight changes in place, and a replaced module is read anew."""
-    encoder = ColBERT.load(stanford_dir, device="cpu")
+@pytest.mark.parametrize("query_forward", ["packed", "onnxruntime"])
+def test_changed_weights_are_seen(stanford_dir, query_forward):
+    """Packed weights and the ONNX export are remade when a weight changes in place, and a replaced
+    module is read anew."""
+    encoder = ColBERT.load(stanford_dir, device="cpu", query_forward=query_forward)
     reference = _with_forward(encoder, "transformers")
     before = encoder.encode_queries(["honeybees in winter"])
     with torch.no_grad():
@@ -151,8 +158,15 @@ def test_query_encoding_benchmark_reports_its_baselines(stanford):
     result = query_encoding_latency(
         stanford, [Query(str(i), t) for i, t in enumerate(EDGE_QUERIES)], 3, runs=2
     )
-    assert result["queries"] == 3 and result["query_forward"] == "packed"
-    assert set(result["variants"]) == {"lirlab", "lean", "transformers", "bare_forward"}
+    assert result["queries"] == 3 and result["query_forward"] in ("packed", "onnxruntime")
+    assert set(result["variants"]) == {
+        "lirlab",
+        "packed",
+        "onnxruntime",
+        "lean",
+        "transformers",
+        "bare_forward",
+    } - {result["query_forward"]}
     assert all(len(v["p50_ms_per_run"]) == 2 and v["p50_ms"] > 0 for v in result["variants"].values())
     assert result["variants"]["transformers"]["ratio_to_transformers"] == 1.0
     assert result["parity_with_transformers"]["min_cosine"] >= 0.9999
@@ -176,14 +190,56 @@ def test_each_order_times_every_variant_once_per_query_and_pass(stanford, order,
     result = query_encoding.query_encoding_latency(
         stanford, [Query(str(i), t) for i, t in enumerate(texts)], 3, order=order
     )
-    assert result["runs"] == 4 and all(len(v["p50_ms_per_run"]) == 4 for v in result["variants"].values())
-    timed = calls[4 * 3 : 4 * 3 + 4 * 4 * 3]  # after the warm-up (4 variants x 3 queries), 4 passes
+    n = len(result["variants"])  # lirlab as configured, the three other forwards, the bare forward
+    assert n == 5 and result["runs"] == n
+    assert all(len(v["p50_ms_per_run"]) == n for v in result["variants"].values())
+    timed = calls[n * 3 : n * 3 + n * n * 3]  # after the warm-up (n variants x 3 queries), n passes
     if order == "blocks":  # per pass, each variant encodes all queries in a row; the first one rotates
         blocks = [timed[i : i + 3] for i in range(0, len(timed), 3)]
         assert all([t for _, t in b] == texts and len({v for v, _ in b}) == 1 for b in blocks)
-        firsts = [blocks[4 * run][0][0] for run in range(4)]
-        assert firsts == ["packed", "lean", "transformers", "bare"]
-    else:  # every query is encoded by all four variants before the next one
-        assert [t for _, t in timed] == [t for t in texts for _ in range(4)] * 4
+        firsts = [blocks[n * run][0][0] for run in range(n)]
+        others = [name for name in QUERY_FORWARDS if name not in ("auto", stanford.query_forward)]
+        assert firsts == [stanford.query_forward, *others, "bare"]
+    else:  # every query is encoded by all variants before the next one
+        assert [t for _, t in timed] == [t for t in texts for _ in range(n)] * n
     with pytest.raises(ValueError, match="order must be one of"):
         query_encoding.query_encoding_latency(stanford, [Query("0", "x")], 1, order="random")
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [({"avx2", "fma"}, "onnxruntime"), ({"avx2", "avx512f"}, "packed"), (set(), "onnxruntime")],
+)
+def test_auto_takes_the_forward_measured_fastest_on_this_kind_of_cpu(
+    stanford_dir, flags, expected, monkeypatch
+):
+    monkeypatch.setattr("lirlab.encoder.cpu_flags", lambda: frozenset(flags))
+    assert ColBERT.load(stanford_dir, device="cpu").query_forward == expected
+
+
+def test_auto_keeps_the_packed_forward_without_onnxruntime(monkeypatch):
+    from lirlab import onnx_forward
+
+    monkeypatch.setattr(onnx_forward.importlib.util, "find_spec", lambda name: None)
+    assert onnx_forward.fastest_query_forward(frozenset({"avx2"})) == "packed"
+
+
+def test_a_model_that_cannot_be_exported_is_encoded_by_its_own_forward(stanford_dir, monkeypatch):
+    from lirlab import onnx_forward
+
+    encoder = ColBERT.load(stanford_dir, device="cpu", query_forward="onnxruntime")
+    reference = _with_forward(encoder, "transformers").encode_queries(EDGE_QUERIES[:3])
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(1)
+        raise RuntimeError("Unsupported operator\nmore detail")
+
+    monkeypatch.setattr(onnx_forward.torch.onnx, "export", refuse)
+    _assert_same(encoder.encode_queries(EDGE_QUERIES[:3]), reference)
+    encoder.encode_queries(EDGE_QUERIES[:1])
+    assert len(attempts) == 1  # not tried again on every query
+    with pytest.raises(
+        fast_bert.Unsupported, match=r"ONNX export failed \(RuntimeError: Unsupported operator\)"
+    ):
+        onnx_forward.onnx_forward(encoder.model, torch.tensor([[101, 102]]), torch.tensor([[True, True]]))

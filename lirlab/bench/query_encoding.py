@@ -11,7 +11,8 @@ Two orders (``order``):
 
 The whole pass is repeated ``runs`` times and the median of the runs' p50s is the figure. The variants:
 
-* ``lirlab``: ``encoder.encode_queries([q])`` as configured (``query_forward``, ``"packed"`` by default);
+* ``lirlab``: ``encoder.encode_queries([q])`` as configured (``query_forward``: by default this CPU's
+  fastest, :func:`~lirlab.onnx_forward.fastest_query_forward`);
 * one per other :data:`~lirlab.encoder.QUERY_FORWARDS` value, with the same model and settings;
   ``"transformers"`` is the encoder's previous path (the model's own forward; the tokenization and
   bookkeeping around it are today's);
@@ -88,7 +89,7 @@ def query_encoding_latency(
     timed = list(queries)[:n_queries]
     others = {encoder.query_forward: encoder}
     for name in QUERY_FORWARDS:
-        if name != encoder.query_forward:
+        if name not in (encoder.query_forward, "auto"):
             others[name] = encoder.with_config()
             others[name].query_forward = name
     variants = {"lirlab": lambda q: encoder.encode_queries([q])}
