@@ -85,6 +85,26 @@ def test_indexes_share_centroids_and_codes(indexes):
     assert [indexes[b].codec.bytes_per_vector for b in (1, 2, 4)] == [DIM * b // 8 + 1 for b in (1, 2, 4)]
 
 
+def test_k_means_runs_once_for_every_nbits_and_gives_what_separate_builds_give(docs, indexes, monkeypatch):
+    from lirlab.index.plaid import PlaidIndex, build
+
+    runs = []
+    kmeans = build.spherical_kmeans
+    monkeypatch.setattr(build, "spherical_kmeans", lambda *a, **k: runs.append(1) or kmeans(*a, **k))
+    shared = compressed_indexes(docs, (1, 4), n_centroids=N_CENTROIDS)
+    assert len(runs) == 1
+    alone = PlaidIndex.from_encoding(docs, nbits=4, n_centroids=N_CENTROIDS)
+    assert torch.equal(shared[4].codes, alone.codes) and torch.equal(shared[4].residuals, alone.residuals)
+    assert torch.equal(shared[4].codec.bucket_weights, alone.codec.bucket_weights)
+
+
+def test_centroids_of_another_shape_are_refused(docs):
+    from lirlab.index.plaid import PlaidIndex
+
+    with pytest.raises(ValueError, match=r"the centroids given are \(3, 16\); this build needs"):
+        PlaidIndex.from_encoding(docs, nbits=2, n_centroids=N_CENTROIDS, centroids=torch.zeros(3, 16))
+
+
 def test_cosine_quantiles_equal_those_of_hand_decompressed_vectors(docs, indexes):
     distribution = cosine_distributions(docs, indexes, quantiles=(0.05, 0.5, 0.9), bins=10)
     summary = distribution.summary.set_index("nbits")

@@ -189,6 +189,7 @@ def build_parts(
     device: str | torch.device | None = None,
     progress: bool = False,
     timings: dict[str, float] | None = None,
+    centroids: torch.Tensor | None = None,
 ) -> Built:
     """Encode (through ``encode``) and compress ``n_docs`` documents.
 
@@ -214,6 +215,9 @@ def build_parts(
         Show progress bars.
     timings : dict, optional
         Filled with the seconds spent on each of :data:`BUILD_STAGES`.
+    centroids : torch.Tensor, optional
+        The k-means result of a build of the same documents with the same k-means knobs, reused
+        instead of running k-means again (k-means does not depend on ``nbits``).
     """
     if n_docs == 0:
         raise ValueError("cannot build an index of 0 documents")
@@ -272,14 +276,19 @@ def build_parts(
     if per_centroid is not None and n_train > per_centroid * n_centroids:
         train_rows = train_rows[: per_centroid * n_centroids]  # the permutation is seeded: a random subset
     n_trained = int(train_rows.numel())
-    centroids = spherical_kmeans(
-        gather_rows(sample_parts, train_rows),
-        n_centroids,
-        iterations=knobs["kmeans_iterations"],
-        seed=seed,
-        device=device,
-        progress=progress,
-    )
+    if centroids is None:
+        centroids = spherical_kmeans(
+            gather_rows(sample_parts, train_rows),
+            n_centroids,
+            iterations=knobs["kmeans_iterations"],
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
+    elif tuple(centroids.shape) != (n_centroids, sample_parts[0].dim):
+        raise ValueError(
+            f"the centroids given are {tuple(centroids.shape)}; this build needs ({n_centroids}, {sample_parts[0].dim})"
+        )
     centroid_dtype = knobs.get("centroid_dtype", "float32")
     if centroid_dtype == "float16":  # rounded before the residuals, so saving them in float16 loses nothing
         centroids = centroids.half().float()

@@ -309,10 +309,13 @@ class PlaidIndex(Index):
         progress: bool = False,
         chunk_docs: int = DEFAULT_CHUNK_DOCS,
         timings: dict[str, float] | None = None,
+        centroids: torch.Tensor | None = None,
         **build,
     ) -> PlaidIndex:
         """Compress already encoded documents (as :meth:`build` does, minus the encoding); ``build`` holds
-        :data:`BUILD_PARAMS` knobs, ``timings`` is filled as by :meth:`build`."""
+        :data:`BUILD_PARAMS` knobs, ``timings`` is filled as by :meth:`build`; ``centroids`` reuses the
+        k-means of an index built from the same documents and k-means knobs (see
+        :func:`~lirlab.index.plaid.build.build_parts`)."""
         knobs = cls.resolve_build_knobs(build)
         chunk_docs = CHUNK_DOCS.validate(chunk_docs)
         if not isinstance(docs, Encoding):
@@ -327,6 +330,7 @@ class PlaidIndex(Index):
             device=device,
             progress=progress,
             timings=timings,
+            centroids=centroids,
         )
         return cls._from_built(built, encoder=encoder, model=model, device=device)
 
