@@ -52,10 +52,12 @@ class FlatIndex(Index):
     pooling : lirlab.index.pooling.Pooling, optional
         For pooled ``docs``: which original tokens each vector stands for (``from_encoding`` with
         ``pool_factor`` > 1 sets it).
-    first_pass : {"auto", "int8", "none"}
+    first_pass : {"auto", "int8", "int8-torch", "int8-onnxruntime", "none"}
         Exact top-k search can first score every document in int8 with a proven error bound and
         rescore in fp32 only those that can still reach the top k (same results as fp32 MaxSim; see
-        :class:`~lirlab.maxsim.LengthGroupedDocs`). ``"auto"`` does so on CPUs with int8 dot-product instructions.
+        :class:`~lirlab.maxsim.LengthGroupedDocs`). ``"auto"`` does so on CPUs with an int8 route
+        faster than float32 (:func:`lirlab.int8_products.int8_route`: VNNI, AMX and Arm dot products
+        through torch, AVX2 through ONNX Runtime); ``"int8-<route>"`` forces a route.
     """
 
     KIND = "flat"
