@@ -1,0 +1,69 @@
+"""lirlab's side of the PLAID comparison with colbert-ai and PyLate (their scripts sit beside this one).
+
+SciFact test, the MiniLM-ColBERT checkpoint, nbits 2, default knobs, k = 10, one query at a time after
+5 warm-up queries, the first 100 test queries in 3 rounds (each query keeps its fastest round), 2
+threads. The index is built from the cached encodings ``lirlab bench core`` leaves in
+``benchmarks/cache/scifact-flat`` (built and saved under ``--index`` the first time). Prints one JSON
+object: p50, per-stage p50s, nDCG@10 over every test query, build seconds when built, the machine.
+
+    python benchmarks/peers/plaid_latency.py --index benchmarks/cache/scifact-plaid
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from lirlab import data
+from lirlab.analysis.sweeps import timed_search
+from lirlab.encoder import ColBERT
+from lirlab.evaluate import evaluate
+from lirlab.index.flat import FlatIndex
+from lirlab.index.plaid import PlaidIndex
+from lirlab.machine import describe_machine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="../shared/data/scifact")
+    parser.add_argument("--model", default="benchmarks/models/minilm-colbert")
+    parser.add_argument("--flat", default="benchmarks/cache/scifact-flat")
+    parser.add_argument("--index", default="benchmarks/cache/scifact-plaid")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    encoder = ColBERT.load(args.model)
+    dataset = data.load(args.dataset, split="test")
+    build = None
+    if not Path(args.index, "metadata.json").is_file():
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        index = PlaidIndex.from_encoding(FlatIndex.load(args.flat).docs, nbits=2, timings=timings)
+        build = {"seconds": time.perf_counter() - start, "stage_seconds": timings}
+        index.save(args.index)
+    index = PlaidIndex.load(args.index, encoder=encoder)
+    queries = encoder.encode_queries(list(dataset.queries))
+    latency = timed_search(index, queries.select(range(args.queries)), k=10, rounds=3)
+    quality = evaluate(index.search(queries, k=10), dataset, ["nDCG@10"]).value.iloc[0]
+    print(
+        json.dumps(
+            {
+                "tool": "lirlab",
+                "queries_timed": args.queries,
+                **latency,
+                "nDCG@10_all_queries": float(quality),
+                "build_from_cached_encodings": build,
+                "machine": describe_machine(),
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
