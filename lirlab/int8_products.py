@@ -32,7 +32,7 @@ import importlib.util
 import numpy as np
 import torch
 
-from lirlab.cpu import cpu_flags
+from lirlab.cpu import cpu_flags, onnx_cpu_session
 
 ROUTES = ("torch", "onnxruntime")
 
@@ -115,7 +115,6 @@ def _feeds(left: torch.Tensor, right: torch.Tensor) -> dict[str, np.ndarray]:
 @functools.cache
 def _sessions(threads: int) -> dict:
     import onnx
-    import onnxruntime
     from onnx import TensorProto, helper
 
     left = helper.make_tensor_value_info("left", TensorProto.UINT8, ["rows", "inner"])
@@ -144,18 +143,10 @@ def _sessions(threads: int) -> dict:
             initializer=[zero_point],
         ),
     }
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    # ONNX Runtime's idle threads spin after each run by default, taking the cores from the torch
-    # work between runs: one MiniLM query took 16-21 ms with spinning, 13-14 ms without (2-core Zen 3).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return {
-        name: onnxruntime.InferenceSession(
+        name: onnx_cpu_session(
             onnx.helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString(),
-            options,
-            providers=["CPUExecutionProvider"],
+            threads,
         )
         for name, graph in graphs.items()
     }

@@ -20,6 +20,7 @@ import warnings
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
+from lirlab.cpu import onnx_cpu_session
 from lirlab.fast_bert import Unsupported
 
 #: Sessions by model: (stamp of its weights and the thread count, session).
@@ -51,8 +52,6 @@ def _stamp(model) -> tuple:
 
 
 def _session(model):
-    import onnxruntime
-
     example = (torch.ones(1, 4, dtype=torch.long), torch.ones(1, 4, dtype=torch.long))
     model_bytes = io.BytesIO()
     axes = {0: "batch", 1: "length"}
@@ -68,14 +67,7 @@ def _session(model):
             opset_version=17,
             dynamo=False,
         )
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    # ONNX Runtime's idle threads spin after each run by default, taking the cores from the torch
-    # work between runs: one MiniLM query took 16-21 ms with spinning, 13-14 ms without (2-core Zen 3).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(model_bytes.getvalue(), options, providers=["CPUExecutionProvider"])
+    return onnx_cpu_session(model_bytes.getvalue(), torch.get_num_threads())
 
 
 def onnx_forward(model, input_ids: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
