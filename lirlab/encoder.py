@@ -44,7 +44,7 @@ from lirlab.data import Document, Query, as_documents, as_queries, clean_text
 from lirlab.encoder_knobs import DEFAULT_MODEL, ENCODER_PARAMS
 from lirlab.encoding import Encoding, offsets_from_lengths
 from lirlab.fast_bert import Unsupported, bert_forward, unsupported_reason
-from lirlab.onnx_forward import fastest_query_forward, onnx_forward
+from lirlab.onnx_forward import fastest_query_forward, onnx_query_vectors
 
 MINILM = "minilm"
 
@@ -880,10 +880,10 @@ class ColBERT:
     def _forward(self, rows: list[list[int]], attend: list[list[bool]], lean: bool = False) -> torch.Tensor:
         """L2-normalized, projected vectors ``[batch, width, dim]`` of ``rows`` padded to the longest.
 
-        ``lean``: run the transformer through ONNX Runtime (``query_forward`` ``"onnxruntime"``) or
-        :func:`lirlab.fast_bert.bert_forward` when the model allows (same vectors to float rounding, less
-        overhead at batch 1), with packed weights when one row of ``query_maxlen`` tokens is encoded and
-        ``query_forward`` is ``"packed"``.
+        ``lean``: run the transformer and the projections through ONNX Runtime (``query_forward``
+        ``"onnxruntime"``) or the transformer through :func:`lirlab.fast_bert.bert_forward` when the
+        model allows (same vectors to float rounding, less overhead at batch 1), with packed weights when
+        one row of ``query_maxlen`` tokens is encoded and ``query_forward`` is ``"packed"``.
         """
         width = max(len(r) for r in rows)
         if all(len(r) == width for r in rows):
@@ -903,9 +903,8 @@ class ColBERT:
             packed = route == "packed" and len(rows) == 1 and width == self.query_padding_target
             try:
                 if route == "onnxruntime":
-                    hidden = onnx_forward(self.model, input_ids, attention)
-                else:
-                    hidden = bert_forward(self.model, input_ids, attention, packed=packed)
+                    return onnx_query_vectors(self.model, self.projections, input_ids, attention)
+                hidden = bert_forward(self.model, input_ids, attention, packed=packed)
             except Unsupported:
                 hidden = None
         if hidden is None:

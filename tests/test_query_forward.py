@@ -112,6 +112,12 @@ def test_changed_weights_are_seen(stanford_dir, query_forward):
     _assert_same(
         encoder.encode_queries(["honeybees in winter"]), reference.encode_queries(["honeybees in winter"])
     )
+    before = encoder.encode_queries(["honeybees in winter"])
+    with torch.no_grad():
+        encoder.projections[0].weight[:8].add_(0.5)
+    after = encoder.encode_queries(["honeybees in winter"])
+    assert float((after.vectors - before.vectors).abs().max()) > 1e-3
+    _assert_same(after, reference.encode_queries(["honeybees in winter"]))
 
 
 def test_without_mkl_packing_and_with_a_wrapped_layer_the_results_hold(stanford_dir, monkeypatch):
@@ -242,4 +248,30 @@ def test_a_model_that_cannot_be_exported_is_encoded_by_its_own_forward(stanford_
     with pytest.raises(
         fast_bert.Unsupported, match=r"ONNX export failed \(RuntimeError: Unsupported operator\)"
     ):
-        onnx_forward.onnx_forward(encoder.model, torch.tensor([[101, 102]]), torch.tensor([[True, True]]))
+        onnx_forward.onnx_query_vectors(
+            encoder.model, encoder.projections, torch.tensor([[101, 102]]), torch.tensor([[True, True]])
+        )
+
+
+def test_the_onnx_export_is_made_once_while_the_model_stands_still(stanford_dir, monkeypatch):
+    from lirlab import onnx_forward
+
+    exports = []
+    export = onnx_forward._session
+
+    def counted(*args):
+        exports.append(1)
+        return export(*args)
+
+    monkeypatch.setattr(onnx_forward, "_session", counted)
+    encoder = ColBERT.load(stanford_dir, device="cpu", query_forward="onnxruntime")
+    for text in EDGE_QUERIES:
+        encoder.encode_queries([text])
+    torch.nn.Linear(2, 2)  # a module built elsewhere changes no tensor of this model
+    encoder.encode_queries(EDGE_QUERIES[:1])
+    assert len(exports) == 1
+    dense = encoder.model.encoder.layer[0].output.dense
+    dense.bias = torch.nn.Parameter(dense.bias.detach() + 0.1)  # a new tensor, not changed in place
+    reference = _with_forward(encoder, "transformers")
+    _assert_same(encoder.encode_queries(EDGE_QUERIES[:1]), reference.encode_queries(EDGE_QUERIES[:1]))
+    assert len(exports) == 2
