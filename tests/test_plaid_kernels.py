@@ -311,3 +311,48 @@ def test_inverse_norms_are_cached_per_documents_record_and_survive_deletion():
     fresh = stages.inverse_norms(index.codec, index.compressed)
     assert fresh is not norms and fresh.shape == (index.n_tokens,)
     torch.testing.assert_close(fresh[: norms.numel()], norms)
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, QUERY_LEN + 2, N_CENTROIDS + 1])
+def test_kernels_split_over_query_tokens_give_the_same_bits_for_any_number_of_parts(parts):
+    """Pruning splits the kept centroids' lists between threads, the best centroid per token the
+    query tokens; how many parts there are (torch's thread count) must not change a bit, also with more
+    parts than tokens or centroids."""
+    from lirlab.index.plaid.ivf import IVF
+
+    ivf = IVF.build(CODES, OFFSETS, N_CENTROIDS)
+    table, kept = score_table(), torch.rand(N_QUERIES, N_CENTROIDS, generator=G) > 0.6
+    query_of, positions = pairs()
+    listed = [
+        kernels._nb_listed_pruned_maxsim(
+            *(t.numpy() for t in (ivf.positions, ivf.offsets, OFFSETS, query_of, positions, table, kept)),
+            np.float32(-9999.0),
+            n,
+        )
+        for n in (1, parts)
+    ]
+    assert np.array_equal(*listed)
+    best = [kernels._nb_table_argmax(table.numpy(), N_CENTROIDS, n) for n in (1, parts)]
+    assert np.array_equal(*best)
+    assert best[0].tolist() == kernels._torch_table_argmax(table, N_CENTROIDS).tolist()
+
+
+@pytest.mark.parametrize("batch", [1, 32])
+def test_search_on_one_thread_and_on_every_thread_gives_the_same_bits(batch):
+    docs = make_docs(200, seed=6)
+    queries = make_queries(docs, n=6, seed=3)
+    index = PlaidIndex.from_encoding(docs, nbits=2, n_centroids=32)
+    index.query_batch = batch
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with kernels.use_parallel(True):
+            assert kernels.parallel_threads() == min(2, kernels.numba.config.NUMBA_NUM_THREADS)
+            many = index.search_encoded(queries, k=10, n_probe=2, ndocs=64)
+        with kernels.use_parallel(False):
+            assert kernels.parallel_threads() == 1
+            one = index.search_encoded(queries, k=10, n_probe=2, ndocs=64)
+    finally:
+        torch.set_num_threads(threads)
+    for (p, s), (op, os_) in zip(many, one, strict=True):
+        assert torch.equal(p, op) and torch.equal(s, os_)

@@ -1,6 +1,6 @@
 """Time colbert-ai (Stanford) PLAID search + query encoding on SciFact, CPU, 2 threads.
 
-Run:  CUDA_VISIBLE_DEVICES="" OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 /tmp/peers/colbert-venv/bin/python /tmp/peers/colbert_time.py
+Run (``--serve``: the worker of ``paired.py``):  CUDA_VISIBLE_DEVICES="" OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 /tmp/peers/colbert-venv/bin/python /tmp/peers/colbert_time.py
 Prints one JSON object on the last stdout line. PEER_SMOKE=1 runs a quick functional check only.
 
 The script, scifact_data.py and colbert_index.py are expected in /tmp/peers (sys.path and paths below).
@@ -96,7 +96,7 @@ def main():
     plan = json.load(open(os.path.join(INDEX_ROOT, INDEX_NAME, "plan.json")))
     out = {
         "tool": "colbert-ai (Stanford PLAID)",
-        "colbert_ai_version": __import__("importlib.metadata").metadata.version("colbert-ai"),
+        "colbert_ai_version": colbert_version(),
         "torch_version": torch.__version__,
         "transformers_version": transformers.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -122,5 +122,48 @@ def main():
     print(json.dumps(out))
 
 
+def serve():
+    """colbert-ai's side of ``paired.py``: load and warm up on the driver's queries, say so, then time
+    what each request line asks for (every query alone) and answer one JSON line of seconds."""
+    replies, sys.stdout = sys.stdout, sys.stderr
+    _, doc_texts = sd.load_corpus()
+    with Run().context(RunConfig(nranks=1, gpus=0, experiment="scifact", root="/tmp/peers/colbert-exp")):
+        searcher = Searcher(
+            index=INDEX_NAME,
+            index_root=INDEX_ROOT,
+            collection=doc_texts,
+            config=ColBERTConfig(gpus=0),
+            verbose=0,
+        )
+        for q in json.loads(os.environ["PAIRED_WARMUP"]):
+            searcher.search(q, k=K)
+        settings = (searcher.config.ncells, searcher.config.centroid_score_threshold, searcher.config.ndocs)
+        assert settings == (1, 0.5, 256)
+        replies.write(
+            json.dumps({"tool": "colbert-ai", "version": colbert_version(), "knobs": settings}) + "\n"
+        )
+        replies.flush()
+        for line in sys.stdin:
+            request = json.loads(line)
+            texts = request["texts"]
+            encoded = [searcher.encode(q) for q in texts] if request["figure"] == "search" else None
+            seconds = []
+            for i, q in enumerate(texts):
+                t0 = time.perf_counter()
+                if request["figure"] == "encode":
+                    searcher.encode(q)
+                elif request["figure"] == "search":
+                    searcher.dense_search(encoded[i], k=K)
+                else:
+                    searcher.search(q, k=K)
+                seconds.append(time.perf_counter() - t0)
+            replies.write(json.dumps({"seconds": seconds}) + "\n")
+            replies.flush()
+
+
+def colbert_version():
+    return __import__("importlib.metadata").metadata.version("colbert-ai")
+
+
 if __name__ == "__main__":
-    main()
+    serve() if "--serve" in sys.argv else main()

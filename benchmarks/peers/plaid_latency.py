@@ -4,7 +4,8 @@ SciFact test, the MiniLM-ColBERT checkpoint, nbits 2, default knobs, k = 10, one
 5 warm-up queries, the first 100 test queries in 3 rounds (each query keeps its fastest round), 2
 threads. The index is built from the cached encodings ``lirlab bench core`` leaves in
 ``benchmarks/cache/scifact-flat`` (built and saved under ``--index`` the first time). Prints one JSON
-object: p50, per-stage p50s, nDCG@10 over every test query, build seconds when built, the machine.
+object: p50, per-stage p50s, query encoding and text-to-top-10 p50s (timed as ``colbert_time.py`` times
+colbert-ai's), nDCG@10 over every test query, build seconds when built, the machine.
 
     python benchmarks/peers/plaid_latency.py --index benchmarks/cache/scifact-plaid
 """
@@ -16,6 +17,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lirlab import data
@@ -49,6 +51,8 @@ def main() -> None:
     index = PlaidIndex.load(args.index, encoder=encoder)
     queries = encoder.encode_queries(list(dataset.queries))
     latency = timed_search(index, queries.select(range(args.queries)), k=10, rounds=3)
+    texts = [q.text for q in dataset.queries][: args.queries]
+    latency |= _encode_and_end_to_end(encoder, index, texts)
     quality = evaluate(index.search(queries, k=10), dataset, ["nDCG@10"]).value.iloc[0]
     print(
         json.dumps(
@@ -63,6 +67,27 @@ def main() -> None:
             indent=1,
         )
     )
+
+
+def _encode_and_end_to_end(encoder: ColBERT, index: PlaidIndex, texts: list[str], rounds: int = 3) -> dict:
+    """Query encoding and text-to-top-10 latency timed as ``colbert_time.py`` times colbert-ai's: in
+    each round every query encoded alone, then every query searched from its text; each query keeps
+    its fastest round; p50 over queries."""
+    encode, end_to_end = np.full(len(texts), np.inf), np.full(len(texts), np.inf)
+    for _ in range(rounds):
+        for i, text in enumerate(texts):
+            start = time.perf_counter()
+            encoder.encode_queries([text])
+            encode[i] = min(encode[i], time.perf_counter() - start)
+        for i, text in enumerate(texts):
+            start = time.perf_counter()
+            index.search_encoded(encoder.encode_queries([text]), k=10)
+            end_to_end[i] = min(end_to_end[i], time.perf_counter() - start)
+    return {
+        "query_encode_p50_ms": 1e3 * float(np.median(encode)),
+        "search_end_to_end_p50_ms": 1e3 * float(np.median(end_to_end)),
+        "query_forward": encoder.query_forward,
+    }
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ import torch
 from lirlab.encoding import Encoding, offsets_from_lengths
 from lirlab.index.base import Index, StageTimer
 from lirlab.index.knobs.warp import BUILD_PARAMS, MIN_T_PRIME, SEARCH_PARAMS, T_PRIME_SHARE
-from lirlab.index.plaid import PlaidIndex
+from lirlab.index.plaid import PlaidIndex, kernels
 from lirlab.index.plaid import storage as plaid_storage
 from lirlab.maxsim import pad_packed
 
@@ -65,8 +65,10 @@ STAGES = ("warp_select", "implicit_decompression", "two_stage_reduction")
 
 try:  # numba is optional: the torch path computes the same scores
     import numba
+
+    prange = numba.prange
 except ImportError:  # pragma: no cover - exercised where numba is absent
-    numba = None
+    numba, prange = None, range
 
 #: Whether the compiled kernel runs on CPU indexes (numba importable and ``LIRLAB_NUMBA`` not ``0``).
 NUMBA = numba is not None and os.environ.get("LIRLAB_NUMBA", "1") != "0"
@@ -85,7 +87,7 @@ def _score_kernel(
     and ``best[i, doc(t)]`` keeps the largest."""
     n_tokens, n_probe = probed.shape
     packed = residuals.shape[1]
-    for i in range(n_tokens):
+    for i in prange(n_tokens):  # each query token its own row of ``best``: no two threads share one
         for j in range(n_probe):
             c = probed[i, j]
             base = centroid_scores[i, c]
@@ -99,7 +101,7 @@ def _score_kernel(
                     best[i, d] = s
 
 
-_numba_score = numba.njit(cache=True, nogil=True)(_score_kernel) if numba is not None else _score_kernel
+_numba_score = numba.njit(cache=True, nogil=True, parallel=True)(_score_kernel) if numba is not None else None
 
 
 class WarpIndex(Index):
@@ -281,7 +283,8 @@ class WarpIndex(Index):
         tables = self.lookup_tables(query)  # [q, P, 256]
         if use_numba(self.device):
             best = torch.full((n_tokens, n_docs), float("-inf"))
-            _numba_score(
+            kernels.launch(
+                _numba_score,
                 probed.contiguous().numpy(),
                 scores.numpy(),
                 self.cluster_offsets.numpy(),

@@ -2,8 +2,13 @@
 index (PLAID here; a WARP-style engine reads the same codec, codes, residuals and IVF).
 
 Every kernel exists twice with one signature: a numba version (compiled for the machine it runs on,
-cached on disk, single-threaded, nothing assumed beyond what LLVM finds on the CPU) and a pure-torch
-reference, the previous implementation. The numba versions run on CPU tensors when numba is installed
+cached on disk, nothing assumed beyond what LLVM finds on the CPU) and a pure-torch reference, the
+previous implementation. The numba kernels whose work splits into independent parts (pairs, tokens,
+ranges of query tokens, shares of the centroids' lists) spread it over torch's thread count (:func:`parallel_threads`; one thread with
+``LIRLAB_NUMBA_PARALLEL=0`` or inside :func:`use_parallel`); every part is computed in the same order
+either way, so the results are the same bits. On 2 AMD Zen 3 cores, centroid MaxSim over 1,024 pairs
+took 3.0 ms on two threads against 6.3 ms on one (4.4 against 6.5 ms right after a torch multiply,
+whose OpenMP threads still spin). The numba versions run on CPU tensors when numba is installed
 and not disabled (environment ``LIRLAB_NUMBA=0``, or :func:`use_numba`); otherwise, and always for CUDA
 tensors, the torch references run. ``tests/test_plaid_kernels.py`` pins each against its reference.
 
@@ -63,7 +68,9 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -82,6 +89,13 @@ NUMBA = numba is not None and os.environ.get("LIRLAB_NUMBA", "1") != "0"
 
 #: Whether the fused kernels serve search (``LIRLAB_PLAID_FUSED`` not ``0``); see :func:`use_fused`.
 FUSED = os.environ.get("LIRLAB_PLAID_FUSED", "1") != "0"
+
+#: Whether the parallel numba kernels use torch's thread count (``LIRLAB_NUMBA_PARALLEL`` not ``0``);
+#: see :func:`use_parallel`.
+PARALLEL = os.environ.get("LIRLAB_NUMBA_PARALLEL", "1") != "0"
+
+#: Serializes parallel launches where numba's threading layer cannot take two at once (workqueue).
+_LAUNCH_LOCK = threading.Lock()
 
 
 def numba_available() -> bool:
@@ -125,6 +139,45 @@ def use_fused(on: bool):
     """
     with _switched("FUSED", on):
         yield
+
+
+@contextmanager
+def use_parallel(on: bool):
+    """Spread the parallel numba kernels over torch's threads (``True``) or run them on one thread
+    (``False``) inside the block.
+
+    >>> with use_parallel(False):
+    ...     parallel_threads()
+    1
+    """
+    with _switched("PARALLEL", on):
+        yield
+
+
+def parallel_threads() -> int:
+    """Threads the parallel numba kernels run on: torch's thread count (at most numba's own limit),
+    one when :data:`PARALLEL` is off."""
+    if not PARALLEL or numba is None:
+        return 1
+    return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+
+
+@functools.lru_cache(maxsize=1)
+def _launches_are_thread_safe() -> bool:
+    """Whether numba's threading layer takes parallel launches from several Python threads at once
+    (tbb and OpenMP do; workqueue, numba's fallback where neither is found, aborts the process)."""
+    _nb_touch_threads(np.zeros(2))
+    return numba.threading_layer() != "workqueue"
+
+
+def launch(kernel, *args):
+    """``kernel(*args)`` on :func:`parallel_threads` threads, one launch at a time where the threading
+    layer needs it."""
+    numba.set_num_threads(parallel_threads())
+    if _launches_are_thread_safe():
+        return kernel(*args)
+    with _LAUNCH_LOCK:
+        return kernel(*args)
 
 
 @contextmanager
@@ -309,6 +362,18 @@ def _torch_residual_maxsim(codes, doc_offsets, positions, sims, offsets, table, 
 
 if numba is not None:
     _jit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
+    _parallel_jit = numba.njit(cache=True, nogil=True, parallel=True, fastmath=False, error_model="numpy")
+    prange = numba.prange
+
+    @_parallel_jit
+    def _nb_touch_threads(x):  # pragma: no cover
+        for i in prange(x.shape[0]):
+            x[i] += 1.0
+
+    @numba.njit(cache=True, nogil=True)
+    def _query_token_range(part, parts, query_len):  # pragma: no cover
+        width = (query_len + parts - 1) // parts
+        return min(query_len, part * width), min(query_len, (part + 1) * width)
 
     @_jit
     def _nb_ivf_union(ivf_positions, ivf_offsets, query_of, centroids, deleted):  # pragma: no cover
@@ -366,12 +431,12 @@ if numba is not None:
             i += keys.shape[0]
         return out
 
-    @_jit
+    @_parallel_jit
     def _nb_centroid_maxsim(codes, doc_offsets, query_of, positions, table, n_centroids):  # pragma: no cover
         query_len = table.shape[1]
         out = np.zeros(positions.shape[0], dtype=np.float32)
-        best = np.empty(query_len, dtype=np.float32)
-        for i in range(positions.shape[0]):
+        for i in prange(positions.shape[0]):
+            best = np.empty(query_len, dtype=np.float32)
             p = positions[i]
             start, stop = doc_offsets[p], doc_offsets[p + 1]
             if stop == start:
@@ -391,15 +456,15 @@ if numba is not None:
             out[i] = total
         return out
 
-    @_jit
+    @_parallel_jit
     def _nb_pruned_centroid_maxsim(
         codes, doc_offsets, query_of, positions, table, kept, floor
     ):  # pragma: no cover
         query_len = table.shape[1]
         n_centroids = kept.shape[1]
         out = np.zeros(positions.shape[0], dtype=np.float32)
-        best = np.empty(query_len, dtype=np.float32)
-        for i in range(positions.shape[0]):
+        for i in prange(positions.shape[0]):
+            best = np.empty(query_len, dtype=np.float32)
             p = positions[i]
             start, stop = doc_offsets[p], doc_offsets[p + 1]
             if stop == start:
@@ -422,17 +487,16 @@ if numba is not None:
             out[i] = total
         return out
 
-    @_jit
+    @_parallel_jit
     def _nb_decompress_docs(
         codes, residuals, doc_offsets, positions, centroids, decode_table, out, offsets
     ):  # pragma: no cover
         dim = centroids.shape[1]
         packed_dim = residuals.shape[1]
         per_byte = decode_table.shape[1]
-        row = 0
-        offsets[0] = 0
-        for i in range(positions.shape[0]):
+        for i in prange(positions.shape[0]):
             p = positions[i]
+            row = offsets[i]
             for r in range(doc_offsets[p], doc_offsets[p + 1]):
                 c = codes[r]
                 v = out[row]
@@ -448,15 +512,14 @@ if numba is not None:
                 for d in range(dim):
                     v[d] *= scale
                 row += 1
-            offsets[i + 1] = row
 
-    @_jit
+    @_parallel_jit
     def _nb_segment_maxsim(sims, offsets):  # pragma: no cover
         n = offsets.shape[0] - 1
         q = sims.shape[1]
         out = np.zeros(n, dtype=np.float32)
-        best = np.empty(q, dtype=np.float32)
-        for i in range(n):
+        for i in prange(n):
+            best = np.empty(q, dtype=np.float32)
             start, stop = offsets[i], offsets[i + 1]
             if stop == start:
                 continue
@@ -472,14 +535,14 @@ if numba is not None:
             out[i] = total
         return out
 
-    @_jit
+    @_parallel_jit
     def _nb_table_best(table, lengths, n_centroids):  # pragma: no cover
         query_len = table.shape[1]
         n_queries = (table.shape[0] - 1) // n_centroids
         best = np.empty((n_queries, n_centroids), dtype=np.float32)
         for n in range(n_queries):
             length = min(lengths[n], query_len)
-            for c in range(n_centroids):
+            for c in prange(n_centroids):
                 row = table[n * n_centroids + c]
                 m = -np.inf
                 for t in range(length):
@@ -488,22 +551,24 @@ if numba is not None:
                 best[n, c] = m
         return best
 
-    @_jit
-    def _nb_table_argmax(table, n_centroids):  # pragma: no cover
+    @_parallel_jit
+    def _nb_table_argmax(table, n_centroids, parts):  # pragma: no cover
         query_len = table.shape[1]
         n_queries = (table.shape[0] - 1) // n_centroids
         out = np.zeros((n_queries, query_len), dtype=np.int64)
-        best = np.empty(query_len, dtype=np.float32)
         for n in range(n_queries):
             base = n * n_centroids
-            for t in range(query_len):
-                best[t] = table[base, t]
-            for c in range(1, n_centroids):
-                row = table[base + c]
-                for t in range(query_len):
-                    if row[t] > best[t]:  # strictly: the first best centroid wins ties
-                        best[t] = row[t]
-                        out[n, t] = c
+            for part in prange(parts):  # each thread its own range of query tokens
+                low, high = _query_token_range(part, parts, query_len)
+                best = np.empty(query_len, dtype=np.float32)
+                for t in range(low, high):
+                    best[t] = table[base, t]
+                for c in range(1, n_centroids):
+                    row = table[base + c]
+                    for t in range(low, high):
+                        if row[t] > best[t]:  # strictly: the first best centroid wins ties
+                            best[t] = row[t]
+                            out[n, t] = c
         return out
 
     @_jit
@@ -553,29 +618,27 @@ if numba is not None:
             i += take
         return out
 
-    @_jit
+    @_parallel_jit
     def _nb_residual_rows(residuals, doc_offsets, positions, out, offsets):  # pragma: no cover
         packed = residuals.shape[1]
-        row = 0
-        offsets[0] = 0
-        for i in range(positions.shape[0]):
+        for i in prange(positions.shape[0]):
             p = positions[i]
+            row = offsets[i]
             for r in range(doc_offsets[p], doc_offsets[p + 1]):
                 res = residuals[r]
                 v = out[row]
                 for b in range(packed):
                     v[b] = b * 256 + res[b]
                 row += 1
-            offsets[i + 1] = row
 
-    @_jit
+    @_parallel_jit
     def _nb_residual_maxsim(
         codes, doc_offsets, positions, sims, offsets, table, base, norms
     ):  # pragma: no cover
         query_len = table.shape[1]
         out = np.zeros(positions.shape[0], dtype=np.float32)
-        best = np.empty(query_len, dtype=np.float32)
-        for i in range(positions.shape[0]):
+        for i in prange(positions.shape[0]):
+            best = np.empty(query_len, dtype=np.float32)
             first, stop = offsets[i], offsets[i + 1]
             if stop == first:
                 continue
@@ -596,9 +659,9 @@ if numba is not None:
             out[i] = total
         return out
 
-    @_jit
+    @_parallel_jit
     def _nb_listed_pruned_maxsim(
-        ivf_positions, ivf_offsets, doc_offsets, query_of, positions, table, kept, floor
+        ivf_positions, ivf_offsets, doc_offsets, query_of, positions, table, kept, floor, parts
     ):  # pragma: no cover
         n_docs = doc_offsets.shape[0] - 1
         query_len = table.shape[1]
@@ -616,7 +679,8 @@ if numba is not None:
             by_query[fill[query_of[i]]] = i
             fill[query_of[i]] += 1
         slot = np.full(n_docs, -1, dtype=np.int64)
-        best = np.empty((max(1, n_pairs), query_len), dtype=np.float32)
+        # one table of best scores per part: each part walks its own share of the kept centroids' lists
+        bests = np.empty((parts, max(1, n_pairs), query_len), dtype=np.float32)
         for query in range(n_queries):
             first, stop = starts[query], starts[query + 1]
             if first == stop:
@@ -626,39 +690,45 @@ if numba is not None:
                 p = positions[by_query[k]]
                 if slot[p] < 0:
                     slot[p] = n_slots
-                    for t in range(query_len):
-                        best[n_slots, t] = floor
                     n_slots += 1
             keep = kept[query]
             base = query * n_centroids
-            for c in range(n_centroids):
-                if not keep[c]:
-                    continue
-                row = table[base + c]
-                for j in range(ivf_offsets[c], ivf_offsets[c + 1]):
-                    s = slot[ivf_positions[j]]
-                    if s >= 0:
-                        b = best[s]
-                        for t in range(query_len):
-                            b[t] = row[t] if row[t] > b[t] else b[t]
+            for part in prange(parts):
+                best = bests[part]
+                for s in range(n_slots):
+                    for t in range(query_len):
+                        best[s, t] = floor
+                for c in range(part, n_centroids, parts):
+                    if not keep[c]:
+                        continue
+                    row = table[base + c]
+                    for j in range(ivf_offsets[c], ivf_offsets[c + 1]):
+                        s = slot[ivf_positions[j]]
+                        if s >= 0:
+                            b = best[s]
+                            for t in range(query_len):
+                                b[t] = row[t] if row[t] > b[t] else b[t]
             for k in range(first, stop):
                 i = by_query[k]
                 p = positions[i]
                 if doc_offsets[p + 1] > doc_offsets[p]:  # a document without tokens scores 0
-                    b = best[slot[p]]
+                    s = slot[p]
                     total = np.float32(0.0)
                     for t in range(query_len):
-                        total += b[t]
+                        m = bests[0, s, t]
+                        for part in range(1, parts):  # a max: the same float whatever the split
+                            m = bests[part, s, t] if bests[part, s, t] > m else m
+                        total += m
                     out[i] = total
             for k in range(first, stop):
                 slot[positions[by_query[k]]] = -1
         return out
 
-    @_jit
+    @_parallel_jit
     def _nb_inverse_norms(codes, residuals, centroids, decode_table, out):  # pragma: no cover
         packed = residuals.shape[1]
         per_byte = decode_table.shape[1]
-        for r in range(codes.shape[0]):
+        for r in prange(codes.shape[0]):
             c = codes[r]
             norm = np.float32(0.0)
             for b in range(packed):
@@ -668,14 +738,14 @@ if numba is not None:
                     norm += x * x
             out[r] = np.float32(1.0) / max(np.float32(np.sqrt(norm)), np.float32(1e-12))
 
-    @_jit
+    @_parallel_jit
     def _nb_rescore_nearest(
         approx, window_best, thresholds, vectors, centroids, margins, codes, best, ambiguous
     ):  # pragma: no cover
         rows, n_windows = window_best.shape
         width = approx.shape[1] // n_windows
         dim = vectors.shape[1]
-        for i in range(rows):
+        for i in prange(rows):
             top = -np.inf
             second = -np.inf
             code = -1
@@ -729,8 +799,14 @@ def centroid_maxsim(
     row ``-inf``). A document without tokens scores 0."""
     if not enabled(codes.device):
         return _torch_centroid_maxsim(codes, doc_offsets, query_of, positions, table, n_centroids)
-    out = _nb_centroid_maxsim(
-        _np(codes), _np(doc_offsets), _np(query_of), _np(positions), _np(table), n_centroids
+    out = launch(
+        _nb_centroid_maxsim,
+        _np(codes),
+        _np(doc_offsets),
+        _np(query_of),
+        _np(positions),
+        _np(table),
+        n_centroids,
     )
     return torch.from_numpy(out)
 
@@ -748,8 +824,15 @@ def pruned_centroid_maxsim(
     each query token's best starts at ``floor``, so a pair with no kept token scores ``floor * q``."""
     if not enabled(codes.device):
         return _torch_pruned_centroid_maxsim(codes, doc_offsets, query_of, positions, table, kept, floor)
-    out = _nb_pruned_centroid_maxsim(
-        _np(codes), _np(doc_offsets), _np(query_of), _np(positions), _np(table), _np(kept), np.float32(floor)
+    out = launch(
+        _nb_pruned_centroid_maxsim,
+        _np(codes),
+        _np(doc_offsets),
+        _np(query_of),
+        _np(positions),
+        _np(table),
+        _np(kept),
+        np.float32(floor),
     )
     return torch.from_numpy(out)
 
@@ -772,7 +855,8 @@ def listed_pruned_maxsim(
     :func:`pruned_centroid_maxsim` itself."""
     if not fused(codes.device):
         return _torch_pruned_centroid_maxsim(codes, doc_offsets, query_of, positions, table, kept, floor)
-    out = _nb_listed_pruned_maxsim(
+    out = launch(
+        _nb_listed_pruned_maxsim,
         _np(ivf_positions),
         _np(ivf_offsets),
         _np(doc_offsets),
@@ -781,6 +865,7 @@ def listed_pruned_maxsim(
         _np(table),
         _np(kept),
         np.float32(floor),
+        parallel_threads(),
     )
     return torch.from_numpy(out)
 
@@ -798,14 +883,28 @@ def decompress_docs(
     ``decode_table[byte_position * 256 + byte]`` (:attr:`ResidualCodec.decode_table`)."""
     if not enabled(codes.device):
         return _torch_decompress_docs(codes, residuals, doc_offsets, positions, centroids, decode_table)
-    positions_np, offsets_np = _np(positions), _np(doc_offsets)
-    n_rows = int((offsets_np[positions_np + 1] - offsets_np[positions_np]).sum())
-    out = np.empty((n_rows, centroids.shape[1]), dtype=np.float32)
-    offsets = np.empty(positions_np.shape[0] + 1, dtype=np.int64)
-    _nb_decompress_docs(
-        _np(codes), _np(residuals), offsets_np, positions_np, _np(centroids), _np(decode_table), out, offsets
+    positions_np, offsets_np = _np(positions.long()), _np(doc_offsets)
+    offsets = _row_offsets(offsets_np, positions_np)
+    out = np.empty((int(offsets[-1]), centroids.shape[1]), dtype=np.float32)
+    launch(
+        _nb_decompress_docs,
+        _np(codes),
+        _np(residuals),
+        offsets_np,
+        positions_np,
+        _np(centroids),
+        _np(decode_table),
+        out,
+        offsets,
     )
     return torch.from_numpy(out), torch.from_numpy(offsets)
+
+
+def _row_offsets(doc_offsets: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``[n + 1]`` where the rows of the documents at ``positions`` start and end when packed."""
+    offsets = np.zeros(positions.shape[0] + 1, dtype=np.int64)
+    np.cumsum(doc_offsets[positions + 1] - doc_offsets[positions], out=offsets[1:])
+    return offsets
 
 
 def segment_maxsim(sims: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -813,7 +912,7 @@ def segment_maxsim(sims: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     ``offsets``: each document's sum over query tokens of its best token (0 for an empty document)."""
     if not enabled(sims.device):
         return _torch_segment_maxsim(sims, offsets)
-    return torch.from_numpy(_nb_segment_maxsim(_np(sims.float()), _np(offsets)))
+    return torch.from_numpy(launch(_nb_segment_maxsim, _np(sims.float()), _np(offsets)))
 
 
 def table_best(table: torch.Tensor, lengths: torch.Tensor, n_centroids: int) -> torch.Tensor:
@@ -822,7 +921,7 @@ def table_best(table: torch.Tensor, lengths: torch.Tensor, n_centroids: int) -> 
     ``query * C + centroid`` holds that centroid's score for every query token."""
     if not fused(table.device):
         return _torch_table_best(table, lengths, n_centroids)
-    return torch.from_numpy(_nb_table_best(_np(table), _np(lengths.long()), int(n_centroids)))
+    return torch.from_numpy(launch(_nb_table_best, _np(table), _np(lengths.long()), int(n_centroids)))
 
 
 def table_argmax(table: torch.Tensor, n_centroids: int) -> torch.Tensor:
@@ -830,7 +929,7 @@ def table_argmax(table: torch.Tensor, n_centroids: int) -> torch.Tensor:
     :func:`table_best`."""
     if not fused(table.device):
         return _torch_table_argmax(table, n_centroids)
-    return torch.from_numpy(_nb_table_argmax(_np(table), int(n_centroids)))
+    return torch.from_numpy(launch(_nb_table_argmax, _np(table), int(n_centroids), parallel_threads()))
 
 
 def probed_lists(
@@ -865,7 +964,9 @@ def inverse_norms(
         ).view(codes.shape[0], -1)
         return 1.0 / approx.norm(dim=1).clamp_min(1e-12)
     out = np.empty(codes.shape[0], dtype=np.float32)
-    _nb_inverse_norms(_np(codes), _np(residuals), _np(centroids.float()), _np(decode_table.float()), out)
+    launch(
+        _nb_inverse_norms, _np(codes), _np(residuals), _np(centroids.float()), _np(decode_table.float()), out
+    )
     return torch.from_numpy(out)
 
 
@@ -879,10 +980,9 @@ def residual_rows(
     if not fused(residuals.device):
         return _torch_residual_rows(residuals, doc_offsets, positions)
     positions_np, offsets_np = _np(positions.long()), _np(doc_offsets)
-    n_rows = int((offsets_np[positions_np + 1] - offsets_np[positions_np]).sum())
-    out = np.empty((n_rows, residuals.shape[1]), dtype=np.int32)
-    offsets = np.empty(positions_np.shape[0] + 1, dtype=np.int64)
-    _nb_residual_rows(_np(residuals), offsets_np, positions_np, out, offsets)
+    offsets = _row_offsets(offsets_np, positions_np)
+    out = np.empty((int(offsets[-1]), residuals.shape[1]), dtype=np.int32)
+    launch(_nb_residual_rows, _np(residuals), offsets_np, positions_np, out, offsets)
     return torch.from_numpy(out), torch.from_numpy(offsets)
 
 
@@ -905,7 +1005,8 @@ def residual_maxsim(
     :func:`inverse_norms`. A document without tokens scores 0."""
     if not fused(codes.device):
         return _torch_residual_maxsim(codes, doc_offsets, positions, sims, offsets, table, base, norms)
-    out = _nb_residual_maxsim(
+    out = launch(
+        _nb_residual_maxsim,
         _np(codes),
         _np(doc_offsets),
         _np(positions.long()),
@@ -936,7 +1037,8 @@ def rescore_nearest(
     summation order could choose differently (numba only: :func:`lirlab.index.kmeans.nearest_by_int8`
     calls it when :func:`enabled`)."""
     ambiguous = np.zeros(vectors.shape[0], dtype=np.bool_)
-    _nb_rescore_nearest(
+    launch(
+        _nb_rescore_nearest,
         _np(approx),
         _np(window_best),
         _np(thresholds),
