@@ -356,3 +356,27 @@ def test_search_on_one_thread_and_on_every_thread_gives_the_same_bits(batch):
         torch.set_num_threads(threads)
     for (p, s), (op, os_) in zip(many, one, strict=True):
         assert torch.equal(p, op) and torch.equal(s, os_)
+
+
+@pytest.mark.parametrize("thread_safe_layer", [True, False])
+def test_searches_from_several_python_threads_at_once_get_what_each_gets_alone(
+    thread_safe_layer, monkeypatch
+):
+    """Where numba's threading layer cannot take two launches at once (workqueue), they wait their
+    turn; elsewhere they run side by side."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(kernels, "_launches_are_thread_safe", lambda: thread_safe_layer)
+    launches = []
+    launch = kernels.launch
+    monkeypatch.setattr(kernels, "launch", lambda *args: launches.append(1) or launch(*args))
+    docs = make_docs(150, seed=8)
+    queries = make_queries(docs, n=8, seed=4)
+    index = PlaidIndex.from_encoding(docs, nbits=2, n_centroids=24)
+    alone = [index.search_encoded(queries.select([i]), k=5) for i in range(len(queries))]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda i: index.search_encoded(queries.select([i]), k=5), range(8)))
+    for [(p, s)], [(tp, ts)] in zip(alone, together, strict=True):
+        assert torch.equal(p, tp) and torch.equal(s, ts)
+    assert launches and kernels._LAUNCH_LOCK.acquire(blocking=False)
+    kernels._LAUNCH_LOCK.release()
