@@ -865,6 +865,11 @@ class ColBERT:
         return self._augment(ids)
 
     @property
+    def position_limit(self) -> int:
+        """Longest input the model's position embeddings allow (512 for BERT)."""
+        return _position_limit(self.model)
+
+    @property
     def query_padding_target(self) -> int:
         """Length queries are padded to with ``[MASK]`` under query augmentation."""
         return self.config.query_minlen or self.config.query_maxlen

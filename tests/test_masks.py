@@ -294,6 +294,7 @@ def test_curve_rows_have_the_settings_asked_for(curve, small_demo):
     assert settings == expected
     assert list(curve.columns) == [
         "query_maxlen",
+        "padding",
         "attend_to_mask_tokens",
         "masks_used",
         "mean_masks",
@@ -416,3 +417,42 @@ def test_mask_benchmark_writes_the_curve(small_demo, stanford, tmp_path):
     assert defaults["query_maxlens"].default == (0, 8, 16, 32, 48, 64) and defaults["ablate_at"].default == (
         32,
     )
+
+
+def test_min_padding_pads_short_queries_and_keeps_long_ones_whole(stanford, small_demo, index):
+    curve = query_maxlen_curve(
+        stanford,
+        small_demo,
+        index,
+        query_maxlens=(0, 8, 64),
+        ablate_at=(),
+        padding=("fixed", "min"),
+        attend=(False,),
+        progress=False,
+    )
+    assert list(zip(curve.query_maxlen, curve.padding)) == [
+        (0, "fixed"),
+        (8, "fixed"),
+        (8, "min"),
+        (64, "fixed"),
+        (64, "min"),
+    ]
+    rows = curve.set_index(["query_maxlen", "padding"])
+    lengths = stanford.with_config(query_maxlen=0).encode_queries(small_demo.queries).lengths
+    assert bool((lengths > 8).any()) and bool((lengths < 64).all())
+    # at 8 the fixed rows cut long queries, the min rows cut none and pad the short ones to 8
+    assert rows.truncated_queries[8, "fixed"] == int((lengths > 8).sum())
+    assert rows.truncated_queries[8, "min"] == 0
+    assert rows.mean_masks[8, "min"] == pytest.approx(float((8 - lengths).clamp_min(0).float().mean()))
+    by_hand = stanford.with_config(
+        query_maxlen=stanford.position_limit, query_minlen=8, query_augmentation=True
+    )
+    direct = evaluate(index.search(by_hand.encode_queries(small_demo.queries), k=30), small_demo, ["nDCG@10"])
+    assert rows.loc[(8, "min"), "nDCG@10"] == pytest.approx(direct.value.iloc[0])
+    # no query reaches 64: padded to 64 either way, the same encodings
+    assert rows.loc[(64, "min"), "nDCG@10"] == pytest.approx(rows.loc[(64, "fixed"), "nDCG@10"])
+    with pytest.raises(ValueError, match="padding must hold"):
+        query_maxlen_curve(stanford, small_demo, index, padding=("max",), progress=False)
+    figure = plot_query_maxlen_curve(curve)
+    labels = figure.axes[0].get_legend_handles_labels()[1]
+    assert "not attending to [MASK], long queries kept whole (min)" in labels

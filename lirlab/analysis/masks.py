@@ -76,6 +76,11 @@ TOP_K = Param("top_k", int, 10, "Hits averaged over when no document is given.",
 DEFAULT_QUERY_MAXLENS = (0, 8, 16, 32, 48, 64)
 """``query_maxlen`` settings of the curve: 0 is no augmentation (queries only cut at the model's limit)."""
 
+#: How a curve's queries meet the length: ``"fixed"`` pads shorter ones with ``[MASK]`` and cuts longer
+#: ones there (ColBERT); ``"min"`` pads shorter ones and keeps longer ones whole, up to the model's
+#: position limit (Sentence Transformers 6's ``"min"``, lirlab's ``query_minlen``).
+PADDINGS = ("fixed", "min")
+
 
 # ---------------------------------------------------------------------------------------- term statistics
 
@@ -549,6 +554,7 @@ def query_maxlen_curve(
     measures: Sequence[str] = ("nDCG@10",),
     k: int = 100,
     progress: bool = True,
+    padding: Sequence[str] = ("fixed",),
 ) -> pd.DataFrame:
     """Retrieval quality as query augmentation changes: one row per setting.
 
@@ -557,6 +563,8 @@ def query_maxlen_curve(
     and searched exhaustively. ``query_maxlen`` > 0 pads with ``[MASK]`` to that length (and, as in
     ColBERT, cuts longer queries there: see ``truncated_queries``); 0 means no padding. At each
     ``ablate_at`` length, a second row scores the same encoded queries with their ``[MASK]`` rows dropped.
+    With ``"min"`` in ``padding``, every length > 0 also gets rows whose queries are padded to it but
+    never cut (:data:`PADDINGS`).
 
     Parameters
     ----------
@@ -578,12 +586,14 @@ def query_maxlen_curve(
         Results per query (at most the corpus size).
     progress : bool
         Show a progress bar over the settings.
+    padding : sequence of str
+        Strategies of :data:`PADDINGS` to draw a curve for.
 
     Returns
     -------
     pandas.DataFrame
-        ``query_maxlen, attend_to_mask_tokens, masks_used, mean_masks, truncated_queries`` and one
-        column per measure. ``masks_used`` is False for ``query_maxlen`` 0 and for the ablation rows;
+        ``query_maxlen, padding, attend_to_mask_tokens, masks_used, mean_masks, truncated_queries`` and
+        one column per measure (``padding`` is ``"fixed"`` on the ``query_maxlen`` 0 and ablation rows). ``masks_used`` is False for ``query_maxlen`` 0 and for the ablation rows;
         ``mean_masks`` is the mean number of ``[MASK]`` positions per encoded query.
 
     Examples
@@ -606,6 +616,9 @@ def query_maxlen_curve(
             raise ValueError(
                 f"ablate_at {length} must be one of the padded query_maxlens {[m for m in query_maxlens if m]}"
             )
+    padding = tuple(padding)
+    if not padding or any(p not in PADDINGS for p in padding) or len(set(padding)) != len(padding):
+        raise ValueError(f"padding must hold distinct values of {PADDINGS}, got {list(padding)}")
     attend = tuple(attend)
     if not attend or any(not isinstance(a, bool) for a in attend):
         raise ValueError(f"attend must hold True and/or False, got {list(attend)}")
@@ -614,10 +627,11 @@ def query_maxlen_curve(
     index = as_index(dataset if docs is None else docs, encoder, progress=progress)
     k = min(k, len(index))
 
-    def row(encoded: Encoding, query_maxlen: int, attend_to_masks: bool, masks_used: bool) -> dict:
+    def row(encoded: Encoding, query_maxlen: int, how: str, attend_to_masks: bool, masks_used: bool) -> dict:
         quality = evaluate(index.search(encoded, k=k), dataset, measure_names).set_index("measure")["value"]
         return {
             "query_maxlen": query_maxlen,
+            "padding": how,
             "attend_to_mask_tokens": attend_to_masks,
             "masks_used": masks_used,
             "mean_masks": float((encoded.token_ids == encoded.mask_token_id).sum()) / len(encoded),
@@ -626,15 +640,25 @@ def query_maxlen_curve(
         }
 
     rows = []
-    settings = [(length, a) for length in query_maxlens for a in attend]
-    for length, attend_to_masks in tqdm(
+    settings = [
+        (length, how, a)
+        for length in query_maxlens
+        for how in (padding if length else ("fixed",))
+        for a in attend
+    ]
+    for length, how, attend_to_masks in tqdm(
         settings, desc="query_maxlen curve", unit="setting", disable=not progress
     ):
+        lengths = (
+            {"query_maxlen": encoder.position_limit, "query_minlen": length}
+            if how == "min"
+            else {"query_maxlen": length}
+        )
         variant = encoder.with_config(
-            query_maxlen=length, query_augmentation=length > 0, attend_to_mask_tokens=attend_to_masks
+            **lengths, query_augmentation=length > 0, attend_to_mask_tokens=attend_to_masks
         )
         encoded = variant.encode_queries(dataset.queries)
-        rows.append(row(encoded, length, attend_to_masks, masks_used=length > 0))
-        if length in ablate_at:
-            rows.append(row(drop_masks(encoded), length, attend_to_masks, masks_used=False))
+        rows.append(row(encoded, length, how, attend_to_masks, masks_used=length > 0))
+        if length in ablate_at and how == "fixed":
+            rows.append(row(drop_masks(encoded), length, how, attend_to_masks, masks_used=False))
     return pd.DataFrame(rows)

@@ -171,19 +171,30 @@ def plot_query_maxlen_curve(curve: pd.DataFrame, measure: str = "nDCG@10", ax: A
     """Quality against ``query_maxlen`` (:func:`lirlab.analysis.masks.query_maxlen_curve`).
 
     One line per ``attend_to_mask_tokens`` setting with the ``[MASK]`` vectors scored; hollow markers
-    for the same queries with the ``[MASK]`` rows dropped; a dotted line for no augmentation
-    (``query_maxlen`` 0).
+    for the same queries with the ``[MASK]`` rows dropped; a dashed line where long queries were kept
+    whole (``padding`` ``"min"``); a dotted line for no augmentation (``query_maxlen`` 0).
     """
     if measure not in curve.columns:
         raise ValueError(f"measure {measure!r} is not a column of the curve: {list(curve.columns)}")
     ax = _axes(ax, (8.5, 4))
     padded = curve[curve.query_maxlen > 0]
+    kept_whole = padded["padding"] == "min" if "padding" in padded.columns else padded.query_maxlen < 0
+    padded, whole = padded[~kept_whole], padded[kept_whole]
     for i, attend in enumerate(sorted(padded.attend_to_mask_tokens.unique())):
         color = f"C{i}"
         setting = padded[padded.attend_to_mask_tokens == attend].sort_values("query_maxlen")
         label = "attending to [MASK]" if attend else "not attending to [MASK]"
         used = setting[setting.masks_used]
         ax.plot(used.query_maxlen, used[measure], "o-", color=color, label=label)
+        min_padded = whole[whole.attend_to_mask_tokens == attend].sort_values("query_maxlen")
+        if len(min_padded):
+            ax.plot(
+                min_padded.query_maxlen,
+                min_padded[measure],
+                "s--",
+                color=color,
+                label=f"{label}, long queries kept whole (min)",
+            )
         dropped = setting[~setting.masks_used]
         if len(dropped):
             ax.plot(
