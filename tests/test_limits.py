@@ -58,7 +58,7 @@ def test_curves_rank_each_representation_as_a_direct_computation_does(stanford):
     curve = single_vs_multi_vector(
         stanford, collection, sizes=(10, 40), fde_dims=(64,), k=100, progress=False
     )
-    assert list(curve.columns) == ["n_docs", "representation", "dim", *MEASURES]
+    assert list(curve.columns) == ["n_docs", "representation", "dim", *MEASURES, "truncated_docs"]
     assert list(zip(curve.n_docs, curve.representation)) == [
         (n, r) for n in (10, 40) for r in REPRESENTATIONS
     ]
@@ -77,5 +77,9 @@ def test_curves_rank_each_representation_as_a_direct_computation_does(stanford):
     ) / len(collection.queries)
     row = curve[(curve.n_docs == 40) & (curve.representation == "mean-pooled")]
     assert row["R@2"].iloc[0] == pytest.approx(by_hand)
+    short = single_vs_multi_vector(
+        stanford.with_config(doc_maxlen=8), collection, sizes=(40,), fde_dims=(), progress=False
+    )
+    assert (short.truncated_docs == 40).all() and (curve.truncated_docs == 0).all()
     with pytest.raises(ValueError, match="sizes must lie"):
         single_vs_multi_vector(stanford, collection, sizes=(3,), progress=False)

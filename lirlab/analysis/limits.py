@@ -60,8 +60,11 @@ REPRESENTATIONS = ("multi-vector", "mean-pooled", "MUVERA")
 _SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
 
 
-def _words(rng: random.Random, count: int, syllables: int) -> list[str]:
-    """``count`` distinct made-up words of ``syllables`` syllables (capitalized)."""
+def _words(rng: random.Random, count: int) -> list[str]:
+    """``count`` distinct made-up words (capitalized), of as few syllables as leave room to draw them."""
+    syllables = 2
+    while len(_SYLLABLES) ** syllables < 4 * count:
+        syllables += 1
     words: set[str] = set()
     while len(words) < count:
         words.add("".join(rng.choice(_SYLLABLES) for _ in range(syllables)).capitalize())
@@ -97,10 +100,9 @@ def limit_collection(
     rng = random.Random(seed)
     pairs = list(itertools.combinations(range(n_core), 2))
     distractors = n_docs - n_core
-    things = _words(rng, len(pairs) + max(likes * 2, likes + 1) * (distractors > 0), syllables=3)
+    things = _words(rng, len(pairs) + max(likes * 2, likes + 1) * (distractors > 0))
     asked, unasked = things[: len(pairs)], things[len(pairs) :]
-    names = _words(rng, n_docs, syllables=2)
-    surnames = _words(rng, n_docs, syllables=3)
+    names, surnames = _words(rng, n_docs), _words(rng, n_docs)
     liked: list[list[str]] = [[] for _ in range(n_docs)]
     for thing, (a, b) in zip(asked, pairs):
         liked[a].append(thing)
@@ -169,8 +171,10 @@ def single_vs_multi_vector(
     Returns
     -------
     pandas.DataFrame
-        ``n_docs, representation, dim, R@2, R@100``: one row per size and representation (and
-        MUVERA dimension).
+        ``n_docs, representation, dim, R@2, R@100, truncated_docs``: one row per size and
+        representation (and MUVERA dimension); ``truncated_docs`` counts the documents the encoder cut
+        at ``doc_maxlen`` (raise it with ``encoder.with_config(doc_maxlen=...)`` when not 0: a cut
+        document may lose the thing a query asks for).
     """
     judged = set(collection.qrels.doc_id)
     sizes = sorted(set(sizes))
@@ -201,10 +205,12 @@ def single_vs_multi_vector(
             runs["MUVERA", d] = _single_vector_run(
                 queries, fde_queries[d], fde_docs[d][keep], docnos, texts, k
             )
+        truncated = sum(docs.truncated[i] for i in keep.tolist())
         for (representation, dim), run in runs.items():
             quality = evaluate(run, subset, list(MEASURES)).set_index("measure")["value"]
             rows.append(
                 {"n_docs": size, "representation": representation, "dim": dim}
                 | {m: float(quality[m]) for m in MEASURES}
+                | {"truncated_docs": truncated}
             )
     return pd.DataFrame(rows)
