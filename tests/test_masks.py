@@ -16,6 +16,7 @@ from lirlab.analysis.masks import (
     TermStatistics,
     drop_masks,
     mask_weighting,
+    padding_gap,
     query_maxlen_curve,
     special_token_ids,
     term_statistics,
@@ -456,3 +457,17 @@ def test_min_padding_pads_short_queries_and_keeps_long_ones_whole(stanford, smal
     figure = plot_query_maxlen_curve(curve)
     labels = figure.axes[0].get_legend_handles_labels()[1]
     assert "not attending to [MASK], long queries kept whole (min)" in labels
+
+
+def test_padding_gap_is_padded_minus_unpadded_quality(stanford, small_demo, index):
+    gap = padding_gap(stanford, small_demo, index, padding_to=16, measures=["nDCG@10", "RR@10"], k=30)
+    assert set(gap) == {f"{m} {v}" for m in ("nDCG@10", "RR@10") for v in ("pad16", "nopad", "gap")}
+    for overrides, key in (
+        ({"query_maxlen": 16, "query_augmentation": True}, "nDCG@10 pad16"),
+        ({"query_maxlen": 0}, "nDCG@10 nopad"),
+    ):
+        run = index.search(stanford.with_config(**overrides).encode_queries(small_demo.queries), k=30)
+        assert gap[key] == pytest.approx(evaluate(run, small_demo, ["nDCG@10"]).value.iloc[0])
+    assert gap["RR@10 gap"] == pytest.approx(gap["RR@10 pad16"] - gap["RR@10 nopad"])
+    # MiniLM never saw [MASK] padding: it hurts here (the starting point)
+    assert gap["nDCG@10 gap"] < 0

@@ -662,3 +662,39 @@ def query_maxlen_curve(
         if length in ablate_at and how == "fixed":
             rows.append(row(drop_masks(encoded), length, how, attend_to_masks, masks_used=False))
     return pd.DataFrame(rows)
+
+
+def padding_gap(
+    encoder,
+    dataset: Dataset,
+    docs=None,
+    padding_to: int = 32,
+    measures: Sequence[str] = ("nDCG@10",),
+    k: int = 100,
+) -> dict[str, float]:
+    """Quality of one checkpoint's queries padded with ``[MASK]`` to ``padding_to`` and unpadded, and
+    the gap between them: ``{"<measure> pad<padding_to>", "<measure> nopad", "<measure> gap"}`` (gap =
+    padded - unpadded; positive where padding helps). Applied to a training run's snapshots, it gives
+    the gap against training time.
+
+    Examples
+    --------
+    >>> padding_gap(encoder, data.load("demo"))  # doctest: +SKIP
+    {'nDCG@10 pad32': 0.41, 'nDCG@10 nopad': 0.52, 'nDCG@10 gap': -0.11}
+    """
+    padding_to = QUERY_MAXLEN.validate(padding_to)
+    k = K_PARAM.validate(k)
+    names = [str(m) for m in parse_measures(list(measures))]
+    index = as_index(dataset if docs is None else docs, encoder, progress=False)
+    rows: dict[str, float] = {}
+    for label, overrides in (
+        (f"pad{padding_to}", {"query_maxlen": padding_to, "query_augmentation": True}),
+        ("nopad", {"query_maxlen": 0}),
+    ):
+        run = index.search(
+            encoder.with_config(**overrides).encode_queries(dataset.queries), k=min(k, len(index))
+        )
+        quality = evaluate(run, dataset, names).set_index("measure")["value"]
+        rows.update({f"{m} {label}": float(quality[m]) for m in names})
+    rows.update({f"{m} gap": rows[f"{m} pad{padding_to}"] - rows[f"{m} nopad"] for m in names})
+    return rows

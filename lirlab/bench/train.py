@@ -28,11 +28,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from lirlab.analysis.masks import mask_weighting, query_maxlen_curve, term_statistics
+from lirlab.analysis.masks import mask_weighting, padding_gap, query_maxlen_curve, term_statistics
 from lirlab.bench.record import cached_flat_index, load_average, peak_rss_mib, save_results
 from lirlab.benchmark_model import BENCH_MODEL, benchmark_model
 from lirlab.data import Dataset
-from lirlab.evaluate import evaluate
 
 MEASURES = ("nDCG@10", "R@100")
 CURVE_LENGTHS = (0, 8, 16, 32, 48, 64, 128)
@@ -43,17 +42,8 @@ RECIPES = {
 
 
 def score(encoder, dataset: Dataset, index, k: int = 100) -> dict:
-    """nDCG@10 and R@100 of ``encoder``'s weights with and without ``[MASK]`` padding to 32."""
-    rows = {}
-    for name, overrides in (
-        ("pad32", {"query_maxlen": 32, "query_augmentation": True}),
-        ("nopad", {"query_maxlen": 0}),
-    ):
-        variant = encoder.with_config(**overrides)
-        run = index.search(variant.encode_queries(dataset.queries), k=min(k, len(index)))
-        quality = evaluate(run, dataset, list(MEASURES)).set_index("measure")["value"]
-        rows.update({f"{m} {name}": float(quality[m]) for m in MEASURES})
-    return rows
+    """nDCG@10 and R@100 of ``encoder``'s weights with and without ``[MASK]`` padding to 32, and their gaps."""
+    return padding_gap(encoder, dataset, index, padding_to=32, measures=MEASURES, k=k)
 
 
 def weighting_summary(encoder, dataset: Dataset, index, n_queries: int = 100, top_k: int = 10) -> dict:
