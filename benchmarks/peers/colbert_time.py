@@ -52,13 +52,7 @@ def main():
         qids = qids[:N_TIME] + qids[100:105]
     with Run().context(RunConfig(nranks=1, gpus=0, experiment="scifact", root="/tmp/peers/colbert-exp")):
         with contextlib.redirect_stdout(io.StringIO()):
-            searcher = Searcher(
-                index=INDEX_NAME,
-                index_root=INDEX_ROOT,
-                collection=doc_texts,
-                config=ColBERTConfig(gpus=0),
-                verbose=0,
-            )
+            searcher = _searcher(doc_texts)
             t_q, warm = qtexts[:N_TIME], qtexts[N_TIME : N_TIME + N_WARM]
             # warm-up (also fixes colbert-ai's k<=10 defaults: ncells=1, thr=0.5, ndocs=256)
             for q in warm:
@@ -128,13 +122,7 @@ def serve():
     replies, sys.stdout = sys.stdout, sys.stderr
     _, doc_texts = sd.load_corpus()
     with Run().context(RunConfig(nranks=1, gpus=0, experiment="scifact", root="/tmp/peers/colbert-exp")):
-        searcher = Searcher(
-            index=INDEX_NAME,
-            index_root=INDEX_ROOT,
-            collection=doc_texts,
-            config=ColBERTConfig(gpus=0),
-            verbose=0,
-        )
+        searcher = _searcher(doc_texts)
         for q in json.loads(os.environ["PAIRED_WARMUP"]):
             searcher.search(q, k=K)
         settings = (searcher.config.ncells, searcher.config.centroid_score_threshold, searcher.config.ndocs)
@@ -159,6 +147,13 @@ def serve():
                 seconds.append(time.perf_counter() - t0)
             replies.write(json.dumps({"seconds": seconds}) + "\n")
             replies.flush()
+
+
+def _searcher(doc_texts):
+    """colbert-ai's searcher over its SciFact index (inside a ``Run().context``)."""
+    return Searcher(
+        index=INDEX_NAME, index_root=INDEX_ROOT, collection=doc_texts, config=ColBERTConfig(gpus=0), verbose=0
+    )
 
 
 def colbert_version():
