@@ -106,20 +106,24 @@ def _current_export(model, projections) -> _Export:
     _Registrations.watch()
     threads, projection_ids = torch.get_num_threads(), tuple(map(id, projections))
     entry = _SESSIONS.get(model)
-    if entry is not None and (entry.threads, entry.projections) == (threads, projection_ids):
-        if entry.registrations == _Registrations.count and entry.versions == _versions(entry.tensors):
-            return entry
-        tensors = _tensors(model, projections)
-        if entry.versions == _versions(tensors):  # a module was built elsewhere; this model stands
-            entry.registrations, entry.tensors = _Registrations.count, tensors
-            return entry
+    same_setting = entry is not None and (entry.threads, entry.projections) == (threads, projection_ids)
+    if (
+        same_setting
+        and entry.registrations == _Registrations.count
+        and entry.versions == _versions(entry.tensors)
+    ):
+        return entry
     tensors = _tensors(model, projections)
+    versions = _versions(tensors)
+    if same_setting and entry.versions == versions:  # a module was built elsewhere; this model stands
+        entry.registrations, entry.tensors = _Registrations.count, tensors
+        return entry
     try:
         session = _session(model, projections)
     except Exception as error:  # noqa: BLE001 - any exporter failure means: use another forward
         session = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
     # Counted after the export, which builds modules of its own.
-    entry = _Export(_Registrations.count, threads, projection_ids, _versions(tensors), tensors, session)
+    entry = _Export(_Registrations.count, threads, projection_ids, versions, tensors, session)
     _SESSIONS[model] = entry
     return entry
 

@@ -102,6 +102,7 @@ def query_length_effect(
         run = index.search(queries, k=k)
         quality = per_query_scores(run, dataset, [measure]).set_index("qid")["value"]
         scores = run.groupby("qid").score
+        top, spread = scores.max(), scores.std(ddof=0)
         specials = _special_count(variant)
         frames.append(
             pd.DataFrame(
@@ -115,8 +116,8 @@ def query_length_effect(
                         for n, m in zip(queries.lengths.tolist(), _mask_counts(queries))
                     ],
                     measure: [float(quality.get(q, 0.0)) for q in queries.ids],
-                    "top_score": [float(scores.max().get(q, float("nan"))) for q in queries.ids],
-                    "score_spread": [float(scores.std(ddof=0).get(q, float("nan"))) for q in queries.ids],
+                    "top_score": [float(top.get(q, float("nan"))) for q in queries.ids],
+                    "score_spread": [float(spread.get(q, float("nan"))) for q in queries.ids],
                 }
             )
         )

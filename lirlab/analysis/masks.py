@@ -593,7 +593,8 @@ def query_maxlen_curve(
     -------
     pandas.DataFrame
         ``query_maxlen, padding, attend_to_mask_tokens, masks_used, mean_masks, truncated_queries`` and
-        one column per measure (``padding`` is ``"fixed"`` on the ``query_maxlen`` 0 and ablation rows). ``masks_used`` is False for ``query_maxlen`` 0 and for the ablation rows;
+        one column per measure (``padding`` is ``"fixed"`` on the ``query_maxlen`` 0 and ablation
+        rows). ``masks_used`` is False for ``query_maxlen`` 0 and for the ablation rows;
         ``mean_masks`` is the mean number of ``[MASK]`` positions per encoded query.
 
     Examples

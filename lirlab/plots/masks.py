@@ -178,7 +178,7 @@ def plot_query_maxlen_curve(curve: pd.DataFrame, measure: str = "nDCG@10", ax: A
         raise ValueError(f"measure {measure!r} is not a column of the curve: {list(curve.columns)}")
     ax = _axes(ax, (8.5, 4))
     padded = curve[curve.query_maxlen > 0]
-    kept_whole = padded["padding"] == "min" if "padding" in padded.columns else padded.query_maxlen < 0
+    kept_whole = padded.assign(padding=padded.get("padding", "fixed")).padding == "min"  # older curves: fixed
     padded, whole = padded[~kept_whole], padded[kept_whole]
     for i, attend in enumerate(sorted(padded.attend_to_mask_tokens.unique())):
         color = f"C{i}"

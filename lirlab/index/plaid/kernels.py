@@ -4,9 +4,9 @@ index (PLAID here; a WARP-style engine reads the same codec, codes, residuals an
 Every kernel exists twice with one signature: a numba version (compiled for the machine it runs on,
 cached on disk, nothing assumed beyond what LLVM finds on the CPU) and a pure-torch reference, the
 previous implementation. The numba kernels whose work splits into independent parts (pairs, tokens,
-ranges of query tokens, shares of the centroids' lists) spread it over torch's thread count (:func:`parallel_threads`; one thread with
-``LIRLAB_NUMBA_PARALLEL=0`` or inside :func:`use_parallel`); every part is computed in the same order
-either way, so the results are the same bits. On 2 AMD Zen 3 cores, centroid MaxSim over 1,024 pairs
+ranges of query tokens, shares of the centroids' lists) spread it over torch's thread count
+(:func:`parallel_threads`; one thread with ``LIRLAB_NUMBA_PARALLEL=0`` or inside :func:`use_parallel`);
+every part is computed in the same order either way, so the results are the same bits. On 2 AMD Zen 3 cores, centroid MaxSim over 1,024 pairs
 took 3.0 ms on two threads against 6.3 ms on one (4.4 against 6.5 ms right after a torch multiply,
 whose OpenMP threads still spin). The numba versions run on CPU tensors when numba is installed
 and not disabled (environment ``LIRLAB_NUMBA=0``, or :func:`use_numba`); otherwise, and always for CUDA
