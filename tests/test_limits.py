@@ -83,3 +83,25 @@ def test_curves_rank_each_representation_as_a_direct_computation_does(stanford):
     assert (short.truncated_docs == 40).all() and (curve.truncated_docs == 0).all()
     with pytest.raises(ValueError, match="sizes must lie"):
         single_vs_multi_vector(stanford, collection, sizes=(3,), progress=False)
+
+
+def test_a_seed_gives_the_same_collection_in_every_process():
+    """Python salts string hashes per process: nothing may depend on the order of a set of words."""
+    import subprocess
+    import sys
+
+    code = (
+        "from lirlab.analysis.limits import limit_collection;"
+        "print([d.text for d in limit_collection(n_docs=20, n_core=4, seed=2).docs])"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**__import__("os").environ, "PYTHONHASHSEED": salt},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for salt in ("1", "2", "3")
+    }
+    assert len(outputs) == 1

@@ -68,7 +68,9 @@ def _words(rng: random.Random, count: int) -> list[str]:
     words: set[str] = set()
     while len(words) < count:
         words.add("".join(rng.choice(_SYLLABLES) for _ in range(syllables)).capitalize())
-    return sorted(words, key=lambda w: rng.random())
+    ordered = sorted(words)  # a set's order follows the per-process string hash: sort before shuffling
+    rng.shuffle(ordered)
+    return ordered
 
 
 def limit_collection(
