@@ -32,6 +32,7 @@ from lirlab.train import (
     save_pylate,
     save_stanford,
     train,
+    xtr_scores,
 )
 from lirlab.train import loop as loop_module
 
@@ -128,6 +129,65 @@ def test_maxsim_scores_match_a_brute_force_loop():
             assert got[a, b].item() == pytest.approx(expected, abs=1e-6)
 
 
+def _xtr_by_loops(q, q_mask, d, d_mask, k_train):
+    """XTR's eq. 5 with Python loops: each query token's k_train best tokens over every document."""
+    expected = torch.zeros(q.shape[0], d.shape[0])
+    for a in range(q.shape[0]):
+        retrieved = {}
+        for i in range(q.shape[1]):
+            if not q_mask[a, i]:
+                continue
+            sims = [
+                (float(q[a, i] @ d[b, j]), b, j)
+                for b in range(d.shape[0])
+                for j in range(d.shape[1])
+                if d_mask[b, j]
+            ]
+            retrieved[i] = sorted(sims, reverse=True)[:k_train]
+        for b in range(d.shape[0]):
+            total, hits = 0.0, 0
+            for tokens in retrieved.values():
+                mine = [s for s, doc, _ in tokens if doc == b]
+                if mine:
+                    total, hits = total + max(mine), hits + 1
+            expected[a, b] = total / max(hits, 1)
+    return expected
+
+
+@pytest.mark.parametrize("k_train", [1, 3, 8, 1000])
+def test_xtr_scores_match_a_loop_over_each_query_tokens_retrieved_tokens(k_train):
+    g = torch.Generator().manual_seed(k_train)
+    q = torch.nn.functional.normalize(torch.randn(2, 3, 4, generator=g), dim=-1)
+    d = torch.nn.functional.normalize(torch.randn(3, 5, 4, generator=g), dim=-1)
+    q_mask = torch.tensor([[True, True, False], [True, True, True]])
+    d_mask = torch.tensor([[True] * 5, [True, True, False, False, False], [False, True, True, True, True]])
+    got = xtr_scores(q, q_mask, d, d_mask, k_train)
+    torch.testing.assert_close(got, _xtr_by_loops(q, q_mask, d, d_mask, k_train), atol=1e-6, rtol=0)
+    if k_train == 1000:  # every token retrieved and every similarity positive: MaxSim over query tokens
+        q, d = q.abs(), d.abs()
+        expected = maxsim_scores(q, q_mask, d, d_mask) / q_mask.sum(dim=1, keepdim=True)
+        torch.testing.assert_close(xtr_scores(q, q_mask, d, d_mask, k_train), expected, atol=1e-6, rtol=0)
+
+
+def test_xtr_scores_match_sentence_transformers_6():
+    st6 = pytest.importorskip("sentence_transformers.multi_vector_encoder.scoring.xtr")
+    g = torch.Generator().manual_seed(3)
+    n_queries, per_query = 3, 2
+    q = torch.nn.functional.normalize(torch.randn(n_queries, 6, 8, generator=g), dim=-1)
+    d = torch.nn.functional.normalize(torch.randn(n_queries * per_query, 7, 8, generator=g), dim=-1)
+    q_mask = torch.ones(n_queries, 6, dtype=torch.bool)
+    q_mask[0, 4:] = False
+    d_mask = torch.ones(n_queries * per_query, 7, dtype=torch.bool)
+    d_mask[1, 3:] = False
+    d_mask[4, 5:] = False
+    for k_train in (2, 5, 20):
+        reference = st6.xtr_scores(
+            q, d.view(n_queries, per_query, 7, 8), q_mask, d_mask.view(n_queries, per_query, 7), top_k=k_train
+        )
+        got = xtr_scores(q, q_mask, d, d_mask, k_train)
+        torch.testing.assert_close(got, reference, atol=1e-5, rtol=0)
+
+
 def test_contrastive_loss_is_the_hand_computed_cross_entropy():
     scores = torch.tensor([[3.0, 1.0, 0.0], [0.5, 0.5, 2.0]])
     loss = contrastive_loss(scores, torch.tensor([0, 1]), temperature=0.5)
@@ -221,6 +281,25 @@ def test_a_few_steps_lower_the_loss(tiny, pairs, tmp_path):
     assert after < before - 0.1
     assert result.steps == 15 and len(result.log) == 15
     assert [c.name for c in checkpoints(tmp_path / "run")] == ["checkpoint-000015"]
+
+
+@pytest.mark.parametrize("in_batch", [True, False])
+def test_a_few_xtr_steps_lower_the_xtr_loss(tiny, pairs, tmp_path, in_batch):
+    def xtr_loss(encoder):
+        net = TrainableColBERT(encoder)
+        net.eval()
+        qids = sorted(pairs.queries)
+        with torch.no_grad():
+            q, qm = net.queries([pairs.queries[x] for x in qids])
+            d, dm = net.documents([pairs.docs[pairs.positives[x][0]] for x in qids])
+            return contrastive_loss(xtr_scores(q, qm, d, dm, 4) / 0.05, torch.arange(len(qids))).item()
+
+    before = xtr_loss(prepare_encoder(tiny.with_config()))
+    knobs = {**FAST, "steps": 15, "scoring": "xtr", "k_train": 4, "temperature": 0.05, "in_batch": in_batch}
+    result = train(tiny, pairs, tmp_path / "run", progress=False, **knobs)
+    assert xtr_loss(result.encoder) < before - 0.1
+    run = json.loads((tmp_path / "run" / "lirlab-train.json").read_text())
+    assert run["knobs"]["scoring"] == "xtr" and run["loss"] == "contrastive over xtr scores"
 
 
 def test_saved_checkpoints_reload_with_identical_vectors_in_both_layouts(tiny, pairs, tmp_path):

@@ -31,6 +31,7 @@ _EXPORTS = {
     "contrastive_loss": "losses",
     "distillation_loss": "losses",
     "maxsim_scores": "losses",
+    "xtr_scores": "losses",
     "TrainableColBERT": "model",
     "prepare_encoder": "model",
     "Negatives": "negatives",

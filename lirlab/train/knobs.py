@@ -85,6 +85,24 @@ TRAIN_KNOBS: dict[str, Param] = {
             aliases="max_grad_norm (ST)",
         ),
         Param(
+            "scoring",
+            str,
+            "maxsim",
+            "score inside the loss: maxsim (ColBERT) or xtr (each query token retrieves its k_train "
+            "best tokens over the whole batch; only retrieved tokens count, Lee et al. 2023)",
+            choices=("maxsim", "xtr"),
+            aliases="similarity_fct=XTRScores (ST6), XTR loss (PyLate)",
+        ),
+        Param(
+            "k_train",
+            int,
+            64,
+            "with scoring=xtr, document tokens each query token retrieves over the batch (XTR's 320 "
+            "for 320-query batches is about 1% of a batch's tokens; 64 is as much of a 16-query batch's)",
+            low=1,
+            aliases="top_k (ST6 XTRScores), k_train (XTR)",
+        ),
+        Param(
             "temperature",
             float,
             1.0,

@@ -37,6 +37,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ from lirlab.train.checkpoints import (
 )
 from lirlab.train.examples import TrainingData
 from lirlab.train.knobs import TRAIN_KNOBS
-from lirlab.train.losses import contrastive_loss, distillation_loss, maxsim_scores
+from lirlab.train.losses import contrastive_loss, distillation_loss, maxsim_scores, xtr_scores
 from lirlab.train.model import TrainableColBERT, prepare_encoder
 from lirlab.train.negatives import Negatives
 
@@ -355,7 +356,7 @@ def train(
             "knobs": knobs,
             "start_model": encoder.describe(),
             "data": repr(data),
-            "loss": "distillation" if data.teacher else "contrastive",
+            "loss": ("distillation" if data.teacher else "contrastive") + f" over {knobs['scoring']} scores",
             "negatives": mined.meta if mined is not None else "random",
         }
         (out / RUN_FILE).write_text(json.dumps(run_info, indent=2, default=str))
@@ -452,9 +453,12 @@ def _loss(
     d_vectors, d_mask = net.documents([data.docs[d] for d in docnos])
     b = len(qids)
     own = torch.tensor([[i] + [b + i * n + j for j in range(n)] for i in range(b)], device=q_vectors.device)
+    if knobs["scoring"] == "xtr":
+        score = partial(xtr_scores, k_train=knobs["k_train"])
+    else:
+        score = maxsim_scores
     if data.teacher:
-        scores = maxsim_scores(q_vectors, q_mask, d_vectors, d_mask)
-        student = scores.gather(1, own)
+        student = score(q_vectors, q_mask, d_vectors, d_mask).gather(1, own)
         teacher = torch.tensor(
             [[data.teacher[q][d] for d in [p, *row]] for q, p, row in zip(qids, positives, negatives)],
             device=student.device,
@@ -462,14 +466,14 @@ def _loss(
         return distillation_loss(student, teacher, knobs["temperature"])
     targets = torch.arange(b, device=q_vectors.device)
     if knobs["in_batch"]:
-        scores = maxsim_scores(q_vectors, q_mask, d_vectors, d_mask)
+        scores = score(q_vectors, q_mask, d_vectors, d_mask)
         exclude = torch.tensor(
             [[d in set(data.positives[q]) for d in docnos] for q in qids], device=scores.device
         )
         return contrastive_loss(scores, targets, knobs["temperature"], exclude)
     scores = torch.stack(
         [
-            maxsim_scores(q_vectors[i : i + 1], q_mask[i : i + 1], d_vectors[own[i]], d_mask[own[i]])[0]
+            score(q_vectors[i : i + 1], q_mask[i : i + 1], d_vectors[own[i]], d_mask[own[i]])[0]
             for i in range(b)
         ]
     )
