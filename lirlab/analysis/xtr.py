@@ -1,0 +1,196 @@
+"""XTR against ColBERT: token-retrieval scoring, and how informative an index's centroid scores are.
+
+XTR (Lee et al. 2023) trains each query token to retrieve its document's matching tokens from the
+whole collection (:func:`lirlab.train.xtr_scores`, ``scoring="xtr"``), then scores with the retrieved
+tokens only. A 2026 replicability study did not reproduce XTR's quality gain over ColBERT, but found
+XTR training makes centroid scores more informative, so PLAID and WARP prune better. Two measurements
+here put that to the test on models lirlab trains:
+
+* :func:`xtr_token_retrieval` scores documents the way XTR does at inference, exactly (every token of
+  the collection searched): each query token retrieves its ``k_prime`` most similar document tokens; a
+  document scores, per query token, its best retrieved token, or the token's missing similarity (the
+  ``k_prime``-th similarity, XTR's imputation) when none of its tokens was retrieved.
+* :func:`centroid_informativeness` asks, per query, how well PLAID's centroid-only scores rank the
+  candidates it generates: Spearman's correlation with their exact (decompressed) MaxSim, and how many
+  of the exhaustive top 10 are among the candidates and among the ones kept for exact scoring.
+
+Examples
+--------
+>>> import torch
+>>> from lirlab.encoding import Encoding, offsets_from_lengths
+>>> unit = torch.eye(2)
+>>> docs = Encoding(ids=("a", "b"), vectors=torch.stack([unit[0], unit[1], 0.6 * unit[0] + 0.8 * unit[1]]),
+...                 token_ids=torch.zeros(3, dtype=torch.long),
+...                 offsets=offsets_from_lengths(torch.tensor([2, 1])), vocab=("tok",))
+>>> queries = Encoding(ids=("q",), vectors=unit[:1], token_ids=torch.zeros(1, dtype=torch.long),
+...                    offsets=offsets_from_lengths(torch.tensor([1])), vocab=("tok",))
+>>> run = xtr_token_retrieval(docs, queries, k_primes=(1,), progress=False)
+>>> run[["docno", "score", "k_prime"]].values.tolist()  # b's token was not retrieved: it gets a's 1.0
+[['a', 1.0, 1], ['b', 1.0, 1]]
+>>> xtr_token_retrieval(docs, queries, k_primes=(2,), progress=False).score.round(4).tolist()
+[1.0, 0.6]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from lirlab.analysis.compression import spearman
+from lirlab.encoding import Encoding
+from lirlab.index.base import Index
+from lirlab.params import Param
+from lirlab.results import run_frame
+
+#: Tokens each query token retrieves, as in XTR's inference (``k'``); the missing similarity of a
+#: query token is its ``k_prime``-th best similarity.
+K_PRIME = Param(
+    "k_prime",
+    int,
+    1000,
+    "Document tokens each query token retrieves from the whole collection (XTR's k').",
+    low=1,
+    quality="up",
+    aliases="XTR k', WARP t_prime",
+)
+
+#: Document tokens scored against a query at once (bounds the similarity matrix's memory).
+_TOKEN_CHUNK = 1 << 18
+
+
+def _document_tokens(docs: Encoding | Index) -> Encoding:
+    if isinstance(docs, Index):
+        return docs.documents()
+    if not isinstance(docs, Encoding):
+        raise ValueError(f"docs must be an Encoding or an index, got {type(docs).__name__}")
+    return docs
+
+
+def _best_tokens(query: torch.Tensor, vectors: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each query token's ``k`` best similarities over ``vectors`` and their rows, best first."""
+    values = torch.empty(query.shape[0], 0)
+    rows = torch.empty(query.shape[0], 0, dtype=torch.long)
+    for start in range(0, vectors.shape[0], _TOKEN_CHUNK):
+        sims = query @ vectors[start : start + _TOKEN_CHUNK].T
+        top = sims.topk(min(k, sims.shape[1]), dim=1)
+        values = torch.cat([values, top.values], dim=1)
+        rows = torch.cat([rows, top.indices + start], dim=1)
+        if values.shape[1] > k:
+            values, keep = values.topk(k, dim=1)
+            rows = rows.gather(1, keep)
+    order = values.argsort(dim=1, descending=True)
+    return values.gather(1, order), rows.gather(1, order)
+
+
+def xtr_token_retrieval(
+    docs: Encoding | Index,
+    queries: Encoding,
+    k_primes: Sequence[int] = (K_PRIME.default,),
+    k: int = 100,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """XTR's inference scoring, exact: a run (``qid, query, docno, score, rank``) per ``k_prime``.
+
+    Parameters
+    ----------
+    docs : Encoding or Index
+        The collection's token vectors (an index gives its ``documents()``: a compressed index's
+        reconstruction).
+    queries : Encoding
+        Encoded queries (their ``[MASK]`` padding included, as the encoder gives them).
+    k_primes : sequence of int
+        Tokens each query token retrieves (:data:`K_PRIME`), one run each.
+    k : int
+        Documents kept per query.
+
+    Returns
+    -------
+    DataFrame
+        The runs one after another, with a ``k_prime`` column. The ``query`` column holds the qid
+        (the texts are not part of an Encoding).
+    """
+    k_primes = sorted({K_PRIME.validate(value) for value in k_primes})
+    collection = _document_tokens(docs)
+    n_docs = len(collection)
+    doc_of = torch.repeat_interleave(torch.arange(n_docs), collection.lengths)
+    vectors = collection.vectors.float()
+    largest = min(k_primes[-1], vectors.shape[0])
+    hits: dict[int, list] = {value: [] for value in k_primes}
+    for i in tqdm(range(len(queries)), desc="XTR scoring", unit="query", disable=not progress):
+        query = queries.vectors_of(i).float()
+        values, rows = _best_tokens(query, vectors, largest)
+        for value in k_primes:
+            kept = min(value, values.shape[1])
+            best = torch.full((query.shape[0], n_docs), float("-inf"))
+            best.scatter_reduce_(1, doc_of[rows[:, :kept]], values[:, :kept], "amax")
+            missing = values[:, kept - 1 : kept]
+            scores = torch.where(torch.isfinite(best), best, missing).sum(dim=0)
+            top = scores.topk(min(k, n_docs))
+            hits[value].append((top.indices, top.values))
+    runs = []
+    for value in k_primes:
+        run = run_frame(queries.ids, queries.ids, hits[value], collection.ids)
+        runs.append(run.assign(k_prime=value))
+    return pd.concat(runs, ignore_index=True)
+
+
+def centroid_informativeness(
+    plaid,
+    queries: Encoding,
+    reference: pd.DataFrame,
+    n_probe: int | None = None,
+    keep: int | None = None,
+    top: int = 10,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """How well a PLAID index's centroid-only scores rank its candidates, per query.
+
+    Parameters
+    ----------
+    plaid : PlaidIndex
+        The index (its ``candidates``, ``approximate_scores`` and ``exact_scores``).
+    queries : Encoding
+        Encoded queries.
+    reference : DataFrame
+        The exhaustive run (exact MaxSim over the uncompressed vectors), whose top ``top`` per query
+        are the documents a search should find.
+    n_probe, keep : int, optional
+        Centroids probed per query token, and candidates kept for exact scoring (default: the index's
+        own defaults for ``k=top``: ``n_probe`` and ``ndocs // 4``).
+
+    Returns
+    -------
+    DataFrame
+        One row per query: ``qid``, ``candidates`` (documents generated), ``spearman`` (centroid-only
+        against exact MaxSim over the candidates), ``recall_candidates`` and ``recall_kept`` (share of
+        the reference top ``top`` among the candidates, and among the ``keep`` best of them by
+        centroid-only score).
+    """
+    defaults = plaid.resolve_knobs(top, {})
+    n_probe = defaults["n_probe"] if n_probe is None else n_probe
+    keep = max(top, defaults["ndocs"] // 4) if keep is None else keep
+    wanted = reference[reference["rank"] <= top].groupby("qid")["docno"].apply(set)
+    rows = []
+    for i in tqdm(range(len(queries)), desc="centroid scores", unit="query", disable=not progress):
+        query = queries.select([i])
+        qid = queries.ids[i]
+        positions = plaid.candidates(query, n_probe=n_probe)[0]
+        approximate = plaid.approximate_scores(query, positions)[0]
+        exact = plaid.exact_scores(query, positions)[0]
+        kept = positions[approximate.topk(min(keep, len(positions))).indices]
+        target = wanted.get(qid, set())
+        found = {plaid.docnos[p] for p in positions.tolist()}
+        found_kept = {plaid.docnos[p] for p in kept.tolist()}
+        rows.append(
+            {
+                "qid": qid,
+                "candidates": len(positions),
+                "spearman": spearman(approximate.tolist(), exact.tolist()),
+                "recall_candidates": len(target & found) / len(target) if target else float("nan"),
+                "recall_kept": len(target & found_kept) / len(target) if target else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
