@@ -436,7 +436,7 @@ DATASET_BENCHMARKS = {
 def _cmd_bench(args) -> None:
     from lirlab import data
 
-    if args.which in ("train", "methods"):  # reached only when options come before the name
+    if args.which in ("train", "methods", "findings"):  # reached only when options come before the name
         raise ValueError(
             f"'lirlab bench {args.which}' takes its own options after '{args.which}': "
             f"see 'lirlab bench {args.which} --help'"
@@ -485,6 +485,21 @@ def _bench_methods_parser() -> argparse.ArgumentParser:
     )
     methods.add_arguments(p)
     p.set_defaults(func=methods.run_from_args)
+    return p
+
+
+def _bench_findings_parser() -> argparse.ArgumentParser:
+    """``lirlab bench findings``: one findings study per run (:mod:`lirlab.bench.findings`), each with
+    knobs of its own, so it gets a parser of its own."""
+    from lirlab.bench import findings
+
+    p = _Parser(
+        prog="lirlab bench findings",
+        description=findings.__doc__.replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    findings.add_arguments(p)
+    p.set_defaults(func=findings.run_from_args)
     return p
 
 
@@ -701,19 +716,22 @@ def _add_bench(sub) -> None:
         "bench",
         help=COMMANDS["bench"],
         description=COMMANDS["bench"],
-        epilog="'lirlab bench train' and 'lirlab bench methods' take their own options: "
-        "see 'lirlab bench train --help' and 'lirlab bench methods --help'.",
+        epilog="'lirlab bench train', 'lirlab bench methods' and 'lirlab bench findings' take their own "
+        "options: see 'lirlab bench train --help', 'lirlab bench methods --help' and "
+        "'lirlab bench findings --help'.",
     )
     p.add_argument(
         "which",
-        choices=[*DATASET_BENCHMARKS, "reliability", "memory", "methods", "train"],
+        choices=[*DATASET_BENCHMARKS, "reliability", "memory", "methods", "train", "findings"],
         help="core: encoding and exhaustive MaxSim; plaid: the compressed index; "
         "masks: nDCG@10 as [MASK] query augmentation varies; compression: nbits against reconstruction and ranking; "
         "reliability: kill -9 and racing-reader trials of index saves; memory: PLAID build peak RSS on 1x/4x/16x the demo; "
         "methods: PLAID, WARP, MUVERA, token pooling and exhaustive MaxSim in one sweep and chart "
         "(its own options, see 'lirlab bench methods --help'); "
         "train: the training recipe (two 20-minute NFCorpus runs, with and without [MASK] padding, "
-        "scored before and after; its own options, see 'lirlab bench train --help')",
+        "scored before and after; its own options, see 'lirlab bench train --help'); "
+        "findings: one study of issue 30 (LIMIT, query length, the [MASK] padding gap) with its figure "
+        "(its own options, see 'lirlab bench findings --help')",
     )
     workplace_tool = f"default: {BUILD_TOOL}" if BUILD_TOOL.is_file() else "none in this checkout"
     p.add_argument(
@@ -760,6 +778,8 @@ def main(argv: list[str] | None = None) -> int:
         args = _bench_train_parser().parse_args(argv[2:])
     elif argv[:2] == ["bench", "methods"]:
         args = _bench_methods_parser().parse_args(argv[2:])
+    elif argv[:2] == ["bench", "findings"]:
+        args = _bench_findings_parser().parse_args(argv[2:])
     else:
         # Only the subcommand named gets its options: `lirlab --help`, `lirlab --version` and a mistyped
         # command answer without reading any declaration.

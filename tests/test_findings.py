@@ -1,0 +1,323 @@
+"""The findings studies (issue 30): their figures draw the data given, fit the output area, and
+``lirlab bench findings`` runs a study on tiny data into a folder of its own with the machine described."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.text import Text
+
+from lirlab import cli
+from lirlab.bench import findings
+from lirlab.plots import MIN_FONT_PT, OUTPUT_AREA_PX, figure_png
+from lirlab.plots.findings import plot_limit, plot_padding_gap, plot_query_length
+from lirlab.widgets import png_size
+
+from .conftest import REPO
+
+SAVED = REPO / "benchmarks" / "results" / "amd-zen3-avx2"
+WIDTH, HEIGHT = OUTPUT_AREA_PX
+
+
+def fits(figure) -> None:
+    width, height = png_size(figure_png(figure, dpi=figure.dpi))
+    assert width <= WIDTH and height <= HEIGHT, (width, height)
+    figure.canvas.draw()
+    small = [
+        (t.get_text(), t.get_fontsize())
+        for t in figure.findobj(Text)
+        if t.get_visible() and t.get_text().strip() and t.get_fontsize() < MIN_FONT_PT
+    ]
+    assert not small, small
+
+
+def limit_curve(scale: float = 1.0) -> pd.DataFrame:
+    rows = []
+    for n in (10, 30, 100):
+        for representation, dim, base in (
+            ("multi-vector", 128, 0.9),
+            ("mean-pooled", 128, 0.6),
+            ("MUVERA", 512, 0.4),
+            ("MUVERA", 2048, 0.5),
+        ):
+            value = scale * base * 10 / n
+            rows.append(
+                {"n_docs": n, "representation": representation, "dim": dim, "R@2": value, "R@100": 2 * value}
+            )
+    return pd.DataFrame(rows)
+
+
+def lines_by_label(ax) -> dict:
+    return {line.get_label(): line for line in ax.lines}
+
+
+# ------------------------------------------------------------------------------------------- figures
+
+
+def test_the_limit_figure_draws_each_representation_of_each_model():
+    curves = {"untrained": limit_curve(), "trained": limit_curve(0.5)}
+    figure = plot_limit(curves)
+    fits(figure)
+    assert len(figure.axes) == 4 and len(figure.legends) == 1
+    for (name, curve), row in zip(curves.items(), (figure.axes[:2], figure.axes[2:])):
+        for ax, measure in zip(row, ("R@2", "R@100")):
+            assert ax.get_title() == f"{name}: {measure}"
+            lines = lines_by_label(ax)
+            assert set(lines) == {
+                "multi-vector (MaxSim)",
+                "mean-pooled (d=128)",
+                "MUVERA (d=512)",
+                "MUVERA (d=2048)",
+            }
+            for label, representation, dim in (
+                ("multi-vector (MaxSim)", "multi-vector", 128),
+                ("mean-pooled (d=128)", "mean-pooled", 128),
+                ("MUVERA (d=2048)", "MUVERA", 2048),
+            ):
+                rows = curve[(curve.representation == representation) & (curve.dim == dim)]
+                np.testing.assert_array_equal(lines[label].get_xdata(), rows.n_docs)
+                np.testing.assert_array_equal(lines[label].get_ydata(), rows[measure])
+    one = plot_limit(limit_curve().to_dict("records"))  # the rows a results file holds
+    assert [ax.get_title() for ax in one.axes] == ["R@2", "R@100"]
+    with pytest.raises(ValueError, match="lacks the columns"):
+        plot_limit(limit_curve().drop(columns="R@100"))
+
+
+def test_the_limit_figure_fits_the_saved_full_run():
+    saved = json.loads((SAVED / "findings-limit.json").read_text())
+    figure = findings.findings_figure("limit", saved)
+    fits(figure)
+    untrained = pd.DataFrame(saved["models"]["untrained"]["curve"])
+    multi = untrained[untrained.representation == "multi-vector"]
+    line = lines_by_label(figure.axes[1])["multi-vector (MaxSim)"]
+    np.testing.assert_array_equal(line.get_ydata(), multi["R@100"])
+
+
+def query_length_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    by_variant = pd.DataFrame(
+        [
+            {"variant": v, "padded": p, "nDCG@10": value, "score_spread": 0.5}
+            for v, p, value in (
+                ("whole", False, 0.69),
+                ("whole", True, 0.61),
+                ("first 16", False, 0.66),
+                ("first 16", True, 0.57),
+                ("first 4", False, 0.33),
+                ("first 4", True, 0.05),
+            )
+        ]
+    )
+    by_length = pd.DataFrame(
+        [
+            {
+                "length_bin": b,
+                "variant": "whole",
+                "padded": p,
+                "nDCG@10": 0.5 + 0.1 * i + 0.05 * p,
+                "score_spread": 0.4 + 0.2 * i,
+                "queries": 10 + i,
+            }
+            for i, b in enumerate(["(12, 16]", "(0, 8]", "(8, 12]"])  # as groupby meets them: unsorted
+            for p in (False, True)
+        ]
+        + [
+            {
+                "length_bin": "(0, 8]",
+                "variant": "first 4",
+                "padded": False,
+                "nDCG@10": 0.1,
+                "score_spread": 0.1,
+                "queries": 11,
+            }
+        ]
+    )
+    return by_length, by_variant
+
+
+def test_the_query_length_figure_draws_the_variants_and_the_bins_in_order():
+    by_length, by_variant = query_length_tables()
+    figure = plot_query_length(by_length, by_variant)
+    fits(figure)
+    bars_ax, quality_ax, spread_ax = figure.axes
+    assert [t.get_text() for t in bars_ax.get_xticklabels()] == [
+        "first 4 pieces",
+        "first 16 pieces",
+        "whole",
+    ]
+    unpadded, padded = bars_ax.containers
+    heights = [bar.get_height() for bar in unpadded]
+    expected = by_variant[~by_variant.padded].set_index("variant")["nDCG@10"]
+    assert heights == [expected[v] for v in ("first 4", "first 16", "whole")]
+    assert [bar.get_height() for bar in padded] == list(
+        by_variant[by_variant.padded].set_index("variant").loc[["first 4", "first 16", "whole"], "nDCG@10"]
+    )
+    ordered = ["(0, 8]", "(8, 12]", "(12, 16]"]
+    assert [t.get_text().split("\n")[0] for t in quality_ax.get_xticklabels()] == ordered
+    assert quality_ax.get_xticklabels()[0].get_text() == "(0, 8]\n11 q"
+    whole = by_length[by_length.variant == "whole"]
+    for ax, column in ((quality_ax, "nDCG@10"), (spread_ax, "score_spread")):
+        for line, padded in zip(ax.lines, (False, True)):
+            rows = whole[whole.padded == padded].set_index("length_bin").loc[ordered]
+            np.testing.assert_array_equal(line.get_ydata(), rows[column])
+
+
+def test_the_query_length_figure_fits_both_saved_runs():
+    for name in ("findings-query-length-scifact", "findings-query-length-scifact-trained"):
+        saved = findings.read_findings(SAVED, name)
+        figure = findings.findings_figure("query-length", saved)
+        fits(figure)
+        bars = figure.axes[0].containers[0]
+        shown = {t.get_text() for t in figure.axes[0].get_xticklabels()}
+        assert shown == {"first 4 pieces", "first 8 pieces", "first 16 pieces", "whole"}
+        unpadded = pd.DataFrame(saved["by_variant"]).query("not padded").set_index("variant")["nDCG@10"]
+        assert [b.get_height() for b in bars] == [
+            unpadded[v] for v in ("first 4", "first 8", "first 16", "whole")
+        ]
+
+
+def gap_rows() -> pd.DataFrame:
+    steps = [40, 0, 10, 200]  # unsorted: drawn along the step
+    return pd.DataFrame(
+        {
+            "step": steps,
+            "train_seconds_wall": [s * 3.0 for s in steps],
+            "nDCG@10 pad32": [0.3, 0.1, 0.2, 0.35],
+            "nDCG@10 nopad": [0.33, 0.32, 0.33, 0.36],
+            "nDCG@10 gap": [-0.03, -0.22, -0.13, -0.01],
+            "seconds": 1.0,
+        }
+    )
+
+
+def test_the_gap_figure_draws_the_padded_unpadded_and_gap_rows_against_training():
+    rows = gap_rows()
+    figure = plot_padding_gap(rows)
+    fits(figure)
+    quality_ax, gap_ax = figure.axes[:2]
+    ordered = rows.sort_values("step")
+    padded, unpadded = quality_ax.lines
+    assert padded.get_label() == "nDCG@10, padded to 32" and unpadded.get_label() == "nDCG@10, unpadded"
+    np.testing.assert_array_equal(padded.get_xdata(), ordered.step)
+    np.testing.assert_array_equal(padded.get_ydata(), ordered["nDCG@10 pad32"])
+    np.testing.assert_array_equal(unpadded.get_ydata(), ordered["nDCG@10 nopad"])
+    gap, zero = gap_ax.lines
+    np.testing.assert_array_equal(gap.get_ydata(), ordered["nDCG@10 gap"])
+    assert list(zero.get_ydata()) == [0.0, 0.0]
+    by_time = plot_padding_gap(rows.to_dict("records"), x="train_seconds_wall", xscale="linear")
+    np.testing.assert_array_equal(by_time.axes[1].lines[0].get_xdata(), ordered.train_seconds_wall)
+    with pytest.raises(ValueError, match="gap"):
+        plot_padding_gap(rows.drop(columns="nDCG@10 gap"))
+
+
+def test_the_gap_figure_fits_the_saved_run_and_shows_both_measures():
+    saved = findings.read_findings(SAVED / "findings-mask-gap.json")
+    figure = findings.findings_figure("mask-gap", saved)
+    fits(figure)
+    labels = [line.get_label() for line in figure.axes[1].lines]
+    assert labels == ["nDCG@10 gap", "R@100 gap", "no gap"]
+    assert max(figure.axes[1].lines[0].get_ydata()) < 0  # the full run's gap never crossed zero
+
+
+# ------------------------------------------------------------------------------------ bench findings
+
+
+def test_every_study_knob_has_a_help_and_parses_one_way():
+    options = findings.knob_options()
+    for name in findings.STUDIES:
+        assert set(findings.study_knobs(name)) <= set(options)
+        assert set(findings.study_knobs(name)) == set(findings.STUDIES[name].knobs), name
+    assert options["sizes"]["nargs"] == "+" and options["sizes"]["type"] is int
+    assert "query-length: " in options["dataset"]["help"] and "mask-gap: " in options["dataset"]["help"]
+
+
+def test_the_machine_folder_names_vendor_core_and_vector_width():
+    amd = {"processor": "AMD EPYC", "cpu_flags": ["avx", "avx2"]}
+    assert findings.machine_folder(amd | {"cpu_family": 25, "cpu_model": 1}) == "amd-zen3-avx2"
+    assert findings.machine_folder(amd | {"cpu_family": 25, "cpu_model": 0x11}) == "amd-zen4-avx2"
+    assert findings.machine_folder(amd) == "amd-avx2"
+    arm = {"processor": "", "cpu_flags": ["asimd"]}
+    assert findings.machine_folder(arm).endswith("-neon")
+    here = findings.machine_folder()
+    assert here and "/" not in here
+
+
+def test_help_lists_every_knob_without_loading_torch():
+    probe = (
+        "import sys\n"
+        "from lirlab.cli import main\n"
+        "try:\n"
+        "    main(['bench', 'findings', '--help'])\n"
+        "except SystemExit as done:\n"
+        "    print('EXIT', done.code, file=sys.stderr)\n"
+        "print('TORCH', 'torch' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert "EXIT 0" in done.stderr and "TORCH False" in done.stderr, done.stderr
+    assert done.stdout.startswith("usage: lirlab bench findings ")
+    for knob in findings.knob_options():
+        assert findings._flag(knob) in done.stdout
+
+
+def test_the_cli_parses_a_study_and_refuses_what_it_does_not_take(capsys, tmp_path):
+    parser = cli._bench_findings_parser()
+    args = parser.parse_args(["--study", "limit", "--sizes", "8", "12", "--fde-dims", "64", "--out", "x"])
+    assert args.study == "limit" and args.sizes == [8, 12] and args.fde_dims == [64] and args.core is None
+    assert args.func is findings.run_from_args
+    assert cli.main(["bench", "findings", "--study", "limit", "--every", "2", "--out", str(tmp_path)]) == 2
+    assert "--every is a knob of mask-gap, not of limit" in capsys.readouterr().err
+    assert cli.main(["bench", "--queries", "3", "findings"]) == 2
+    assert "takes its own options after 'findings'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "findings", "--study", "nope"])
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_limit_study_runs_on_tiny_data_and_saves_the_machine(stanford_dir, tmp_path, capsys):
+    out = tmp_path / "results"
+    argv = ["bench", "findings", "--study", "limit", "--models", f"tiny={stanford_dir}"]
+    argv += ["--core", "4", "--sizes", "8", "12", "--fde-dims", "64", "--doc-maxlen", "64", "--out", str(out)]
+    assert cli.main(argv) == 0
+    assert "findings-limit.json" in capsys.readouterr().out
+    saved = json.loads((out / "findings-limit.json").read_text())
+    assert saved["machine"]["cpu_count"] >= 1 and saved["machine"]["torch"]
+    assert saved["benchmark"] == "findings-limit" and saved["queries"] == 6 and saved["core"] == 4
+    curve = pd.DataFrame(saved["models"]["tiny"]["curve"])
+    assert list(zip(curve.n_docs, curve.representation)) == [
+        (n, r) for n in (8, 12) for r in ("multi-vector", "mean-pooled", "MUVERA")
+    ]
+    assert curve[["R@2", "R@100"]].stack().between(0, 1).all()
+    png = out / "findings-limit.png"
+    assert png.is_file() and png_size(png.read_bytes())[0] <= WIDTH
+    assert sorted(p.name for p in out.iterdir()) == ["findings-limit.json", "findings-limit.png"]
+
+
+def test_the_gap_study_scores_the_start_model_and_each_snapshot(stanford, stanford_dir, tmp_path):
+    from lirlab.train.checkpoints import save_checkpoint
+
+    run = tmp_path / "run"
+    for step, seconds in ((3, 12.5), (7, 30.0)):
+        save_checkpoint(
+            run / f"checkpoint-{step:06d}", stanford, trainer_state={"step": step, "train_seconds": seconds}
+        )
+    seen = []
+    results = findings.mask_gap_study(
+        run=str(run),
+        start=str(stanford_dir),
+        dataset="demo",
+        every=2,
+        measures=("nDCG@10",),
+        max_queries=4,
+        max_docs=30,
+        save=lambda partial: seen.append(len(partial["rows"])),
+    )
+    assert seen == [1, 2]
+    assert [(r["step"], r["train_seconds_wall"]) for r in results["rows"]] == [(0, 0.0), (3, 12.5)]
+    row = results["rows"][1]
+    assert row["nDCG@10 gap"] == pytest.approx(row["nDCG@10 pad32"] - row["nDCG@10 nopad"])
+    with pytest.raises(FileNotFoundError, match="no such training run"):
+        findings.mask_gap_study(run=str(tmp_path / "none"), dataset="demo")
