@@ -34,7 +34,11 @@ def xtr_by_loops(docs: Encoding, queries: Encoding, k_prime: int) -> dict[str, d
         per_doc = {docno: 0.0 for docno in docs.ids}
         for token in queries.vectors_of(i):
             sims = sorted(
-                ((float(token @ vector), docno) for j, docno in enumerate(docs.ids) for vector in docs.vectors_of(j)),
+                (
+                    (float(token @ vector), docno)
+                    for j, docno in enumerate(docs.ids)
+                    for vector in docs.vectors_of(j)
+                ),
                 reverse=True,
             )[:k_prime]
             missing = sims[-1][0]
@@ -52,7 +56,7 @@ def test_xtr_token_retrieval_matches_a_loop_over_retrieved_tokens(k_prime):
     assert set(run.k_prime) == {k_prime}
     for row in run.itertuples():
         assert row.score == pytest.approx(expected[row.qid][row.docno], abs=1e-5)
-    for qid, group in run.groupby("qid"):
+    for _, group in run.groupby("qid"):
         assert group.sort_values("rank").score.is_monotonic_decreasing
         assert len(group) == len(DOCS)
 
@@ -97,5 +101,50 @@ def test_centroid_informativeness_against_scores_computed_from_the_index_arrays(
         keep = next(n for n in range(5, every) if approximate[ranked[n - 1]] > approximate[ranked[n]] + 1e-4)
         top10 = set(reference[(reference.qid == qid) & (reference["rank"] <= 10)].docno)
         expected = len(top10 & {docs.ids[j] for j in ranked[:keep]}) / 10
-        one = centroid_informativeness(plaid, queries.select([i]), reference, n_probe=8, keep=keep, progress=False)
+        one = centroid_informativeness(
+            plaid, queries.select([i]), reference, n_probe=8, keep=keep, progress=False
+        )
         assert one.recall_kept.item() == pytest.approx(expected)
+
+
+def test_compare_models_on_the_demo_agrees_with_its_parts(stanford):
+    from lirlab import data
+    from lirlab.analysis.xtr import compare_models
+    from lirlab.evaluate import evaluate
+
+    demo = data.load("demo").slice(max_queries=6, max_docs=40)
+    flat = FlatIndex.build(demo.docs, stanford, progress=False)
+    build = {"n_centroids": 16, "seed": 0}
+    tables = compare_models(
+        {"a": stanford},
+        demo,
+        docs={"a": flat},
+        k_primes=(50, 100000),
+        plaid_grid={"n_probe": [1, 16]},
+        warp_grid={"nprobe": [2, 16]},
+        build=build,
+        progress=False,
+    )
+    quality = tables["quality"].set_index(["scoring", "k_prime"], drop=False)
+    queries = stanford.encode_queries(demo.queries)
+    exact = evaluate(flat.search(queries, k=40), demo, ["nDCG@10", "R@100"]).set_index("measure").value
+    maxsim = quality[quality.scoring == "maxsim"].iloc[0]
+    assert maxsim["nDCG@10"] == pytest.approx(exact["nDCG@10"]) and maxsim["R@100"] == pytest.approx(
+        exact["R@100"]
+    )
+    every_token = quality[quality.k_prime == 100000].iloc[0]  # every token retrieved: XTR scoring is MaxSim
+    assert every_token["nDCG@10"] == pytest.approx(exact["nDCG@10"], abs=1e-9)
+
+    sweeps = tables["sweeps"]
+    assert sorted(sweeps.method.unique()) == ["plaid", "warp"] and set(sweeps.model) == {"a"}
+    assert len(sweeps) == 4
+    # WARP probing every centroid scores exact MaxSim over PLAID's reconstruction
+    warp_all = sweeps[(sweeps.method == "warp") & (sweeps.nprobe == 16)].iloc[0]
+    plaid = PlaidIndex.from_encoding(flat.documents(), encoder=stanford, **build)
+    reconstructed = evaluate(
+        FlatIndex(plaid.documents()).search(queries, k=10), demo, ["nDCG@10"]
+    ).value.item()
+    assert warp_all["nDCG@10"] == pytest.approx(reconstructed, abs=1e-6)
+
+    centroids = tables["centroids"]
+    assert len(centroids) == len(demo.queries) and centroids.spearman.between(-1, 1).all()

@@ -14,6 +14,9 @@ here put that to the test on models lirlab trains:
   candidates it generates: Spearman's correlation with their exact (decompressed) MaxSim, and how many
   of the exhaustive top 10 are among the candidates and among the ones kept for exact scoring.
 
+:func:`compare_models` runs both, exhaustive MaxSim, and a PLAID and WARP sweep, for each of several
+models on one collection (the study: a ColBERT-trained and an XTR-trained model from the same start).
+
 Examples
 --------
 >>> import torch
@@ -33,17 +36,32 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from lirlab.analysis.compression import spearman
+from lirlab.analysis.sweeps import sweep
+from lirlab.data import Dataset
 from lirlab.encoding import Encoding
+from lirlab.evaluate import evaluate
 from lirlab.index.base import Index
+from lirlab.index.flat import FlatIndex
+from lirlab.index.plaid import PlaidIndex
+from lirlab.index.warp import WarpIndex
 from lirlab.params import Param
 from lirlab.results import run_frame
+
+#: Quality measures of :func:`compare_models`.
+MEASURES = ("nDCG@10", "R@100")
+
+#: The knob settings :func:`compare_models` sweeps by default: from PLAID's and WARP's cheapest useful
+#: setting to near-exhaustive.
+PLAID_GRID = {"n_probe": [1, 2, 4, 8], "ndocs": [256, 1024, 4096]}
+WARP_GRID = {"nprobe": [4, 8, 16, 32, 64]}
 
 #: Tokens each query token retrieves, as in XTR's inference (``k'``); the missing similarity of a
 #: query token is its ``k_prime``-th best similarity.
@@ -194,3 +212,83 @@ def centroid_informativeness(
             }
         )
     return pd.DataFrame(rows)
+
+
+def _quality(run: pd.DataFrame, dataset: Dataset) -> dict[str, float]:
+    table = evaluate(run, dataset, MEASURES)
+    return dict(zip(table.measure, table.value))
+
+
+def compare_models(
+    models: Mapping[str, Any],
+    dataset: Dataset,
+    docs: Mapping[str, Index] | None = None,
+    k_primes: Sequence[int] = (K_PRIME.default,),
+    plaid_grid: Mapping[str, Sequence] | None = None,
+    warp_grid: Mapping[str, Sequence] | None = None,
+    build: Mapping[str, Any] | None = None,
+    n_timed: int | None = None,
+    progress: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """Each model's exhaustive and XTR-style quality, PLAID and WARP sweeps, and centroid informativeness.
+
+    Parameters
+    ----------
+    models : mapping
+        Name → encoder (e.g. ``{"colbert": ..., "xtr": ...}``).
+    dataset : Dataset
+        The collection, queries and judgments.
+    docs : mapping, optional
+        Name → the collection already encoded by that model (a :class:`~lirlab.index.flat.FlatIndex`),
+        to skip encoding it.
+    k_primes : sequence of int
+        XTR's ``k'`` values for :func:`xtr_token_retrieval`.
+    plaid_grid, warp_grid : mapping, optional
+        Search knobs swept (default :data:`PLAID_GRID`, :data:`WARP_GRID`).
+    build : mapping, optional
+        PLAID build knobs (``nbits``, ``n_centroids``, ``seed``); WARP searches the same index.
+    n_timed : int, optional
+        Queries timed per setting (default all).
+
+    Returns
+    -------
+    dict of DataFrame
+        ``"quality"``: ``model, scoring, k_prime, nDCG@10, R@100`` (scoring ``maxsim`` is exhaustive
+        MaxSim, ``xtr`` :func:`xtr_token_retrieval`); ``"sweeps"``: :func:`~lirlab.analysis.sweeps.sweep`'s
+        rows with a ``model`` column (``exhaustive_recall@10`` against exact MaxSim over the uncompressed
+        vectors); ``"centroids"``: :func:`centroid_informativeness`'s rows with a ``model`` column.
+    """
+    quality, sweeps, centroids = [], [], []
+    for name, encoder in models.items():
+        flat = (docs or {}).get(name)
+        if flat is None:
+            flat = FlatIndex.build(dataset, encoder, progress=progress)
+        queries = encoder.encode_queries(dataset.queries)
+        depth = min(100, len(flat))
+        exhaustive = flat.search(queries, k=depth)
+        quality.append({"model": name, "scoring": "maxsim", "k_prime": None, **_quality(exhaustive, dataset)})
+        xtr = xtr_token_retrieval(flat, queries, k_primes, k=depth, progress=progress)
+        for value, run in xtr.groupby("k_prime"):
+            quality.append({"model": name, "scoring": "xtr", "k_prime": value, **_quality(run, dataset)})
+        plaid = PlaidIndex.from_encoding(
+            flat.documents(), encoder=encoder, progress=progress, **(build or {})
+        )
+        reference = exhaustive[exhaustive["rank"] <= 10]
+        methods = [(plaid, plaid_grid or PLAID_GRID), (WarpIndex.from_plaid(plaid), warp_grid or WARP_GRID)]
+        rows = sweep(
+            plaid,
+            queries,
+            methods=methods,
+            qrels=dataset,
+            reference=reference,
+            n_timed=n_timed,
+            progress=progress,
+        )
+        sweeps.append(rows.assign(model=name))
+        informativeness = centroid_informativeness(plaid, queries, exhaustive, progress=progress)
+        centroids.append(informativeness.assign(model=name))
+    return {
+        "quality": pd.DataFrame(quality),
+        "sweeps": pd.concat(sweeps, ignore_index=True),
+        "centroids": pd.concat(centroids, ignore_index=True),
+    }
