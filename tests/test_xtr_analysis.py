@@ -148,3 +148,40 @@ def test_compare_models_on_the_demo_agrees_with_its_parts(stanford):
 
     centroids = tables["centroids"]
     assert len(centroids) == len(demo.queries) and centroids.spearman.between(-1, 1).all()
+
+
+def test_warp_knob_sweep_covers_the_grid_and_the_choice_holds_out_a_collection():
+    from lirlab import data
+    from lirlab.analysis.xtr import choose_warp_defaults, warp_knob_sweep
+
+    demo = data.load("demo")
+    collections, uncompressed = {}, {}
+    for name, seed in (("first", 4), ("second", 5)):
+        docs = encoding("d", [6, 4, 8, 5, 7, 3] * 5, seed=seed)
+        queries = encoding("q", [4, 4], seed=seed + 10)
+        qrels = demo.qrels.iloc[:0]
+        collections[name] = (PlaidIndex.from_encoding(docs, nbits=2, n_centroids=16), queries, qrels)
+        uncompressed[name] = docs
+    rows = warp_knob_sweep(
+        collections, nprobes=(1, 16), t_prime_shares=(0.05, 0.5), reference_docs=uncompressed, progress=False
+    )
+    assert len(rows) == 2 * 2 * 2
+    assert sorted(set(rows.t_prime_share)) == [0.05, 0.5]
+    n_tokens = int(rows.n_tokens.iloc[0])
+    assert sorted(set(rows.t_prime)) == [round(0.05 * n_tokens), round(0.5 * n_tokens)]
+    # every centroid probed: exact MaxSim over PLAID's reconstruction, against the uncompressed top 10
+    for name, (plaid, queries, _) in collections.items():
+        every = rows[(rows.collection == name) & (rows.nprobe == 16)]
+        reconstructed = FlatIndex(plaid.documents()).search(queries, k=10)
+        exact = FlatIndex(uncompressed[name]).search(queries, k=10)
+        shared = sum(
+            len(set(reconstructed[reconstructed.qid == q].docno) & set(exact[exact.qid == q].docno))
+            for q in queries.ids
+        ) / (10 * len(queries))
+        assert every["exhaustive_recall@10"].tolist() == pytest.approx([shared] * 2)
+    chosen, check = choose_warp_defaults(rows, ["first"], min_recall=0.0)
+    assert chosen["nprobe"] in (1, 16) and check.held_out.tolist() == [False, True]
+    with pytest.raises(ValueError, match="lower min_recall"):
+        choose_warp_defaults(rows, ["first"], min_recall=1.01)
+    with pytest.raises(ValueError, match="no rows for collection"):
+        choose_warp_defaults(rows, ["third"])

@@ -16,6 +16,10 @@ here put that to the test on models lirlab trains:
 
 :func:`compare_models` runs both, exhaustive MaxSim, and a PLAID and WARP sweep, for each of several
 models on one collection (the study: a ColBERT-trained and an XTR-trained model from the same start).
+:func:`warp_knob_sweep` and :func:`choose_warp_defaults` show where WARP's default knobs come from: a
+sweep of ``nprobe`` and of ``t_prime`` as a share of the index's tokens over several collections, the
+cheapest setting that keeps the exhaustive top 10 on the collections it is chosen on, checked on the
+others.
 
 Examples
 --------
@@ -62,6 +66,9 @@ MEASURES = ("nDCG@10", "R@100")
 #: setting to near-exhaustive.
 PLAID_GRID = {"n_probe": [1, 2, 4, 8], "ndocs": [256, 1024, 4096]}
 WARP_GRID = {"nprobe": [4, 8, 16, 32, 64]}
+#: WARP settings :func:`warp_knob_sweep` tries: ``nprobe``, and ``t_prime`` as a share of the tokens.
+NPROBES = (4, 8, 16, 32, 64)
+T_PRIME_SHARES = (0.0025, 0.005, 0.01, 0.02, 0.04)
 
 #: Tokens each query token retrieves, as in XTR's inference (``k'``); the missing similarity of a
 #: query token is its ``k_prime``-th best similarity.
@@ -292,3 +299,119 @@ def compare_models(
         "sweeps": pd.concat(sweeps, ignore_index=True),
         "centroids": pd.concat(centroids, ignore_index=True),
     }
+
+
+def warp_knob_sweep(
+    collections: Mapping[str, tuple[Index, Encoding, Dataset]],
+    nprobes: Sequence[int] = NPROBES,
+    t_prime_shares: Sequence[float] = T_PRIME_SHARES,
+    reference_docs: Mapping[str, Encoding | Index] | None = None,
+    n_timed: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """WARP at every ``nprobe`` and ``t_prime`` share on each collection: quality, latency, recall.
+
+    Parameters
+    ----------
+    collections : mapping
+        Name → ``(plaid, queries, dataset)``: a PLAID index of the collection (WARP searches its
+        files), the encoded queries and the judgments.
+    nprobes : sequence of int
+        Centroids probed per query token.
+    t_prime_shares : sequence of float
+        ``t_prime`` as a share of the index's tokens (rounded to a whole number of tokens).
+    reference_docs : mapping, optional
+        Name → the uncompressed collection, for ``exhaustive_recall@10`` against exact MaxSim (default:
+        PLAID's reconstruction, which isolates WARP's pruning from compression).
+
+    Returns
+    -------
+    DataFrame
+        :func:`~lirlab.analysis.sweeps.sweep`'s rows with ``collection``, ``n_centroids``, ``n_tokens``
+        and ``t_prime_share`` (the share asked for) columns.
+    """
+    tables = []
+    for name, (plaid, queries, dataset) in collections.items():
+        warp = WarpIndex.from_plaid(plaid)
+        n_tokens = warp.n_vectors()
+        share_of = {}
+        for share in sorted(t_prime_shares, reverse=True):  # two shares of one count: the smaller is named
+            share_of[max(1, round(share * n_tokens))] = share
+        t_primes = sorted(share_of)
+        docs = (reference_docs or {}).get(name, plaid)
+        reference = FlatIndex(_document_tokens(docs)).search(queries, k=10)
+        rows = sweep(
+            warp,
+            queries,
+            {"nprobe": list(nprobes), "t_prime": t_primes},
+            qrels=dataset,
+            reference=reference,
+            n_timed=n_timed,
+            progress=progress,
+        )
+        tables.append(
+            rows.assign(
+                collection=name,
+                n_centroids=plaid.n_centroids,
+                n_tokens=n_tokens,
+                t_prime_share=rows["t_prime"].map(share_of),
+            )
+        )
+    return pd.concat(tables, ignore_index=True)
+
+
+def choose_warp_defaults(
+    rows: pd.DataFrame, chosen_on: Sequence[str], min_recall: float = 0.95
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The cheapest ``nprobe`` and ``t_prime`` share keeping ``min_recall`` of the exhaustive top 10 on
+    every collection of ``chosen_on``, and how that setting does on each collection.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        :func:`warp_knob_sweep`'s rows.
+    chosen_on : sequence of str
+        Collections the setting is chosen on; the others check it.
+    min_recall : float
+        Least ``exhaustive_recall@10`` accepted on each of them.
+
+    Returns
+    -------
+    (dict, DataFrame)
+        ``{"nprobe", "t_prime_share"}`` (the one with the lowest mean ``p50_ms`` over ``chosen_on``,
+        fewer probes on a tie), and the setting's row on every collection with a ``held_out`` column.
+
+    Raises
+    ------
+    ValueError
+        No setting reaches ``min_recall`` on every collection chosen on, or an unknown collection.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"collection": ["a", "a", "b", "b"], "nprobe": [4, 8, 4, 8],
+    ...     "t_prime_share": [0.01] * 4, "exhaustive_recall@10": [0.9, 0.97, 0.96, 0.99],
+    ...     "p50_ms": [1.0, 2.0, 1.0, 2.0]})
+    >>> chosen, check = choose_warp_defaults(rows, ["a"])
+    >>> chosen, check[["collection", "held_out", "exhaustive_recall@10"]].values.tolist()
+    ({'nprobe': 8, 't_prime_share': 0.01}, [['a', False, 0.97], ['b', True, 0.99]])
+    """
+    unknown = set(chosen_on) - set(rows["collection"])
+    if unknown:
+        raise ValueError(
+            f"no rows for collection(s) {sorted(unknown)}; known: {sorted(set(rows['collection']))}"
+        )
+    fit = rows[rows["collection"].isin(chosen_on)]
+    by_setting = fit.groupby(["nprobe", "t_prime_share"]).agg(
+        recall=("exhaustive_recall@10", "min"), p50=("p50_ms", "mean")
+    )
+    good = by_setting[by_setting["recall"] >= min_recall].reset_index()
+    if good.empty:
+        best = float(by_setting["recall"].max())
+        raise ValueError(
+            f"no setting keeps {min_recall} of the exhaustive top 10 (best {best:.3f}); lower min_recall"
+        )
+    pick = good.sort_values(["p50", "nprobe", "t_prime_share"]).iloc[0]
+    chosen = {"nprobe": int(pick["nprobe"]), "t_prime_share": float(pick["t_prime_share"])}
+    check = rows[(rows["nprobe"] == chosen["nprobe"]) & (rows["t_prime_share"] == chosen["t_prime_share"])]
+    check = check.assign(held_out=~check["collection"].isin(chosen_on)).reset_index(drop=True)
+    return chosen, check
