@@ -321,3 +321,27 @@ def test_the_gap_study_scores_the_start_model_and_each_snapshot(stanford, stanfo
     assert row["nDCG@10 gap"] == pytest.approx(row["nDCG@10 pad32"] - row["nDCG@10 nopad"])
     with pytest.raises(FileNotFoundError, match="no such training run"):
         findings.mask_gap_study(run=str(tmp_path / "none"), dataset="demo")
+
+
+def test_the_query_length_study_writes_its_tables_and_figure(stanford_dir, tmp_path):
+    path = findings.run_study(
+        "query-length",
+        out=tmp_path,
+        label="tiny",
+        model=str(stanford_dir),
+        dataset="demo",
+        cuts=[4],
+        max_queries=5,
+        max_docs=30,
+        cache="",
+    )
+    saved = findings.read_findings(path)
+    assert path.name == f"findings-query-length-{saved['dataset']}-tiny.json"
+    assert saved["machine"]["torch"] and saved["queries"] == 5 and saved["cuts"] == [4]
+    rows = pd.read_csv(path.with_suffix(".rows.csv"))
+    assert len(rows) == len(saved["rows"]) == 5 * 2 * 2
+    assert {(r["variant"], r["padded"]) for r in saved["by_variant"]} == {
+        (v, p) for v in ("whole", "first 4") for p in (False, True)
+    }
+    assert path.with_suffix(".png").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging folder left behind"
