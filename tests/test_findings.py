@@ -322,6 +322,33 @@ def test_the_gap_study_scores_the_start_model_and_each_snapshot(stanford, stanfo
     with pytest.raises(FileNotFoundError, match="no such training run"):
         findings.mask_gap_study(run=str(tmp_path / "none"), dataset="demo")
 
+    only = findings.mask_gap_study(
+        run=str(run),
+        start=str(stanford_dir),
+        dataset="demo",
+        steps=(7,),
+        measures=("nDCG@10",),
+        curve_maxlens=(8, 32),
+        max_queries=4,
+        max_docs=30,
+    )
+    assert [r["step"] for r in only["rows"]] == [7]
+    curve = pd.DataFrame(only["rows"][0]["curve"])
+    assert sorted(zip(curve.padding, curve.query_maxlen)) == [
+        ("fixed", 8),
+        ("fixed", 32),
+        ("min", 8),
+        ("min", 32),
+    ]
+    from lirlab import data
+    from lirlab.analysis.masks import padding_gap
+
+    demo = data.load("demo").slice(max_queries=4, max_docs=30)
+    fixed32 = curve[(curve.padding == "fixed") & (curve.query_maxlen == 32)]["nDCG@10"].item()
+    assert fixed32 == pytest.approx(padding_gap(stanford, demo, measures=("nDCG@10",))["nDCG@10 pad32"])
+    with pytest.raises(ValueError, match=r"no checkpoint of step\(s\) \[5\]"):
+        findings.mask_gap_study(run=str(run), start=str(stanford_dir), dataset="demo", steps=(5,))
+
 
 def test_the_query_length_study_writes_its_tables_and_figure(stanford_dir, tmp_path):
     path = findings.run_study(

@@ -171,22 +171,27 @@ def mask_gap_study(
     dataset: str = str(SHARED_DATA / "nfcorpus"),
     split: str = "test",
     every: int = 1,
+    steps: Sequence[int] = (),
     padding_to: int = 32,
     measures: Sequence[str] = ("nDCG@10", "R@100"),
+    curve_maxlens: Sequence[int] = (8, 16, 32, 48, 64),
     max_queries: int = 0,
     max_docs: int = 0,
     save: Callable[[dict], object] | None = None,
 ) -> dict[str, Any]:
     """Study 4 (``[MASK]`` padding gap): the start model (step 0) and every ``every``-th
-    ``checkpoint-<step>`` of training run ``run`` (``""``: the start model only), each scored with
-    queries padded to ``padding_to`` and unpadded, documents re-encoded by each snapshot.
+    ``checkpoint-<step>`` of training run ``run`` (``""``: the start model only), or only the snapshots
+    of ``steps``, each scored with queries padded to ``padding_to`` and unpadded, documents re-encoded
+    by each snapshot; and each snapshot's ``query_maxlen`` curve at ``curve_maxlens`` (``[MASK]``
+    padding "fixed" and "min"), which shows whether the curve grows a rise and a plateau with training.
 
     Returns ``run, start, dataset, queries, every, padding_to, rows``: one row per snapshot, ``step,
     train_seconds_wall`` (the training time its checkpoint records), the
-    :func:`~lirlab.analysis.masks.padding_gap` columns and ``seconds`` (to measure it). ``save`` is
-    called with the results after every snapshot.
+    :func:`~lirlab.analysis.masks.padding_gap` columns, ``curve`` (the rows of
+    :func:`~lirlab.analysis.masks.query_maxlen_curve`; absent without ``curve_maxlens``) and ``seconds``
+    (to measure it). ``save`` is called with the results after every snapshot.
     """
-    from lirlab.analysis.masks import padding_gap
+    from lirlab.analysis.masks import as_index, padding_gap, query_maxlen_curve
     from lirlab.encoder import ColBERT
     from lirlab.train.checkpoints import load_checkpoint
     from lirlab.train.loop import checkpoints
@@ -196,9 +201,17 @@ def mask_gap_study(
     if run and not Path(run).is_dir():
         raise FileNotFoundError(f"{run}: no such training run folder (lirlab train --out writes one)")
     loaded = _load_dataset(dataset, split, max_queries, max_docs)
-    snapshots = [(0, None)] + [
-        (int(folder.name.split("-")[1]), folder) for folder in (checkpoints(run) if run else [])[::every]
-    ]
+    saved = [(int(folder.name.split("-")[1]), folder) for folder in (checkpoints(run) if run else [])]
+    if steps:
+        wanted = {int(step) for step in steps}
+        missing = sorted(wanted - {step for step, _ in saved} - {0})
+        if missing:
+            raise ValueError(
+                f"{run} has no checkpoint of step(s) {missing}; it has {[step for step, _ in saved]}"
+            )
+        snapshots = [(0, None)] * (0 in wanted) + [(step, folder) for step, folder in saved if step in wanted]
+    else:
+        snapshots = [(0, None)] + saved[::every]
     results: dict[str, Any] = {
         "run": run,
         "start": start,
@@ -213,7 +226,21 @@ def mask_gap_study(
         encoder = ColBERT.load(benchmark_model(start)) if folder is None else load_checkpoint(folder)
         meta = {} if folder is None else json.loads((folder / "metadata.json").read_text())
         row = {"step": step, "train_seconds_wall": meta.get("trainer_state", {}).get("train_seconds", 0.0)}
-        row |= padding_gap(encoder, loaded, padding_to=padding_to, measures=measures)
+        index = as_index(loaded, encoder, progress=False)
+        row |= padding_gap(encoder, loaded, index, padding_to=padding_to, measures=measures)
+        if curve_maxlens:
+            curve = query_maxlen_curve(
+                encoder,
+                loaded,
+                index,
+                query_maxlens=curve_maxlens,
+                attend=(False,),
+                ablate_at=(),
+                measures=measures,
+                progress=False,
+                padding=("fixed", "min"),
+            )
+            row["curve"] = curve.to_dict("records")
         row["seconds"] = time.perf_counter() - began
         results["rows"].append(row)
         results["device"] = str(encoder.device)
@@ -337,6 +364,8 @@ STUDIES: dict[str, Study] = {
             "dataset": _DATASET,
             "split": "qrels split of a BEIR folder",
             "every": "score every n-th snapshot",
+            "steps": "score only the snapshots of these steps (0: the start model; none given: every n-th)",
+            "curve_maxlens": "query_maxlen values of each snapshot's curve (fixed and min padding)",
             "padding_to": "query_maxlen the padded queries are padded with [MASK] to",
             "measures": "ir_measures names, each with its gap",
             "max_queries": _SLICE,
