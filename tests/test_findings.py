@@ -372,3 +372,121 @@ def test_the_query_length_study_writes_its_tables_and_figure(stanford_dir, tmp_p
     }
     assert path.with_suffix(".png").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging folder left behind"
+
+
+def test_the_curves_by_step_draw_each_snapshots_curve():
+    from lirlab.plots.findings import plot_curves_by_step
+
+    rows = [
+        {
+            "step": step,
+            "curve": [
+                {"padding": p, "query_maxlen": m, "nDCG@10": step / 1000 + m / 100 + (p == "min") / 10}
+                for p in ("fixed", "min")
+                for m in (8, 16, 32)
+            ],
+        }
+        for step in (0, 500)
+    ] + [{"step": 900}]
+    figure = plot_curves_by_step(rows)
+    fits(figure)
+    lines = {line.get_label(): line for line in figure.axes[0].lines}
+    assert sorted(lines) == ["step 0, fixed", "step 0, min", "step 500, fixed", "step 500, min"]
+    assert list(lines["step 500, min"].get_ydata()) == pytest.approx(
+        [0.5 + 0.08 + 0.1, 0.5 + 0.16 + 0.1, 0.5 + 0.32 + 0.1]
+    )
+    with pytest.raises(ValueError, match="no snapshot has a query_maxlen curve"):
+        plot_curves_by_step([{"step": 1}])
+
+
+def test_the_xtr_and_warp_figures_draw_the_rows_given():
+    from lirlab.plots.findings import plot_warp_knobs, plot_xtr
+
+    quality = pd.DataFrame(
+        {
+            "model": ["a", "a", "b", "b"],
+            "scoring": ["maxsim", "xtr"] * 2,
+            "k_prime": [None, 1000] * 2,
+            "nDCG@10": [0.30, 0.20, 0.31, 0.25],
+        }
+    )
+    sweeps = pd.DataFrame(
+        {
+            "model": ["a", "a", "b", "b"],
+            "method": ["plaid", "warp"] * 2,
+            "p50_ms": [1.0, 2.0, 3.0, 4.0],
+            "nDCG@10": [0.3, 0.2, 0.3, 0.1],
+        }
+    )
+    centroids = pd.DataFrame(
+        {"model": ["a", "a", "b"], "spearman": [0.4, 0.6, 0.7], "recall_kept": [1.0, 0.8, 0.9]}
+    )
+    figure = plot_xtr(quality, sweeps, centroids)
+    fits(figure)
+    scoring_ax, sweep_ax, centroid_ax = figure.axes
+    assert [bar.get_height() for bar in scoring_ax.patches] == pytest.approx([0.30, 0.20, 0.31, 0.25])
+    assert [bar.get_height() for bar in centroid_ax.patches] == pytest.approx([0.5, 0.9, 0.7, 0.9])
+    warp_b = next(line for line in sweep_ax.lines if line.get_label() == "b, WARP")
+    assert list(warp_b.get_xdata()) == [4.0] and list(warp_b.get_ydata()) == [0.1]
+
+    rows = pd.DataFrame(
+        {
+            "collection": ["x"] * 4 + ["y"] * 2,
+            "nprobe": [4, 8, 4, 8, 4, 8],
+            "t_prime_share": [0.01, 0.01, 0.02, 0.02, 0.01, 0.01],
+            "exhaustive_recall@10": [0.8, 0.9, 0.85, 0.95, 0.7, 0.75],
+        }
+    )
+    figure = plot_warp_knobs(rows, {"nprobe": 8, "t_prime_share": 0.01})
+    fits(figure)
+    assert [ax.get_title() for ax in figure.axes] == ["x", "y"]
+    y_lines = {line.get_label(): line for line in figure.axes[1].lines}
+    assert list(y_lines["t' = 1.00% of tokens"].get_ydata()) == [0.7, 0.75]
+    assert list(y_lines["chosen default"].get_ydata()) == [0.75]
+
+
+def test_the_xtr_and_warp_knob_studies_run_on_tiny_data(stanford_dir, tmp_path):
+    xtr = findings.run_study(
+        "xtr",
+        out=tmp_path,
+        models=(f"one={stanford_dir}", f"two={stanford_dir}"),
+        dataset="demo",
+        k_primes=(50,),
+        n_timed=2,
+        cache=str(tmp_path / "cache"),
+        max_queries=4,
+        max_docs=40,
+    )
+    results = findings.read_findings(xtr)
+    assert xtr.name == "findings-xtr-demo.json" and xtr.with_suffix(".png").is_file()
+    quality = pd.DataFrame(results["quality"])
+    assert list(zip(quality.model, quality.scoring)) == [
+        ("one", "maxsim"),
+        ("one", "xtr"),
+        ("two", "maxsim"),
+        ("two", "xtr"),
+    ]
+    # the same weights twice: the same quality, the same centroid informativeness
+    assert (
+        quality[quality.model == "one"]["nDCG@10"].tolist()
+        == quality[quality.model == "two"]["nDCG@10"].tolist()
+    )
+    means = pd.DataFrame(results["centroid_means"]).set_index("model")
+    assert means.loc["one"].tolist() == pytest.approx(means.loc["two"].tolist())
+    assert sorted((tmp_path / "cache").iterdir()) == [tmp_path / "cache" / "one", tmp_path / "cache" / "two"]
+
+    knobs = findings.run_study(
+        "warp-knobs",
+        out=tmp_path,
+        model=str(stanford_dir),
+        datasets=("demo",),
+        chosen_on=("demo",),
+        nprobes=(1, 4),
+        t_prime_shares=(0.01,),
+        min_recall=0.0,
+        n_timed=2,
+        cache="",
+    )
+    results = findings.read_findings(knobs)
+    assert len(results["rows"]) == 2 and results["chosen"]["t_prime_share"] == 0.01
+    assert [row["held_out"] for row in results["check"]] == [False]

@@ -249,6 +249,110 @@ def mask_gap_study(
     return results
 
 
+#: The XTR-trained counterpart of :data:`TRAINED_20_MIN`: the same start, data, schedule and steps.
+XTR_20_MIN = "benchmarks/cache/train/xtr32/checkpoint-000170/stanford"
+
+
+def xtr_study(
+    models: Sequence[str] = (f"ColBERT={TRAINED_20_MIN}", f"XTR={XTR_20_MIN}"),
+    dataset: str = str(SHARED_DATA / "nfcorpus"),
+    split: str = "test",
+    k_primes: Sequence[int] = (1000, 4000, 16000),
+    n_timed: int = 100,
+    cache: str = "benchmarks/cache",
+    max_queries: int = 0,
+    max_docs: int = 0,
+) -> dict[str, Any]:
+    """Study 1 (XTR against ColBERT): per model, exhaustive MaxSim and XTR-style scoring at each ``k'``,
+    a PLAID and a WARP sweep on one index of the collection, and how informative its centroid-only
+    scores are (:func:`lirlab.analysis.xtr.compare_models`).
+
+    Returns ``dataset, queries, models`` (name → path), ``quality``, ``sweeps`` and ``centroids`` (rows),
+    and ``centroid_means`` (per model: mean Spearman, recall of the exhaustive top 10 among the
+    candidates and among those kept).
+    """
+    from lirlab.analysis.xtr import compare_models
+    from lirlab.bench.record import cached_flat_index
+    from lirlab.encoder import ColBERT
+
+    named = _named_models(models)
+    loaded = _load_dataset(dataset, split, max_queries, max_docs)
+    encoders = {name: ColBERT.load(benchmark_model(path)) for name, path in named.items()}
+    docs = {
+        name: cached_flat_index(loaded, encoder, Path(cache, _slug(name)) if cache else None)
+        for name, encoder in encoders.items()
+    }
+    tables = compare_models(
+        encoders, loaded, docs=docs, k_primes=k_primes, n_timed=n_timed or None, progress=False
+    )
+    means = (
+        tables["centroids"]
+        .groupby("model", sort=False)[["spearman", "recall_candidates", "recall_kept"]]
+        .mean()
+    )
+    return {
+        "dataset": loaded.name,
+        "queries": len(loaded.queries),
+        "models": named,
+        "quality": tables["quality"].to_dict("records"),
+        "sweeps": tables["sweeps"].to_dict("records"),
+        "centroids": tables["centroids"].to_dict("records"),
+        "centroid_means": means.reset_index().to_dict("records"),
+        "device": str(next(iter(encoders.values())).device),
+    }
+
+
+def warp_knobs_study(
+    model: str = BENCH_MODEL,
+    datasets: Sequence[str] = tuple(str(SHARED_DATA / name) for name in ("scifact", "nfcorpus", "vaswani")),
+    chosen_on: Sequence[str] = ("scifact", "nfcorpus"),
+    nprobes: Sequence[int] = (4, 8, 16, 32, 64),
+    t_prime_shares: Sequence[float] = (0.0025, 0.005, 0.01, 0.02, 0.04),
+    min_recall: float = 0.95,
+    n_timed: int = 100,
+    cache: str = "benchmarks/cache",
+) -> dict[str, Any]:
+    """WARP's defaults from data (study 1): every ``nprobe`` and ``t_prime`` share on each collection's
+    PLAID index (:func:`lirlab.analysis.xtr.warp_knob_sweep`), the cheapest setting keeping
+    ``min_recall`` of the exhaustive top 10 on the ``chosen_on`` collections, and how it does on the
+    others (:func:`~lirlab.analysis.xtr.choose_warp_defaults`).
+
+    Returns ``model, min_recall, chosen_on, rows, chosen`` (``nprobe, t_prime_share``) and ``check``
+    (the chosen setting's row on every collection, ``held_out`` marking the ones it was not chosen on).
+    """
+    from lirlab.analysis.xtr import choose_warp_defaults, warp_knob_sweep
+    from lirlab.bench.record import cached_flat_index
+    from lirlab.encoder import ColBERT
+    from lirlab.index.plaid import PlaidIndex
+
+    encoder = ColBERT.load(benchmark_model(model))
+    collections, uncompressed = {}, {}
+    for path in datasets:
+        loaded = _load_dataset(path, "test", 0, 0)
+        flat = cached_flat_index(loaded, encoder, cache or None)
+        plaid = PlaidIndex.from_encoding(flat.documents(), encoder=encoder)
+        collections[loaded.name] = (plaid, encoder.encode_queries(loaded.queries), loaded)
+        uncompressed[loaded.name] = flat
+    rows = warp_knob_sweep(
+        collections,
+        nprobes,
+        t_prime_shares,
+        reference_docs=uncompressed,
+        n_timed=n_timed or None,
+        progress=False,
+    )
+    chosen, check = choose_warp_defaults(rows, chosen_on, min_recall)
+    return {
+        "model": model,
+        "min_recall": min_recall,
+        "chosen_on": list(chosen_on),
+        "rows": rows.to_dict("records"),
+        "chosen": chosen,
+        "check": check.to_dict("records"),
+        "device": str(encoder.device),
+    }
+
+
 # --------------------------------------------------------------------------------------------- figures
 
 
@@ -282,6 +386,26 @@ def mask_gap_figure(results: Mapping[str, Any]):
     figure = plot_padding_gap(results["rows"])
     figure.suptitle(
         f"{results['dataset']}, {results['queries']} queries, run {results['run'] or '(none)'}", fontsize=10
+    )
+    return figure
+
+
+def xtr_figure(results: Mapping[str, Any]):
+    """:func:`lirlab.plots.findings.plot_xtr` of an ``xtr`` study's results."""
+    from lirlab.plots.findings import plot_xtr
+
+    figure = plot_xtr(results["quality"], results["sweeps"], results["centroids"])
+    figure.suptitle(f"{results['dataset']}, {results['queries']} queries", fontsize=10)
+    return figure
+
+
+def warp_knobs_figure(results: Mapping[str, Any]):
+    """:func:`lirlab.plots.findings.plot_warp_knobs` of a ``warp-knobs`` study's results."""
+    from lirlab.plots.findings import plot_warp_knobs
+
+    figure = plot_warp_knobs(results["rows"], results["chosen"])
+    figure.suptitle(
+        f"WARP knobs, model {results['model']}; chosen on {', '.join(results['chosen_on'])}", fontsize=10
     )
     return figure
 
@@ -351,6 +475,40 @@ STUDIES: dict[str, Study] = {
             "cache": "where encoded corpora are kept between runs ('': encode every time)",
             "max_queries": _SLICE,
             "max_docs": "keep about N documents (0: all), the judged ones first",
+        },
+    ),
+    "xtr": Study(
+        summary="XTR-trained against ColBERT-trained: exhaustive and XTR-style quality, PLAID and WARP sweeps, "
+        "centroid informativeness",
+        run=xtr_study,
+        figure=xtr_figure,
+        file="findings-xtr-{dataset}",
+        knobs={
+            "models": "the models compared, each NAME=PATH (or a PATH)",
+            "dataset": _DATASET,
+            "split": "qrels split of a BEIR folder",
+            "k_primes": "XTR's k' (tokens each query token retrieves) for XTR-style scoring",
+            "n_timed": "queries timed per knob setting (0: all)",
+            "cache": "where encoded corpora are kept between runs ('': encode every time)",
+            "max_queries": _SLICE,
+            "max_docs": "keep about N documents (0: all), the judged ones first",
+        },
+    ),
+    "warp-knobs": Study(
+        summary="WARP's nprobe and t_prime share swept over collections; the defaults chosen on some, checked "
+        "on the others",
+        run=warp_knobs_study,
+        figure=warp_knobs_figure,
+        file="findings-warp-knobs",
+        knobs={
+            "model": "the model",
+            "datasets": "the collections (BEIR folders or ids), searched with their test split",
+            "chosen_on": "the collections (by name) the defaults are chosen on; the others check them",
+            "nprobes": "nprobe values",
+            "t_prime_shares": "t_prime values as shares of the index's tokens",
+            "min_recall": "least share of the exhaustive top 10 the chosen setting keeps on each collection",
+            "n_timed": "queries timed per knob setting (0: all)",
+            "cache": "where encoded corpora are kept between runs ('': encode every time)",
         },
     ),
     "mask-gap": Study(

@@ -328,3 +328,154 @@ def plot_padding_gap(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=LEGEND_PT, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return figure
+
+
+def plot_curves_by_step(rows, measure: str = "nDCG@10") -> Figure:
+    """Each snapshot's ``query_maxlen`` curve, one line per snapshot (lighter = earlier), ``[MASK]``
+    padding "fixed" (solid) and "min" (dashed): whether training grows the curve's rise and plateau.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame or list of row dicts
+        The mask-gap study's rows: ``step`` and ``curve`` (the rows of
+        :func:`lirlab.analysis.masks.query_maxlen_curve`, with ``padding`` and ``query_maxlen``).
+    measure : str
+        The quality column drawn.
+    """
+    rows = _frame(rows, "rows")
+    _require(rows, ["step"], "rows")
+    has_curve = rows.get("curve", pd.Series(index=rows.index, dtype=object))
+    with_curves = rows[has_curve.map(lambda c: isinstance(c, list | tuple) and len(c) > 0)]
+    if with_curves.empty:
+        raise ValueError("no snapshot has a query_maxlen curve (run the mask-gap study with --curve-maxlens)")
+    with_curves = with_curves.sort_values("step")
+    shades = colormaps["viridis"](np.linspace(0.85, 0.1, len(with_curves)))
+    figure = _figure(4.2)
+    ax = figure.subplots()
+    for (_, row), shade in zip(with_curves.iterrows(), shades):
+        curve = _frame(row["curve"], f"the curve of step {row['step']}")
+        _require(curve, ["padding", "query_maxlen", measure], f"the curve of step {row['step']}")
+        for padding, style in (("fixed", "-"), ("min", "--")):
+            line = curve[curve.padding == padding].sort_values("query_maxlen")
+            if len(line):
+                ax.plot(
+                    line.query_maxlen,
+                    line[measure],
+                    style,
+                    marker="o",
+                    color=shade,
+                    label=f"step {int(row['step']):,}, {padding}",
+                )
+    ax.set_xlabel("query_maxlen (tokens, [MASK] padding included)")
+    ax.set_ylabel(measure)
+    ax.set_title(
+        "query_maxlen curve per snapshot: fixed padding (solid), min padding (dashed)", fontsize=TITLE_PT
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=LEGEND_PT, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    return figure
+
+
+# ------------------------------------------------------------------------------------------ XTR / WARP
+
+
+def plot_xtr(quality, sweeps, centroids, measure: str = "nDCG@10") -> Figure:
+    """Study 1 (:func:`lirlab.analysis.xtr.compare_models`): per model, exhaustive MaxSim against XTR-style
+    scoring (left), PLAID's and WARP's latency against quality at each knob setting (middle), and how
+    informative the centroid-only scores are (right: mean Spearman with exact MaxSim over the
+    candidates, and the share of the exhaustive top 10 kept for exact scoring).
+    """
+    quality = _frame(quality, "quality")
+    sweeps = _frame(sweeps, "sweeps")
+    centroids = _frame(centroids, "centroids")
+    _require(quality, ["model", "scoring", "k_prime", measure], "quality")
+    _require(sweeps, ["model", "method", "p50_ms", measure], "sweeps")
+    _require(centroids, ["model", "spearman", "recall_kept"], "centroids")
+    models = list(dict.fromkeys(quality.model))
+    colors = {model: f"C{i}" for i, model in enumerate(models)}
+    figure = _figure(4.4)
+    scoring_ax, sweep_ax, centroid_ax = figure.subplots(1, 3)
+    labels = [
+        "MaxSim" if row.scoring == "maxsim" else f"XTR k'={int(row.k_prime):,}"
+        for row in quality.drop_duplicates(["scoring", "k_prime"]).itertuples()
+    ]
+    width = 0.8 / max(len(models), 1)
+    for i, model in enumerate(models):
+        mine = quality[quality.model == model].drop_duplicates(["scoring", "k_prime"])
+        positions = np.arange(len(mine)) + i * width
+        scoring_ax.bar(positions, mine[measure], width, color=colors[model], label=model)
+    scoring_ax.set_xticks(
+        np.arange(len(labels)) + width * (len(models) - 1) / 2, labels, rotation=30, ha="right"
+    )
+    scoring_ax.set_ylabel(measure)
+    scoring_ax.set_title("exhaustive scoring", fontsize=TITLE_PT)
+    for model in models:
+        for method, marker in (("plaid", "o"), ("warp", "s")):
+            mine = sweeps[(sweeps.model == model) & (sweeps.method == method)].sort_values("p50_ms")
+            if len(mine):
+                sweep_ax.plot(
+                    mine.p50_ms,
+                    mine[measure],
+                    marker=marker,
+                    ls="-" if method == "plaid" else "--",
+                    color=colors[model],
+                    label=f"{model}, {method.upper()}",
+                )
+    sweep_ax.set_xlabel("p50 latency (ms, this CPU)")
+    sweep_ax.set_ylabel(measure)
+    sweep_ax.set_title("PLAID and WARP knob settings", fontsize=TITLE_PT)
+    means = centroids.groupby("model", sort=False)[["spearman", "recall_kept"]].mean().reindex(models)
+    x = np.arange(2)
+    for i, model in enumerate(models):
+        centroid_ax.bar(x + i * width, means.loc[model].to_numpy(), width, color=colors[model], label=model)
+    centroid_ax.set_xticks(
+        x + width * (len(models) - 1) / 2, ["Spearman\n(centroid vs exact)", "top 10 kept"]
+    )
+    centroid_ax.set_ylim(0, 1)
+    centroid_ax.set_title("centroid-only scores", fontsize=TITLE_PT)
+    for ax in (scoring_ax, sweep_ax, centroid_ax):
+        ax.grid(alpha=0.3, axis="y")
+    _legend_below(figure, [sweep_ax], ncols=4)
+    return figure
+
+
+def plot_warp_knobs(rows, chosen: Mapping[str, float] | None = None) -> Figure:
+    """WARP's share of the exhaustive top 10 against ``nprobe``, one panel per collection, one line per
+    ``t_prime`` share (:func:`lirlab.analysis.xtr.warp_knob_sweep`); ``chosen`` (from
+    :func:`~lirlab.analysis.xtr.choose_warp_defaults`) is ringed."""
+    rows = _frame(rows, "rows")
+    _require(rows, ["collection", "nprobe", "t_prime_share", "exhaustive_recall@10"], "rows")
+    collections = list(dict.fromkeys(rows.collection))
+    figure = _figure(4.0)
+    axes = figure.subplots(1, len(collections), squeeze=False, sharey=True)[0]
+    shares = sorted(rows.t_prime_share.unique())
+    shades = colormaps["viridis"](np.linspace(0.1, 0.85, len(shares)))
+    for ax, collection in zip(axes, collections):
+        mine = rows[rows.collection == collection]
+        for share, shade in zip(shares, shades):
+            line = mine[mine.t_prime_share == share].sort_values("nprobe")
+            ax.plot(
+                line.nprobe,
+                line["exhaustive_recall@10"],
+                "o-",
+                color=shade,
+                label=f"t' = {share:.2%} of tokens",
+            )
+        if chosen is not None:
+            pick = mine[(mine.nprobe == chosen["nprobe"]) & (mine.t_prime_share == chosen["t_prime_share"])]
+            ax.plot(
+                pick.nprobe,
+                pick["exhaustive_recall@10"],
+                "o",
+                ms=14,
+                mfc="none",
+                mec="red",
+                label="chosen default",
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_title(str(collection), fontsize=TITLE_PT)
+        ax.set_xlabel("nprobe")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("share of the exhaustive top 10")
+    _legend_below(figure, list(axes), ncols=3)
+    return figure
