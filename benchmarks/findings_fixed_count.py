@@ -1,5 +1,6 @@
 """Study 3 of issue 30 (fixed-count documents, ConstBERT's idea without its training): every document
-pooled to 4, 8, 16 or 32 vectors, beside pool factors 1 to 4, index size against quality.
+pooled to 4, 8, 16 or 32 vectors, beside pool factors 1 to 40 (the larger ones reach the same index
+sizes), index size against quality.
 
 Rows of :func:`lirlab.analysis.fixed_count.fixed_count_quality` (exact MaxSim over each pooled flat
 index), with the machine described, as one JSON object.
