@@ -98,6 +98,10 @@ def test_cached_flat_index_is_reused_only_for_the_same_model_and_documents(
     with pytest.raises(AssertionError, match="cached vectors"):
         cached_flat_index(fewer, stanford, tmp_path)
 
+    monkeypatch.undo()  # a stale cache (other documents) is encoded again and replaced, not an error
+    replaced = cached_flat_index(fewer, stanford, tmp_path)
+    assert len(replaced) == 40 and len(FlatIndex.load(tmp_path / "demo-slice-flat", encoder=stanford)) == 40
+
 
 def test_methods_benchmark_puts_every_method_in_one_table_and_chart(small_demo, stanford, tmp_path):
     from lirlab.bench.methods import run_methods_benchmark
