@@ -182,6 +182,8 @@ def score_by_doc_length(rows: pd.DataFrame, bins: Sequence[int] = DOC_BINS) -> p
         cancel; over the whole collection when the rows were kept with ``k=None``) and median rank.
         Empty bins are left out.
 
+    Examples
+    --------
     >>> rows = pd.DataFrame({"qid": ["q"] * 3, "doc_tokens": [10, 50, 60], "query_tokens": 2,
     ...                      "score": [1.0, 2.0, 3.0], "relevant": [False, False, True],
     ...                      "rank": [3, 2, 1], "truncated": False})
@@ -242,6 +244,8 @@ def length_score_correlation(
         documents score higher though none of them is relevant. (Among the top ``depth`` the rows are
         chosen by score, which weakens any correlation; the ``"all"`` rows see every document.)
 
+    Examples
+    --------
     >>> rows = pd.DataFrame({"qid": ["q"] * 4, "doc_tokens": [10, 20, 30, 40], "score": [1.0, 2.0, 4.0, 3.0],
     ...                      "relevant": False, "rank": [4, 3, 1, 2]})
     >>> table = length_score_correlation(rows, depths=(None,))
