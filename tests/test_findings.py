@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -490,3 +491,201 @@ def test_the_xtr_and_warp_knob_studies_run_on_tiny_data(stanford_dir, tmp_path):
     results = findings.read_findings(knobs)
     assert len(results["rows"]) == 2 and results["chosen"]["t_prime_share"] == 0.01
     assert [row["held_out"] for row in results["check"]] == [False]
+
+
+# ------------------------------------------------------------------------ document length, fixed counts
+
+
+def doc_length_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    by_length = pd.DataFrame(
+        {  # bins out of order, one bin without relevant documents
+            "length_bin": ["(64, 96]", "(64, 96]", "(0, 32]", "(0, 32]", "(32, 64]"],
+            "relevant": [False, True, False, True, False],
+            "pairs": [40, 3, 20, 1, 30],
+            "mean_score": [9.0, 11.0, 7.0, 10.0, 8.0],
+            "score_vs_query_mean": [0.2, 1.5, -0.5, 1.0, 0.0],
+        }
+    )
+    quality = pd.DataFrame(
+        {
+            "scoring": ["MaxSim", "MeanMaxSim", "MaxSim / doc_tokens^0.02", "MaxSim / doc_tokens^0.1"],
+            "alpha": [0.0, 0.0, 0.02, 0.1],
+            "nDCG@10": [0.61, 0.61, 0.62, 0.55],
+            "R@100": [0.87, 0.87, 0.86, 0.85],
+        }
+    )
+    return by_length, quality
+
+
+def test_the_doc_length_figure_draws_the_scores_per_bin_and_each_scoring():
+    from lirlab.plots.findings import plot_doc_length
+
+    by_length, quality = doc_length_tables()
+    figure = plot_doc_length(by_length, quality)
+    fits(figure)
+    score_ax, quality_ax = figure.axes
+    assert [t.get_text() for t in score_ax.get_xticklabels()] == ["(0, 32]", "(32, 64]", "(64, 96]"]
+    lines = lines_by_label(score_ax)
+    assert list(lines["non-relevant documents"].get_xdata()) == [0, 1, 2]
+    assert list(lines["non-relevant documents"].get_ydata()) == [7.0, 8.0, 9.0]
+    assert list(lines["relevant documents"].get_xdata()) == [0, 2]
+    assert list(lines["relevant documents"].get_ydata()) == [10.0, 11.0]
+    assert [bar.get_height() for bar in quality_ax.patches] == pytest.approx([0.61, 0.61, 0.62, 0.55])
+    assert [t.get_text() for t in quality_ax.get_xticklabels()] == [
+        "MaxSim",
+        "MeanMaxSim",
+        "/ n^0.02",
+        "/ n^0.1",
+    ]
+
+    centred = plot_doc_length(
+        by_length.to_dict("records"), quality.to_dict("records"), measure="R@100", score="score_vs_query_mean"
+    )
+    assert list(lines_by_label(centred.axes[0])["relevant documents"].get_ydata()) == [1.0, 1.5]
+    assert [bar.get_height() for bar in centred.axes[1].patches] == pytest.approx([0.87, 0.87, 0.86, 0.85])
+    with pytest.raises(ValueError, match="quality lacks the columns"):
+        plot_doc_length(by_length, quality.drop(columns="nDCG@10"))
+
+
+def fixed_count_rows() -> pd.DataFrame:
+    rows = [("pool factor", f, 150 / f) for f in (1, 2, 5, 10)] + [("fixed count", n, n) for n in (32, 8)]
+    return pd.DataFrame(
+        [
+            {
+                "method": f"{method} {value}",
+                "setting": value,
+                "vectors_per_doc": per_doc,
+                "vectors": int(per_doc * 100),
+                "index_bytes": int(per_doc * 100 * 516),
+                "nDCG@10": 0.3 + per_doc / 1000 + (method == "pool factor") / 100,
+                "R@100": 0.8 + per_doc / 2000,
+            }
+            for method, value, per_doc in rows
+        ]
+    )
+
+
+def test_the_fixed_count_figure_draws_pool_factors_and_fixed_counts_against_size():
+    from lirlab.plots.findings import plot_fixed_count
+
+    rows = fixed_count_rows()
+    figure = plot_fixed_count(rows)
+    fits(figure)
+    assert len(figure.axes) == 2 and len(figure.legends) == 1
+    for ax, measure in zip(figure.axes, ("nDCG@10", "R@100")):
+        assert ax.get_xscale() == "log" and ax.get_ylabel() == measure
+        pooled, fixed = ax.lines
+        expected_pooled = rows[rows.method.str.startswith("pool")].sort_values("index_bytes")
+        expected_fixed = rows[rows.method.str.startswith("fixed")].sort_values("index_bytes")
+        assert list(pooled.get_xdata()) == expected_pooled.index_bytes.tolist()
+        assert list(pooled.get_ydata()) == pytest.approx(expected_pooled[measure].tolist())
+        assert list(fixed.get_xdata()) == expected_fixed.index_bytes.tolist()
+        assert list(fixed.get_ydata()) == pytest.approx(expected_fixed[measure].tolist())
+    # each point named by its factor or count
+    assert sorted(t.get_text() for t in figure.axes[0].texts) == sorted(["1", "2", "5", "10", "8", "32"])
+
+    per_doc = plot_fixed_count(rows.to_dict("records"), measures=("nDCG@10",), x="vectors_per_doc")
+    fits(per_doc)
+    (ax,) = per_doc.axes
+    assert list(ax.lines[1].get_xdata()) == [8.0, 32.0]
+    assert ax.get_xlabel() == "vectors per document (mean)"
+    with pytest.raises(ValueError, match="no 'pool factor' or 'fixed count' row"):
+        plot_fixed_count(rows.assign(method="other 1"))
+
+
+def test_the_new_studies_defaults_are_the_analyses_own():
+    from lirlab.analysis.doc_lengths import DOC_LENGTH_ALPHAS
+    from lirlab.analysis.fixed_count import DEFAULT_COUNTS, DEFAULT_POOL_FACTORS
+
+    assert findings.study_knobs("doc-length")["alphas"] == DOC_LENGTH_ALPHAS
+    assert findings.study_knobs("fixed-count")["counts"] == DEFAULT_COUNTS
+    assert findings.study_knobs("fixed-count")["pool_factors"] == DEFAULT_POOL_FACTORS
+    options = findings.knob_options()
+    assert options["doc_maxlen"]["type"] is int and "doc-length: 0" in options["doc_maxlen"]["help"]
+    assert options["alphas"]["nargs"] == "+" and options["alphas"]["type"] is float
+    assert options["pool_factors"]["type"] is int and options["measures"]["type"] is str
+    assert "mask-gap" in options["measures"]["help"] and "fixed-count" in options["measures"]["help"]
+
+
+def test_the_doc_length_and_fixed_count_studies_run_on_tiny_data(stanford_dir, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    path = findings.run_study(
+        "doc-length",
+        out=tmp_path,
+        label="tiny",
+        model=str(stanford_dir),
+        dataset="demo",
+        doc_maxlen=64,
+        alphas=(0.05,),
+        cache=str(cache),
+        max_queries=4,
+        max_docs=30,
+    )
+    saved = findings.read_findings(path)
+    assert path.name == "findings-doc-length-demo-tiny.json" and path.with_suffix(".png").is_file()
+    assert saved["machine"]["torch"] and saved["model"] == str(stanford_dir) and saved["doc_maxlen"] == 64
+    assert saved["queries"] == 4 and saved["documents"] == 30 and saved["alphas"] == [0.05]
+    assert saved["doc_tokens"]["max"] <= 64
+    # a model other than the benchmark's, at a doc_maxlen of its own: a cache folder of its own
+    assert [p.relative_to(cache) for p in cache.glob("*/*/*-flat")] == [
+        Path(findings._slug(str(stanford_dir)), "doc-maxlen-64", "demo-flat")
+    ]
+    quality = pd.DataFrame(saved["quality"]).set_index("scoring")
+    assert list(quality.index) == ["MaxSim", "MeanMaxSim", "MaxSim / doc_tokens^0.05"]
+    assert quality.loc["MeanMaxSim", "nDCG@10"] == quality.loc["MaxSim", "nDCG@10"]
+    assert quality.loc["MeanMaxSim", "top10_overlap"] == 1.0
+    rows = pd.DataFrame(saved["rows"])
+    assert ((rows["rank"] <= 10) | rows.relevant).all()
+    assert sum(r["pairs"] for r in saved["by_length"]) == 4 * 30
+    assert {r["depth"] for r in saved["correlation"]} == {"10", "100", "all"}
+    assert path.with_suffix(".rows.csv").is_file()
+
+    out = tmp_path / "fixed"
+    argv = ["bench", "findings", "--study", "fixed-count", "--model", str(stanford_dir), "--dataset", "demo"]
+    argv += ["--counts", "4", "--pool-factors", "1", "2", "--measures", "nDCG@10", "--cache", ""]
+    argv += ["--max-queries", "4", "--max-docs", "30", "--out", str(out)]
+    assert cli.main(argv) == 0
+    assert "findings-fixed-count-demo.json" in capsys.readouterr().out
+    saved = findings.read_findings(out, "findings-fixed-count-demo")
+    assert [(r["method"], r["setting"]) for r in saved["rows"]] == [
+        ("pool factor 1", 1),
+        ("pool factor 2", 2),
+        ("fixed count 4", 4),
+    ]
+    rows = pd.DataFrame(saved["rows"])
+    assert rows.vectors_per_doc.iloc[2] <= 4 and rows.vectors.iloc[1] < rows.vectors.iloc[0]
+    assert rows["nDCG@10"].between(0, 1).all() and "R@100" not in rows
+    assert saved["queries"] == 4 and saved["documents"] == 30 and saved["measures"] == ["nDCG@10"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "findings-fixed-count-demo.json",
+        "findings-fixed-count-demo.png",
+        "findings-fixed-count-demo.rows.csv",
+    ]
+
+
+@pytest.mark.parametrize(
+    "stem",
+    [
+        *(f"findings-doc-length-{d}" for d in ("scifact", "nfcorpus", "scifact-trained", "nfcorpus-trained")),
+        "findings-doc-length-scifact-trained-doc128",
+        "findings-fixed-count-scifact",
+        "findings-fixed-count-nfcorpus",
+    ],
+)
+def test_the_saved_doc_length_and_fixed_count_runs_draw(stem):
+    results = findings.read_findings(SAVED, stem)
+    study = "doc-length" if "doc-length" in stem else "fixed-count"
+    figure = findings.findings_figure(study, results)
+    fits(figure)
+    if study == "doc-length":
+        quality = pd.DataFrame(results["quality"])
+        assert [bar.get_height() for bar in figure.axes[1].patches] == pytest.approx(
+            quality["nDCG@10"].tolist()
+        )
+        assert len(figure.axes[0].get_xticklabels()) == len({r["length_bin"] for r in results["by_length"]})
+        assert f"doc_maxlen {results['doc_maxlen']}" in figure._suptitle.get_text()
+    else:
+        rows = pd.DataFrame(results["rows"])
+        drawn = np.concatenate([line.get_ydata() for line in figure.axes[0].lines])
+        assert sorted(drawn) == pytest.approx(sorted(rows["nDCG@10"]))
+        assert len(figure.axes) == 2  # nDCG@10 and R@100

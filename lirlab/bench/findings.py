@@ -13,7 +13,16 @@ figure beside it as PNG, by default under ``benchmarks/results/<this machine>`` 
   or not, per query and per length bin (:func:`lirlab.analysis.lengths.query_length_effect`);
 * ``mask-gap`` — the ``[MASK]`` padding gap (padded - unpadded quality) of a training run's start model
   and of every snapshot (:func:`lirlab.analysis.masks.padding_gap`); the file is rewritten after each
-  snapshot, so a partial run reports what it measured.
+  snapshot, so a partial run reports what it measured;
+* ``xtr`` — XTR-trained against ColBERT-trained models: exhaustive and XTR-style quality, PLAID and
+  WARP sweeps, centroid informativeness (:func:`lirlab.analysis.xtr.compare_models`);
+* ``warp-knobs`` — WARP's ``nprobe`` and ``t_prime`` swept over collections, the defaults chosen on some
+  and checked on the others (:func:`lirlab.analysis.xtr.choose_warp_defaults`);
+* ``doc-length`` — every query against every document: MaxSim scores by document length, relevant or
+  not, their rank correlation with length, and the quality of MeanMaxSim and MaxSim / doc_tokens^a
+  against MaxSim (:mod:`lirlab.analysis.doc_lengths`);
+* ``fixed-count`` — every document pooled to a fixed count of vectors beside pool factors, index size
+  against quality (:func:`lirlab.analysis.fixed_count.fixed_count_quality`).
 
 The full runs behind ``benchmarks/results/amd-zen3-avx2/findings-*.json``::
 
@@ -22,6 +31,19 @@ The full runs behind ``benchmarks/results/amd-zen3-avx2/findings-*.json``::
     lirlab bench findings --study query-length --label trained \\
         --model benchmarks/cache/train/mask32/checkpoint-000170/stanford
     lirlab bench findings --study mask-gap --every 2
+    lirlab bench findings --study doc-length
+    lirlab bench findings --study doc-length --dataset ../shared/data/nfcorpus
+    lirlab bench findings --study doc-length --label trained --doc-maxlen 180 \\
+        --model benchmarks/cache/train/mask32/checkpoint-000170/stanford
+    lirlab bench findings --study doc-length --label trained --doc-maxlen 180 \\
+        --model benchmarks/cache/train/mask32/checkpoint-000170/stanford --dataset ../shared/data/nfcorpus
+    lirlab bench findings --study doc-length --label trained-doc128 \\
+        --model benchmarks/cache/train/mask32/checkpoint-000170/stanford
+    lirlab bench findings --study fixed-count
+    lirlab bench findings --study fixed-count --dataset ../shared/data/nfcorpus
+
+(``doc-length`` at the untrained model's own ``doc_maxlen``, 180; the trained checkpoint's own is 128,
+hence ``--doc-maxlen 180`` for the runs compared with the untrained ones.)
 
 A new study is one more entry of STUDIES here (its run, its figure, its file name, its knobs' help)
 and one figure in lirlab.plots.findings.
@@ -91,9 +113,9 @@ def limit_study(
     """Study 2 (LIMIT): one collection of ``max(sizes)`` people around a core of ``core``, grown to each
     size by distractors; recall at 2 and 100 of each representation, per model.
 
-    Documents are encoded at ``doc_maxlen`` (512: no liked thing is cut). Returns ``collection, queries,
-    core, seed, doc_maxlen, models`` with, per model name, ``path, seconds, curve`` (the rows of
-    :func:`~lirlab.analysis.limits.single_vs_multi_vector`).
+    Documents are encoded at ``doc_maxlen`` (512: no liked thing is cut; 0: each model's own). Returns
+    ``collection, queries, core, seed, doc_maxlen, models`` with, per model name, ``path, seconds, curve``
+    (the rows of :func:`~lirlab.analysis.limits.single_vs_multi_vector`).
     """
     from lirlab.analysis.limits import limit_collection, single_vs_multi_vector
     from lirlab.encoder import ColBERT
@@ -110,7 +132,9 @@ def limit_study(
     }
     for name, path in named.items():
         start = time.perf_counter()
-        encoder = ColBERT.load(benchmark_model(path)).with_config(doc_maxlen=doc_maxlen)
+        encoder = ColBERT.load(benchmark_model(path))
+        if doc_maxlen:
+            encoder = encoder.with_config(doc_maxlen=doc_maxlen)
         curve = single_vs_multi_vector(encoder, collection, sizes, fde_dims, progress=False)
         results["models"][name] = {
             "path": path,
@@ -353,6 +377,137 @@ def warp_knobs_study(
     }
 
 
+def _model_cache(cache: str, model: str, doc_maxlen: int = 0) -> Path | None:
+    """Where :func:`~lirlab.bench.record.cached_flat_index` keeps a collection's vectors for ``model``:
+    ``cache`` itself for :data:`~lirlab.benchmark_model.BENCH_MODEL` at its own ``doc_maxlen``, a
+    subfolder per other model (and per ``doc_maxlen`` given), so that two encoders never take turns
+    re-encoding into one folder; None without a cache (``''``).
+
+    >>> str(_model_cache("benchmarks/cache", "runs/a/stanford", doc_maxlen=180))
+    'benchmarks/cache/runs-a-stanford/doc-maxlen-180'
+    >>> str(_model_cache("benchmarks/cache", BENCH_MODEL)), _model_cache("", "runs/a")
+    ('benchmarks/cache', None)
+    """
+    if not cache:
+        return None
+    folder = Path(cache)
+    if model != BENCH_MODEL:
+        folder = folder / _slug(model)
+    if doc_maxlen:
+        folder = folder / f"doc-maxlen-{doc_maxlen}"
+    return folder
+
+
+#: :data:`lirlab.analysis.doc_lengths.DOC_LENGTH_ALPHAS` (copied: the help must not import torch).
+DOC_LENGTH_ALPHAS = (0.02, 0.05, 0.1)
+#: :data:`lirlab.analysis.fixed_count.DEFAULT_COUNTS` and ``DEFAULT_POOL_FACTORS`` (copied, likewise).
+FIXED_COUNTS, POOL_FACTORS = (4, 8, 16, 32), (1, 2, 3, 4, 5, 10, 20, 40)
+
+
+def doc_length_study(
+    model: str = BENCH_MODEL,
+    dataset: str = str(SHARED_DATA / "scifact"),
+    split: str = "test",
+    doc_maxlen: int = 0,
+    alphas: Sequence[float] = DOC_LENGTH_ALPHAS,
+    measures: Sequence[str] = ("nDCG@10", "R@100"),
+    cache: str = "benchmarks/cache",
+    max_queries: int = 0,
+    max_docs: int = 0,
+) -> dict[str, Any]:
+    """Study 3 (document length): do longer documents score higher under MaxSim whatever their
+    relevance, and does normalising for length (MeanMaxSim, MaxSim / doc_tokens^a) change the ranking?
+
+    Every query scored against every document (:func:`lirlab.analysis.doc_lengths.doc_length_scores`
+    with ``k=None``), documents encoded up to ``doc_maxlen`` tokens (0: the model's own). Returns
+    ``dataset, model, doc_maxlen`` (what encoded the documents), ``queries, documents, doc_tokens``
+    (mean, median, max, truncated share), ``query_tokens, alphas, measures`` and four tables:
+    ``quality`` (:func:`~lirlab.analysis.doc_lengths.length_normalised_quality`), ``correlation``
+    (:func:`~lirlab.analysis.doc_lengths.length_score_correlation`), ``by_length``
+    (:func:`~lirlab.analysis.doc_lengths.score_by_doc_length`) and ``rows``: each query's top 10 and its
+    relevant documents (the whole table is a million rows on SciFact).
+    """
+    from lirlab.analysis.doc_lengths import (
+        doc_length_scores,
+        length_normalised_quality,
+        length_score_correlation,
+        score_by_doc_length,
+    )
+    from lirlab.bench.record import cached_flat_index
+    from lirlab.encoder import ColBERT
+
+    encoder = ColBERT.load(benchmark_model(model))
+    if doc_maxlen:
+        encoder = encoder.with_config(doc_maxlen=doc_maxlen)
+    loaded = _load_dataset(dataset, split, max_queries, max_docs)
+    index = cached_flat_index(loaded, encoder, _model_cache(cache, model, doc_maxlen))
+    rows = doc_length_scores(encoder, loaded, index, k=None, progress=False)
+    per_doc = rows.drop_duplicates("docno")
+    return {
+        "dataset": loaded.name,
+        "model": model,
+        "doc_maxlen": index.model.get("doc_maxlen"),  # what encoded the documents
+        "queries": int(rows.qid.nunique()),
+        "documents": len(index),
+        "doc_tokens": {
+            "mean": float(per_doc.doc_tokens.mean()),
+            "median": float(per_doc.doc_tokens.median()),
+            "max": int(per_doc.doc_tokens.max()),
+            "truncated_share": float(per_doc.truncated.mean()),
+        },
+        "query_tokens": sorted(int(n) for n in rows.query_tokens.unique()),
+        "alphas": list(alphas),
+        "measures": list(measures),
+        "quality": length_normalised_quality(rows, loaded, alphas=alphas, measures=measures).to_dict(
+            "records"
+        ),
+        "correlation": length_score_correlation(rows).to_dict("records"),
+        "by_length": score_by_doc_length(rows).to_dict("records"),
+        "rows": rows[(rows["rank"] <= 10) | rows.relevant].to_dict("records"),
+        "device": str(encoder.device),
+    }
+
+
+def fixed_count_study(
+    model: str = BENCH_MODEL,
+    dataset: str = str(SHARED_DATA / "scifact"),
+    split: str = "test",
+    counts: Sequence[int] = FIXED_COUNTS,
+    pool_factors: Sequence[int] = POOL_FACTORS,
+    measures: Sequence[str] = ("nDCG@10", "R@100"),
+    cache: str = "benchmarks/cache",
+    max_queries: int = 0,
+    max_docs: int = 0,
+) -> dict[str, Any]:
+    """Study 3 (fixed-count documents, ConstBERT's idea without its training): every document pooled to
+    each of ``counts`` vectors, beside each pool factor (the larger ones reach the same index sizes),
+    index size against quality, exact MaxSim over each pooled flat index.
+
+    Returns ``dataset, model, doc_maxlen, queries, documents, measures`` and ``rows``
+    (:func:`lirlab.analysis.fixed_count.fixed_count_quality`: one per setting).
+    """
+    from lirlab.analysis.fixed_count import fixed_count_quality
+    from lirlab.bench.record import cached_flat_index
+    from lirlab.encoder import ColBERT
+
+    encoder = ColBERT.load(benchmark_model(model))
+    loaded = _load_dataset(dataset, split, max_queries, max_docs)
+    docs = cached_flat_index(loaded, encoder, _model_cache(cache, model))
+    table = fixed_count_quality(
+        encoder, loaded, docs, counts=counts, pool_factors=pool_factors, measures=measures, progress=False
+    )
+    return {
+        "dataset": loaded.name,
+        "model": model,
+        "doc_maxlen": docs.model.get("doc_maxlen"),
+        "queries": len(loaded.queries),
+        "documents": len(loaded.docs),
+        "measures": list(measures),
+        "rows": table.to_dict("records"),
+        "device": str(encoder.device),
+    }
+
+
 # --------------------------------------------------------------------------------------------- figures
 
 
@@ -410,6 +565,39 @@ def warp_knobs_figure(results: Mapping[str, Any]):
     return figure
 
 
+def _model_name(results: Mapping[str, Any]) -> str:
+    model = results.get("model")
+    return f"model {model}" + (" (untrained)" if model == BENCH_MODEL else "")
+
+
+def doc_length_figure(results: Mapping[str, Any]):
+    """:func:`lirlab.plots.findings.plot_doc_length` of a ``doc-length`` study's results."""
+    from lirlab.plots.findings import plot_doc_length
+
+    figure = plot_doc_length(
+        results["by_length"], results["quality"], measure=results.get("measures", ["nDCG@10"])[0]
+    )
+    figure.suptitle(
+        f"{results['dataset']}, {results['queries']} queries, {results['documents']:,} documents encoded "
+        f"at doc_maxlen {results.get('doc_maxlen')}\n{_model_name(results)}",
+        fontsize=10,
+    )
+    return figure
+
+
+def fixed_count_figure(results: Mapping[str, Any]):
+    """:func:`lirlab.plots.findings.plot_fixed_count` of a ``fixed-count`` study's rows."""
+    from lirlab.plots.findings import plot_fixed_count
+
+    figure = plot_fixed_count(results["rows"], measures=results.get("measures"))
+    figure.suptitle(
+        f"{results['dataset']}, {results['queries']} queries, {results['documents']:,} documents\n"
+        f"{_model_name(results)}",
+        fontsize=10,
+    )
+    return figure
+
+
 # -------------------------------------------------------------------------------------------- registry
 
 
@@ -441,6 +629,8 @@ class Study:
 
 _DATASET = "a BEIR folder, 'demo' or an ir_datasets id"
 _SLICE = "keep the first N queries (0: all), with every document judged for them"
+_CACHE = "where encoded corpora are kept between runs ('': encode every time)"
+_DOC_MAXLEN = "document length (tokens) the models encode documents at (0: each model's own)"
 
 #: The studies, by the name ``--study`` takes. A new study is one entry here and a figure in
 #: :mod:`lirlab.plots.findings`.
@@ -457,7 +647,7 @@ STUDIES: dict[str, Study] = {
             "sizes": "collection sizes (people), each at least the core",
             "fde_dims": "MUVERA dimensions (Count-Sketch d_final)",
             "seed": "seeds the collection's names, things and order",
-            "doc_maxlen": "document length the models encode at (512: no liked thing is cut)",
+            "doc_maxlen": _DOC_MAXLEN + "; limit's 512 cuts no liked thing",
         },
     ),
     "query-length": Study(
@@ -509,6 +699,42 @@ STUDIES: dict[str, Study] = {
             "min_recall": "least share of the exhaustive top 10 the chosen setting keeps on each collection",
             "n_timed": "queries timed per knob setting (0: all)",
             "cache": "where encoded corpora are kept between runs ('': encode every time)",
+        },
+    ),
+    "doc-length": Study(
+        summary="document length and MaxSim: scores by length, relevant or not, and MeanMaxSim and "
+        "MaxSim / doc_tokens^a against MaxSim",
+        run=doc_length_study,
+        figure=doc_length_figure,
+        file="findings-doc-length-{dataset}",
+        knobs={
+            "model": "the model",
+            "dataset": _DATASET,
+            "split": "qrels split of a BEIR folder",
+            "doc_maxlen": _DOC_MAXLEN,
+            "alphas": "exponents a of the normalisation MaxSim / doc_tokens^a (fixed before any run)",
+            "measures": "ir_measures names",
+            "cache": _CACHE,
+            "max_queries": _SLICE,
+            "max_docs": "keep about N documents (0: all), the judged ones first",
+        },
+    ),
+    "fixed-count": Study(
+        summary="every document pooled to a fixed count of vectors, beside pool factors: index size "
+        "against quality",
+        run=fixed_count_study,
+        figure=fixed_count_figure,
+        file="findings-fixed-count-{dataset}",
+        knobs={
+            "model": "the model",
+            "dataset": _DATASET,
+            "split": "qrels split of a BEIR folder",
+            "counts": "vectors every document is pooled to (Ward clustering), one index each",
+            "pool_factors": "token pooling factors (1: unpooled), one index each",
+            "measures": "ir_measures names",
+            "cache": _CACHE,
+            "max_queries": _SLICE,
+            "max_docs": "keep about N documents (0: all), the judged ones first",
         },
     ),
     "mask-gap": Study(

@@ -6,7 +6,12 @@
   spread per query-length bin (:func:`lirlab.analysis.lengths.query_length_effect` through
   :func:`~lirlab.analysis.lengths.by_length`);
 * :func:`plot_padding_gap` — the ``[MASK]`` padding gap across a training run's snapshots
-  (:func:`lirlab.analysis.masks.padding_gap`, one row per snapshot).
+  (:func:`lirlab.analysis.masks.padding_gap`, one row per snapshot);
+* :func:`plot_doc_length` — mean score per document-length bin, relevant against non-relevant, and the
+  quality of MaxSim, MeanMaxSim and MaxSim / n^a (:func:`lirlab.analysis.doc_lengths.score_by_doc_length`
+  and :func:`~lirlab.analysis.doc_lengths.length_normalised_quality`);
+* :func:`plot_fixed_count` — quality against index size (or vectors per document), pool factors against
+  fixed counts of vectors per document (:func:`lirlab.analysis.fixed_count.fixed_count_quality`).
 
 Each takes DataFrames (or the lists of row dicts a results file holds) and computes nothing of its own;
 every figure fits the notebook output area (:data:`~lirlab.plots.OUTPUT_AREA_PX`) with no text under
@@ -33,7 +38,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, NullLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 
 from lirlab.analysis.limits import MEASURES as LIMIT_MEASURES
 from lirlab.plots import MIN_FONT_PT, OUTPUT_AREA_PX, SCREEN_DPI
@@ -47,6 +52,8 @@ ROW_INCHES, MARGIN_INCHES = 2.9, 1.1
 TITLE_PT, LEGEND_PT = 10, max(MIN_FONT_PT, 9)
 
 UNPADDED_COLOR, PADDED_COLOR = "tab:blue", "tab:orange"
+RELEVANT_COLOR, NON_RELEVANT_COLOR = "tab:green", "tab:gray"
+POOL_FACTOR_COLOR, FIXED_COUNT_COLOR = "tab:blue", "tab:red"
 MULTI_COLOR, MEAN_COLOR = "black", "tab:blue"
 
 
@@ -478,4 +485,162 @@ def plot_warp_knobs(rows, chosen: Mapping[str, float] | None = None) -> Figure:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("share of the exhaustive top 10")
     _legend_below(figure, list(axes), ncols=3)
+    return figure
+
+
+# --------------------------------------------------------------------------------- document length
+
+
+def _scoring_label(name: str) -> str:
+    """A short tick label of a :func:`~lirlab.analysis.doc_lengths.length_normalised_quality` scoring.
+
+    >>> _scoring_label("MaxSim / doc_tokens^0.05"), _scoring_label("MeanMaxSim")
+    ('/ n^0.05', 'MeanMaxSim')
+    """
+    return "/ n^" + name.rsplit("^", 1)[-1] if "/ doc_tokens^" in name else name
+
+
+def plot_doc_length(by_length, quality, measure: str = "nDCG@10", score: str = "mean_score") -> Figure:
+    """Study 3 (document length): the mean MaxSim score per document-length bin, relevant and
+    non-relevant documents apart (left), and the quality of each scoring of the same rows (right:
+    MaxSim, MeanMaxSim, MaxSim / n^a with ``n`` the document's scored tokens).
+
+    Parameters
+    ----------
+    by_length : pandas.DataFrame or list of row dicts
+        :func:`lirlab.analysis.doc_lengths.score_by_doc_length`: ``length_bin, relevant, <score>`` (and
+        ``pairs``).
+    quality : pandas.DataFrame or list of row dicts
+        :func:`lirlab.analysis.doc_lengths.length_normalised_quality`: ``scoring, <measure>``, one row per
+        scoring, drawn in their order.
+    measure : str
+        The quality column drawn.
+    score : str
+        The score column drawn per bin: ``"mean_score"``, ``"mean_meanmaxsim"`` or
+        ``"score_vs_query_mean"`` (each pair's score less its query's mean, so queries' levels cancel).
+
+    Raises
+    ------
+    ValueError
+        A table without the columns drawn.
+    """
+    by_length = _frame(by_length, "by_length")
+    quality = _frame(quality, "quality")
+    _require(by_length, ["length_bin", "relevant", score], "by_length")
+    _require(quality, ["scoring", measure], "quality")
+    figure = _figure(4.4)
+    score_ax, quality_ax = figure.subplots(1, 2, width_ratios=[1.35, 1])
+    by_length = by_length.assign(length_bin=by_length.length_bin.astype(str))
+    bins = sorted(by_length.length_bin.unique(), key=_bin_start)
+    for relevant, color, marker, label in (
+        (False, NON_RELEVANT_COLOR, "s", "non-relevant documents"),
+        (True, RELEVANT_COLOR, "o", "relevant documents"),
+    ):
+        rows = by_length[by_length.relevant.astype(bool) == relevant].set_index("length_bin")
+        shown = [b for b in bins if b in rows.index]
+        score_ax.plot(
+            [bins.index(b) for b in shown], rows.loc[shown, score], marker=marker, color=color, label=label
+        )
+    score_ax.set_xticks(range(len(bins)), labels=bins, fontsize=MIN_FONT_PT, rotation=30, ha="right")
+    score_ax.set_xlabel("document length (scored tokens)")
+    score_ax.set_ylabel(
+        {
+            "mean_score": "mean MaxSim score",
+            "mean_meanmaxsim": "mean MeanMaxSim score",
+            "score_vs_query_mean": "score - its query's mean",
+        }.get(score, score)
+    )
+    score_ax.set_title("scores by document length", fontsize=TITLE_PT)
+    score_ax.grid(alpha=0.3)
+
+    labels = [_scoring_label(str(name)) for name in quality.scoring]
+    colors = [
+        "black" if i == 0 else "tab:purple" if label == "MeanMaxSim" else "tab:olive"
+        for i, label in enumerate(labels)
+    ]
+    bars = quality_ax.bar(range(len(quality)), quality[measure], color=colors, width=0.65)
+    quality_ax.bar_label(bars, fmt="%.3f", fontsize=MIN_FONT_PT, padding=2)
+    quality_ax.set_xticks(range(len(quality)), labels=labels, fontsize=MIN_FONT_PT, rotation=30, ha="right")
+    quality_ax.set_ylim(0, 1.18 * max(float(quality[measure].max()), 1e-6))
+    quality_ax.set_ylabel(measure)
+    quality_ax.set_xlabel("scoring (n: the document's scored tokens)")
+    quality_ax.set_title(f"{measure} of each scoring", fontsize=TITLE_PT)
+    quality_ax.grid(alpha=0.3, axis="y")
+    _legend_below(figure, [score_ax], ncols=2)
+    return figure
+
+
+# ------------------------------------------------------------------------------------ fixed counts
+
+
+def plot_fixed_count(rows, measures: Sequence[str] | None = None, x: str = "index_bytes") -> Figure:
+    """Study 3 (fixed-count documents): quality against index size, pool factors and fixed counts of
+    vectors per document as two lines, one panel per measure, the x axis logarithmic; each point is
+    marked with its factor or count (:func:`lirlab.analysis.fixed_count.fixed_count_quality`).
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame or list of row dicts
+        ``method`` (``"pool factor f"`` or ``"fixed count n"``), ``setting``, ``<x>`` and the measures.
+    measures : sequence of str, optional
+        Quality columns drawn, one panel each (default: those of ``nDCG@10`` and ``R@100`` the rows hold).
+    x : str
+        ``"index_bytes"`` (drawn in bytes, ticks labelled in MB: 10^6 bytes) or ``"vectors_per_doc"``.
+
+    Raises
+    ------
+    ValueError
+        Rows without the columns drawn, or neither method among them.
+    """
+    rows = _frame(rows, "rows")
+    if measures is None:
+        measures = [m for m in ("nDCG@10", "R@100") if m in rows.columns] or ["nDCG@10"]
+    _require(rows, ["method", "setting", x, *measures], "rows")
+    methods = (
+        ("pool factor", POOL_FACTOR_COLOR, "o", "-", "pool factor f (points: f)"),
+        ("fixed count", FIXED_COUNT_COLOR, "s", "--", "fixed count of n vectors (points: n)"),
+    )
+    if not any(rows.method.astype(str).str.startswith(name).any() for name, *_ in methods):
+        raise ValueError(
+            f"no 'pool factor' or 'fixed count' row among the methods {sorted(set(rows.method))}"
+        )
+    figure = _figure(4.2)
+    axes = figure.subplots(1, len(measures), squeeze=False)[0]
+    for ax, measure in zip(axes, measures):
+        for name, color, marker, style, label in methods:
+            line = rows[rows.method.astype(str).str.startswith(name)].sort_values(x)
+            if line.empty:
+                continue
+            ax.plot(line[x], line[measure], marker=marker, ls=style, color=color, label=label)
+            for setting, px, py in zip(line.setting, line[x], line[measure]):
+                ax.annotate(
+                    f"{setting:g}",
+                    (px, py),
+                    textcoords="offset points",
+                    xytext=(0, 6 if name == "pool factor" else -12),
+                    ha="center",
+                    fontsize=MIN_FONT_PT,
+                    color=color,
+                )
+        ax.set_xscale("log")
+        scale = 1e6 if x == "index_bytes" else 1.0
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _, scale=scale: f"{value / scale:g}"))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlabel(
+            "index size (MB: fp32 vectors and token ids)"
+            if x == "index_bytes"
+            else "vectors per document (mean)"
+            if x == "vectors_per_doc"
+            else x
+        )
+        low, high = ax.get_ylim()
+        ax.set_ylim(low - 0.04 * (high - low), high + 0.04 * (high - low))  # room for the point labels
+        ax.set_ylabel(measure)
+        ax.set_title(
+            f"{measure} against {'index size' if x == 'index_bytes' else 'vectors per document'}",
+            fontsize=TITLE_PT,
+        )
+        ax.grid(alpha=0.3)
+    _legend_below(figure, list(axes), ncols=2)
     return figure
