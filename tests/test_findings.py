@@ -492,6 +492,19 @@ def test_the_xtr_and_warp_knob_studies_run_on_tiny_data(stanford_dir, tmp_path):
     assert len(results["rows"]) == 2 and results["chosen"]["t_prime_share"] == 0.01
     assert [row["held_out"] for row in results["check"]] == [False]
 
+    unreachable = findings.warp_knobs_study(
+        model=str(stanford_dir),
+        datasets=("demo",),
+        chosen_on=("demo",),
+        nprobes=(1,),
+        t_prime_shares=(0.01,),
+        min_recall=1.01,
+        n_timed=2,
+        cache="",
+    )
+    assert unreachable["chosen"] is None and "lower min_recall" in unreachable["error"]
+    assert len(unreachable["rows"]) == 1
+
 
 # ------------------------------------------------------------------------ document length, fixed counts
 

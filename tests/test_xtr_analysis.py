@@ -179,6 +179,11 @@ def test_warp_knob_sweep_covers_the_grid_and_the_choice_holds_out_a_collection()
             for q in queries.ids
         ) / (10 * len(queries))
         assert every["exhaustive_recall@10"].tolist() == pytest.approx([shared] * 2)
+    # by default the reference is PLAID's reconstruction: probing every centroid finds its whole top 10
+    against_reconstruction = warp_knob_sweep(
+        collections, nprobes=(16,), t_prime_shares=(0.05,), progress=False
+    )
+    assert against_reconstruction["exhaustive_recall@10"].tolist() == [1.0, 1.0]
     chosen, check = choose_warp_defaults(rows, ["first"], min_recall=0.0)
     assert chosen["nprobe"] in (1, 16) and check.held_out.tolist() == [False, True]
     with pytest.raises(ValueError, match="lower min_recall"):
