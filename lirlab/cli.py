@@ -473,33 +473,21 @@ def _cmd_bench(args) -> None:
     print(f"wrote {result}")
 
 
-def _bench_methods_parser() -> argparse.ArgumentParser:
-    """``lirlab bench methods``: every efficiency method in one sweep (:mod:`lirlab.bench.methods`), on
-    several datasets at once, so it gets a parser of its own."""
-    from lirlab.bench import methods
+#: ``lirlab bench`` entries whose module declares its own options (``add_arguments``) and runs them
+#: (``run_from_args``): several datasets at once (methods), or knobs of each study's own (findings).
+OWN_PARSER_BENCHES = ("methods", "findings")
 
+
+def _bench_own_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of ``lirlab bench <name>``, one of :data:`OWN_PARSER_BENCHES`, from its module."""
+    module = importlib.import_module(f"lirlab.bench.{name}")
     p = _Parser(
-        prog="lirlab bench methods",
-        description=methods.__doc__.replace("``", ""),
+        prog=f"lirlab bench {name}",
+        description=module.__doc__.replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    methods.add_arguments(p)
-    p.set_defaults(func=methods.run_from_args)
-    return p
-
-
-def _bench_findings_parser() -> argparse.ArgumentParser:
-    """``lirlab bench findings``: one findings study per run (:mod:`lirlab.bench.findings`), each with
-    knobs of its own, so it gets a parser of its own."""
-    from lirlab.bench import findings
-
-    p = _Parser(
-        prog="lirlab bench findings",
-        description=findings.__doc__.replace("``", ""),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    findings.add_arguments(p)
-    p.set_defaults(func=findings.run_from_args)
+    module.add_arguments(p)
+    p.set_defaults(func=module.run_from_args)
     return p
 
 
@@ -776,10 +764,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:2] == ["bench", "train"]:
         args = _bench_train_parser().parse_args(argv[2:])
-    elif argv[:2] == ["bench", "methods"]:
-        args = _bench_methods_parser().parse_args(argv[2:])
-    elif argv[:2] == ["bench", "findings"]:
-        args = _bench_findings_parser().parse_args(argv[2:])
+    elif argv[:1] == ["bench"] and argv[1:2] and argv[1] in OWN_PARSER_BENCHES:
+        args = _bench_own_parser(argv[1]).parse_args(argv[2:])
     else:
         # Only the subcommand named gets its options: `lirlab --help`, `lirlab --version` and a mistyped
         # command answer without reading any declaration.

@@ -82,7 +82,7 @@ def test_every_subcommand_has_a_one_line_description_and_every_option_a_help():
     assert {a.dest: a.help for a in light._choices_actions} == listed
     parsers = dict(full.choices)
     parsers["bench train"] = cli._bench_train_parser()
-    parsers["bench methods"] = cli._bench_methods_parser()
+    parsers["bench methods"] = cli._bench_own_parser("methods")
     for name, parser in parsers.items():
         if name in listed:
             text = listed[name]
@@ -107,7 +107,7 @@ def _live_parser(command: str) -> argparse.ArgumentParser:
     if command == "bench train":
         return cli._bench_train_parser()
     if command == "bench methods":
-        return cli._bench_methods_parser()
+        return cli._bench_own_parser("methods")
     return _subparsers(cli.build_parser(only=command)).choices[command]
 
 

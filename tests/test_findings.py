@@ -265,7 +265,7 @@ def test_help_lists_every_knob_without_loading_torch():
 
 
 def test_the_cli_parses_a_study_and_refuses_what_it_does_not_take(capsys, tmp_path):
-    parser = cli._bench_findings_parser()
+    parser = cli._bench_own_parser("findings")
     args = parser.parse_args(["--study", "limit", "--sizes", "8", "12", "--fde-dims", "64", "--out", "x"])
     assert args.study == "limit" and args.sizes == [8, 12] and args.fde_dims == [64] and args.core is None
     assert args.func is findings.run_from_args
