@@ -299,7 +299,7 @@ def test_a_few_xtr_steps_lower_the_xtr_loss(tiny, pairs, tmp_path, in_batch):
     result = train(tiny, pairs, tmp_path / "run", progress=False, **knobs)
     assert xtr_loss(result.encoder) < before - 0.1
     run = json.loads((tmp_path / "run" / "lirlab-train.json").read_text())
-    assert run["knobs"]["scoring"] == "xtr" and run["loss"] == "contrastive over xtr scores"
+    assert run["knobs"]["scoring"] == "xtr" and run["loss"] == "contrastive"
 
 
 def test_saved_checkpoints_reload_with_identical_vectors_in_both_layouts(tiny, pairs, tmp_path):

@@ -356,7 +356,7 @@ def train(
             "knobs": knobs,
             "start_model": encoder.describe(),
             "data": repr(data),
-            "loss": ("distillation" if data.teacher else "contrastive") + f" over {knobs['scoring']} scores",
+            "loss": "distillation" if data.teacher else "contrastive",
             "negatives": mined.meta if mined is not None else "random",
         }
         (out / RUN_FILE).write_text(json.dumps(run_info, indent=2, default=str))
